@@ -1,0 +1,62 @@
+#include "sim/device_view.h"
+
+#include <algorithm>
+
+#include "common/dma_ranges.h"
+
+namespace dmahil::sim {
+
+DeviceView::DeviceView(const v1::DmaEngineDesc& dev, MachineMemory& memory, Cache& cache,
+                       std::function<uint32_t()> mask_bits)
+    : dev_(dev), memory_(memory), cache_(cache), mask_bits_(std::move(mask_bits)) {}
+
+uint64_t DeviceView::Decode(uint64_t bus, uint64_t len) const {
+  const uint64_t driven = bus & DmaMask(mask_bits_());
+  const uint64_t machine = DmaToPhys(dev_, driven);
+  if (machine == kNoTranslation || DmaToPhys(dev_, driven + len - 1) != machine + len - 1 ||
+      !memory_.Contains(machine, len))
+    return kNoTranslation;
+  return machine;
+}
+
+bool DeviceView::Read(uint64_t bus, uint8_t* dst, uint64_t len, uint64_t* fault_addr) {
+  while (len > 0) {
+    const uint64_t n = std::min(len, kXenPageSize - (bus & (kXenPageSize - 1)));
+    const uint64_t machine = Decode(bus, n);
+    if (machine == kNoTranslation) {
+      *fault_addr = bus;
+      return false;
+    }
+    if (dev_.coherent()) {
+      cache_.SnoopRead(machine, dst, n);
+    } else {
+      memory_.Read(machine, dst, n);
+    }
+    bus += n;
+    dst += n;
+    len -= n;
+  }
+  return true;
+}
+
+bool DeviceView::Write(uint64_t bus, const uint8_t* src, uint64_t len, uint64_t* fault_addr) {
+  while (len > 0) {
+    const uint64_t n = std::min(len, kXenPageSize - (bus & (kXenPageSize - 1)));
+    const uint64_t machine = Decode(bus, n);
+    if (machine == kNoTranslation) {
+      *fault_addr = bus;
+      return false;
+    }
+    if (dev_.coherent()) {
+      cache_.SnoopWrite(machine, src, n);
+    } else {
+      memory_.Write(machine, src, n);
+    }
+    bus += n;
+    src += n;
+    len -= n;
+  }
+  return true;
+}
+
+}  // namespace dmahil::sim

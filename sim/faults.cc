@@ -1,0 +1,91 @@
+#include "sim/faults.h"
+
+#include <fmt/format.h>
+
+#include "sim/error.h"
+
+namespace dmahil::sim {
+
+const std::vector<FaultInfo>& FaultCatalogue() {
+  static const std::vector<FaultInfo> catalogue = {
+      {"dma-ops-bypass-xen",
+       "Linux 4.11-rc1 \"dma-mapping: consolidate get_dma_ops()\" (dev->dma_ops wins over "
+       "xen_dma_ops in dom0; thread \"Consolidate get_dma_ops breaks Xen on ARM\", 2017)",
+       "dom0 maps with dma-direct instead of swiotlb-xen: dma_addr = phys_to_dma(pfn), cache "
+       "maintenance by dom0 VA only, no GNTTABOP_cache_flush",
+       "foreign pages get pfn-based bus addresses: wrong bus address, displacement "
+       "(pfn - mfn) * 4 KiB",
+       true},
+      {"bus-addr-no-dma-offset",
+       "swiotlb-xen before Linux 5.9 \"fix swiotlb-xen for RPi4\" series (xen_phys_to_bus "
+       "result used as dma_addr_t, phys_to_dma() not applied)",
+       "xen_phys_to_dma() returns the bus frame address without the dma-ranges offset, and "
+       "xen_dma_to_phys() takes the dma address as physical",
+       "wrong bus address by exactly minus the dma-ranges offset (bus error or stray data)", true},
+      {"cache-flush-local-addr",
+       "cache maintenance of a foreign page by dom0's pfn instead of the bus frame "
+       "(2014 thread \"arm64: introduce is_device_dma_coherent\": dma_to_phys missing in "
+       "dma_cache_maint)",
+       "GNTTABOP_cache_flush is issued for the pfn-based address of the foreign page",
+       "stale lines", true},
+      {"unmap-no-invalidate-foreign",
+       "unmap_page only has the dma address, the foreign page is skipped (2014 thread "
+       "\"Linux grant map/unmap improvement proposal\")",
+       "xen_swiotlb_unmap_page does no invalidate for pages that are not pfn_valid",
+       "stale lines on DMA_FROM_DEVICE", true},
+      {"sync-for-device-cpu-op",
+       "3.18-stable \"xen/arm: call xen_dma_sync_single_for_device when appropriate\" (the "
+       "for-device sync called the for-cpu operation)",
+       "dma map and sync_for_device do the for-cpu maintenance (invalidate or nothing) "
+       "instead of clean",
+       "device reads stale memory (DMA_TO_DEVICE)", true},
+      {"no-bounce-above-mask",
+       "dma_capable checked on the pseudo-physical address / 32-bit truncation (2014: "
+       "sizeof(dma_addr_t) != sizeof(phys_addr_t))",
+       "xen_swiotlb_map_page never bounces; the device drives only mask_bits address bits",
+       "stray DMA into aliased memory", true},
+      {"bounce-no-copy-back", "swiotlb bounce not copied back on unmap DMA_FROM_DEVICE",
+       "swiotlb_tbl_unmap_single skips swiotlb_bounce(DMA_FROM_DEVICE)", "data never lands", true},
+      {"grant-64k-offset", "64 KiB Linux page holding 4 KiB grants, wrong offset",
+       "not modelled yet", "torn / wrong-offset lines", false},
+      {"grant-not-in-iommu", "Xen 4.12-4.14 gnttab_need_iommu_mapping (fixed 2021)",
+       "not modelled yet", "SMMU fault / DMA never lands", false},
+      {"double-map-wrong-frame",
+       "same frame granted and mapped twice; maintenance/unmap resolves the wrong copy",
+       "not modelled yet", "stale lines on one of the two mappings", false},
+  };
+  return catalogue;
+}
+
+const FaultInfo* FindFault(std::string_view id) {
+  for (const FaultInfo& f : FaultCatalogue())
+    if (f.id == id) return &f;
+  return nullptr;
+}
+
+FaultSet FaultSet::Parse(const std::vector<std::string>& ids) {
+  FaultSet set;
+  for (const std::string& id : ids) {
+    const FaultInfo* f = FindFault(id);
+    if (f == nullptr) {
+      std::string known;
+      for (const FaultInfo& k : FaultCatalogue()) known += fmt::format(" {}", k.id);
+      throw SimError(ErrorCode::kInvalidArgument,
+                     fmt::format("unknown fault \"{}\"; the catalogue has:{}", id, known));
+    }
+    if (!f->modelled)
+      throw SimError(ErrorCode::kInvalidArgument,
+                     fmt::format("fault \"{}\" is catalogued but not modelled yet", id));
+    set.ids_.insert(id);
+  }
+  return set;
+}
+
+std::string FaultSet::ToString() const {
+  if (ids_.empty()) return "none";
+  std::string out;
+  for (const std::string& id : ids_) out += (out.empty() ? "" : ",") + id;
+  return out;
+}
+
+}  // namespace dmahil::sim

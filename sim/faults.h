@@ -1,0 +1,45 @@
+// The virtual board's fault catalogue (DESIGN §6): each fault is a named switch on the
+// model that reproduces one real Linux or Xen regression. A virtual board's
+// "kernel/Xen revision" is its set of faults.
+#pragma once
+
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dmahil::sim {
+
+/// One catalogue entry: what it reproduces, how the model does it, what must be seen.
+struct FaultInfo {
+  std::string_view id;
+  std::string_view reproduces;  // the Linux/Xen change (title, version)
+  std::string_view mechanism;   // what the model does differently
+  std::string_view symptom;     // what the harness must report
+  bool modelled;                // false: catalogued, not yet modelled (refused at boot)
+};
+
+/// The whole catalogue, in DESIGN §6 order.
+const std::vector<FaultInfo>& FaultCatalogue();
+
+/// The entry for id, or nullptr.
+const FaultInfo* FindFault(std::string_view id);
+
+/// A set of injected faults. Parse() refuses unknown and unmodelled ids.
+class FaultSet {
+ public:
+  FaultSet() = default;
+
+  /// ids: catalogue ids. Throws SimError(kInvalidArgument) naming the bad id and the
+  /// known ones.
+  static FaultSet Parse(const std::vector<std::string>& ids);
+
+  bool Has(std::string_view id) const { return ids_.count(std::string(id)) != 0; }
+  /// Comma-separated ids, sorted; "none" if empty (the board's "revision").
+  std::string ToString() const;
+
+ private:
+  std::set<std::string> ids_;
+};
+
+}  // namespace dmahil::sim

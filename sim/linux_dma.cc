@@ -1,0 +1,318 @@
+#include "sim/linux_dma.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "common/dma_ranges.h"
+#include "sim/error.h"
+
+namespace dmahil::sim {
+namespace {
+
+constexpr uint64_t kPageMask = kXenPageSize - 1;
+
+bool InBank(const v1::MemoryBank& b, uint64_t addr) {
+  return addr >= b.base() && addr - b.base() < b.size();
+}
+
+bool ToCpu(v1::DmaDirection dir) {
+  return dir == v1::DMA_FROM_DEVICE || dir == v1::DMA_BIDIRECTIONAL;
+}
+bool ToDevice(v1::DmaDirection dir) {
+  return dir == v1::DMA_TO_DEVICE || dir == v1::DMA_BIDIRECTIONAL;
+}
+
+}  // namespace
+
+LinuxDma::LinuxDma(const v1::Board& board, Xen& xen, Cache& cache, const FaultSet& faults)
+    : board_(board), xen_(xen), cache_(cache), faults_(faults) {
+  SetMask(board_.dma().mask_bits());
+}
+
+void LinuxDma::SetMask(uint32_t bits) {
+  if (bits < 32 || bits > 64)
+    throw SimError(ErrorCode::kInvalidArgument,
+                   fmt::format("dma mask of {} bits: must be 32..64", bits));
+  mask_bits_ = bits;
+  mask_ = DmaMask(bits);
+}
+
+uint64_t LinuxDma::PfnToBfn(uint64_t pfn) const {
+  const std::optional<uint64_t> mfn = xen_.P2m(kDom0, pfn);
+  return mfn ? *mfn : pfn;
+}
+
+uint64_t LinuxDma::PhysToDma(uint64_t phys) const { return dmahil::PhysToDma(board_.dma(), phys); }
+
+uint64_t LinuxDma::DmaToPhys(uint64_t dma) const { return dmahil::DmaToPhys(board_.dma(), dma); }
+
+uint64_t LinuxDma::ExpectedDma(uint64_t phys) const {
+  return PhysToDma((PfnToBfn(phys >> kXenPageShift) << kXenPageShift) | (phys & kPageMask));
+}
+
+uint64_t LinuxDma::XenPhysToDma(uint64_t phys) const {
+  const uint64_t bus = (PfnToBfn(phys >> kXenPageShift) << kXenPageShift) | (phys & kPageMask);
+  if (faults_.Has("bus-addr-no-dma-offset")) return bus;  // phys_to_dma() not applied
+  return PhysToDma(bus);
+}
+
+uint64_t LinuxDma::XenDmaToPhys(uint64_t dma) const {
+  if (faults_.Has("bus-addr-no-dma-offset")) return dma;
+  return DmaToPhys(dma);  // bfn_to_pfn() is the identity on Arm
+}
+
+bool LinuxDma::PfnValidDma(uint64_t dma) const {
+  const uint64_t phys = faults_.Has("bus-addr-no-dma-offset") ? dma : DmaToPhys(dma);
+  return phys != kDmaMappingError && xen_.Dom0PfnValid(phys >> kXenPageShift);
+}
+
+bool LinuxDma::DmaCapable(uint64_t dma, uint64_t size) const {
+  if (dma == kDmaMappingError) return false;
+  return dma + size - 1 <= DmaLimit(board_.dma(), mask_bits_);
+}
+
+bool LinuxDma::IsSwiotlbBuffer(uint64_t phys) const {
+  return InBank(board_.xen().swiotlb_pool(), phys);
+}
+
+uint64_t LinuxDma::Dom0ToMachine(uint64_t phys) const {
+  const std::optional<uint64_t> mfn = xen_.P2m(kDom0, phys >> kXenPageShift);
+  if (!mfn)
+    throw SimError(ErrorCode::kOutOfRange,
+                   fmt::format("dom0 pfn {:#x} is not mapped", phys >> kXenPageShift));
+  return (*mfn << kXenPageShift) | (phys & kPageMask);
+}
+
+void LinuxDma::CpuRead(uint64_t phys, uint8_t* dst, uint64_t len) {
+  while (len > 0) {
+    const uint64_t n = std::min(len, kXenPageSize - (phys & kPageMask));
+    cache_.Read(Dom0ToMachine(phys), dst, n);
+    phys += n;
+    dst += n;
+    len -= n;
+  }
+}
+
+void LinuxDma::CpuWrite(uint64_t phys, const uint8_t* src, uint64_t len) {
+  while (len > 0) {
+    const uint64_t n = std::min(len, kXenPageSize - (phys & kPageMask));
+    cache_.Write(Dom0ToMachine(phys), src, n);
+    phys += n;
+    src += n;
+    len -= n;
+  }
+}
+
+void LinuxDma::Copy(uint64_t dst_phys, uint64_t src_phys, uint64_t size) {
+  std::vector<uint8_t> tmp(size);
+  CpuRead(src_phys, tmp.data(), size);
+  CpuWrite(dst_phys, tmp.data(), size);
+}
+
+// arch_sync_dma_for_device(): dcache_clean_poc on the linear-map VA, i.e. through
+// dom0's stage-2 translation to the machine lines.
+void LinuxDma::ArchSyncForDevice(uint64_t phys, uint64_t size) {
+  const std::optional<uint64_t> mfn = xen_.P2m(kDom0, phys >> kXenPageShift);
+  if (mfn) cache_.Clean((*mfn << kXenPageShift) | (phys & kPageMask), size);
+}
+
+// arch_sync_dma_for_cpu(): nothing for DMA_TO_DEVICE, else dcache_inval_poc.
+void LinuxDma::ArchSyncForCpu(uint64_t phys, uint64_t size, v1::DmaDirection dir) {
+  if (dir == v1::DMA_TO_DEVICE) return;
+  const std::optional<uint64_t> mfn = xen_.P2m(kDom0, phys >> kXenPageShift);
+  if (mfn) cache_.Invalidate((*mfn << kXenPageShift) | (phys & kPageMask), size);
+}
+
+// arch/arm/xen/mm.c dma_cache_maint(): one GNTTABOP_cache_flush per Xen page, by bus
+// (machine) address; the return value is ignored, as Linux does.
+void LinuxDma::DmaCacheMaint(uint64_t handle, uint64_t size, uint32_t op) {
+  uint32_t offset = static_cast<uint32_t>(handle & kPageMask);
+  handle &= ~kPageMask;
+  while (size > 0) {
+    const uint64_t len = std::min<uint64_t>(size, kXenPageSize - offset);
+    const uint64_t addr = faults_.Has("bus-addr-no-dma-offset") ? handle : DmaToPhys(handle);
+    (void)xen_.CacheFlush(addr, offset, static_cast<uint32_t>(len), op);
+    offset = 0;
+    handle += kXenPageSize;
+    size -= len;
+  }
+}
+
+void LinuxDma::XenSyncForDevice(uint64_t dma, uint64_t size, v1::DmaDirection dir, uint64_t phys) {
+  if (faults_.Has("sync-for-device-cpu-op")) {
+    XenSyncForCpu(dma, size, dir);
+    return;
+  }
+  if (faults_.Has("cache-flush-local-addr")) dma = PhysToDma(phys);  // dom0 pfn, not bfn
+  DmaCacheMaint(dma, size, dir == v1::DMA_FROM_DEVICE ? kGnttabCacheInval : kGnttabCacheClean);
+}
+
+void LinuxDma::XenSyncForCpu(uint64_t dma, uint64_t size, v1::DmaDirection dir) {
+  if (dir != v1::DMA_TO_DEVICE) DmaCacheMaint(dma, size, kGnttabCacheInval);
+}
+
+uint64_t LinuxDma::SwiotlbMap(uint64_t orig_phys, uint64_t size) {
+  const v1::MemoryBank& pool = board_.xen().swiotlb_pool();
+  const uint64_t nslots = (size + kIoTlbSize - 1) / kIoTlbSize;
+  const uint64_t total = pool.size() / kIoTlbSize;
+  for (uint64_t first = 0; first + nslots <= total; ++first) {
+    bool free = true;
+    for (uint64_t s = first; s < first + nslots && free; ++s) free = slots_used_.count(s) == 0;
+    if (!free) continue;
+    for (uint64_t s = first; s < first + nslots; ++s) slots_used_.insert(s);
+    const uint64_t tlb = pool.base() + first * kIoTlbSize;
+    bounces_[tlb] = Bounce{orig_phys, size};
+    Copy(tlb, orig_phys, size);  // swiotlb_bounce(DMA_TO_DEVICE), unconditional since 6.0
+    return tlb;
+  }
+  return kDmaMappingError;  // "swiotlb buffer is full"
+}
+
+void LinuxDma::SwiotlbUnmap(uint64_t tlb_phys, uint64_t size, v1::DmaDirection dir) {
+  auto it = bounces_.find(tlb_phys);
+  if (it == bounces_.end())
+    throw SimError(ErrorCode::kNotFound, fmt::format("no swiotlb bounce at {:#x}", tlb_phys));
+  if (ToCpu(dir) && !faults_.Has("bounce-no-copy-back"))
+    Copy(it->second.orig_phys, tlb_phys, std::min(size, it->second.size));
+  const uint64_t first = (tlb_phys - board_.xen().swiotlb_pool().base()) / kIoTlbSize;
+  const uint64_t nslots = (it->second.size + kIoTlbSize - 1) / kIoTlbSize;
+  for (uint64_t s = first; s < first + nslots; ++s) slots_used_.erase(s);
+  bounces_.erase(it);
+}
+
+PageMapping LinuxDma::MapPage(uint64_t phys, uint64_t size, v1::DmaDirection dir) {
+  if (size == 0 || (phys & kPageMask) + size > kXenPageSize)
+    throw SimError(ErrorCode::kInvalidArgument,
+                   fmt::format("map of {:#x}+{:#x} is empty or crosses a 4 KiB page", phys, size));
+  if (faults_.Has("dma-ops-bypass-xen")) return DirectMap(phys, size, dir);
+  const bool coherent = board_.dma().coherent();
+  uint64_t dev_addr = XenPhysToDma(phys);
+  bool bounced = false;
+  const bool capable = faults_.Has("no-bounce-above-mask") || DmaCapable(dev_addr, size);
+  if (!capable) {
+    const uint64_t tlb = SwiotlbMap(phys, size);
+    if (tlb == kDmaMappingError) return PageMapping{};
+    phys = tlb;
+    dev_addr = XenPhysToDma(tlb);
+    bounced = true;
+    if (!DmaCapable(dev_addr, size)) {
+      SwiotlbUnmap(tlb, size, v1::DMA_TO_DEVICE);
+      return PageMapping{};
+    }
+  }
+  if (!coherent) {
+    if (PfnValidDma(dev_addr)) {
+      ArchSyncForDevice(phys, size);
+    } else {
+      XenSyncForDevice(dev_addr, size, dir, phys);
+    }
+  }
+  return PageMapping{dev_addr, bounced};
+}
+
+void LinuxDma::UnmapPage(uint64_t dma_addr, uint64_t size, v1::DmaDirection dir) {
+  if (faults_.Has("dma-ops-bypass-xen")) {
+    DirectUnmap(dma_addr, size, dir);
+    return;
+  }
+  const uint64_t paddr = XenDmaToPhys(dma_addr);
+  if (!board_.dma().coherent()) {
+    if (PfnValidDma(dma_addr)) {
+      ArchSyncForCpu(paddr, size, dir);
+    } else if (!faults_.Has("unmap-no-invalidate-foreign")) {
+      XenSyncForCpu(dma_addr, size, dir);
+    }
+  }
+  if (xen_.Dom0PfnValid(paddr >> kXenPageShift) && IsSwiotlbBuffer(paddr))
+    SwiotlbUnmap(paddr, size, dir);
+}
+
+void LinuxDma::SyncForCpu(uint64_t dma_addr, uint64_t size, v1::DmaDirection dir) {
+  const bool bypass = faults_.Has("dma-ops-bypass-xen");
+  const uint64_t paddr = bypass ? DmaToPhys(dma_addr) : XenDmaToPhys(dma_addr);
+  if (!board_.dma().coherent()) {
+    if (bypass || PfnValidDma(dma_addr)) {
+      ArchSyncForCpu(paddr, size, dir);
+    } else {
+      XenSyncForCpu(dma_addr, size, dir);
+    }
+  }
+  auto it = bounces_.find(paddr);
+  if (it != bounces_.end() && ToCpu(dir) && xen_.Dom0PfnValid(paddr >> kXenPageShift))
+    Copy(it->second.orig_phys, paddr, std::min(size, it->second.size));
+}
+
+void LinuxDma::SyncForDevice(uint64_t dma_addr, uint64_t size, v1::DmaDirection dir) {
+  const bool bypass = faults_.Has("dma-ops-bypass-xen");
+  const uint64_t paddr = bypass ? DmaToPhys(dma_addr) : XenDmaToPhys(dma_addr);
+  auto it = bounces_.find(paddr);
+  if (it != bounces_.end() && ToDevice(dir) && xen_.Dom0PfnValid(paddr >> kXenPageShift))
+    Copy(paddr, it->second.orig_phys, std::min(size, it->second.size));
+  if (!board_.dma().coherent()) {
+    if (bypass || PfnValidDma(dma_addr)) {
+      ArchSyncForDevice(paddr, size);
+    } else {
+      XenSyncForDevice(dma_addr, size, dir, paddr);
+    }
+  }
+}
+
+PageMapping LinuxDma::DirectMap(uint64_t phys, uint64_t size, v1::DmaDirection dir) {
+  (void)dir;  // arm64 cleans for every direction
+  const bool coherent = board_.dma().coherent();
+  const uint64_t dma = PhysToDma(phys);  // the pfn, not the bus frame
+  if (DmaCapable(dma, size)) {
+    if (!coherent) ArchSyncForDevice(phys, size);
+    return PageMapping{dma, false};
+  }
+  const uint64_t tlb = SwiotlbMap(phys, size);
+  if (tlb == kDmaMappingError) return PageMapping{};
+  const uint64_t tlb_dma = PhysToDma(tlb);
+  if (!DmaCapable(tlb_dma, size)) {
+    SwiotlbUnmap(tlb, size, v1::DMA_TO_DEVICE);
+    return PageMapping{};
+  }
+  if (!coherent) ArchSyncForDevice(tlb, size);
+  return PageMapping{tlb_dma, true};
+}
+
+void LinuxDma::DirectUnmap(uint64_t dma, uint64_t size, v1::DmaDirection dir) {
+  const uint64_t phys = DmaToPhys(dma);
+  if (!board_.dma().coherent()) ArchSyncForCpu(phys, size, dir);
+  if (IsSwiotlbBuffer(phys)) SwiotlbUnmap(phys, size, dir);
+}
+
+uint64_t LinuxDma::AllocPage(v1::Placement placement) {
+  const v1::XenLayout& x = board_.xen();
+  for (const v1::MemoryBank& b : x.dom0_ram()) {
+    for (uint64_t a = b.base(); a < b.base() + b.size(); a += kXenPageSize) {
+      if (InBank(x.grant_map_region(), a)) {
+        a = x.grant_map_region().base() + x.grant_map_region().size() - kXenPageSize;
+        continue;
+      }
+      if (InBank(x.swiotlb_pool(), a)) {
+        a = x.swiotlb_pool().base() + x.swiotlb_pool().size() - kXenPageSize;
+        continue;
+      }
+      if (placement == v1::PLACEMENT_ABOVE_4G && a < (uint64_t{1} << 32)) continue;
+      if (placement == v1::PLACEMENT_BELOW_4G && a >= (uint64_t{1} << 32)) break;
+      if (pages_used_.insert(a >> kXenPageShift).second) return a >> kXenPageShift;
+    }
+  }
+  throw SimError(ErrorCode::kResourceExhausted, fmt::format("dom0: no free page with placement {}",
+                                                            v1::Placement_Name(placement)));
+}
+
+void LinuxDma::FreePage(uint64_t pfn) { pages_used_.erase(pfn); }
+
+uint64_t LinuxDma::AllocBallooned() {
+  const v1::MemoryBank& r = board_.xen().grant_map_region();
+  for (uint64_t a = r.base(); a < r.base() + r.size(); a += kXenPageSize)
+    if (balloon_used_.insert(a >> kXenPageShift).second) return a >> kXenPageShift;
+  throw SimError(ErrorCode::kResourceExhausted, "dom0: no free ballooned pfn to map a grant at");
+}
+
+void LinuxDma::FreeBallooned(uint64_t pfn) { balloon_used_.erase(pfn); }
+
+}  // namespace dmahil::sim

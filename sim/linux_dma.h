@@ -1,0 +1,119 @@
+// The dom0 Linux DMA API of the virtual board (DESIGN §6): swiotlb-xen map/unmap/sync
+// per page, dma_capable, bouncing through the swiotlb pool, arch_sync_dma_for_device/cpu
+// for local pages and GNTTABOP_cache_flush for foreign ones.
+//
+// Follows Linux 6.1: drivers/xen/swiotlb-xen.c (xen_swiotlb_map_page, _unmap_page,
+// _sync_single_for_cpu/_device, xen_phys_to_dma, is_xen_swiotlb_buffer),
+// arch/arm/xen/mm.c (xen_dma_sync_for_cpu/_device, dma_cache_maint),
+// arch/arm64/mm/dma-mapping.c (arch_sync_dma_for_device: clean; _for_cpu: invalidate
+// unless DMA_TO_DEVICE), kernel/dma/swiotlb.c (swiotlb_tbl_map_single always bounces
+// to the device; unmap bounces back for FROM_DEVICE/BIDIRECTIONAL), kernel/dma/direct.c
+// (the path taken when the dma-ops-bypass-xen fault is on), include/linux/dma-direct.h
+// (dma_capable, phys_to_dma through dma-ranges), arch/arm/include/asm/xen/page.h
+// (pfn_to_bfn through the p2m; bfn_to_pfn is the identity on Arm).
+// Each catalogue fault changes exactly the step it names (sim/faults.cc).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <vector>
+
+#include "dmahil/v1/board.pb.h"
+#include "dmahil/v1/fixture.pb.h"
+#include "sim/cache.h"
+#include "sim/faults.h"
+#include "sim/xen.h"
+
+namespace dmahil::sim {
+
+inline constexpr uint64_t kDmaMappingError = ~uint64_t{0};  // == dmahil::kNoTranslation
+inline constexpr uint64_t kIoTlbSize = 2048;                // IO_TLB_SIZE: swiotlb slot, bytes
+
+/// One streaming mapping of one range inside a 4 KiB page.
+struct PageMapping {
+  uint64_t dma_addr = kDmaMappingError;  // what the device must use (dma_addr_t)
+  bool bounced = false;                  // dma_addr is in the swiotlb pool
+};
+
+class LinuxDma {
+ public:
+  /// board: validated board (dma-ranges, mask, coherency, swiotlb pool, dom0 RAM).
+  LinuxDma(const v1::Board& board, Xen& xen, Cache& cache, const FaultSet& faults);
+
+  /// dma_set_mask(): bits in [32, 64]. Throws SimError(kInvalidArgument) otherwise.
+  void SetMask(uint32_t bits);
+  uint64_t mask() const { return mask_; }
+  uint32_t mask_bits() const { return mask_bits_; }
+
+  /// pfn_to_bfn(): the mfn of a foreign page mapped at pfn, else pfn.
+  uint64_t PfnToBfn(uint64_t pfn) const;
+  /// phys_to_dma() / dma_to_phys() through the board's dma-ranges (identity if none).
+  /// An address outside every range maps to kDmaMappingError.
+  uint64_t PhysToDma(uint64_t phys) const;
+  uint64_t DmaToPhys(uint64_t dma) const;
+  /// What swiotlb-xen must return for dom0 physical address phys: phys_to_dma of the
+  /// bus frame (xen_phys_to_dma without any fault). Used by the agent's report.
+  uint64_t ExpectedDma(uint64_t phys) const;
+
+  /// dma_map_page(dev, page, offset, size, dir) for [phys, phys + size) inside one 4 KiB
+  /// page of dom0. Returns kDmaMappingError in dma_addr when it cannot be mapped (the
+  /// swiotlb pool is full or the bounce address is not DMA-capable).
+  PageMapping MapPage(uint64_t phys, uint64_t size, v1::DmaDirection dir);
+  /// dma_unmap_page(dev, dma_addr, size, dir).
+  void UnmapPage(uint64_t dma_addr, uint64_t size, v1::DmaDirection dir);
+  /// dma_sync_single_for_cpu / _for_device.
+  void SyncForCpu(uint64_t dma_addr, uint64_t size, v1::DmaDirection dir);
+  void SyncForDevice(uint64_t dma_addr, uint64_t size, v1::DmaDirection dir);
+
+  /// dom0 page allocator (alloc_page): a free dom0 pfn outside the balloon and swiotlb
+  /// regions honouring placement. Throws SimError(kResourceExhausted) if none.
+  uint64_t AllocPage(v1::Placement placement);
+  void FreePage(uint64_t pfn);
+  /// A ballooned pfn to map a grant at (gnttab_alloc_pages). kResourceExhausted if none.
+  uint64_t AllocBallooned();
+  void FreeBallooned(uint64_t pfn);
+
+  /// CPU load/store by dom0 physical address, through the stage-2 (p2m) and the cache.
+  /// Throws SimError(kOutOfRange) for an unmapped pfn.
+  void CpuRead(uint64_t phys, uint8_t* dst, uint64_t len);
+  void CpuWrite(uint64_t phys, const uint8_t* src, uint64_t len);
+  /// Translates dom0 phys to a machine address (stage-2). kOutOfRange if unmapped.
+  uint64_t Dom0ToMachine(uint64_t phys) const;
+
+  uint64_t swiotlb_slots_used() const { return slots_used_.size(); }
+
+ private:
+  struct Bounce {
+    uint64_t orig_phys;
+    uint64_t size;
+  };
+  bool PfnValidDma(uint64_t dma) const;  // pfn_valid(PFN_DOWN(dma_to_phys(dma)))
+  bool DmaCapable(uint64_t dma, uint64_t size) const;
+  uint64_t XenPhysToDma(uint64_t phys) const;
+  uint64_t XenDmaToPhys(uint64_t dma) const;
+  bool IsSwiotlbBuffer(uint64_t phys) const;
+  void ArchSyncForDevice(uint64_t phys, uint64_t size);
+  void ArchSyncForCpu(uint64_t phys, uint64_t size, v1::DmaDirection dir);
+  void DmaCacheMaint(uint64_t handle, uint64_t size, uint32_t op);
+  void XenSyncForDevice(uint64_t dma, uint64_t size, v1::DmaDirection dir, uint64_t phys);
+  void XenSyncForCpu(uint64_t dma, uint64_t size, v1::DmaDirection dir);
+  uint64_t SwiotlbMap(uint64_t orig_phys, uint64_t size);  // tlb phys or kDmaMappingError
+  void SwiotlbUnmap(uint64_t tlb_phys, uint64_t size, v1::DmaDirection dir);
+  void Copy(uint64_t dst_phys, uint64_t src_phys, uint64_t size);
+  PageMapping DirectMap(uint64_t phys, uint64_t size, v1::DmaDirection dir);
+  void DirectUnmap(uint64_t dma, uint64_t size, v1::DmaDirection dir);
+
+  v1::Board board_;
+  Xen& xen_;
+  Cache& cache_;
+  FaultSet faults_;
+  uint32_t mask_bits_ = 64;
+  uint64_t mask_ = ~uint64_t{0};
+  std::map<uint64_t, Bounce> bounces_;  // tlb phys -> original
+  std::set<uint64_t> slots_used_;       // slot indices in use
+  std::set<uint64_t> pages_used_;       // dom0 pfns handed out by AllocPage
+  std::set<uint64_t> balloon_used_;     // ballooned pfns handed out
+};
+
+}  // namespace dmahil::sim

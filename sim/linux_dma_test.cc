@@ -1,0 +1,191 @@
+// The model for each DMA direction, with and without each fault, on foreign grant pages:
+// the DESIGN §4 transaction driven directly on the model, data checked with the pattern
+// engine.
+#include "sim/linux_dma.h"
+
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "common/pattern.h"
+#include "sim/error.h"
+#include "sim/test_support.h"
+#include "sim/virtual_board.h"
+
+namespace dmahil::sim {
+namespace {
+
+constexpr uint32_t kPages = 8;
+constexpr uint64_t kBytes = kPages * kXenPageSize;
+
+struct Outcome {
+  uint64_t bad_lines = 0;  // lines the checker (device or CPU) found wrong
+  bool bus_error = false;
+  std::vector<PageMapping> maps;
+  std::vector<uint64_t> expected;  // ExpectedDma per page
+};
+
+pattern::Spec Spec(uint32_t gen, uint32_t first_line = 0) {
+  return pattern::Spec{42, 7, gen, first_line, 64};
+}
+
+Outcome RunTransaction(const std::string& board_name, std::vector<std::string> faults,
+                       v1::DmaDirection dir, v1::Placement placement = v1::PLACEMENT_ANY,
+                       uint32_t mask_bits = 0) {
+  VirtualBoard vb(testing::LoadShippedBoard(board_name), FaultSet::Parse(faults), 1234);
+  Outcome out;
+  if (mask_bits) vb.dma().SetMask(mask_bits);
+  const auto gfns = vb.xen().PopulateDomU(kPages, placement);
+  std::vector<uint64_t> pfns;
+  for (uint64_t gfn : gfns) {
+    const uint32_t gref = vb.xen().GrantAccess(kDomU, gfn, kDom0);
+    const uint64_t pfn = vb.dma().AllocBallooned();
+    vb.xen().MapGrantRef(kDomU, gref, pfn);
+    pfns.push_back(pfn);
+  }
+  const uint64_t gpa = gfns[0] << kXenPageShift;
+  std::vector<uint8_t> buf(kBytes);
+  // Old generation in memory, cache empty.
+  pattern::Fill(Spec(1), buf.data(), kBytes);
+  vb.CpuWrite(kDomU, gpa, buf.data(), kBytes);
+  vb.CpuCleanInvalidate(kDomU, gpa, kBytes);
+  if (dir == v1::DMA_TO_DEVICE) {
+    pattern::Fill(Spec(2), buf.data(), kBytes);
+    vb.CpuWrite(kDomU, gpa, buf.data(), kBytes);  // dirty lines: the prime
+  }
+  for (uint64_t pfn : pfns) {
+    out.maps.push_back(vb.dma().MapPage(pfn << kXenPageShift, kXenPageSize, dir));
+    out.expected.push_back(vb.dma().ExpectedDma(pfn << kXenPageShift));
+  }
+  if (dir == v1::DMA_FROM_DEVICE) {
+    for (uint64_t pfn : pfns) vb.dma().CpuRead(pfn << kXenPageShift, buf.data(), kXenPageSize);
+  }
+  std::vector<uint8_t> page(kXenPageSize);
+  for (uint32_t p = 0; p < kPages; ++p) {
+    uint64_t fault = 0;
+    const uint32_t first_line = p * 64;
+    if (dir == v1::DMA_TO_DEVICE) {
+      if (!vb.device().Read(out.maps[p].dma_addr, page.data(), kXenPageSize, &fault)) {
+        out.bus_error = true;
+        out.bad_lines += 64;
+        continue;
+      }
+      out.bad_lines += 64 - pattern::Check(Spec(2, first_line), page.data(), kXenPageSize,
+                                           [](const pattern::Finding&) {});
+    } else {
+      pattern::Fill(Spec(2, first_line), page.data(), kXenPageSize);
+      if (!vb.device().Write(out.maps[p].dma_addr, page.data(), kXenPageSize, &fault))
+        out.bus_error = true;
+    }
+  }
+  for (uint32_t p = 0; p < kPages; ++p) vb.dma().UnmapPage(out.maps[p].dma_addr, kXenPageSize, dir);
+  if (dir == v1::DMA_FROM_DEVICE) {
+    vb.CpuRead(kDomU, gpa, buf.data(), kBytes);
+    out.bad_lines +=
+        kBytes / 64 - pattern::Check(Spec(2), buf.data(), kBytes, [](const pattern::Finding&) {});
+  }
+  return out;
+}
+
+class Direction : public ::testing::TestWithParam<v1::DmaDirection> {};
+
+TEST_P(Direction, CleanZcu102ForeignPagesUseTheMachineFrame) {
+  const Outcome o = RunTransaction("zcu102-virtual", {}, GetParam());
+  EXPECT_EQ(o.bad_lines, 0u);
+  for (size_t p = 0; p < o.maps.size(); ++p) {
+    EXPECT_EQ(o.maps[p].dma_addr, o.expected[p]);
+    EXPECT_FALSE(o.maps[p].bounced);
+  }
+}
+
+TEST_P(Direction, CleanRpi4AddsTheDmaRangesOffset) {
+  const Outcome o = RunTransaction("rpi4-virtual", {}, GetParam());
+  EXPECT_EQ(o.bad_lines, 0u);
+  EXPECT_GE(o.maps[0].dma_addr, 0xc0000000u);
+}
+
+TEST_P(Direction, CleanAboveMaskBounces) {
+  const Outcome o = RunTransaction("zcu102-virtual", {}, GetParam(), v1::PLACEMENT_ABOVE_4G, 32);
+  EXPECT_EQ(o.bad_lines, 0u);
+  for (const PageMapping& m : o.maps) {
+    EXPECT_TRUE(m.bounced);
+    EXPECT_LE(m.dma_addr, 0xffffffffu);
+  }
+}
+
+TEST_P(Direction, DmaOpsBypassXenGivesPfnBasedAddresses) {
+  const Outcome o = RunTransaction("zcu102-virtual", {"dma-ops-bypass-xen"}, GetParam());
+  EXPECT_GT(o.bad_lines, 0u);
+  for (size_t p = 0; p < o.maps.size(); ++p)
+    EXPECT_NE(o.maps[p].dma_addr, o.expected[p]) << "page " << p;
+}
+
+TEST_P(Direction, DmaOpsBypassXenSkipsTheBounceItNeeds) {
+  // dma-direct checks dma_capable() on the pfn (a low ballooned pfn), not the machine
+  // frame above 4 GiB: no bounce, and the device goes to the pfn.
+  const Outcome o = RunTransaction("zcu102-virtual", {"dma-ops-bypass-xen"}, GetParam(),
+                                   v1::PLACEMENT_ABOVE_4G, 32);
+  EXPECT_FALSE(o.maps[0].bounced);
+  EXPECT_GT(o.bad_lines, 0u);
+}
+
+TEST_P(Direction, NoDmaOffsetIsOffByTheOffset) {
+  const Outcome o = RunTransaction("rpi4-virtual", {"bus-addr-no-dma-offset"}, GetParam());
+  EXPECT_TRUE(o.bus_error) << "bus addresses below 0xc0000000 do not decode on this bus";
+  for (size_t p = 0; p < o.maps.size(); ++p)
+    EXPECT_EQ(o.expected[p] - o.maps[p].dma_addr, 0xc0000000u);
+}
+
+TEST_P(Direction, NoDmaOffsetCannotManifestWithoutAnOffset) {
+  EXPECT_EQ(RunTransaction("zcu102-virtual", {"bus-addr-no-dma-offset"}, GetParam()).bad_lines, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Sim, Direction, ::testing::Values(v1::DMA_TO_DEVICE, v1::DMA_FROM_DEVICE),
+                         [](const auto& p) { return v1::DmaDirection_Name(p.param); });
+
+TEST(UnmapNoInvalidateForeign, StaleLinesFromDevice) {
+  const Outcome o =
+      RunTransaction("zcu102-virtual", {"unmap-no-invalidate-foreign"}, v1::DMA_FROM_DEVICE);
+  EXPECT_GT(o.bad_lines, kBytes / 64 / 2) << "most primed lines stay stale";
+}
+
+TEST(UnmapNoInvalidateForeign, ToDeviceUnaffected) {
+  EXPECT_EQ(RunTransaction("zcu102-virtual", {"unmap-no-invalidate-foreign"}, v1::DMA_TO_DEVICE)
+                .bad_lines,
+            0u);
+}
+
+TEST(SyncForDeviceCpuOp, DeviceReadsStaleMemory) {
+  EXPECT_GT(
+      RunTransaction("zcu102-virtual", {"sync-for-device-cpu-op"}, v1::DMA_TO_DEVICE).bad_lines,
+      0u);
+}
+
+TEST(CacheFlushLocalAddr, DeviceReadsStaleMemory) {
+  EXPECT_GT(
+      RunTransaction("zcu102-virtual", {"cache-flush-local-addr"}, v1::DMA_TO_DEVICE).bad_lines,
+      0u);
+}
+
+TEST(BounceNoCopyBack, DataNeverLands) {
+  EXPECT_EQ(RunTransaction("zcu102-virtual", {"bounce-no-copy-back"}, v1::DMA_FROM_DEVICE,
+                           v1::PLACEMENT_ABOVE_4G, 32)
+                .bad_lines,
+            kBytes / 64);
+}
+
+TEST(NoBounceAboveMask, DeviceTruncatesTheAddress) {
+  const Outcome o = RunTransaction("zcu102-virtual", {"no-bounce-above-mask"}, v1::DMA_TO_DEVICE,
+                                   v1::PLACEMENT_ABOVE_4G, 32);
+  EXPECT_FALSE(o.maps[0].bounced);
+  EXPECT_GT(o.bad_lines, 0u);
+}
+
+TEST(FaultSet, UnknownAndUnmodelledFaultsAreRefused) {
+  EXPECT_THROW(FaultSet::Parse({"no-such-fault"}), SimError);
+  EXPECT_THROW(FaultSet::Parse({"grant-64k-offset"}), SimError);
+  EXPECT_EQ(FaultSet::Parse({"dma-ops-bypass-xen"}).ToString(), "dma-ops-bypass-xen");
+}
+
+}  // namespace
+}  // namespace dmahil::sim
