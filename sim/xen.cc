@@ -82,6 +82,17 @@ std::vector<uint64_t> Xen::PopulateDomU(uint32_t n, v1::Placement placement) {
   return gfns;
 }
 
+void Xen::DepopulateDomU(const std::vector<uint64_t>& gfns) {
+  for (uint64_t gfn : gfns) {
+    auto it = domu_p2m_.find(gfn);
+    if (it == domu_p2m_.end()) continue;
+    domu_m2p_.erase(it->second);
+    domu_free_.insert(std::lower_bound(domu_free_.begin(), domu_free_.end(), it->second),
+                      it->second);
+    domu_p2m_.erase(it);
+  }
+}
+
 uint32_t Xen::GrantAccess(uint32_t granter, uint64_t gfn, uint32_t to_domid) {
   if (granter != kDomU)
     throw SimError(ErrorCode::kInvalidArgument, "only the domU grants pages in this model");

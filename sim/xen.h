@@ -47,6 +47,10 @@ class Xen {
   /// Throws SimError(kResourceExhausted) if domu_ram has fewer than n free frames there.
   std::vector<uint64_t> PopulateDomU(uint32_t n, v1::Placement placement);
 
+  /// Returns the domU frames gfns to Xen (XENMEM_decrease_reservation). Unknown gfns are
+  /// ignored; the caller ends their grants first.
+  void DepopulateDomU(const std::vector<uint64_t>& gfns);
+
   /// The granting domain grants frame gfn to to_domid (gnttab_grant_foreign_access).
   /// Returns the gref. Throws kOutOfRange if gfn is not populated, kResourceExhausted if
   /// the table is full (1024 entries).

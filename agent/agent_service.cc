@@ -1,0 +1,181 @@
+#include "agent/agent_service.h"
+
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "common/pattern.h"
+
+namespace dmahil::agent {
+namespace {
+
+using grpc::Status;
+using grpc::StatusCode;
+
+Status Invalid(const std::string& msg) { return Status(StatusCode::INVALID_ARGUMENT, msg); }
+
+pattern::Spec ToSpec(const v1::PatternSpec& p) {
+  return pattern::Spec{p.seed(), p.buffer_id(), p.generation(), p.first_line(), p.line_size()};
+}
+
+}  // namespace
+
+AgentService::AgentService(Backend& backend) : backend_(backend), info_(backend.Info()) {}
+
+Status AgentService::RequireRole(v1::Role role, const char* rpc) const {
+  if (info_.role() == role) return Status::OK;
+  return Status(StatusCode::FAILED_PRECONDITION,
+                fmt::format("{} is a {} operation; this agent is {}", rpc, v1::Role_Name(role),
+                            v1::Role_Name(info_.role())));
+}
+
+Status AgentService::CheckRange(uint32_t buffer, uint64_t offset, uint64_t length,
+                                bool line_aligned) {
+  const std::optional<uint64_t> bytes = backend_.BufferBytes(buffer);
+  if (!bytes) return Status(StatusCode::NOT_FOUND, fmt::format("unknown buffer {}", buffer));
+  if (length == 0) return Invalid("length is 0");
+  if (offset > *bytes || length > *bytes - offset)
+    return Status(StatusCode::OUT_OF_RANGE,
+                  fmt::format("range offset {:#x} length {:#x} exceeds buffer {} of {:#x} bytes",
+                              offset, length, buffer, *bytes));
+  const uint64_t line = info_.line_size();
+  if (line_aligned && (offset % line != 0 || length % line != 0))
+    return Invalid(
+        fmt::format("offset {:#x} and length {:#x} must be multiples of the {}-byte line", offset,
+                    length, line));
+  return Status::OK;
+}
+
+Status AgentService::CheckPattern(const v1::PatternSpec& p, uint64_t offset) const {
+  if (p.line_size() != info_.line_size())
+    return Invalid(fmt::format("pattern.line_size {} differs from the board's {}-byte line",
+                               p.line_size(), info_.line_size()));
+  if (p.first_line() != offset / info_.line_size())
+    return Invalid(fmt::format("pattern.first_line {} must be offset / line_size = {}",
+                               p.first_line(), offset / info_.line_size()));
+  if (p.buffer_id() > 0xFFFF || p.generation() > 0xFFFF)
+    return Invalid("pattern.buffer_id and pattern.generation are 16-bit");
+  return Status::OK;
+}
+
+Status AgentService::GetInfo(grpc::ServerContext*, const v1::GetInfoRequest*, v1::AgentInfo* resp) {
+  *resp = info_;
+  return Status::OK;
+}
+
+Status AgentService::AllocGrants(grpc::ServerContext*, const v1::AllocGrantsRequest* req,
+                                 v1::AllocGrantsResponse* resp) {
+  if (Status s = RequireRole(v1::ROLE_GUEST, "AllocGrants"); !s.ok()) return s;
+  if (req->pages() == 0 || req->pages() > kMaxPages)
+    return Invalid(fmt::format("pages {} must be 1..{}", req->pages(), kMaxPages));
+  if (!v1::Placement_IsValid(req->placement())) return Invalid("unknown placement");
+  std::lock_guard lock(mutex_);
+  return backend_.AllocGrants(*req, resp);
+}
+
+Status AgentService::MapForeign(grpc::ServerContext*, const v1::MapForeignRequest* req,
+                                v1::BufferInfo* resp) {
+  if (Status s = RequireRole(v1::ROLE_DOM0, "MapForeign"); !s.ok()) return s;
+  if (req->grefs_size() == 0 || req->grefs_size() > static_cast<int>(kMaxPages))
+    return Invalid(fmt::format("{} grefs: must be 1..{}", req->grefs_size(), kMaxPages));
+  if (req->domid() == info_.domid()) return Invalid("cannot map this domain's own grants");
+  std::lock_guard lock(mutex_);
+  return backend_.MapForeign(*req, resp);
+}
+
+Status AgentService::AllocLocal(grpc::ServerContext*, const v1::AllocLocalRequest* req,
+                                v1::BufferInfo* resp) {
+  if (Status s = RequireRole(v1::ROLE_DOM0, "AllocLocal"); !s.ok()) return s;
+  if (req->pages() == 0 || req->pages() > kMaxPages)
+    return Invalid(fmt::format("pages {} must be 1..{}", req->pages(), kMaxPages));
+  if (!v1::Placement_IsValid(req->placement())) return Invalid("unknown placement");
+  std::lock_guard lock(mutex_);
+  return backend_.AllocLocal(*req, resp);
+}
+
+Status AgentService::ReleaseBuffer(grpc::ServerContext*, const v1::ReleaseBufferRequest* req,
+                                   v1::ReleaseBufferResponse*) {
+  std::lock_guard lock(mutex_);
+  if (!backend_.BufferBytes(req->buffer()))
+    return Status(StatusCode::NOT_FOUND, fmt::format("unknown buffer {}", req->buffer()));
+  return backend_.ReleaseBuffer(req->buffer());
+}
+
+Status AgentService::DmaMap(grpc::ServerContext*, const v1::DmaMapRequest* req,
+                            v1::DmaMapping* resp) {
+  if (Status s = RequireRole(v1::ROLE_DOM0, "DmaMap"); !s.ok()) return s;
+  if (req->direction() != v1::DMA_TO_DEVICE && req->direction() != v1::DMA_FROM_DEVICE &&
+      req->direction() != v1::DMA_BIDIRECTIONAL)
+    return Invalid("direction must be DMA_TO_DEVICE, DMA_FROM_DEVICE or DMA_BIDIRECTIONAL");
+  if (req->dma_mask_bits() != 0 && (req->dma_mask_bits() < 32 || req->dma_mask_bits() > 64))
+    return Invalid(fmt::format("dma_mask_bits {} must be 0 or 32..64", req->dma_mask_bits()));
+  std::lock_guard lock(mutex_);
+  if (Status s = CheckRange(req->buffer(), req->offset(), req->length(), false); !s.ok()) return s;
+  return backend_.DmaMap(*req, resp);
+}
+
+Status AgentService::DmaSync(grpc::ServerContext*, const v1::DmaSyncRequest* req,
+                             v1::DmaSyncResponse*) {
+  if (Status s = RequireRole(v1::ROLE_DOM0, "DmaSync"); !s.ok()) return s;
+  if (req->for_() != v1::SYNC_FOR_CPU && req->for_() != v1::SYNC_FOR_DEVICE)
+    return Invalid("for_ must be SYNC_FOR_CPU or SYNC_FOR_DEVICE");
+  std::lock_guard lock(mutex_);
+  return backend_.DmaSync(req->mapping(), req->for_());
+}
+
+Status AgentService::DmaUnmap(grpc::ServerContext*, const v1::DmaUnmapRequest* req,
+                              v1::DmaUnmapResponse*) {
+  if (Status s = RequireRole(v1::ROLE_DOM0, "DmaUnmap"); !s.ok()) return s;
+  std::lock_guard lock(mutex_);
+  return backend_.DmaUnmap(req->mapping());
+}
+
+Status AgentService::Fill(grpc::ServerContext*, const v1::FillRequest* req, v1::FillResponse*) {
+  std::lock_guard lock(mutex_);
+  if (Status s = CheckRange(req->buffer(), req->offset(), req->length(), true); !s.ok()) return s;
+  if (Status s = CheckPattern(req->pattern(), req->offset()); !s.ok()) return s;
+  std::vector<uint8_t> data(req->length());
+  pattern::Fill(ToSpec(req->pattern()), data.data(), data.size());
+  return backend_.CpuWrite(req->buffer(), req->offset(), data.data(), data.size());
+}
+
+Status AgentService::Prime(grpc::ServerContext*, const v1::PrimeRequest* req, v1::PrimeResponse*) {
+  std::lock_guard lock(mutex_);
+  if (Status s = CheckRange(req->buffer(), req->offset(), req->length(), false); !s.ok()) return s;
+  if (req->op() == v1::PRIME_READ) {
+    std::vector<uint8_t> data(req->length());
+    return backend_.CpuRead(req->buffer(), req->offset(), data.data(), data.size());
+  }
+  if (req->op() == v1::PRIME_CLEAN_INVALIDATE)
+    return backend_.CpuCleanInvalidate(req->buffer(), req->offset(), req->length());
+  return Invalid("op must be PRIME_READ or PRIME_CLEAN_INVALIDATE");
+}
+
+Status AgentService::Verify(grpc::ServerContext*, const v1::VerifyRequest* req,
+                            v1::CheckSummary* resp) {
+  std::lock_guard lock(mutex_);
+  if (Status s = CheckRange(req->buffer(), req->offset(), req->length(), true); !s.ok()) return s;
+  if (Status s = CheckPattern(req->pattern(), req->offset()); !s.ok()) return s;
+  std::vector<uint8_t> data(req->length());
+  if (Status s = backend_.CpuRead(req->buffer(), req->offset(), data.data(), data.size()); !s.ok())
+    return s;
+  const uint32_t cap = req->max_findings() != 0 ? req->max_findings() : kDefaultMaxFindings;
+  uint64_t total = 0;
+  const size_t ok = pattern::Check(ToSpec(req->pattern()), data.data(), data.size(),
+                                   [&](const pattern::Finding& f) {
+                                     if (total++ >= cap) return;
+                                     v1::LineFinding* lf = resp->add_mismatches();
+                                     lf->set_line(f.line);
+                                     lf->set_cls(static_cast<v1::LineClass>(f.cls));
+                                     lf->set_found_buffer(f.found_buffer);
+                                     lf->set_found_generation(f.found_generation);
+                                     lf->set_found_line(f.found_line);
+                                     lf->set_good_words(f.good_words);
+                                   });
+  resp->set_lines_checked(data.size() / req->pattern().line_size());
+  resp->set_lines_ok(ok);
+  resp->set_mismatches_total(total);
+  return Status::OK;
+}
+
+}  // namespace dmahil::agent

@@ -1,0 +1,51 @@
+// The agent's gRPC service (proto/dmahil/v1/agent.proto): validates every request —
+// role, sizes, ranges, enum values, pattern geometry — and refuses bad ones with
+// INVALID_ARGUMENT / NOT_FOUND / FAILED_PRECONDITION / OUT_OF_RANGE and a message naming
+// the field and the value, before the backend sees them. Fill/Prime/Verify are built
+// here on the backend's CPU access, with the pattern engine of common/pattern.h.
+#pragma once
+
+#include <mutex>
+
+#include "agent/backend.h"
+#include "dmahil/v1/agent.grpc.pb.h"
+
+namespace dmahil::agent {
+
+inline constexpr uint32_t kMaxPages = 1024;           // per request, 4 KiB pages
+inline constexpr uint32_t kDefaultMaxFindings = 256;  // Verify findings returned
+
+class AgentService final : public v1::Agent::Service {
+ public:
+  /// backend: must outlive the service. Calls are serialised.
+  explicit AgentService(Backend& backend);
+
+  grpc::Status GetInfo(grpc::ServerContext*, const v1::GetInfoRequest*, v1::AgentInfo*) override;
+  grpc::Status AllocGrants(grpc::ServerContext*, const v1::AllocGrantsRequest*,
+                           v1::AllocGrantsResponse*) override;
+  grpc::Status MapForeign(grpc::ServerContext*, const v1::MapForeignRequest*,
+                          v1::BufferInfo*) override;
+  grpc::Status AllocLocal(grpc::ServerContext*, const v1::AllocLocalRequest*,
+                          v1::BufferInfo*) override;
+  grpc::Status ReleaseBuffer(grpc::ServerContext*, const v1::ReleaseBufferRequest*,
+                             v1::ReleaseBufferResponse*) override;
+  grpc::Status DmaMap(grpc::ServerContext*, const v1::DmaMapRequest*, v1::DmaMapping*) override;
+  grpc::Status DmaSync(grpc::ServerContext*, const v1::DmaSyncRequest*,
+                       v1::DmaSyncResponse*) override;
+  grpc::Status DmaUnmap(grpc::ServerContext*, const v1::DmaUnmapRequest*,
+                        v1::DmaUnmapResponse*) override;
+  grpc::Status Fill(grpc::ServerContext*, const v1::FillRequest*, v1::FillResponse*) override;
+  grpc::Status Prime(grpc::ServerContext*, const v1::PrimeRequest*, v1::PrimeResponse*) override;
+  grpc::Status Verify(grpc::ServerContext*, const v1::VerifyRequest*, v1::CheckSummary*) override;
+
+ private:
+  grpc::Status RequireRole(v1::Role role, const char* rpc) const;
+  grpc::Status CheckRange(uint32_t buffer, uint64_t offset, uint64_t length, bool line_aligned);
+  grpc::Status CheckPattern(const v1::PatternSpec& p, uint64_t offset) const;
+
+  Backend& backend_;
+  v1::AgentInfo info_;
+  std::mutex mutex_;
+};
+
+}  // namespace dmahil::agent

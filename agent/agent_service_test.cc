@@ -1,0 +1,203 @@
+// The agents over real gRPC on loopback, with the sim backend: the happy path and every
+// refusal of bad input (unknown gref, zero / oversized length, DMA window outside the
+// mapping, wrong role, wrong pattern geometry), with no crash and nothing half-done.
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <gtest/gtest.h>
+
+#include "agent/vboard.h"
+#include "common/validate.h"
+
+namespace dmahil::agent {
+namespace {
+
+class AgentOverGrpc : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* root = std::getenv("DMAHIL_SOURCE_DIR");
+    board_ = LoadBoard(std::string(root ? root : ".") + "/boards/zcu102-virtual.textproto");
+    server_ = std::make_unique<VirtualBoardServer>(board_, std::vector<std::string>{}, 5);
+    dom0_ = v1::Agent::NewStub(
+        grpc::CreateChannel(server_->endpoints().dom0, grpc::InsecureChannelCredentials()));
+    guest_ = v1::Agent::NewStub(
+        grpc::CreateChannel(server_->endpoints().guest, grpc::InsecureChannelCredentials()));
+  }
+
+  v1::AllocGrantsResponse Grant(uint32_t pages) {
+    grpc::ClientContext ctx;
+    v1::AllocGrantsRequest req;
+    req.set_pages(pages);
+    v1::AllocGrantsResponse resp;
+    EXPECT_TRUE(guest_->AllocGrants(&ctx, req, &resp).ok());
+    return resp;
+  }
+  v1::BufferInfo MapAll(const v1::AllocGrantsResponse& g) {
+    grpc::ClientContext ctx;
+    v1::MapForeignRequest req;
+    req.set_domid(1);
+    *req.mutable_grefs() = g.grefs();
+    v1::BufferInfo resp;
+    EXPECT_TRUE(dom0_->MapForeign(&ctx, req, &resp).ok());
+    return resp;
+  }
+  grpc::Status DmaMap(uint32_t buffer, uint64_t offset, uint64_t length, v1::DmaMapping* out) {
+    grpc::ClientContext ctx;
+    v1::DmaMapRequest req;
+    req.set_buffer(buffer);
+    req.set_offset(offset);
+    req.set_length(length);
+    req.set_direction(v1::DMA_TO_DEVICE);
+    return dom0_->DmaMap(&ctx, req, out);
+  }
+
+  v1::Board board_;
+  std::unique_ptr<VirtualBoardServer> server_;
+  std::unique_ptr<v1::Agent::Stub> dom0_;
+  std::unique_ptr<v1::Agent::Stub> guest_;
+};
+
+TEST_F(AgentOverGrpc, InfoSaysRoleAndBoard) {
+  grpc::ClientContext ctx;
+  v1::AgentInfo info;
+  ASSERT_TRUE(guest_->GetInfo(&ctx, {}, &info).ok());
+  EXPECT_EQ(info.role(), v1::ROLE_GUEST);
+  EXPECT_EQ(info.domid(), 1u);
+  EXPECT_EQ(info.board(), "zcu102-virtual");
+  EXPECT_EQ(info.line_size(), 64u);
+}
+
+TEST_F(AgentOverGrpc, ForeignMapReportsPfnAndMachineFrame) {
+  const auto g = Grant(4);
+  ASSERT_EQ(g.grefs_size(), 4);
+  const auto b = MapAll(g);
+  v1::DmaMapping m;
+  ASSERT_TRUE(DmaMap(b.buffer(), 0, 4 * 4096, &m).ok());
+  ASSERT_EQ(m.segments_size(), 4);
+  for (const auto& s : m.segments()) {
+    EXPECT_TRUE(s.foreign());
+    EXPECT_NE(s.pfn(), s.bfn());
+    EXPECT_EQ(s.dma_addr(), s.bfn() << 12) << "no dma-ranges on this board";
+  }
+}
+
+TEST_F(AgentOverGrpc, UnknownGrefIsRefusedAndNothingStaysMapped) {
+  const auto g = Grant(2);
+  grpc::ClientContext ctx;
+  v1::MapForeignRequest req;
+  req.set_domid(1);
+  req.add_grefs(g.grefs(0));
+  req.add_grefs(4000);
+  v1::BufferInfo resp;
+  const grpc::Status s = dom0_->MapForeign(&ctx, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_NE(s.error_message().find("gref 4000"), std::string::npos) << s.error_message();
+  // The first gref was rolled back: it can be mapped again and the guest can end it.
+  EXPECT_EQ(MapAll(g).pfns_size(), 2);
+}
+
+TEST_F(AgentOverGrpc, ZeroAndOversizedLengthsAreRefused) {
+  const auto b = MapAll(Grant(2));
+  v1::DmaMapping m;
+  grpc::Status s = DmaMap(b.buffer(), 0, 0, &m);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("length is 0"), std::string::npos);
+  s = DmaMap(b.buffer(), 4096, 8192, &m);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::OUT_OF_RANGE) << "window past the mapping";
+  EXPECT_NE(s.error_message().find("exceeds buffer"), std::string::npos);
+  s = DmaMap(b.buffer(), ~uint64_t{0} - 10, 20, &m);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::OUT_OF_RANGE) << "overflowing window";
+  grpc::ClientContext ctx;
+  v1::AllocGrantsRequest big;
+  big.set_pages(100000);
+  v1::AllocGrantsResponse r;
+  s = guest_->AllocGrants(&ctx, big, &r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("1..1024"), std::string::npos);
+}
+
+TEST_F(AgentOverGrpc, WrongRoleAndUnknownHandlesAreRefused) {
+  grpc::ClientContext c1;
+  v1::MapForeignRequest req;
+  req.set_domid(0);
+  req.add_grefs(8);
+  v1::BufferInfo resp;
+  EXPECT_EQ(guest_->MapForeign(&c1, req, &resp).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  grpc::ClientContext c2;
+  v1::DmaUnmapRequest un;
+  un.set_mapping(77);
+  v1::DmaUnmapResponse ur;
+  EXPECT_EQ(dom0_->DmaUnmap(&c2, un, &ur).error_code(), grpc::StatusCode::NOT_FOUND);
+  v1::DmaMapping m;
+  EXPECT_EQ(DmaMap(99, 0, 4096, &m).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(AgentOverGrpc, FillAndVerifyRoundTripAndBadPatternIsRefused) {
+  const auto g = Grant(1);
+  v1::PatternSpec p;
+  p.set_seed(9);
+  p.set_buffer_id(3);
+  p.set_generation(1);
+  p.set_line_size(64);
+  {
+    grpc::ClientContext ctx;
+    v1::FillRequest f;
+    f.set_buffer(g.buffer());
+    f.set_length(4096);
+    *f.mutable_pattern() = p;
+    v1::FillResponse r;
+    ASSERT_TRUE(guest_->Fill(&ctx, f, &r).ok());
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::VerifyRequest v;
+    v.set_buffer(g.buffer());
+    v.set_length(4096);
+    *v.mutable_pattern() = p;
+    v1::CheckSummary sum;
+    ASSERT_TRUE(guest_->Verify(&ctx, v, &sum).ok());
+    EXPECT_EQ(sum.lines_checked(), 64u);
+    EXPECT_EQ(sum.lines_ok(), 64u);
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::VerifyRequest v;
+    v.set_buffer(g.buffer());
+    v.set_length(4096);
+    *v.mutable_pattern() = p;
+    v.mutable_pattern()->set_generation(2);  // what a device write would have produced
+    v1::CheckSummary sum;
+    ASSERT_TRUE(guest_->Verify(&ctx, v, &sum).ok());
+    EXPECT_EQ(sum.mismatches_total(), 64u);
+    ASSERT_GT(sum.mismatches_size(), 0);
+    EXPECT_EQ(sum.mismatches(0).cls(), v1::LINE_STALE);
+    EXPECT_EQ(sum.mismatches(0).found_generation(), 1u);
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::FillRequest f;
+    f.set_buffer(g.buffer());
+    f.set_length(4096);
+    *f.mutable_pattern() = p;
+    f.mutable_pattern()->set_line_size(128);
+    v1::FillResponse r;
+    const grpc::Status s = guest_->Fill(&ctx, f, &r);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(s.error_message().find("line_size 128"), std::string::npos);
+  }
+}
+
+TEST_F(AgentOverGrpc, ReleaseWhileMappedIsRefused) {
+  const auto b = MapAll(Grant(1));
+  v1::DmaMapping m;
+  ASSERT_TRUE(DmaMap(b.buffer(), 0, 4096, &m).ok());
+  grpc::ClientContext ctx;
+  v1::ReleaseBufferRequest rel;
+  rel.set_buffer(b.buffer());
+  v1::ReleaseBufferResponse rr;
+  EXPECT_EQ(dom0_->ReleaseBuffer(&ctx, rel, &rr).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+}  // namespace
+}  // namespace dmahil::agent

@@ -1,0 +1,51 @@
+// The agent's backend interface: what differs between the virtual board (`sim`) and a
+// real board (`linux-xen`: /dev/xen/gntalloc, /dev/xen/gntdev, dmahil.ko). The gRPC
+// service (agent_service.h) validates every request before a backend sees it, and builds
+// Fill/Prime/Verify on the CPU access primitives below.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include <grpcpp/support/status.h>
+
+#include "dmahil/v1/agent.pb.h"
+
+namespace dmahil::agent {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  /// Role, domid, backend name, board, cache line and page size, revision.
+  virtual v1::AgentInfo Info() = 0;
+  /// Size in bytes of a buffer (pages * 4 KiB), or nullopt for an unknown handle.
+  virtual std::optional<uint64_t> BufferBytes(uint32_t buffer) = 0;
+
+  /// guest role: allocate and grant pages (gntalloc). RESOURCE_EXHAUSTED if out of frames.
+  virtual grpc::Status AllocGrants(const v1::AllocGrantsRequest& req,
+                                   v1::AllocGrantsResponse* resp) = 0;
+  /// dom0 role: map foreign grants (gntdev). NOT_FOUND for an unknown gref; nothing stays
+  /// mapped when any gref fails.
+  virtual grpc::Status MapForeign(const v1::MapForeignRequest& req, v1::BufferInfo* resp) = 0;
+  /// dom0 role: allocate local pages.
+  virtual grpc::Status AllocLocal(const v1::AllocLocalRequest& req, v1::BufferInfo* resp) = 0;
+  /// Unmaps / ungrants / frees a buffer. FAILED_PRECONDITION while DMA-mapped.
+  virtual grpc::Status ReleaseBuffer(uint32_t buffer) = 0;
+
+  /// dom0 role: dma_map_page per 4 KiB page of [offset, offset + length) (validated to lie
+  /// inside the buffer). RESOURCE_EXHAUSTED if the DMA API fails (swiotlb full, not
+  /// DMA-capable); nothing stays mapped then.
+  virtual grpc::Status DmaMap(const v1::DmaMapRequest& req, v1::DmaMapping* resp) = 0;
+  virtual grpc::Status DmaSync(uint32_t mapping, v1::SyncFor for_) = 0;
+  virtual grpc::Status DmaUnmap(uint32_t mapping) = 0;
+
+  /// CPU access to [offset, offset + len) of a buffer (validated by the service).
+  virtual grpc::Status CpuWrite(uint32_t buffer, uint64_t offset, const uint8_t* src,
+                                uint64_t len) = 0;
+  virtual grpc::Status CpuRead(uint32_t buffer, uint64_t offset, uint8_t* dst, uint64_t len) = 0;
+  /// DC CIVAC over the range (arm64 lets EL0 do it: SCTLR_EL1.UCI).
+  virtual grpc::Status CpuCleanInvalidate(uint32_t buffer, uint64_t offset, uint64_t len) = 0;
+};
+
+}  // namespace dmahil::agent

@@ -1,0 +1,261 @@
+#include "agent/sim_backend.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+namespace dmahil::agent {
+namespace {
+
+using grpc::Status;
+using grpc::StatusCode;
+using sim::kXenPageShift;
+using sim::kXenPageSize;
+
+}  // namespace
+
+Status ToStatus(const sim::SimError& e) {
+  switch (e.code()) {
+    case sim::ErrorCode::kInvalidArgument:
+      return Status(StatusCode::INVALID_ARGUMENT, e.what());
+    case sim::ErrorCode::kNotFound:
+      return Status(StatusCode::NOT_FOUND, e.what());
+    case sim::ErrorCode::kFailedPrecondition:
+      return Status(StatusCode::FAILED_PRECONDITION, e.what());
+    case sim::ErrorCode::kOutOfRange:
+      return Status(StatusCode::OUT_OF_RANGE, e.what());
+    case sim::ErrorCode::kResourceExhausted:
+      return Status(StatusCode::RESOURCE_EXHAUSTED, e.what());
+  }
+  return Status(StatusCode::INTERNAL, e.what());
+}
+
+SimBackend::SimBackend(sim::VirtualBoard& board, v1::Role role)
+    : board_(board), role_(role), domid_(role == v1::ROLE_DOM0 ? sim::kDom0 : sim::kDomU) {}
+
+v1::AgentInfo SimBackend::Info() {
+  v1::AgentInfo info;
+  info.set_role(role_);
+  info.set_domid(domid_);
+  info.set_backend("sim");
+  info.set_board(board_.board().name());
+  info.set_line_size(board_.board().cache().line_size());
+  info.set_page_size(role_ == v1::ROLE_DOM0 ? board_.board().linux_page_size() : 4096);
+  info.set_revision(board_.faults().ToString());
+  return info;
+}
+
+std::optional<uint64_t> SimBackend::BufferBytes(uint32_t buffer) {
+  auto it = buffers_.find(buffer);
+  if (it == buffers_.end()) return std::nullopt;
+  return it->second.frames.size() * kXenPageSize;
+}
+
+Status SimBackend::AllocGrants(const v1::AllocGrantsRequest& req, v1::AllocGrantsResponse* resp) {
+  std::lock_guard lock(board_.mutex());
+  try {
+    Buffer b{Kind::kGranted, board_.xen().PopulateDomU(req.pages(), req.placement()), {}, 0};
+    for (uint64_t gfn : b.frames)
+      b.grefs.push_back(board_.xen().GrantAccess(domid_, gfn, req.to_domid()));
+    const uint32_t handle = next_buffer_++;
+    resp->set_buffer(handle);
+    for (size_t i = 0; i < b.frames.size(); ++i) {
+      resp->add_grefs(b.grefs[i]);
+      resp->add_gfns(b.frames[i]);
+    }
+    buffers_.emplace(handle, std::move(b));
+    return Status::OK;
+  } catch (const sim::SimError& e) {
+    return ToStatus(e);
+  }
+}
+
+Status SimBackend::MapForeign(const v1::MapForeignRequest& req, v1::BufferInfo* resp) {
+  std::lock_guard lock(board_.mutex());
+  Buffer b{Kind::kForeign, {}, {}, 0};
+  try {
+    for (uint32_t gref : req.grefs()) {
+      const uint64_t pfn = board_.dma().AllocBallooned();
+      try {
+        board_.xen().MapGrantRef(req.domid(), gref, pfn);
+      } catch (...) {
+        board_.dma().FreeBallooned(pfn);
+        throw;
+      }
+      b.frames.push_back(pfn);
+    }
+  } catch (const sim::SimError& e) {
+    for (uint64_t pfn : b.frames) {  // roll back: nothing stays mapped
+      board_.xen().UnmapGrantRef(pfn);
+      board_.dma().FreeBallooned(pfn);
+    }
+    return ToStatus(e);
+  }
+  const uint32_t handle = next_buffer_++;
+  resp->set_buffer(handle);
+  for (uint64_t pfn : b.frames) resp->add_pfns(pfn);
+  buffers_.emplace(handle, std::move(b));
+  return Status::OK;
+}
+
+Status SimBackend::AllocLocal(const v1::AllocLocalRequest& req, v1::BufferInfo* resp) {
+  std::lock_guard lock(board_.mutex());
+  Buffer b{Kind::kLocal, {}, {}, 0};
+  try {
+    for (uint32_t i = 0; i < req.pages(); ++i)
+      b.frames.push_back(board_.dma().AllocPage(req.placement()));
+  } catch (const sim::SimError& e) {
+    for (uint64_t pfn : b.frames) board_.dma().FreePage(pfn);
+    return ToStatus(e);
+  }
+  const uint32_t handle = next_buffer_++;
+  resp->set_buffer(handle);
+  for (uint64_t pfn : b.frames) resp->add_pfns(pfn);
+  buffers_.emplace(handle, std::move(b));
+  return Status::OK;
+}
+
+Status SimBackend::ReleaseBuffer(uint32_t buffer) {
+  std::lock_guard lock(board_.mutex());
+  auto it = buffers_.find(buffer);
+  if (it == buffers_.end())
+    return Status(StatusCode::NOT_FOUND, fmt::format("unknown buffer {}", buffer));
+  Buffer& b = it->second;
+  if (b.dma_mappings != 0)
+    return Status(
+        StatusCode::FAILED_PRECONDITION,
+        fmt::format("buffer {} has {} DMA mappings; unmap them first", buffer, b.dma_mappings));
+  try {
+    if (b.kind == Kind::kGranted) {
+      for (uint32_t gref : b.grefs) board_.xen().EndAccess(domid_, gref);
+      board_.xen().DepopulateDomU(b.frames);
+    } else if (b.kind == Kind::kForeign) {
+      for (uint64_t pfn : b.frames) {
+        board_.xen().UnmapGrantRef(pfn);
+        board_.dma().FreeBallooned(pfn);
+      }
+    } else {
+      for (uint64_t pfn : b.frames) board_.dma().FreePage(pfn);
+    }
+  } catch (const sim::SimError& e) {
+    return ToStatus(e);
+  }
+  buffers_.erase(it);
+  return Status::OK;
+}
+
+void SimBackend::UnmapSegments(const std::vector<v1::DmaSegment>& segs, v1::DmaDirection dir) {
+  for (const v1::DmaSegment& s : segs) board_.dma().UnmapPage(s.dma_addr(), s.length(), dir);
+}
+
+Status SimBackend::DmaMap(const v1::DmaMapRequest& req, v1::DmaMapping* resp) {
+  std::lock_guard lock(board_.mutex());
+  Buffer& b = buffers_.at(req.buffer());  // existence and range checked by the service
+  if (b.kind == Kind::kGranted)
+    return Status(StatusCode::FAILED_PRECONDITION, "granted buffers are mapped for DMA by dom0");
+  try {
+    board_.dma().SetMask(req.dma_mask_bits() != 0 ? req.dma_mask_bits()
+                                                  : board_.board().dma().mask_bits());
+  } catch (const sim::SimError& e) {
+    return ToStatus(e);
+  }
+  Mapping m{req.buffer(), req.direction(), {}};
+  uint64_t off = req.offset();
+  const uint64_t end = req.offset() + req.length();
+  while (off < end) {
+    const uint64_t page = off >> kXenPageShift;
+    const uint64_t len = std::min(end - off, kXenPageSize - (off & (kXenPageSize - 1)));
+    const uint64_t pfn = b.frames[page];
+    const uint64_t phys = (pfn << kXenPageShift) | (off & (kXenPageSize - 1));
+    const sim::PageMapping pm = board_.dma().MapPage(phys, len, req.direction());
+    if (pm.dma_addr == sim::kDmaMappingError) {
+      UnmapSegments(m.segments, req.direction());
+      return Status(StatusCode::RESOURCE_EXHAUSTED,
+                    fmt::format("dma_map_page failed for pfn {:#x} (swiotlb full or the bounce "
+                                "buffer is not DMA-capable)",
+                                pfn));
+    }
+    v1::DmaSegment s;
+    s.set_offset(off);
+    s.set_length(static_cast<uint32_t>(len));
+    s.set_dma_addr(pm.dma_addr);
+    s.set_pfn(pfn);
+    s.set_bfn(board_.dma().PfnToBfn(pfn));
+    s.set_foreign(s.bfn() != pfn);
+    s.set_bounced(pm.bounced);
+    m.segments.push_back(s);
+    off += len;
+  }
+  const uint32_t handle = next_mapping_++;
+  resp->set_mapping(handle);
+  for (const v1::DmaSegment& s : m.segments) *resp->add_segments() = s;
+  ++b.dma_mappings;
+  mappings_.emplace(handle, std::move(m));
+  return Status::OK;
+}
+
+Status SimBackend::DmaSync(uint32_t mapping, v1::SyncFor for_) {
+  std::lock_guard lock(board_.mutex());
+  auto it = mappings_.find(mapping);
+  if (it == mappings_.end())
+    return Status(StatusCode::NOT_FOUND, fmt::format("unknown DMA mapping {}", mapping));
+  for (const v1::DmaSegment& s : it->second.segments) {
+    if (for_ == v1::SYNC_FOR_CPU) {
+      board_.dma().SyncForCpu(s.dma_addr(), s.length(), it->second.dir);
+    } else {
+      board_.dma().SyncForDevice(s.dma_addr(), s.length(), it->second.dir);
+    }
+  }
+  return Status::OK;
+}
+
+Status SimBackend::DmaUnmap(uint32_t mapping) {
+  std::lock_guard lock(board_.mutex());
+  auto it = mappings_.find(mapping);
+  if (it == mappings_.end())
+    return Status(StatusCode::NOT_FOUND, fmt::format("unknown DMA mapping {}", mapping));
+  UnmapSegments(it->second.segments, it->second.dir);
+  --buffers_.at(it->second.buffer).dma_mappings;
+  mappings_.erase(it);
+  return Status::OK;
+}
+
+template <typename Op>
+Status SimBackend::ForEachPage(uint32_t buffer, uint64_t offset, uint64_t len, Op op) {
+  std::lock_guard lock(board_.mutex());
+  const Buffer& b = buffers_.at(buffer);  // range checked by the service
+  try {
+    uint64_t done = 0;
+    while (done < len) {
+      const uint64_t off = offset + done;
+      const uint64_t n = std::min(len - done, kXenPageSize - (off & (kXenPageSize - 1)));
+      const uint64_t gpa =
+          (b.frames[off >> kXenPageShift] << kXenPageShift) | (off & (kXenPageSize - 1));
+      op(gpa, done, n);
+      done += n;
+    }
+  } catch (const sim::SimError& e) {
+    return ToStatus(e);
+  }
+  return Status::OK;
+}
+
+Status SimBackend::CpuWrite(uint32_t buffer, uint64_t offset, const uint8_t* src, uint64_t len) {
+  return ForEachPage(buffer, offset, len, [&](uint64_t gpa, uint64_t at, uint64_t n) {
+    board_.CpuWrite(domid_, gpa, src + at, n);
+  });
+}
+
+Status SimBackend::CpuRead(uint32_t buffer, uint64_t offset, uint8_t* dst, uint64_t len) {
+  return ForEachPage(buffer, offset, len, [&](uint64_t gpa, uint64_t at, uint64_t n) {
+    board_.CpuRead(domid_, gpa, dst + at, n);
+  });
+}
+
+Status SimBackend::CpuCleanInvalidate(uint32_t buffer, uint64_t offset, uint64_t len) {
+  return ForEachPage(buffer, offset, len, [&](uint64_t gpa, uint64_t, uint64_t n) {
+    board_.CpuCleanInvalidate(domid_, gpa, n);
+  });
+}
+
+}  // namespace dmahil::agent

@@ -1,0 +1,64 @@
+// The agent's `sim` backend: the dom0 or guest side of a virtual board (sim/). Both roles
+// of one board share one VirtualBoard, in one process (dmahil-vboard).
+#pragma once
+
+#include <map>
+#include <vector>
+
+#include "agent/backend.h"
+#include "sim/error.h"
+#include "sim/virtual_board.h"
+
+namespace dmahil::agent {
+
+class SimBackend final : public Backend {
+ public:
+  /// board: shared with the other role's backend; must outlive this. role: ROLE_DOM0
+  /// (domid 0) or ROLE_GUEST (domid 1).
+  SimBackend(sim::VirtualBoard& board, v1::Role role);
+
+  v1::AgentInfo Info() override;
+  std::optional<uint64_t> BufferBytes(uint32_t buffer) override;
+  grpc::Status AllocGrants(const v1::AllocGrantsRequest& req,
+                           v1::AllocGrantsResponse* resp) override;
+  grpc::Status MapForeign(const v1::MapForeignRequest& req, v1::BufferInfo* resp) override;
+  grpc::Status AllocLocal(const v1::AllocLocalRequest& req, v1::BufferInfo* resp) override;
+  grpc::Status ReleaseBuffer(uint32_t buffer) override;
+  grpc::Status DmaMap(const v1::DmaMapRequest& req, v1::DmaMapping* resp) override;
+  grpc::Status DmaSync(uint32_t mapping, v1::SyncFor for_) override;
+  grpc::Status DmaUnmap(uint32_t mapping) override;
+  grpc::Status CpuWrite(uint32_t buffer, uint64_t offset, const uint8_t* src,
+                        uint64_t len) override;
+  grpc::Status CpuRead(uint32_t buffer, uint64_t offset, uint8_t* dst, uint64_t len) override;
+  grpc::Status CpuCleanInvalidate(uint32_t buffer, uint64_t offset, uint64_t len) override;
+
+ private:
+  enum class Kind { kGranted, kForeign, kLocal };
+  struct Buffer {
+    Kind kind;
+    std::vector<uint64_t> frames;  // gfns (guest) or pfns (dom0), one per 4 KiB page
+    std::vector<uint32_t> grefs;   // kGranted
+    uint32_t dma_mappings = 0;
+  };
+  struct Mapping {
+    uint32_t buffer;
+    v1::DmaDirection dir;
+    std::vector<v1::DmaSegment> segments;
+  };
+  template <typename Op>
+  grpc::Status ForEachPage(uint32_t buffer, uint64_t offset, uint64_t len, Op op);
+  void UnmapSegments(const std::vector<v1::DmaSegment>& segs, v1::DmaDirection dir);
+
+  sim::VirtualBoard& board_;
+  v1::Role role_;
+  uint32_t domid_;
+  std::map<uint32_t, Buffer> buffers_;
+  std::map<uint32_t, Mapping> mappings_;
+  uint32_t next_buffer_ = 1;
+  uint32_t next_mapping_ = 1;
+};
+
+/// Maps a model error to the gRPC status the agent answers with.
+grpc::Status ToStatus(const sim::SimError& e);
+
+}  // namespace dmahil::agent
