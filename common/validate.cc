@@ -1,0 +1,380 @@
+#include "common/validate.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "common/dma_ranges.h"
+
+namespace dmahil {
+namespace {
+
+constexpr uint64_t kXenPage = 4096;
+
+// Accumulates "<file>:<line>:<col>: <what>" lines; throws them all at once, in file order.
+class Problems {
+ public:
+  explicit Problems(const SourceMap& source) : source_(source) {}
+
+  template <class... Args>
+  void Add(std::string_view field_path, fmt::format_string<Args...> what, Args&&... args) {
+    const SourceLocation at = source_.Locate(field_path);
+    lines_.push_back({at.line, at.column,
+                      fmt::format("{}: {}", source_.Where(field_path),
+                                  fmt::format(what, std::forward<Args>(args)...))});
+  }
+
+  void ThrowIfAny() {
+    if (lines_.empty()) return;
+    std::stable_sort(lines_.begin(), lines_.end(), [](const Line& a, const Line& b) {
+      return std::pair(a.line, a.column) < std::pair(b.line, b.column);
+    });
+    std::string all;
+    for (const auto& line : lines_) all += (all.empty() ? "" : "\n") + line.text;
+    throw ConfigError(all);
+  }
+
+ private:
+  struct Line {
+    int line;
+    int column;
+    std::string text;
+  };
+  const SourceMap& source_;
+  std::vector<Line> lines_;
+};
+
+// A half-open address range [base, end) with its field path, end computed without wrap.
+struct Range {
+  std::string path;
+  uint64_t base = 0;
+  uint64_t end = 0;
+};
+
+std::string Show(uint64_t base, uint64_t end) { return fmt::format("[{:#x}, {:#x})", base, end); }
+std::string Show(const Range& r) { return Show(r.base, r.end); }
+
+bool Overlap(const Range& a, const Range& b) { return a.base < b.end && b.base < a.end; }
+
+// Checks one bank: nonzero, 4 KiB aligned, no wrap past 2^64. Returns its range if usable.
+std::optional<Range> CheckBank(Problems& p, const std::string& path, const v1::MemoryBank& b) {
+  bool ok = true;
+  if (b.size() == 0) {
+    p.Add(path + ".size", "{} has size 0; give its size in bytes", path);
+    ok = false;
+  } else if (b.size() % kXenPage != 0) {
+    p.Add(path + ".size", "{} size {:#x} is not a multiple of 4 KiB", path, b.size());
+    ok = false;
+  }
+  if (b.base() % kXenPage != 0) {
+    p.Add(path + ".base", "{} base {:#x} is not 4 KiB aligned", path, b.base());
+    ok = false;
+  }
+  if (b.size() != 0 && b.base() + b.size() < b.base()) {
+    p.Add(path + ".size", "{} base {:#x} + size {:#x} wraps past 2^64", path, b.base(), b.size());
+    ok = false;
+  }
+  if (!ok) return std::nullopt;
+  return Range{path, b.base(), b.base() + b.size()};
+}
+
+// Checks every bank of a repeated field and that they are pairwise disjoint.
+std::vector<Range> CheckBanks(Problems& p, const std::string& field,
+                              const google::protobuf::RepeatedPtrField<v1::MemoryBank>& banks) {
+  std::vector<Range> ranges;
+  for (int i = 0; i < banks.size(); ++i) {
+    auto r = CheckBank(p, fmt::format("{}[{}]", field, i), banks[i]);
+    if (r) ranges.push_back(*r);
+  }
+  for (size_t i = 0; i < ranges.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (Overlap(ranges[i], ranges[j]))
+        p.Add(ranges[i].path, "{} {} overlaps {} {}", ranges[i].path, Show(ranges[i]),
+              ranges[j].path, Show(ranges[j]));
+  return ranges;
+}
+
+// The first address of `r` not inside any of `banks`, or nullopt if `r` is covered.
+std::optional<uint64_t> FirstUncovered(const Range& r, std::vector<Range> banks) {
+  std::sort(banks.begin(), banks.end(),
+            [](const Range& a, const Range& b) { return a.base < b.base; });
+  uint64_t cur = r.base;
+  while (cur < r.end) {
+    auto it = std::find_if(banks.begin(), banks.end(),
+                           [cur](const Range& b) { return b.base <= cur && cur < b.end; });
+    if (it == banks.end()) return cur;
+    cur = it->end;
+  }
+  return std::nullopt;
+}
+
+void CheckInside(Problems& p, const Range& r, const std::vector<Range>& banks,
+                 std::string_view banks_name) {
+  if (auto hole = FirstUncovered(r, banks))
+    p.Add(r.path, "{} {} is not inside {}: address {:#x} is in none of its banks", r.path, Show(r),
+          banks_name, *hole);
+}
+
+// Checks that every CPU address of `pool`, translated to a bus address through the
+// dma-ranges (identity if none), is within the device's mask.
+void CheckReachable(Problems& p, const Range& pool, const v1::DmaEngineDesc& dma) {
+  const uint64_t mask = DmaMask(dma.mask_bits());
+  uint64_t cur = pool.base;
+  while (cur < pool.end) {
+    uint64_t seg_end = pool.end;
+    uint64_t bus_last = pool.end - 1;
+    if (dma.dma_ranges_size() > 0) {
+      const auto& ranges = dma.dma_ranges();
+      auto it = std::find_if(ranges.begin(), ranges.end(), [cur](const v1::DmaRange& r) {
+        return r.cpu_base() <= cur && cur - r.cpu_base() < r.size();
+      });
+      if (it == ranges.end()) {
+        p.Add(pool.path,
+              "{} {} is not reachable by the device: CPU address {:#x} is in no "
+              "dma.dma_ranges window",
+              pool.path, Show(pool), cur);
+        return;
+      }
+      const uint64_t room = ~uint64_t{0} - it->cpu_base();  // window end, saturated
+      seg_end = std::min(pool.end, it->size() > room ? ~uint64_t{0} : it->cpu_base() + it->size());
+      bus_last = it->bus_base() + (seg_end - 1 - it->cpu_base());
+    }
+    if (bus_last > mask) {
+      p.Add(pool.path,
+            "{} {} is not reachable by the device: bus address {:#x} is above the "
+            "{}-bit DMA mask {:#x}, so bounced buffers could not be reached either",
+            pool.path, Show(pool), bus_last, dma.mask_bits(), mask);
+      return;
+    }
+    cur = seg_end;
+  }
+}
+
+void CheckCache(Problems& p, const v1::CacheGeometry& c) {
+  const auto pow2 = [](uint32_t v) { return v != 0 && (v & (v - 1)) == 0; };
+  if (!pow2(c.line_size()) || c.line_size() < 16 || c.line_size() > 4096)
+    p.Add("cache.line_size", "cache.line_size {} must be a power of two from 16 to 4096 bytes",
+          c.line_size());
+  if (!pow2(c.sets()))
+    p.Add("cache.sets", "cache.sets {} must be a power of two, at least 1", c.sets());
+  if (c.ways() < 1) p.Add("cache.ways", "cache.ways must be at least 1");
+  if (c.eviction_ppm() > 1000000)
+    p.Add("cache.eviction_ppm", "cache.eviction_ppm {} is more than 1000000 (one per access)",
+          c.eviction_ppm());
+}
+
+void CheckDma(Problems& p, const v1::DmaEngineDesc& dma) {
+  if (dma.mask_bits() < 32 || dma.mask_bits() > 64)
+    p.Add("dma.mask_bits", "dma.mask_bits {} must be 32..64", dma.mask_bits());
+  std::vector<Range> bus, cpu;
+  for (int i = 0; i < dma.dma_ranges_size(); ++i) {
+    const auto& r = dma.dma_ranges(i);
+    const std::string path = fmt::format("dma.dma_ranges[{}]", i);
+    if (r.size() == 0) {
+      p.Add(path + ".size", "{} has size 0", path);
+      continue;
+    }
+    if (r.bus_base() + r.size() < r.bus_base() || r.cpu_base() + r.size() < r.cpu_base()) {
+      p.Add(path + ".size", "{} wraps past 2^64", path);
+      continue;
+    }
+    bus.push_back({path, r.bus_base(), r.bus_base() + r.size()});
+    cpu.push_back({path, r.cpu_base(), r.cpu_base() + r.size()});
+  }
+  for (size_t i = 0; i < bus.size(); ++i)
+    for (size_t j = 0; j < i; ++j) {
+      if (Overlap(bus[i], bus[j]))
+        p.Add(bus[i].path, "{} bus window {} overlaps {} bus window {}", bus[i].path, Show(bus[i]),
+              bus[j].path, Show(bus[j]));
+      if (Overlap(cpu[i], cpu[j]))
+        p.Add(cpu[i].path, "{} CPU window {} overlaps {} CPU window {}", cpu[i].path, Show(cpu[i]),
+              cpu[j].path, Show(cpu[j]));
+    }
+}
+
+// The Xen layout of a virtual board (DESIGN §6).
+void CheckXen(Problems& p, const v1::Board& board, const std::vector<Range>& ram) {
+  const v1::XenLayout& xen = board.xen();
+  if (xen.dom0_ram_size() == 0)
+    p.Add("xen", "a virtual board needs xen.dom0_ram (dom0's 1:1 RAM banks)");
+  if (xen.domu_ram_size() == 0)
+    p.Add("xen", "a virtual board needs xen.domu_ram (machine RAM for the domU's frames)");
+  const std::vector<Range> dom0 = CheckBanks(p, "xen.dom0_ram", xen.dom0_ram());
+  const std::vector<Range> domu = CheckBanks(p, "xen.domu_ram", xen.domu_ram());
+  for (const auto& r : dom0) CheckInside(p, r, ram, "ram");
+  for (const auto& r : domu) CheckInside(p, r, ram, "ram");
+  for (const auto& u : domu)
+    for (const auto& d : dom0)
+      if (Overlap(u, d))
+        p.Add(u.path, "{} {} overlaps {} {}; dom0 and domU RAM must be disjoint", u.path, Show(u),
+              d.path, Show(d));
+  if (xen.domu_gfn_base() % kXenPage != 0)
+    p.Add("xen.domu_gfn_base", "xen.domu_gfn_base {:#x} is not 4 KiB aligned", xen.domu_gfn_base());
+  const auto grant = CheckBank(p, "xen.grant_map_region", xen.grant_map_region());
+  const auto pool = CheckBank(p, "xen.swiotlb_pool", xen.swiotlb_pool());
+  if (grant && !dom0.empty()) CheckInside(p, *grant, dom0, "xen.dom0_ram");
+  if (pool && !dom0.empty()) CheckInside(p, *pool, dom0, "xen.dom0_ram");
+  if (grant && pool && Overlap(*grant, *pool))
+    p.Add(pool->path, "xen.swiotlb_pool {} overlaps xen.grant_map_region {}", Show(*pool),
+          Show(*grant));
+  if (pool && board.dma().mask_bits() >= 32 && board.dma().mask_bits() <= 64)
+    CheckReachable(p, *pool, board.dma());
+}
+
+}  // namespace
+
+void ValidateBoard(const v1::Board& board, const SourceMap& source) {
+  Problems p(source);
+  if (board.name().empty()) p.Add("name", "board name is empty; set name: \"<board>\"");
+  if (board.kind() == v1::BOARD_KIND_UNSPECIFIED)
+    p.Add("kind",
+          "board kind is not set; set kind: BOARD_KIND_VIRTUAL, BOARD_KIND_QEMU_XEN "
+          "or BOARD_KIND_HARDWARE");
+  if (board.ram_size() == 0) p.Add("ram", "a board needs at least one ram {{ base size }} bank");
+  const std::vector<Range> ram = CheckBanks(p, "ram", board.ram());
+  CheckCache(p, board.cache());
+  CheckDma(p, board.dma());
+  if (board.linux_page_size() != 4096 && board.linux_page_size() != 65536)
+    p.Add("linux_page_size", "linux_page_size {} must be 4096 or 65536", board.linux_page_size());
+  if (board.kind() == v1::BOARD_KIND_VIRTUAL) CheckXen(p, board, ram);
+  p.ThrowIfAny();
+}
+
+void ValidateFixture(const v1::Fixture& f, const SourceMap& source) {
+  Problems p(source);
+  if (f.name().empty()) p.Add("name", "fixture name is empty; set name: \"<fixture>\"");
+  if (f.direction() == v1::DMA_DIRECTION_UNSPECIFIED)
+    p.Add("direction",
+          "direction is not set; set direction: DMA_TO_DEVICE, DMA_FROM_DEVICE "
+          "or DMA_BIDIRECTIONAL");
+  if (f.source() == v1::BUFFER_SOURCE_UNSPECIFIED)
+    p.Add("source", "source is not set; set source: BUFFER_FOREIGN_GRANT or BUFFER_LOCAL");
+  if (f.pages() < 1 || f.pages() > 1024)
+    p.Add("pages", "pages {} must be 1..1024 (4 KiB Xen pages per buffer)", f.pages());
+  if (f.iterations() < 1)
+    p.Add("iterations", "iterations must be at least 1; set iterations: 1 or more");
+  if (f.dma_mask_bits() != 0 && (f.dma_mask_bits() < 32 || f.dma_mask_bits() > 64))
+    p.Add("dma_mask_bits", "dma_mask_bits {} must be 0 (the board's mask) or 32..64",
+          f.dma_mask_bits());
+  if (f.canary_pages() > 4)
+    p.Add("canary_pages", "canary_pages {} must be 0..4 (4 KiB pages on each side of the buffer)",
+          f.canary_pages());
+  p.ThrowIfAny();
+}
+
+void ValidateFarm(const v1::Farm& farm, const SourceMap& source, const KnownFault& known_fault) {
+  Problems p(source);
+  if (farm.board_size() == 0)
+    p.Add("board", "a farm needs at least one board {{ name board_file }}");
+  std::map<std::string, int> seen;
+  for (int i = 0; i < farm.board_size(); ++i) {
+    const auto& b = farm.board(i);
+    const std::string path = fmt::format("board[{}]", i);
+    if (b.name().empty()) {
+      p.Add(path, "board[{}] has no name", i);
+    } else if (auto [it, fresh] = seen.emplace(b.name(), i); !fresh) {
+      p.Add(path + ".name", "board name \"{}\" is used twice (also board[{}] at {})", b.name(),
+            it->second, source.Where(fmt::format("board[{}].name", it->second)));
+    }
+    if (b.board_file().empty())
+      p.Add(path + ".board_file", "board \"{}\" has no board_file", b.name());
+    if (!known_fault) continue;
+    for (int k = 0; k < b.faults_size(); ++k)
+      if (!known_fault(b.faults(k)))
+        p.Add(fmt::format("{}.faults[{}]", path, k), "unknown fault \"{}\" for board \"{}\"",
+              b.faults(k), b.name());
+  }
+  if (farm.fixture_file_size() == 0)
+    p.Add("fixture_file", "a farm needs at least one fixture_file");
+  std::map<std::string, int> files;
+  for (int i = 0; i < farm.fixture_file_size(); ++i) {
+    const std::string path = fmt::format("fixture_file[{}]", i);
+    if (farm.fixture_file(i).empty())
+      p.Add(path, "fixture_file is empty");
+    else if (!files.emplace(farm.fixture_file(i), i).second)
+      p.Add(path, "fixture_file \"{}\" is listed twice", farm.fixture_file(i));
+  }
+  p.ThrowIfAny();
+}
+
+v1::Board LoadBoard(const std::filesystem::path& file, SourceMap* source) {
+  SourceMap map;
+  auto board = LoadTextProto<v1::Board>(file, &map);
+  ValidateBoard(board, map);
+  if (source != nullptr) *source = std::move(map);
+  return board;
+}
+
+v1::Fixture LoadFixture(const std::filesystem::path& file, SourceMap* source) {
+  SourceMap map;
+  auto fixture = LoadTextProto<v1::Fixture>(file, &map);
+  ValidateFixture(fixture, map);
+  if (source != nullptr) *source = std::move(map);
+  return fixture;
+}
+
+LoadedFarm LoadFarm(const std::filesystem::path& file, const KnownFault& known_fault) {
+  LoadedFarm out;
+  out.file = file;
+  out.farm = LoadTextProto<v1::Farm>(file, &out.source);
+  ValidateFarm(out.farm, out.source, known_fault);
+  const std::filesystem::path dir = file.parent_path();
+  std::vector<std::string> errors;
+  const auto note = [&](const std::string& field, const std::string& what) {
+    return fmt::format("{}: note: {}", out.source.Where(field), what);
+  };
+  for (int i = 0; i < out.farm.board_size(); ++i) {
+    const auto& entry = out.farm.board(i);
+    LoadedBoard b;
+    b.entry = entry;
+    b.file = (dir / entry.board_file()).lexically_normal();
+    const std::string field = fmt::format("board[{}].board_file", i);
+    try {
+      b.board = LoadBoard(b.file, &b.source);
+    } catch (const ConfigError& e) {
+      errors.push_back(
+          fmt::format("{}\n{}", e.what(),
+                      note(field, fmt::format("board \"{}\" uses this board file", entry.name()))));
+      continue;
+    }
+    if (entry.faults_size() > 0 && b.board.kind() != v1::BOARD_KIND_VIRTUAL)
+      errors.push_back(fmt::format(
+          "{}: board \"{}\" has faults, but faults can only be injected "
+          "into virtual boards ({} is not BOARD_KIND_VIRTUAL)",
+          out.source.Where(fmt::format("board[{}].faults", i)), entry.name(), b.file.string()));
+    out.boards.push_back(std::move(b));
+  }
+  std::map<std::string, std::filesystem::path> names;
+  for (int i = 0; i < out.farm.fixture_file_size(); ++i) {
+    LoadedFixture f;
+    f.file = (dir / out.farm.fixture_file(i)).lexically_normal();
+    const std::string field = fmt::format("fixture_file[{}]", i);
+    try {
+      f.fixture = LoadFixture(f.file, &f.source);
+    } catch (const ConfigError& e) {
+      errors.push_back(fmt::format("{}\n{}", e.what(), note(field, "the farm names this fixture")));
+      continue;
+    }
+    if (auto [it, fresh] = names.emplace(f.fixture.name(), f.file); !fresh)
+      errors.push_back(
+          fmt::format("{}: fixture name \"{}\" is also used by {}; fixture names "
+                      "must be unique in a farm",
+                      f.source.Where("name"), f.fixture.name(), it->second.string()));
+    out.fixtures.push_back(std::move(f));
+  }
+  if (!errors.empty()) {
+    std::string all;
+    for (const auto& e : errors) all += (all.empty() ? "" : "\n") + e;
+    throw ConfigError(all);
+  }
+  return out;
+}
+
+}  // namespace dmahil

@@ -1,0 +1,44 @@
+#include "controller/device/device_client.h"
+
+namespace dmahil::controller {
+
+v1::DeviceResponse DeviceClient::Info() {
+  v1::DeviceRequest req;
+  req.mutable_info();
+  return Transact(req);
+}
+
+v1::DeviceResponse DeviceClient::Read(uint64_t bus_addr, uint32_t length) {
+  v1::DeviceRequest req;
+  req.mutable_read()->set_bus_addr(bus_addr);
+  req.mutable_read()->set_length(length);
+  return Transact(req);
+}
+
+v1::DeviceResponse DeviceClient::Write(uint64_t bus_addr, std::string_view bytes) {
+  v1::DeviceRequest req;
+  req.mutable_write()->set_bus_addr(bus_addr);
+  req.mutable_write()->set_data(std::string(bytes));
+  return Transact(req);
+}
+
+v1::DeviceResponse DeviceClient::Fill(uint64_t bus_addr, uint32_t length,
+                                      const v1::PatternSpec& pattern) {
+  v1::DeviceRequest req;
+  req.mutable_fill()->set_bus_addr(bus_addr);
+  req.mutable_fill()->set_length(length);
+  *req.mutable_fill()->mutable_pattern() = pattern;
+  return Transact(req);
+}
+
+v1::DeviceResponse DeviceClient::Check(uint64_t bus_addr, uint32_t length,
+                                       const v1::PatternSpec& pattern, uint32_t max_findings) {
+  v1::DeviceRequest req;
+  req.mutable_check()->set_bus_addr(bus_addr);
+  req.mutable_check()->set_length(length);
+  *req.mutable_check()->mutable_pattern() = pattern;
+  req.mutable_check()->set_max_findings(max_findings);
+  return Transact(req);
+}
+
+}  // namespace dmahil::controller

@@ -1,0 +1,56 @@
+#include "controller/report/summary.h"
+
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "controller/report/test_results.h"
+
+namespace dmahil::report {
+namespace {
+
+bool Has(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+TEST(ReportSummary, TotalsLine) {
+  const std::string s = RenderSummary(testing::SampleResults(), testing::SampleRun());
+  EXPECT_TRUE(Has(s, "\n1 passed, 3 failed, 1 errors\n")) << s;
+  EXPECT_TRUE(Has(RenderSummary({}, testing::SampleRun()), "\n0 passed, 0 failed, 0 errors\n"));
+}
+
+TEST(ReportSummary, TableAndExplanations) {
+  const std::string s = RenderSummary(testing::SampleResults(), testing::SampleRun());
+  EXPECT_TRUE(Has(s, "farm nightly, seed 244837814094590")) << s;
+  EXPECT_TRUE(Has(s, "BOARD           FIXTURE            VERDICT  DIAGNOSIS          DETAIL\n"))
+      << s;
+  EXPECT_TRUE(Has(s,
+                  "rpi4-clean      grant-from-device  PASS     -                  1024 lines "
+                  "checked\n"))
+      << s;
+  EXPECT_TRUE(Has(s, "qemu-xen        grant-from-device  ERROR    -                  agent did"))
+      << s;
+  // The long detail is cut in the table and given in full in the explanation.
+  EXPECT_TRUE(Has(s, "CPU physical address: dma-ranges offset...\n")) << s;
+  EXPECT_TRUE(Has(s,
+                  "    detail: device DMA'd to the CPU physical address: dma-ranges offset "
+                  "<0xc0000000> missing on all\n    4 pages, every line of the buffer came from "
+                  "elsewhere\n"))
+      << s;
+  EXPECT_TRUE(Has(s, "0x120003000  0x1e0003000  foreign  -0xc0000000\n")) << s;
+  EXPECT_TRUE(Has(s, "all 4 segments at the expected bus address (0 foreign, 0 bounced)")) << s;
+  EXPECT_TRUE(Has(s, "grant-from-device FAIL: wrong-bus-address, displacement -0xc0000000\n")) << s;
+  EXPECT_TRUE(Has(s, "grant-double-map FAIL: wrong-bus-address, displacement +0x1000\n")) << s;
+  EXPECT_TRUE(Has(s, "local-to-device FAIL: stale-line\n")) << s;
+  EXPECT_TRUE(Has(s, "page    2  .....SS.................................S")) << s;
+  EXPECT_FALSE(Has(s, "\nrpi4-clean:\n")) << s;
+  EXPECT_TRUE(Has(s, "--seed 244837814094590")) << s;
+}
+
+TEST(ReportSummary, IdenticalAcrossRenders) {
+  EXPECT_EQ(RenderSummary(testing::SampleResults(), testing::SampleRun()),
+            RenderSummary(testing::SampleResults(), testing::SampleRun()));
+}
+
+}  // namespace
+}  // namespace dmahil::report

@@ -1,0 +1,52 @@
+// The controller's client of one agent (proto/dmahil/v1/agent.proto) over gRPC: every
+// call has a deadline, and a failed call throws AgentError naming the agent, the RPC and
+// the status the agent gave.
+#pragma once
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "dmahil/v1/agent.grpc.pb.h"
+
+namespace dmahil::controller {
+
+/// An agent refused a request or could not be reached. what(): "<endpoint> <Rpc>:
+/// <STATUS_CODE>: <agent's message>".
+class AgentError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class AgentClient {
+ public:
+  /// endpoint: "host:port"; deadline_ms: per call.
+  AgentClient(std::string endpoint, uint32_t deadline_ms = 10000);
+
+  const std::string& endpoint() const { return endpoint_; }
+
+  v1::AgentInfo GetInfo();
+  /// Waits until the agent answers GetInfo or timeout_ms passes (then AgentError).
+  v1::AgentInfo WaitReady(uint32_t timeout_ms);
+  v1::AllocGrantsResponse AllocGrants(uint32_t pages, uint32_t to_domid, v1::Placement placement);
+  v1::BufferInfo MapForeign(uint32_t domid, const google::protobuf::RepeatedField<uint32_t>& grefs);
+  v1::BufferInfo AllocLocal(uint32_t pages, v1::Placement placement);
+  void ReleaseBuffer(uint32_t buffer);
+  v1::DmaMapping DmaMap(uint32_t buffer, uint64_t offset, uint64_t length, v1::DmaDirection dir,
+                        uint32_t dma_mask_bits);
+  void DmaUnmap(uint32_t mapping);
+  void Fill(uint32_t buffer, uint64_t offset, uint64_t length, const v1::PatternSpec& pattern);
+  void Prime(uint32_t buffer, uint64_t offset, uint64_t length, v1::PrimeOp op);
+  v1::CheckSummary Verify(uint32_t buffer, uint64_t offset, uint64_t length,
+                          const v1::PatternSpec& pattern, uint32_t max_findings);
+
+ private:
+  template <typename Req, typename Resp, typename Call>
+  Resp Invoke(const char* rpc, const Req& req, Call call);
+
+  std::string endpoint_;
+  uint32_t deadline_ms_;
+  std::unique_ptr<v1::Agent::Stub> stub_;
+};
+
+}  // namespace dmahil::controller

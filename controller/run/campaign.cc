@@ -1,0 +1,97 @@
+#include "controller/run/campaign.h"
+
+#include <atomic>
+#include <thread>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "controller/device/tcp_device_client.h"
+#include "controller/device/window_guard.h"
+#include "controller/run/fixture_runner.h"
+#include "controller/run/vboard_process.h"
+
+namespace dmahil::controller {
+namespace {
+
+uint64_t Mix(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+std::vector<v1::FixtureResult> RunBoard(const LoadedFarm& farm, const LoadedBoard& lb,
+                                        const CampaignOptions& opt) {
+  const std::string& name = lb.entry.name();
+  const uint64_t seed = BoardSeed(opt.seed, name);
+  std::vector<v1::FixtureResult> results;
+  auto all_error = [&](const std::string& why) {
+    results.clear();
+    for (const LoadedFixture& f : farm.fixtures) {
+      v1::FixtureResult r;
+      r.set_board(name);
+      r.set_fixture(f.fixture.name());
+      r.set_verdict(v1::VERDICT_ERROR);
+      r.set_detail(why);
+      results.push_back(std::move(r));
+    }
+    return results;
+  };
+  if (lb.board.kind() != v1::BOARD_KIND_VIRTUAL)
+    return all_error(fmt::format("board kind {} is not supported by this controller yet",
+                                 v1::BoardKind_Name(lb.board.kind())));
+  const std::filesystem::path dir = opt.out_dir / name;
+  std::filesystem::create_directories(dir);
+  try {
+    const std::vector<std::string> faults(lb.entry.faults().begin(), lb.entry.faults().end());
+    VirtualBoardProcess power(opt.vboard, lb.file, faults, seed, dir / "console.log",
+                              opt.boot_timeout_ms);
+    AgentClient dom0(power.ready().dom0);
+    AgentClient guest(power.ready().guest);
+    const v1::AgentInfo info = dom0.WaitReady(opt.boot_timeout_ms);
+    guest.WaitReady(opt.boot_timeout_ms);
+    TcpDeviceClient tcp(power.ready().device_host, power.ready().device_port);
+    GuardedDeviceClient device(tcp);
+    BoardLink link{dom0, guest, device, info.line_size()};
+    spdlog::info("{}: up ({} board, revision {}, seed {})", name, info.backend(),
+                 power.ready().revision, seed);
+    for (size_t i = 0; i < farm.fixtures.size(); ++i) {
+      const v1::Fixture& fx = farm.fixtures[i].fixture;
+      const uint32_t buffer_id = static_cast<uint32_t>(2 * i + 1);
+      results.push_back(RunFixture(link, lb.board, name, fx, Mix(seed ^ (i + 1)), buffer_id));
+      spdlog::info("{} / {}: {}", name, fx.name(), v1::Verdict_Name(results.back().verdict()));
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("{}: {}", name, e.what());
+    return all_error(fmt::format("board did not come up: {}", e.what()));
+  }
+  return results;
+}
+
+}  // namespace
+
+uint64_t BoardSeed(uint64_t run_seed, const std::string& board_name) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : board_name) h = (h ^ c) * 0x100000001b3ULL;
+  return Mix(run_seed ^ h);
+}
+
+std::vector<v1::FixtureResult> RunCampaign(const LoadedFarm& farm, const CampaignOptions& opt) {
+  const size_t n = farm.boards.size();
+  std::vector<std::vector<v1::FixtureResult>> per_board(n);
+  const size_t workers = opt.parallel == 0 ? n : std::min<size_t>(opt.parallel, n);
+  std::atomic<size_t> next{0};
+  std::vector<std::thread> threads;
+  for (size_t w = 0; w < workers; ++w)
+    threads.emplace_back([&] {
+      for (size_t i = next++; i < n; i = next++) per_board[i] = RunBoard(farm, farm.boards[i], opt);
+    });
+  for (std::thread& t : threads) t.join();
+  std::vector<v1::FixtureResult> all;
+  for (auto& v : per_board)
+    for (auto& r : v) all.push_back(std::move(r));
+  return all;
+}
+
+}  // namespace dmahil::controller

@@ -1,0 +1,33 @@
+// Runs one fixture on one board (DESIGN §4): grant, map, prime, DMA map, let the engine
+// read or write every line at the bus addresses the agent returned — and nowhere else —,
+// unmap, verify, and hand the evidence to the oracle.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "controller/device/window_guard.h"
+#include "controller/run/agent_client.h"
+#include "dmahil/v1/board.pb.h"
+#include "dmahil/v1/fixture.pb.h"
+#include "dmahil/v1/result.pb.h"
+
+namespace dmahil::controller {
+
+/// The live connections to one board.
+struct BoardLink {
+  AgentClient& dom0;
+  AgentClient& guest;
+  GuardedDeviceClient& device;  // refuses anything outside the current windows
+  uint32_t line_size;           // the board's cache line, bytes (from the dom0 agent)
+};
+
+/// Runs `fixture` on the board behind `link`. seed: the pattern seed of this board and
+/// fixture; buffer_id: 16-bit id unique within the run (canaries use buffer_id + 1).
+/// Iterates up to fixture.iterations and stops at the first failing iteration. Never
+/// throws for agent, device or guard errors: those give VERDICT_ERROR with the message.
+/// Buffers are released before returning whenever the agents still answer.
+v1::FixtureResult RunFixture(BoardLink& link, const v1::Board& board, const std::string& board_name,
+                             const v1::Fixture& fixture, uint64_t seed, uint32_t buffer_id);
+
+}  // namespace dmahil::controller

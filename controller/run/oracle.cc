@@ -1,0 +1,190 @@
+#include "controller/run/oracle.h"
+
+#include <map>
+
+#include <fmt/format.h>
+
+#include "common/dma_ranges.h"
+#include "controller/report/names.h"
+
+namespace dmahil::controller {
+namespace {
+
+constexpr uint64_t kPage = 4096;
+
+std::string DirName(v1::DmaDirection d) { return v1::DmaDirection_Name(d); }
+
+const char* StaleWhy(v1::DmaDirection d) {
+  return d == v1::DMA_TO_DEVICE
+             ? "the device read memory older than the CPU's dirty lines: missing clean before "
+               "DMA_TO_DEVICE"
+             : "the CPU read cache lines older than what the device wrote: missing invalidate "
+               "on unmap/sync_for_cpu";
+}
+
+}  // namespace
+
+SegmentAudit AuditSegment(const v1::Board& board, uint32_t dma_mask_bits, const v1::DmaSegment& s) {
+  SegmentAudit a;
+  const uint64_t limit = DmaLimit(board.dma(), dma_mask_bits);
+  auto reachable = [&](uint64_t dma) {
+    return dma != kNoTranslation && dma + s.length() - 1 <= limit &&
+           DmaToPhys(board.dma(), dma) != kNoTranslation;
+  };
+  if (s.bounced()) {
+    // Where in the pool swiotlb bounced to is the kernel's choice; it must be reachable.
+    a.expected_dma_addr = s.dma_addr();
+    a.unreachable = !reachable(s.dma_addr());
+    const uint64_t as_phys = PhysToDma(board.dma(), s.dma_addr());
+    if (a.unreachable && as_phys != kNoTranslation && reachable(as_phys)) {
+      // The bounce buffer's CPU physical address was handed out as its bus address.
+      a.expected_dma_addr = as_phys;
+      a.wrong_address = true;
+      a.displacement = static_cast<int64_t>(s.dma_addr() - as_phys);
+    }
+    return a;
+  }
+  a.expected_dma_addr = PhysToDma(board.dma(), (s.bfn() * kPage) | (s.offset() % kPage));
+  if (a.expected_dma_addr == kNoTranslation || !reachable(a.expected_dma_addr)) {
+    // The page cannot be reached directly: swiotlb should have bounced it.
+    a.unreachable = true;
+    if (a.expected_dma_addr == kNoTranslation) a.expected_dma_addr = s.dma_addr();
+  }
+  if (s.dma_addr() != a.expected_dma_addr) {
+    a.wrong_address = true;
+    a.displacement = static_cast<int64_t>(s.dma_addr() - a.expected_dma_addr);
+  }
+  return a;
+}
+
+void Diagnose(const v1::Board& board, const Evidence& ev, v1::FixtureResult* r) {
+  // Line map and per-class counts.
+  const uint64_t first_line = ev.buffer_offset / ev.line_size;
+  const uint64_t lines = ev.buffer_bytes / ev.line_size;
+  const uint64_t per_page = kPage / ev.line_size;
+  std::string map(lines, '.');
+  std::map<v1::LineClass, uint64_t> count;
+  const v1::LineFinding* first_misplaced = nullptr;
+  for (const v1::LineFinding& f : ev.findings) {
+    ++count[f.cls()];
+    if (f.line() >= first_line && f.line() - first_line < lines)
+      map[f.line() - first_line] = report::LineGlyph(f.cls());
+    if (f.cls() == v1::LINE_MISPLACED && first_misplaced == nullptr) first_misplaced = &f;
+  }
+  r->clear_line_map();
+  for (uint64_t p = 0; p * per_page < lines; ++p)
+    r->add_line_map(map.substr(p * per_page, per_page));
+  const uint64_t bad = ev.findings.size();
+  r->set_mismatching_lines(bad);
+  r->set_lines_checked(ev.lines_checked);
+
+  // The mapping audit.
+  r->clear_segments();
+  const v1::DmaSegment* wrong = nullptr;
+  const v1::DmaSegment* unreachable = nullptr;
+  SegmentAudit wrong_audit;
+  bool stale_on_bounce = false;
+  for (const v1::DmaSegment& s : ev.segments) {
+    const SegmentAudit a = AuditSegment(board, ev.dma_mask_bits, s);
+    v1::SegmentReport* sr = r->add_segments();
+    sr->set_page(static_cast<uint32_t>((s.offset() - ev.buffer_offset) / kPage));
+    sr->set_pfn(s.pfn());
+    sr->set_bfn(s.bfn());
+    sr->set_dma_addr(s.dma_addr());
+    sr->set_expected_dma_addr(a.expected_dma_addr);
+    sr->set_bounced(s.bounced());
+    sr->set_foreign(s.foreign());
+    sr->set_unreachable(a.unreachable);
+    if (a.wrong_address && wrong == nullptr) {
+      wrong = &s;
+      wrong_audit = a;
+    }
+    if (a.unreachable && !a.wrong_address && unreachable == nullptr) unreachable = &s;
+    if (s.bounced()) {
+      for (const v1::LineFinding& f : ev.findings)
+        if (f.line() * ev.line_size >= s.offset() &&
+            f.line() * ev.line_size < s.offset() + s.length() && f.cls() == v1::LINE_STALE)
+          stale_on_bounce = true;
+    }
+  }
+
+  const std::string lines_note =
+      bad == 0 ? "data matched" : fmt::format("{} of {} lines wrong", bad, ev.lines_checked);
+  auto fail = [&](v1::Diagnosis d, std::string detail) {
+    r->set_verdict(v1::VERDICT_FAIL);
+    r->set_diagnosis(d);
+    r->set_detail(std::move(detail));
+  };
+
+  if (wrong != nullptr) {
+    r->set_displacement(wrong_audit.displacement);
+    fail(v1::DIAGNOSIS_WRONG_BUS_ADDRESS,
+         fmt::format("{} pfn {:#x} ({}{}, bfn {:#x}) got bus address {:#x}, expected {:#x}: "
+                     "displacement {}; {}",
+                     DirName(ev.direction), wrong->pfn(), wrong->foreign() ? "foreign" : "local",
+                     wrong->bounced() ? ", bounced" : "", wrong->bfn(), wrong->dma_addr(),
+                     wrong_audit.expected_dma_addr, report::SignedHex(wrong_audit.displacement),
+                     lines_note));
+    return;
+  }
+  if (unreachable != nullptr) {
+    fail(v1::DIAGNOSIS_STRAY_DMA,
+         fmt::format("pfn {:#x} (bfn {:#x}) mapped at bus {:#x}, beyond the device's reach "
+                     "({}-bit mask / dma-ranges) and not bounced: the device drives a "
+                     "truncated address; {}",
+                     unreachable->pfn(), unreachable->bfn(), unreachable->dma_addr(),
+                     ev.dma_mask_bits, lines_note));
+    return;
+  }
+  if (ev.canary_mismatches > 0) {
+    fail(v1::DIAGNOSIS_STRAY_DMA, fmt::format("{} canary lines next to the buffer changed; {}",
+                                              ev.canary_mismatches, lines_note));
+    return;
+  }
+  if (bad == 0) {
+    r->set_verdict(v1::VERDICT_PASS);
+    r->set_diagnosis(v1::DIAGNOSIS_NONE);
+    r->set_detail(fmt::format("{} lines ok", ev.lines_checked));
+    return;
+  }
+  if (first_misplaced != nullptr) {
+    const int64_t disp = (static_cast<int64_t>(first_misplaced->found_line()) -
+                          static_cast<int64_t>(first_misplaced->line())) *
+                         static_cast<int64_t>(ev.line_size);
+    r->set_displacement(disp);
+    fail(v1::DIAGNOSIS_WRONG_BUS_ADDRESS,
+         fmt::format("line {} holds line {} of buffer {}: displacement {}; {}",
+                     first_misplaced->line(), first_misplaced->found_line(),
+                     first_misplaced->found_buffer(), report::SignedHex(disp), lines_note));
+    return;
+  }
+  if (count[v1::LINE_BUS_ERROR] > 0) {
+    fail(v1::DIAGNOSIS_NEVER_LANDED,
+         fmt::format("{} lines hit a bus error: the addresses do not decode; {}",
+                     count[v1::LINE_BUS_ERROR], lines_note));
+    return;
+  }
+  if (count[v1::LINE_TORN] > 0) {
+    fail(v1::DIAGNOSIS_TORN_LINE,
+         fmt::format("{} lines half old, half new: partial maintenance; {}", count[v1::LINE_TORN],
+                     lines_note));
+    return;
+  }
+  if (count[v1::LINE_STALE] > 0) {
+    if (stale_on_bounce && ev.direction != v1::DMA_TO_DEVICE) {
+      fail(v1::DIAGNOSIS_NEVER_LANDED,
+           fmt::format("the device wrote the swiotlb bounce buffer but the old data is still "
+                       "in the buffer: bounce not copied back on unmap; {}",
+                       lines_note));
+      return;
+    }
+    fail(v1::DIAGNOSIS_STALE_LINE, fmt::format("{} stale lines: {}; {}", count[v1::LINE_STALE],
+                                               StaleWhy(ev.direction), lines_note));
+    return;
+  }
+  fail(v1::DIAGNOSIS_NEVER_LANDED,
+       fmt::format("{} zero and {} unknown lines: the data never landed; {}", count[v1::LINE_ZERO],
+                   count[v1::LINE_CORRUPT], lines_note));
+}
+
+}  // namespace dmahil::controller

@@ -1,0 +1,59 @@
+// The oracle (DESIGN §5): from what one DMA transaction left behind — the bus addresses
+// the DMA API returned, the lines the checker found wrong, the canaries — decide the
+// verdict and name the bug class, with the exact displacement for a wrong bus address.
+//
+// Two sources of evidence, in this order of precedence:
+//  1. The mapping audit: for every page not bounced, the bus address must be
+//     phys_to_dma(bfn << 12 | offset) through the board's dma-ranges (swiotlb-xen's
+//     xen_phys_to_dma, Linux >= 5.9); a bounced page must be device-reachable
+//     (dma_capable: <= min(mask, end of dma-ranges)); a page that is not reachable must
+//     have bounced. A wrong address is a failure even if the data happened to match.
+//  2. The data: per-line classes from the pattern checker (common/pattern.h):
+//     misplaced -> wrong bus address (displacement from the line's header), bus error ->
+//     never landed, torn -> torn line, stale -> stale line (or, on a bounced page read
+//     by the CPU, a bounce never copied back -> never landed), zero/corrupt -> never
+//     landed; a changed canary -> stray DMA.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dmahil/v1/agent.pb.h"
+#include "dmahil/v1/board.pb.h"
+#include "dmahil/v1/result.pb.h"
+
+namespace dmahil::controller {
+
+/// What one iteration of a fixture left behind.
+struct Evidence {
+  v1::DmaDirection direction = v1::DMA_TO_DEVICE;
+  uint32_t line_size = 64;                // bytes
+  uint32_t dma_mask_bits = 64;            // the mask the fixture mapped with
+  uint64_t buffer_offset = 0;             // bytes: where the DMA'd range starts in the buffer
+  uint64_t buffer_bytes = 0;              // bytes DMA'd
+  std::vector<v1::DmaSegment> segments;   // as the agent returned them, in buffer order
+  std::vector<v1::LineFinding> findings;  // every wrong line (line = index in the buffer)
+  uint64_t lines_checked = 0;
+  uint64_t canary_mismatches = 0;  // lines changed in the canary pages
+};
+
+/// Audit of one segment against the board description.
+struct SegmentAudit {
+  uint64_t expected_dma_addr = 0;
+  int64_t displacement = 0;    // dma_addr - expected, bytes (0 if right)
+  bool wrong_address = false;  // not bounced and dma_addr != expected
+  bool unreachable = false;    // the device cannot reach dma_addr (should have bounced)
+};
+
+/// Audits one segment (see the file comment). board.dma gives dma-ranges.
+SegmentAudit AuditSegment(const v1::Board& board, uint32_t dma_mask_bits,
+                          const v1::DmaSegment& segment);
+
+/// The oracle's answer for one iteration: verdict, diagnosis, detail, displacement,
+/// mismatching_lines, lines_checked, segments (with expected_dma_addr) and line_map (one
+/// string per 4 KiB page, a glyph per line, report::LineGlyph) of `result`.
+/// Board and fixture names are left to the caller.
+void Diagnose(const v1::Board& board, const Evidence& evidence, v1::FixtureResult* result);
+
+}  // namespace dmahil::controller
