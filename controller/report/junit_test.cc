@@ -56,7 +56,7 @@ TEST(ReportJunit, FailureAndErrorMessages) {
   EXPECT_STREQ(failure.attribute("type").value(), "wrong-bus-address");
   const std::string text = failure.text().get();
   EXPECT_NE(text.find("displacement -0xc0000000"), std::string::npos) << text;
-  EXPECT_NE(text.find("page    0  " + std::string(64, 'M')), std::string::npos) << text;
+  EXPECT_NE(text.find("pages  0-3  " + std::string(64, 'M')), std::string::npos) << text;
   EXPECT_NE(text.find("0x1e0000000"), std::string::npos) << text;
 
   const auto clean =

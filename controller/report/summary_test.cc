@@ -42,7 +42,7 @@ TEST(ReportSummary, TableAndExplanations) {
   EXPECT_TRUE(Has(s, "grant-from-device FAIL: wrong-bus-address, displacement -0xc0000000\n")) << s;
   EXPECT_TRUE(Has(s, "grant-double-map FAIL: wrong-bus-address, displacement +0x1000\n")) << s;
   EXPECT_TRUE(Has(s, "local-to-device FAIL: stale-line\n")) << s;
-  EXPECT_TRUE(Has(s, "page    2  .....SS.................................S")) << s;
+  EXPECT_TRUE(Has(s, "page     2  .....SS.................................S")) << s;
   EXPECT_FALSE(Has(s, "\nrpi4-clean:\n")) << s;
   EXPECT_TRUE(Has(s, "--seed 244837814094590")) << s;
 }
