@@ -4,6 +4,8 @@
 //
 // Exit status: 0 every fixture passed, 1 a fixture failed, 2 configuration or
 // infrastructure error (a bad farm/board/fixture file, a board that did not come up).
+// With --check-expectations (self-test farms with injected faults): 0 iff every board
+// met its farm `expect`, 1 otherwise, 2 as above.
 #include <unistd.h>
 
 #include <filesystem>
@@ -22,6 +24,7 @@
 #include "controller/report/results_json.h"
 #include "controller/report/summary.h"
 #include "controller/run/campaign.h"
+#include "controller/run/expectations.h"
 #include "sim/faults.h"
 
 namespace {
@@ -33,7 +36,8 @@ std::filesystem::path SelfDir() {
 }
 
 int Run(const std::string& farm_file, const std::filesystem::path& out,
-        std::optional<uint64_t> seed_opt, uint32_t parallel, const std::filesystem::path& vboard) {
+        std::optional<uint64_t> seed_opt, uint32_t parallel, const std::filesystem::path& vboard,
+        bool check_expectations) {
   dmahil::LoadedFarm farm;
   try {
     farm = dmahil::LoadFarm(
@@ -71,7 +75,14 @@ int Run(const std::string& farm_file, const std::filesystem::path& out,
     error |= r.verdict() == dmahil::v1::VERDICT_ERROR;
     failed |= r.verdict() == dmahil::v1::VERDICT_FAIL;
   }
-  return error ? 2 : failed ? 1 : 0;
+  if (error) return 2;
+  if (check_expectations) {
+    const auto misses = dmahil::controller::CheckExpectations(farm, results);
+    for (const std::string& m : misses) std::cout << "expectation not met: " << m << "\n";
+    std::cout << (misses.empty() ? "farm expectations: all met\n" : "");
+    return misses.empty() ? 0 : 1;
+  }
+  return failed ? 1 : 0;
 }
 
 }  // namespace
@@ -86,17 +97,20 @@ int main(int argc, char** argv) {
   uint32_t parallel = 0;
   std::filesystem::path vboard;
   bool verbose = false;
+  bool check_expectations = false;
   run->add_option("--farm", farm_file, "farm file (text format)")->required();
   run->add_option("--out", out, "folder for junit.xml, results.json and console logs");
   run->add_option("--seed", seed, "run seed (default: the farm's, else random; always printed)");
   run->add_option("--parallel", parallel, "boards driven at once (default: the farm's, 0 = all)");
   run->add_option("--vboard", vboard, "dmahil-vboard executable (default: beside dmahil)");
+  run->add_flag("--check-expectations", check_expectations,
+                "exit 0 iff every board met its farm `expect` (none: all pass), 1 otherwise");
   app.add_flag("-v,--verbose", verbose, "log progress to stderr");
   CLI11_PARSE(app, argc, argv);
   spdlog::set_default_logger(spdlog::stderr_color_mt("dmahil"));
   spdlog::set_level(verbose ? spdlog::level::info : spdlog::level::warn);
   try {
-    return Run(farm_file, out, seed, parallel, vboard);
+    return Run(farm_file, out, seed, parallel, vboard, check_expectations);
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
     return 2;

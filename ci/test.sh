@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# All the tests: set up, build, check formatting, run every test, then the same tests
+# built with AddressSanitizer + UndefinedBehaviorSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ci/setup.sh build
+echo "== clang-format"
+git ls-files '*.cc' '*.h' | xargs clang-format --dry-run -Werror
+echo "== tests"
+ctest --test-dir build -j"$(nproc)" --output-on-failure --timeout 300
+
+echo "== tests under ASan + UBSan"
+ci/setup.sh build-asan -DDMAHIL_SANITIZE=ON
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build-asan -j"$(nproc)" --output-on-failure --timeout 600

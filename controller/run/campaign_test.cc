@@ -1,0 +1,141 @@
+// End to end, as a user runs it: the `dmahil` binary drives dmahil-vboard processes over
+// real gRPC and the device protocol over TCP, on the shipped virtual farm.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : ".";
+}
+
+std::string Slurp(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+/// Runs dmahil with args; returns its exit status; stdout/stderr go to out/{stdout,stderr}.
+int Dmahil(const std::string& args, const fs::path& out) {
+  fs::create_directories(out);
+  const std::string cmd = std::string(DMAHIL_TEST_BINARY_DIR) + "/bin/dmahil " + args + " >" +
+                          (out / "stdout").string() + " 2>" + (out / "stderr").string();
+  const int rc = std::system(cmd.c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+fs::path TempDir(const std::string& name) {
+  const fs::path p =
+      fs::temp_directory_path() / ("dmahil-e2e-" + name + "-" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  return p;
+}
+
+const std::string kFarm = Env("DMAHIL_SOURCE_DIR") + "/ci/farms/virtual.textproto";
+
+TEST(VirtualFarm, CleanBoardsPassFaultyBoardsFailWithTheirDiagnosis) {
+  const fs::path out = TempDir("farm");
+  ASSERT_EQ(Dmahil("run --farm " + kFarm + " --out " + out.string(), out), 1)
+      << Slurp(out / "stderr");
+  const nlohmann::json j = nlohmann::json::parse(Slurp(out / "results.json"));
+  size_t clean = 0;
+  for (const auto& r : j["results"]) {
+    const std::string board = r["board"];
+    if (board == "zcu102" || board == "rpi4") {
+      EXPECT_EQ(r["verdict"], "pass") << board << " " << r["fixture"] << ": " << r["detail"];
+      ++clean;
+    }
+    if (board == "rpi4+bus-addr-no-dma-offset" && r["fixture"] == "foreign-to-device") {
+      EXPECT_EQ(r["diagnosis"], "wrong-bus-address");
+      EXPECT_EQ(r["displacement"].get<int64_t>(), -0xc0000000LL);
+      EXPECT_EQ(r["displacement_hex"], "-0xc0000000");
+    }
+    if (board == "zcu102+dma-ops-bypass-xen" && r["fixture"] == "foreign-from-device") {
+      EXPECT_EQ(r["diagnosis"], "wrong-bus-address");
+      const auto& s = r["segments"][0];
+      const int64_t pfn = std::stoll(s["pfn"].get<std::string>(), nullptr, 16);
+      const int64_t bfn = std::stoll(s["bfn"].get<std::string>(), nullptr, 16);
+      EXPECT_NE(pfn, bfn);
+      EXPECT_EQ(r["displacement"].get<int64_t>(), (pfn - bfn) * 4096);
+    }
+    if (board == "zcu102+unmap-no-invalidate-foreign") {
+      EXPECT_EQ(r["verdict"], r["fixture"] == "foreign-from-device" ? "fail" : "pass")
+          << r["fixture"] << ": the fault concerns foreign pages read by the CPU only";
+      if (r["verdict"] == "fail") {
+        EXPECT_EQ(r["diagnosis"], "stale-line");
+      }
+    }
+  }
+  EXPECT_EQ(clean, 12u);
+  const std::string summary = Slurp(out / "stdout");
+  EXPECT_NE(summary.find("38 passed, 16 failed, 0 errors"), std::string::npos) << summary;
+  EXPECT_TRUE(fs::exists(out / "junit.xml"));
+  EXPECT_NE(Slurp(out / "stderr").find("seed 20261122"), std::string::npos);
+  fs::remove_all(out);
+}
+
+TEST(VirtualFarm, ExpectationsOfTheSelfTestFarmAreMet) {
+  const fs::path out = TempDir("expect");
+  EXPECT_EQ(Dmahil("run --check-expectations --farm " + kFarm + " --out " + out.string(), out), 0)
+      << Slurp(out / "stdout");
+  EXPECT_NE(Slurp(out / "stdout").find("farm expectations: all met"), std::string::npos);
+  fs::remove_all(out);
+}
+
+TEST(VirtualFarm, SameSeedSameResultsBitForBit) {
+  const fs::path a = TempDir("seed-a");
+  const fs::path b = TempDir("seed-b");
+  Dmahil("run --seed 77 --farm " + kFarm + " --out " + a.string(), a);
+  Dmahil("run --seed 77 --parallel 2 --farm " + kFarm + " --out " + b.string(), b);
+  const std::string ja = Slurp(a / "results.json");
+  ASSERT_FALSE(ja.empty());
+  EXPECT_EQ(ja, Slurp(b / "results.json"));
+  EXPECT_NE(ja.find("\"seed\": 77"), std::string::npos);
+  fs::remove_all(a);
+  fs::remove_all(b);
+}
+
+TEST(VirtualFarm, TypoInABoardFileIsAConfigurationError) {
+  const fs::path dir = TempDir("typo");
+  fs::create_directories(dir);
+  const std::string src = Env("DMAHIL_SOURCE_DIR");
+  std::string board = Slurp(src + "/boards/zcu102-virtual.textproto");
+  board.replace(board.find("line_size: 64"), 13, "line_sise: 64");
+  std::ofstream(dir / "board.textproto") << board;
+  std::ofstream(dir / "farm.textproto")
+      << "name: \"typo\"\nfixture_file: \"" << src << "/fixtures/foreign-to-device.textproto\"\n"
+      << "board { name: \"b\" board_file: \"board.textproto\" }\n";
+  EXPECT_EQ(
+      Dmahil("run --farm " + (dir / "farm.textproto").string() + " --out " + (dir / "out").string(),
+             dir),
+      2);
+  const std::string err = Slurp(dir / "stderr");
+  EXPECT_NE(err.find("board.textproto:"), std::string::npos) << err;
+  EXPECT_NE(err.find("line_sise"), std::string::npos) << err;
+  EXPECT_FALSE(fs::exists(dir / "out" / "results.json")) << "nothing half-written";
+  fs::remove_all(dir);
+}
+
+TEST(VirtualFarm, ABoardThatDoesNotComeUpIsAnInfrastructureError) {
+  const fs::path out = TempDir("noboot");
+  EXPECT_EQ(Dmahil("run --vboard /bin/false --farm " + kFarm + " --out " + out.string(), out), 2);
+  const nlohmann::json j = nlohmann::json::parse(Slurp(out / "results.json"));
+  for (const auto& r : j["results"]) EXPECT_EQ(r["verdict"], "error");
+  EXPECT_NE(j["results"][0]["detail"].get<std::string>().find("did not"), std::string::npos);
+  fs::remove_all(out);
+}
+
+}  // namespace
