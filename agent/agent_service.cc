@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "common/pattern.h"
+#include "firmware/host/codec.h"
 
 namespace dmahil::agent {
 namespace {
@@ -13,10 +14,6 @@ using grpc::Status;
 using grpc::StatusCode;
 
 Status Invalid(const std::string& msg) { return Status(StatusCode::INVALID_ARGUMENT, msg); }
-
-pattern::Spec ToSpec(const v1::PatternSpec& p) {
-  return pattern::Spec{p.seed(), p.buffer_id(), p.generation(), p.first_line(), p.line_size()};
-}
 
 }  // namespace
 
@@ -135,7 +132,7 @@ Status AgentService::Fill(grpc::ServerContext*, const v1::FillRequest* req, v1::
   if (Status s = CheckRange(req->buffer(), req->offset(), req->length(), true); !s.ok()) return s;
   if (Status s = CheckPattern(req->pattern(), req->offset()); !s.ok()) return s;
   std::vector<uint8_t> data(req->length());
-  pattern::Fill(ToSpec(req->pattern()), data.data(), data.size());
+  pattern::Fill(device_host::SpecFromProto(req->pattern()), data.data(), data.size());
   return backend_.CpuWrite(req->buffer(), req->offset(), data.data(), data.size());
 }
 
@@ -161,16 +158,10 @@ Status AgentService::Verify(grpc::ServerContext*, const v1::VerifyRequest* req,
     return s;
   const uint32_t cap = req->max_findings() != 0 ? req->max_findings() : kDefaultMaxFindings;
   uint64_t total = 0;
-  const size_t ok = pattern::Check(ToSpec(req->pattern()), data.data(), data.size(),
-                                   [&](const pattern::Finding& f) {
-                                     if (total++ >= cap) return;
-                                     v1::LineFinding* lf = resp->add_mismatches();
-                                     lf->set_line(f.line);
-                                     lf->set_cls(static_cast<v1::LineClass>(f.cls));
-                                     lf->set_found_buffer(f.found_buffer);
-                                     lf->set_found_generation(f.found_generation);
-                                     lf->set_found_line(f.found_line);
-                                     lf->set_good_words(f.good_words);
+  const size_t ok = pattern::Check(device_host::SpecFromProto(req->pattern()), data.data(),
+                                   data.size(), [&](const pattern::Finding& f) {
+                                     if (total++ < cap)
+                                       *resp->add_mismatches() = device_host::FindingToProto(f);
                                    });
   resp->set_lines_checked(data.size() / req->pattern().line_size());
   resp->set_lines_ok(ok);
