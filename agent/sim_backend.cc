@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "sim/chunks.h"
+
 namespace dmahil::agent {
 namespace {
 
@@ -225,15 +227,9 @@ Status SimBackend::ForEachPage(uint32_t buffer, uint64_t offset, uint64_t len, O
   std::lock_guard lock(board_.mutex());
   const Buffer& b = buffers_.at(buffer);  // range checked by the service
   try {
-    uint64_t done = 0;
-    while (done < len) {
-      const uint64_t off = offset + done;
-      const uint64_t n = std::min(len - done, kXenPageSize - (off & (kXenPageSize - 1)));
-      const uint64_t gpa =
-          (b.frames[off >> kXenPageShift] << kXenPageShift) | (off & (kXenPageSize - 1));
-      op(gpa, done, n);
-      done += n;
-    }
+    sim::ForEachChunk(offset, len, kXenPageSize, [&](uint64_t off, uint64_t done, uint64_t n) {
+      op((b.frames[off >> kXenPageShift] << kXenPageShift) | (off & (kXenPageSize - 1)), done, n);
+    });
   } catch (const sim::SimError& e) {
     return ToStatus(e);
   }

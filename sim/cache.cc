@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "sim/chunks.h"
+
 namespace dmahil::sim {
 
 Cache::Cache(const v1::CacheGeometry& geometry, MachineMemory& memory, uint64_t seed)
@@ -61,37 +63,29 @@ void Cache::MaybeRandomEviction() {
   if (lines_[slot].valid) Evict(slot);
 }
 
+uint64_t Cache::Lookup(uint64_t line_addr) {
+  const int64_t slot = Find(line_addr);
+  return slot >= 0 ? static_cast<uint64_t>(slot) : Allocate(line_addr);
+}
+
 void Cache::Read(uint64_t addr, uint8_t* dst, uint64_t len) {
   if (!memory_.Contains(addr, len)) memory_.Read(addr, dst, len);  // throws kOutOfRange
-  while (len > 0) {
-    const uint64_t line_addr = addr & ~uint64_t{line_size_ - 1};
-    const uint64_t off = addr - line_addr;
-    const uint64_t n = std::min<uint64_t>(len, line_size_ - off);
-    int64_t slot = Find(line_addr);
-    if (slot < 0) slot = static_cast<int64_t>(Allocate(line_addr));
-    std::memcpy(dst, DataOf(static_cast<uint64_t>(slot)) + off, n);
+  ForEachChunk(addr, len, line_size_, [&](uint64_t at, uint64_t done, uint64_t n) {
+    const uint64_t line_addr = at & ~uint64_t{line_size_ - 1};
+    std::memcpy(dst + done, DataOf(Lookup(line_addr)) + (at - line_addr), n);
     MaybeRandomEviction();
-    addr += n;
-    dst += n;
-    len -= n;
-  }
+  });
 }
 
 void Cache::Write(uint64_t addr, const uint8_t* src, uint64_t len) {
   if (!memory_.Contains(addr, len)) memory_.Write(addr, src, len);  // throws kOutOfRange
-  while (len > 0) {
-    const uint64_t line_addr = addr & ~uint64_t{line_size_ - 1};
-    const uint64_t off = addr - line_addr;
-    const uint64_t n = std::min<uint64_t>(len, line_size_ - off);
-    int64_t slot = Find(line_addr);
-    if (slot < 0) slot = static_cast<int64_t>(Allocate(line_addr));
-    std::memcpy(DataOf(static_cast<uint64_t>(slot)) + off, src, n);
-    lines_[static_cast<uint64_t>(slot)].dirty = true;
+  ForEachChunk(addr, len, line_size_, [&](uint64_t at, uint64_t done, uint64_t n) {
+    const uint64_t line_addr = at & ~uint64_t{line_size_ - 1};
+    const uint64_t slot = Lookup(line_addr);
+    std::memcpy(DataOf(slot) + (at - line_addr), src + done, n);
+    lines_[slot].dirty = true;
     MaybeRandomEviction();
-    addr += n;
-    src += n;
-    len -= n;
-  }
+  });
 }
 
 void Cache::Clean(uint64_t addr, uint64_t len) {

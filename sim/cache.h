@@ -62,6 +62,7 @@ class Cache {
   const uint8_t* DataOf(uint64_t slot) const { return data_.data() + slot * line_size_; }
   int64_t Find(uint64_t line_addr) const;  // slot or -1
   uint64_t Allocate(uint64_t line_addr);   // slot holding the line (filled from memory)
+  uint64_t Lookup(uint64_t line_addr);     // Find, else Allocate
   void WriteBack(uint64_t slot);
   void Evict(uint64_t slot);
   void MaybeRandomEviction();

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/dma_ranges.h"
+#include "sim/chunks.h"
 
 namespace dmahil::sim {
 
@@ -20,43 +21,35 @@ uint64_t DeviceView::Decode(uint64_t bus, uint64_t len) const {
 }
 
 bool DeviceView::Read(uint64_t bus, uint8_t* dst, uint64_t len, uint64_t* fault_addr) {
-  while (len > 0) {
-    const uint64_t n = std::min(len, kXenPageSize - (bus & (kXenPageSize - 1)));
-    const uint64_t machine = Decode(bus, n);
+  return ForEachChunk(bus, len, kXenPageSize, [&](uint64_t at, uint64_t done, uint64_t n) {
+    const uint64_t machine = Decode(at, n);
     if (machine == kNoTranslation) {
-      *fault_addr = bus;
+      *fault_addr = at;
       return false;
     }
     if (dev_.coherent()) {
-      cache_.SnoopRead(machine, dst, n);
+      cache_.SnoopRead(machine, dst + done, n);
     } else {
-      memory_.Read(machine, dst, n);
+      memory_.Read(machine, dst + done, n);
     }
-    bus += n;
-    dst += n;
-    len -= n;
-  }
-  return true;
+    return true;
+  });
 }
 
 bool DeviceView::Write(uint64_t bus, const uint8_t* src, uint64_t len, uint64_t* fault_addr) {
-  while (len > 0) {
-    const uint64_t n = std::min(len, kXenPageSize - (bus & (kXenPageSize - 1)));
-    const uint64_t machine = Decode(bus, n);
+  return ForEachChunk(bus, len, kXenPageSize, [&](uint64_t at, uint64_t done, uint64_t n) {
+    const uint64_t machine = Decode(at, n);
     if (machine == kNoTranslation) {
-      *fault_addr = bus;
+      *fault_addr = at;
       return false;
     }
     if (dev_.coherent()) {
-      cache_.SnoopWrite(machine, src, n);
+      cache_.SnoopWrite(machine, src + done, n);
     } else {
-      memory_.Write(machine, src, n);
+      memory_.Write(machine, src + done, n);
     }
-    bus += n;
-    src += n;
-    len -= n;
-  }
-  return true;
+    return true;
+  });
 }
 
 }  // namespace dmahil::sim

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "common/dma_ranges.h"
+#include "sim/chunks.h"
 #include "sim/error.h"
 
 namespace dmahil::sim {
@@ -85,23 +86,15 @@ uint64_t LinuxDma::Dom0ToMachine(uint64_t phys) const {
 }
 
 void LinuxDma::CpuRead(uint64_t phys, uint8_t* dst, uint64_t len) {
-  while (len > 0) {
-    const uint64_t n = std::min(len, kXenPageSize - (phys & kPageMask));
-    cache_.Read(Dom0ToMachine(phys), dst, n);
-    phys += n;
-    dst += n;
-    len -= n;
-  }
+  ForEachChunk(phys, len, kXenPageSize, [&](uint64_t at, uint64_t done, uint64_t n) {
+    cache_.Read(Dom0ToMachine(at), dst + done, n);
+  });
 }
 
 void LinuxDma::CpuWrite(uint64_t phys, const uint8_t* src, uint64_t len) {
-  while (len > 0) {
-    const uint64_t n = std::min(len, kXenPageSize - (phys & kPageMask));
-    cache_.Write(Dom0ToMachine(phys), src, n);
-    phys += n;
-    src += n;
-    len -= n;
-  }
+  ForEachChunk(phys, len, kXenPageSize, [&](uint64_t at, uint64_t done, uint64_t n) {
+    cache_.Write(Dom0ToMachine(at), src + done, n);
+  });
 }
 
 void LinuxDma::Copy(uint64_t dst_phys, uint64_t src_phys, uint64_t size) {

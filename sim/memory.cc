@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "sim/chunks.h"
 #include "sim/error.h"
 
 namespace dmahil::sim {
@@ -25,33 +26,23 @@ void MachineMemory::CheckRange(uint64_t addr, uint64_t len) const {
 
 void MachineMemory::Read(uint64_t addr, uint8_t* dst, uint64_t len) const {
   CheckRange(addr, len);
-  while (len > 0) {
-    const uint64_t off = addr & (kXenPageSize - 1);
-    const uint64_t n = std::min(len, kXenPageSize - off);
-    auto it = frames_.find(addr >> kXenPageShift);
+  ForEachChunk(addr, len, kXenPageSize, [&](uint64_t at, uint64_t done, uint64_t n) {
+    auto it = frames_.find(at >> kXenPageShift);
     if (it == frames_.end()) {
-      std::memset(dst, 0, n);
+      std::memset(dst + done, 0, n);
     } else {
-      std::memcpy(dst, it->second->data() + off, n);
+      std::memcpy(dst + done, it->second->data() + (at & (kXenPageSize - 1)), n);
     }
-    addr += n;
-    dst += n;
-    len -= n;
-  }
+  });
 }
 
 void MachineMemory::Write(uint64_t addr, const uint8_t* src, uint64_t len) {
   CheckRange(addr, len);
-  while (len > 0) {
-    const uint64_t off = addr & (kXenPageSize - 1);
-    const uint64_t n = std::min(len, kXenPageSize - off);
-    auto& frame = frames_[addr >> kXenPageShift];
+  ForEachChunk(addr, len, kXenPageSize, [&](uint64_t at, uint64_t done, uint64_t n) {
+    auto& frame = frames_[at >> kXenPageShift];
     if (!frame) frame = std::make_unique<Frame>(Frame{});
-    std::memcpy(frame->data() + off, src, n);
-    addr += n;
-    src += n;
-    len -= n;
-  }
+    std::memcpy(frame->data() + (at & (kXenPageSize - 1)), src + done, n);
+  });
 }
 
 }  // namespace dmahil::sim

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "sim/chunks.h"
 #include "sim/error.h"
 
 namespace dmahil::sim {
@@ -27,32 +28,21 @@ uint64_t VirtualBoard::ToMachine(uint32_t domid, uint64_t gpa) const {
 }
 
 void VirtualBoard::CpuRead(uint32_t domid, uint64_t gpa, uint8_t* dst, uint64_t len) {
-  while (len > 0) {
-    const uint64_t n = std::min(len, kXenPageSize - (gpa & (kXenPageSize - 1)));
-    cache_.Read(ToMachine(domid, gpa), dst, n);
-    gpa += n;
-    dst += n;
-    len -= n;
-  }
+  ForEachChunk(gpa, len, kXenPageSize, [&](uint64_t at, uint64_t done, uint64_t n) {
+    cache_.Read(ToMachine(domid, at), dst + done, n);
+  });
 }
 
 void VirtualBoard::CpuWrite(uint32_t domid, uint64_t gpa, const uint8_t* src, uint64_t len) {
-  while (len > 0) {
-    const uint64_t n = std::min(len, kXenPageSize - (gpa & (kXenPageSize - 1)));
-    cache_.Write(ToMachine(domid, gpa), src, n);
-    gpa += n;
-    src += n;
-    len -= n;
-  }
+  ForEachChunk(gpa, len, kXenPageSize, [&](uint64_t at, uint64_t done, uint64_t n) {
+    cache_.Write(ToMachine(domid, at), src + done, n);
+  });
 }
 
 void VirtualBoard::CpuCleanInvalidate(uint32_t domid, uint64_t gpa, uint64_t len) {
-  while (len > 0) {
-    const uint64_t n = std::min(len, kXenPageSize - (gpa & (kXenPageSize - 1)));
-    cache_.CleanInvalidate(ToMachine(domid, gpa), n);
-    gpa += n;
-    len -= n;
-  }
+  ForEachChunk(gpa, len, kXenPageSize, [&](uint64_t at, uint64_t, uint64_t n) {
+    cache_.CleanInvalidate(ToMachine(domid, at), n);
+  });
 }
 
 }  // namespace dmahil::sim
