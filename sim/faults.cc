@@ -5,6 +5,35 @@
 #include "sim/error.h"
 
 namespace dmahil::sim {
+namespace {
+
+std::string Always(const v1::Board&) { return ""; }
+
+std::string NeedsNonCoherent(const v1::Board& b) {
+  return b.dma().coherent() ? "the DMA engine is coherent: no cache maintenance to get wrong" : "";
+}
+
+std::string NeedsDmaOffset(const v1::Board& b) {
+  for (const v1::DmaRange& r : b.dma().dma_ranges())
+    if (r.bus_base() != r.cpu_base()) return "";
+  return "no dma-ranges offset: bus address == CPU physical address";
+}
+
+std::string NeedsDomuAbove4G(const v1::Board& b) {
+  for (const v1::MemoryBank& m : b.xen().domu_ram())
+    if (m.base() + m.size() > (uint64_t{1} << 32)) return "";
+  return "no domU RAM above 4 GiB: a 32-bit device never needs to bounce its pages";
+}
+
+std::string Needs64kPages(const v1::Board& b) {
+  return b.linux_page_size() == 65536 ? "" : "dom0 Linux uses 4 KiB pages";
+}
+
+std::string NeedsSmmu(const v1::Board& b) {
+  return b.smmu().present() ? "" : "no SMMU in front of the DMA engine";
+}
+
+}  // namespace
 
 const std::vector<FaultInfo>& FaultCatalogue() {
   static const std::vector<FaultInfo> catalogue = {
@@ -15,44 +44,47 @@ const std::vector<FaultInfo>& FaultCatalogue() {
        "maintenance by dom0 VA only, no GNTTABOP_cache_flush",
        "foreign pages get pfn-based bus addresses: wrong bus address, displacement "
        "(pfn - mfn) * 4 KiB",
-       true},
+       true, "wrong-bus-address", Always},
       {"bus-addr-no-dma-offset",
        "swiotlb-xen before Linux 5.9 \"fix swiotlb-xen for RPi4\" series (xen_phys_to_bus "
        "result used as dma_addr_t, phys_to_dma() not applied)",
        "xen_phys_to_dma() returns the bus frame address without the dma-ranges offset, and "
        "xen_dma_to_phys() takes the dma address as physical",
-       "wrong bus address by exactly minus the dma-ranges offset (bus error or stray data)", true},
+       "wrong bus address by exactly minus the dma-ranges offset (bus error or stray data)", true,
+       "wrong-bus-address", NeedsDmaOffset},
       {"cache-flush-local-addr",
        "cache maintenance of a foreign page by dom0's pfn instead of the bus frame "
        "(2014 thread \"arm64: introduce is_device_dma_coherent\": dma_to_phys missing in "
        "dma_cache_maint)",
        "GNTTABOP_cache_flush is issued for the pfn-based address of the foreign page",
-       "stale lines", true},
+       "stale lines", true, "stale-line", NeedsNonCoherent},
       {"unmap-no-invalidate-foreign",
        "unmap_page only has the dma address, the foreign page is skipped (2014 thread "
        "\"Linux grant map/unmap improvement proposal\")",
        "xen_swiotlb_unmap_page does no invalidate for pages that are not pfn_valid",
-       "stale lines on DMA_FROM_DEVICE", true},
+       "stale lines on DMA_FROM_DEVICE", true, "stale-line", NeedsNonCoherent},
       {"sync-for-device-cpu-op",
        "3.18-stable \"xen/arm: call xen_dma_sync_single_for_device when appropriate\" (the "
        "for-device sync called the for-cpu operation)",
        "dma map and sync_for_device do the for-cpu maintenance (invalidate or nothing) "
        "instead of clean",
-       "device reads stale memory (DMA_TO_DEVICE)", true},
+       "device reads stale memory (DMA_TO_DEVICE)", true, "stale-line", NeedsNonCoherent},
       {"no-bounce-above-mask",
        "dma_capable checked on the pseudo-physical address / 32-bit truncation (2014: "
        "sizeof(dma_addr_t) != sizeof(phys_addr_t))",
        "xen_swiotlb_map_page never bounces; the device drives only mask_bits address bits",
-       "stray DMA into aliased memory", true},
+       "stray DMA into aliased memory", true, "stray-dma", NeedsDomuAbove4G},
       {"bounce-no-copy-back", "swiotlb bounce not copied back on unmap DMA_FROM_DEVICE",
-       "swiotlb_tbl_unmap_single skips swiotlb_bounce(DMA_FROM_DEVICE)", "data never lands", true},
+       "swiotlb_tbl_unmap_single skips swiotlb_bounce(DMA_FROM_DEVICE)", "data never lands", true,
+       "never-landed", NeedsDomuAbove4G},
       {"grant-64k-offset", "64 KiB Linux page holding 4 KiB grants, wrong offset",
-       "not modelled yet", "torn / wrong-offset lines", false},
+       "not modelled yet", "torn / wrong-offset lines", false, "torn-line", Needs64kPages},
       {"grant-not-in-iommu", "Xen 4.12-4.14 gnttab_need_iommu_mapping (fixed 2021)",
-       "not modelled yet", "SMMU fault / DMA never lands", false},
+       "not modelled yet", "SMMU fault / DMA never lands", false, "never-landed", NeedsSmmu},
       {"double-map-wrong-frame",
        "same frame granted and mapped twice; maintenance/unmap resolves the wrong copy",
-       "not modelled yet", "stale lines on one of the two mappings", false},
+       "not modelled yet", "stale lines on one of the two mappings", false, "stale-line",
+       NeedsNonCoherent},
   };
   return catalogue;
 }

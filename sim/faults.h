@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "dmahil/v1/board.pb.h"
+
 namespace dmahil::sim {
 
 /// One catalogue entry: what it reproduces, how the model does it, what must be seen.
@@ -17,6 +19,11 @@ struct FaultInfo {
   std::string_view mechanism;   // what the model does differently
   std::string_view symptom;     // what the harness must report
   bool modelled;                // false: catalogued, not yet modelled (refused at boot)
+  std::string_view diagnosis;   // the report's diagnosis name (report::DiagnosisName)
+  /// Why the fault cannot manifest on `board` ("" if it can): e.g. the offset fault on a
+  /// board without a dma-ranges offset. Such a fault/board pair is shown as "cannot
+  /// manifest", never as a pass.
+  std::string (*cannot_manifest)(const v1::Board& board);
 };
 
 /// The whole catalogue, in DESIGN §6 order.
