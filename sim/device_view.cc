@@ -8,15 +8,20 @@
 namespace dmahil::sim {
 
 DeviceView::DeviceView(const v1::DmaEngineDesc& dev, MachineMemory& memory, Cache& cache,
-                       std::function<uint32_t()> mask_bits)
-    : dev_(dev), memory_(memory), cache_(cache), mask_bits_(std::move(mask_bits)) {}
+                       std::function<uint32_t()> mask_bits, const Xen* xen)
+    : dev_(dev), memory_(memory), cache_(cache), mask_bits_(std::move(mask_bits)), xen_(xen) {}
 
 uint64_t DeviceView::Decode(uint64_t bus, uint64_t len) const {
   const uint64_t driven = bus & DmaMask(mask_bits_());
-  const uint64_t machine = DmaToPhys(dev_, driven);
-  if (machine == kNoTranslation || DmaToPhys(dev_, driven + len - 1) != machine + len - 1 ||
-      !memory_.Contains(machine, len))
+  uint64_t machine = DmaToPhys(dev_, driven);
+  if (machine == kNoTranslation || DmaToPhys(dev_, driven + len - 1) != machine + len - 1)
     return kNoTranslation;
+  if (xen_ != nullptr) {  // len never crosses a 4 KiB page here
+    const std::optional<uint64_t> mfn = xen_->IommuTranslate(machine >> kXenPageShift);
+    if (!mfn) return kNoTranslation;
+    machine = (*mfn << kXenPageShift) | (machine & (kXenPageSize - 1));
+  }
+  if (!memory_.Contains(machine, len)) return kNoTranslation;
   return machine;
 }
 

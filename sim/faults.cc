@@ -79,8 +79,11 @@ const std::vector<FaultInfo>& FaultCatalogue() {
        "never-landed", NeedsDomuAbove4G},
       {"grant-64k-offset", "64 KiB Linux page holding 4 KiB grants, wrong offset",
        "not modelled yet", "torn / wrong-offset lines", false, "torn-line", Needs64kPages},
-      {"grant-not-in-iommu", "Xen 4.12-4.14 gnttab_need_iommu_mapping (fixed 2021)",
-       "not modelled yet", "SMMU fault / DMA never lands", false, "never-landed", NeedsSmmu},
+      {"grant-not-in-iommu",
+       "Xen 4.12-4.14 gnttab_need_iommu_mapping() false for the direct-mapped dom0 (fixed in "
+       "2021)",
+       "map_grant_ref does not add the grant's frame to the SMMU tables",
+       "SMMU fault / DMA never lands", true, "never-landed", NeedsSmmu},
       {"double-map-wrong-frame",
        "same frame granted and mapped twice; maintenance/unmap resolves the wrong copy",
        "not modelled yet", "stale lines on one of the two mappings", false, "stale-line",

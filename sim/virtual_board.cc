@@ -15,9 +15,12 @@ VirtualBoard::VirtualBoard(const v1::Board& board, FaultSet faults, uint64_t see
       faults_(std::move(faults)),
       memory_(std::vector<v1::MemoryBank>(board_.ram().begin(), board_.ram().end())),
       cache_(board_.cache(), memory_, seed),
-      xen_(board_.xen(), cache_),
+      xen_(board_.xen(), cache_,
+           XenOptions{board_.smmu().present(), faults_.Has("grant-not-in-iommu")}),
       dma_(board_, xen_, cache_, faults_),
-      device_(board_.dma(), memory_, cache_, [this] { return dma_.mask_bits(); }) {}
+      device_(
+          board_.dma(), memory_, cache_, [this] { return dma_.mask_bits(); },
+          board_.smmu().present() ? &xen_ : nullptr) {}
 
 uint64_t VirtualBoard::ToMachine(uint32_t domid, uint64_t gpa) const {
   const std::optional<uint64_t> mfn = xen_.P2m(domid, gpa >> kXenPageShift);

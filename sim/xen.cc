@@ -18,8 +18,11 @@ bool InBank(const v1::MemoryBank& b, uint64_t addr) {
 
 }  // namespace
 
-Xen::Xen(const v1::XenLayout& layout, Cache& cache)
-    : layout_(layout), cache_(cache), domu_next_gfn_(layout.domu_gfn_base() >> kXenPageShift) {
+Xen::Xen(const v1::XenLayout& layout, Cache& cache, const XenOptions& options)
+    : layout_(layout),
+      cache_(cache),
+      options_(options),
+      domu_next_gfn_(layout.domu_gfn_base() >> kXenPageShift) {
   for (const v1::MemoryBank& b : layout_.domu_ram())
     for (uint64_t a = b.base(); a < b.base() + b.size(); a += kXenPageSize)
       domu_free_.push_back(a >> kXenPageShift);
@@ -45,6 +48,13 @@ std::optional<uint64_t> Xen::P2m(uint32_t domid, uint64_t gfn) const {
   if (domid == kDomU) {
     if (auto it = domu_p2m_.find(gfn); it != domu_p2m_.end()) return it->second;
   }
+  return std::nullopt;
+}
+
+std::optional<uint64_t> Xen::IommuTranslate(uint64_t dfn) const {
+  if (!options_.smmu) return dfn;
+  if (iommu_grants_.count(dfn) != 0) return dfn;
+  if (OwnerOf(dfn) == kDom0) return dfn;
   return std::nullopt;
 }
 
@@ -129,6 +139,7 @@ uint64_t Xen::MapGrantRef(uint32_t granter, uint32_t gref, uint64_t host_pfn) {
   const uint64_t mfn = *P2m(kDomU, it->second.gfn);
   ++it->second.map_count;
   dom0_foreign_[host_pfn] = HostMapping{granter, gref, mfn};
+  if (options_.smmu && !options_.grant_not_in_iommu) ++iommu_grants_[mfn];
   return mfn;
 }
 
@@ -138,6 +149,8 @@ void Xen::UnmapGrantRef(uint64_t host_pfn) {
     throw SimError(ErrorCode::kNotFound,
                    fmt::format("no grant mapped at host pfn {:#x}", host_pfn));
   --domu_grants_.at(it->second.gref).map_count;
+  if (auto io = iommu_grants_.find(it->second.mfn); io != iommu_grants_.end() && --io->second == 0)
+    iommu_grants_.erase(io);
   dom0_foreign_.erase(it);
 }
 

@@ -23,6 +23,17 @@ inline constexpr uint32_t kDomU = 1;
 inline constexpr uint32_t kGnttabCacheClean = 1u << 0;
 inline constexpr uint32_t kGnttabCacheInval = 1u << 1;
 
+/// What the Xen model is built with besides the layout.
+struct XenOptions {
+  /// An SMMU sits in front of the DMA engine: Xen maps dom0's RAM 1:1 in it and, for
+  /// each grant dom0 maps, the grant's frame at dfn == mfn (dom0 is direct-mapped:
+  /// xen/common/grant_table.c map_grant_ref() with gnttab_need_iommu_mapping()).
+  bool smmu = false;
+  /// Fault grant-not-in-iommu: gnttab_need_iommu_mapping() is false for dom0 (Xen
+  /// 4.12-4.14), so grant mappings never reach the SMMU.
+  bool grant_not_in_iommu = false;
+};
+
 /// Counters of hypercalls the model served (statistics and tests).
 struct XenStats {
   uint64_t cache_flush_ok = 0;
@@ -32,7 +43,12 @@ struct XenStats {
 class Xen {
  public:
   /// layout: validated board layout; cache: the CPU caches the flush op acts on.
-  Xen(const v1::XenLayout& layout, Cache& cache);
+  Xen(const v1::XenLayout& layout, Cache& cache, const XenOptions& options = {});
+
+  /// The SMMU's translation of device frame dfn (after dma-ranges) to a machine frame:
+  /// dfn itself without an SMMU; with one, dom0's own RAM 1:1 and the grants dom0 has
+  /// mapped (while mapped), nullopt otherwise (an SMMU fault).
+  std::optional<uint64_t> IommuTranslate(uint64_t dfn) const;
 
   /// Stage-2 translation: mfn of domain domid's frame gfn, or nullopt if unmapped
   /// (a ballooned dom0 pfn without a grant mapped there, a domU gfn not populated).
@@ -92,6 +108,8 @@ class Xen {
 
   v1::XenLayout layout_;
   Cache& cache_;
+  XenOptions options_;
+  std::map<uint64_t, uint32_t> iommu_grants_;        // dfn (== mfn) -> mappings using it
   std::vector<uint64_t> domu_free_;                  // free domU machine frames, ascending
   std::map<uint64_t, uint64_t> domu_p2m_;            // gfn -> mfn
   std::unordered_map<uint64_t, uint64_t> domu_m2p_;  // mfn -> gfn

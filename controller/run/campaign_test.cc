@@ -52,7 +52,11 @@ TEST(VirtualFarm, CleanBoardsPassFaultyBoardsFailWithTheirDiagnosis) {
       << Slurp(out / "stderr");
   const nlohmann::json j = nlohmann::json::parse(Slurp(out / "results.json"));
   size_t clean = 0;
+  size_t passed = 0;
+  size_t failed = 0;
   for (const auto& r : j["results"]) {
+    passed += r["verdict"] == "pass";
+    failed += r["verdict"] == "fail";
     const std::string board = r["board"];
     if (board == "zcu102" || board == "rpi4") {
       EXPECT_EQ(r["verdict"], "pass") << board << " " << r["fixture"] << ": " << r["detail"];
@@ -81,7 +85,11 @@ TEST(VirtualFarm, CleanBoardsPassFaultyBoardsFailWithTheirDiagnosis) {
   }
   EXPECT_EQ(clean, 12u);
   const std::string summary = Slurp(out / "stdout");
-  EXPECT_NE(summary.find("38 passed, 16 failed, 0 errors"), std::string::npos) << summary;
+  EXPECT_GT(failed, 0u);
+  EXPECT_NE(summary.find(std::to_string(passed) + " passed, " + std::to_string(failed) +
+                         " failed, 0 errors"),
+            std::string::npos)
+      << summary;
   EXPECT_TRUE(fs::exists(out / "junit.xml"));
   EXPECT_NE(Slurp(out / "stderr").find("seed 20261122"), std::string::npos);
   fs::remove_all(out);
