@@ -75,22 +75,16 @@ Status SimBackend::AllocGrants(const v1::AllocGrantsRequest& req, v1::AllocGrant
 Status SimBackend::MapForeign(const v1::MapForeignRequest& req, v1::BufferInfo* resp) {
   std::lock_guard lock(board_.mutex());
   Buffer b{Kind::kForeign, {}, {}, 0};
+  std::vector<uint64_t> pfns;
   try {
-    for (uint32_t gref : req.grefs()) {
-      const uint64_t pfn = board_.dma().AllocBallooned();
-      try {
-        board_.xen().MapGrantRef(req.domid(), gref, pfn);
-      } catch (...) {
-        board_.dma().FreeBallooned(pfn);
-        throw;
-      }
-      b.frames.push_back(pfn);
+    pfns = board_.dma().AllocBallooned(static_cast<uint32_t>(req.grefs_size()));
+    for (int i = 0; i < req.grefs_size(); ++i) {
+      board_.xen().MapGrantRef(req.domid(), req.grefs(i), pfns[i]);
+      b.frames.push_back(pfns[i]);
     }
   } catch (const sim::SimError& e) {
-    for (uint64_t pfn : b.frames) {  // roll back: nothing stays mapped
-      board_.xen().UnmapGrantRef(pfn);
-      board_.dma().FreeBallooned(pfn);
-    }
+    for (uint64_t pfn : b.frames) board_.xen().UnmapGrantRef(pfn);  // roll back
+    for (uint64_t pfn : pfns) board_.dma().FreeBallooned(pfn);
     return ToStatus(e);
   }
   const uint32_t handle = next_buffer_++;
@@ -104,10 +98,8 @@ Status SimBackend::AllocLocal(const v1::AllocLocalRequest& req, v1::BufferInfo* 
   std::lock_guard lock(board_.mutex());
   Buffer b{Kind::kLocal, {}, {}, 0};
   try {
-    for (uint32_t i = 0; i < req.pages(); ++i)
-      b.frames.push_back(board_.dma().AllocPage(req.placement()));
+    b.frames = board_.dma().AllocPages(req.pages(), req.placement());
   } catch (const sim::SimError& e) {
-    for (uint64_t pfn : b.frames) board_.dma().FreePage(pfn);
     return ToStatus(e);
   }
   const uint32_t handle = next_buffer_++;

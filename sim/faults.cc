@@ -77,8 +77,15 @@ const std::vector<FaultInfo>& FaultCatalogue() {
       {"bounce-no-copy-back", "swiotlb bounce not copied back on unmap DMA_FROM_DEVICE",
        "swiotlb_tbl_unmap_single skips swiotlb_bounce(DMA_FROM_DEVICE)", "data never lands", true,
        "never-landed", NeedsDomuAbove4G},
-      {"grant-64k-offset", "64 KiB Linux page holding 4 KiB grants, wrong offset",
-       "not modelled yet", "torn / wrong-offset lines", false, "torn-line", Needs64kPages},
+      {"grant-64k-offset",
+       "a 4 KiB grant inside a 64 KiB dom0 Linux page given the bus address of the Linux "
+       "page's first Xen frame plus the offset in the Linux page: the PAGE_SHIFT / "
+       "XEN_PAGE_SHIFT mix-up the Linux 4.4 64 KiB-granularity series for swiotlb-xen "
+       "removed",
+       "xen_phys_to_bus() takes pfn_to_bfn() of the Linux page's first Xen frame and adds "
+       "phys & ~PAGE_MASK (64 KiB) instead of the Xen frame's own bfn and phys & ~XEN_PAGE_MASK",
+       "wrong bus address for every grant but the first of each 64 KiB page", true,
+       "wrong-bus-address", Needs64kPages},
       {"grant-not-in-iommu",
        "Xen 4.12-4.14 gnttab_need_iommu_mapping() false for the direct-mapped dom0 (fixed in "
        "2021)",

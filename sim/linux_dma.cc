@@ -53,7 +53,12 @@ uint64_t LinuxDma::ExpectedDma(uint64_t phys) const {
 }
 
 uint64_t LinuxDma::XenPhysToDma(uint64_t phys) const {
-  const uint64_t bus = (PfnToBfn(phys >> kXenPageShift) << kXenPageShift) | (phys & kPageMask);
+  uint64_t bus = (PfnToBfn(phys >> kXenPageShift) << kXenPageShift) | (phys & kPageMask);
+  if (faults_.Has("grant-64k-offset")) {
+    // The bus frame of the Linux page's first Xen frame plus the offset in the Linux page.
+    const uint64_t linux_mask = std::max<uint64_t>(board_.linux_page_size(), kXenPageSize) - 1;
+    bus = (PfnToBfn((phys & ~linux_mask) >> kXenPageShift) << kXenPageShift) | (phys & linux_mask);
+  }
   if (faults_.Has("bus-addr-no-dma-offset")) return bus;  // phys_to_dma() not applied
   return PhysToDma(bus);
 }
@@ -276,34 +281,60 @@ void LinuxDma::DirectUnmap(uint64_t dma, uint64_t size, v1::DmaDirection dir) {
   if (IsSwiotlbBuffer(phys)) SwiotlbUnmap(phys, size, dir);
 }
 
-uint64_t LinuxDma::AllocPage(v1::Placement placement) {
-  const v1::XenLayout& x = board_.xen();
-  for (const v1::MemoryBank& b : x.dom0_ram()) {
-    for (uint64_t a = b.base(); a < b.base() + b.size(); a += kXenPageSize) {
-      if (InBank(x.grant_map_region(), a)) {
-        a = x.grant_map_region().base() + x.grant_map_region().size() - kXenPageSize;
-        continue;
-      }
-      if (InBank(x.swiotlb_pool(), a)) {
-        a = x.swiotlb_pool().base() + x.swiotlb_pool().size() - kXenPageSize;
-        continue;
-      }
-      if (placement == v1::PLACEMENT_ABOVE_4G && a < (uint64_t{1} << 32)) continue;
-      if (placement == v1::PLACEMENT_BELOW_4G && a >= (uint64_t{1} << 32)) break;
-      if (pages_used_.insert(a >> kXenPageShift).second) return a >> kXenPageShift;
+bool LinuxDma::Reserved(uint64_t pfn) const {
+  const uint64_t a = pfn << kXenPageShift;
+  return InBank(board_.xen().grant_map_region(), a) || InBank(board_.xen().swiotlb_pool(), a);
+}
+
+std::vector<uint64_t> LinuxDma::FindRun(const v1::MemoryBank& bank, uint32_t count,
+                                        v1::Placement placement,
+                                        const std::set<uint64_t>& used) const {
+  const uint64_t align =
+      std::max<uint64_t>(board_.linux_page_size(), kXenPageSize) >> kXenPageShift;
+  const uint64_t first = ((bank.base() >> kXenPageShift) + align - 1) / align * align;
+  const uint64_t end = (bank.base() + bank.size()) >> kXenPageShift;
+  const bool in_balloon = InBank(board_.xen().grant_map_region(), bank.base());
+  for (uint64_t start = first; start + count <= end; start += align) {
+    const uint64_t lo = start << kXenPageShift;
+    const uint64_t hi = (start + count) << kXenPageShift;
+    if (placement == v1::PLACEMENT_ABOVE_4G && lo < (uint64_t{1} << 32)) continue;
+    if (placement == v1::PLACEMENT_BELOW_4G && hi > (uint64_t{1} << 32)) break;
+    uint64_t bad = 0;
+    for (uint64_t pfn = start; pfn < start + count && bad == 0; ++pfn)
+      if (used.count(pfn) != 0 || (!in_balloon && Reserved(pfn))) bad = pfn;
+    if (bad != 0) {
+      start = bad / align * align;  // the loop adds align: next candidate past the clash
+      continue;
     }
+    std::vector<uint64_t> run(count);
+    for (uint32_t i = 0; i < count; ++i) run[i] = start + i;
+    return run;
   }
-  throw SimError(ErrorCode::kResourceExhausted, fmt::format("dom0: no free page with placement {}",
-                                                            v1::Placement_Name(placement)));
+  return {};
+}
+
+std::vector<uint64_t> LinuxDma::AllocPages(uint32_t count, v1::Placement placement) {
+  for (const v1::MemoryBank& b : board_.xen().dom0_ram()) {
+    std::vector<uint64_t> run = FindRun(b, count, placement, pages_used_);
+    if (run.empty()) continue;
+    pages_used_.insert(run.begin(), run.end());
+    return run;
+  }
+  throw SimError(ErrorCode::kResourceExhausted,
+                 fmt::format("dom0: no {} free consecutive pages with placement {}", count,
+                             v1::Placement_Name(placement)));
 }
 
 void LinuxDma::FreePage(uint64_t pfn) { pages_used_.erase(pfn); }
 
-uint64_t LinuxDma::AllocBallooned() {
-  const v1::MemoryBank& r = board_.xen().grant_map_region();
-  for (uint64_t a = r.base(); a < r.base() + r.size(); a += kXenPageSize)
-    if (balloon_used_.insert(a >> kXenPageShift).second) return a >> kXenPageShift;
-  throw SimError(ErrorCode::kResourceExhausted, "dom0: no free ballooned pfn to map a grant at");
+std::vector<uint64_t> LinuxDma::AllocBallooned(uint32_t count) {
+  std::vector<uint64_t> run =
+      FindRun(board_.xen().grant_map_region(), count, v1::PLACEMENT_ANY, balloon_used_);
+  if (run.empty())
+    throw SimError(ErrorCode::kResourceExhausted,
+                   fmt::format("dom0: no {} free ballooned pfns to map grants at", count));
+  balloon_used_.insert(run.begin(), run.end());
+  return run;
 }
 
 void LinuxDma::FreeBallooned(uint64_t pfn) { balloon_used_.erase(pfn); }

@@ -66,12 +66,16 @@ class LinuxDma {
   void SyncForCpu(uint64_t dma_addr, uint64_t size, v1::DmaDirection dir);
   void SyncForDevice(uint64_t dma_addr, uint64_t size, v1::DmaDirection dir);
 
-  /// dom0 page allocator (alloc_page): a free dom0 pfn outside the balloon and swiotlb
-  /// regions honouring placement. Throws SimError(kResourceExhausted) if none.
-  uint64_t AllocPage(v1::Placement placement);
+  /// dom0 page allocator: count consecutive free dom0 pfns (4 KiB frames) outside the
+  /// balloon and swiotlb regions, the first aligned to a Linux page (4 or 64 KiB), all
+  /// honouring placement (alloc_pages of an order, then split). Throws
+  /// SimError(kResourceExhausted) if there is no such run; nothing is allocated then.
+  std::vector<uint64_t> AllocPages(uint32_t count, v1::Placement placement);
   void FreePage(uint64_t pfn);
-  /// A ballooned pfn to map a grant at (gnttab_alloc_pages). kResourceExhausted if none.
-  uint64_t AllocBallooned();
+  /// count consecutive ballooned pfns to map grants at, the first aligned to a Linux page,
+  /// so a 64 KiB Linux page holds 16 consecutive 4 KiB grants (gnttab_alloc_pages and
+  /// gnttab_foreach_grant_in_range). kResourceExhausted if none.
+  std::vector<uint64_t> AllocBallooned(uint32_t count);
   void FreeBallooned(uint64_t pfn);
 
   /// CPU load/store by dom0 physical address, through the stage-2 (p2m) and the cache.
@@ -112,8 +116,11 @@ class LinuxDma {
   uint64_t mask_ = ~uint64_t{0};
   std::map<uint64_t, Bounce> bounces_;  // tlb phys -> original
   std::set<uint64_t> slots_used_;       // slot indices in use
-  std::set<uint64_t> pages_used_;       // dom0 pfns handed out by AllocPage
-  std::set<uint64_t> balloon_used_;     // ballooned pfns handed out
+  std::vector<uint64_t> FindRun(const v1::MemoryBank& bank, uint32_t count, v1::Placement placement,
+                                const std::set<uint64_t>& used) const;
+  bool Reserved(uint64_t pfn) const;  // in the balloon or the swiotlb pool
+  std::set<uint64_t> pages_used_;     // dom0 pfns handed out by AllocPages
+  std::set<uint64_t> balloon_used_;   // ballooned pfns handed out
 };
 
 }  // namespace dmahil::sim

@@ -30,19 +30,15 @@ pattern::Spec Spec(uint32_t gen, uint32_t first_line = 0) {
 }
 
 Outcome RunTransaction(const std::string& board_name, std::vector<std::string> faults,
-                       v1::DmaDirection dir, v1::Placement placement = v1::PLACEMENT_ANY,
+                       v1::DmaDirection dir, v1::Placement placement = v1::PLACEMENT_BELOW_4G,
                        uint32_t mask_bits = 0) {
   VirtualBoard vb(testing::LoadShippedBoard(board_name), FaultSet::Parse(faults), 1234);
   Outcome out;
   if (mask_bits) vb.dma().SetMask(mask_bits);
   const auto gfns = vb.xen().PopulateDomU(kPages, placement);
-  std::vector<uint64_t> pfns;
-  for (uint64_t gfn : gfns) {
-    const uint32_t gref = vb.xen().GrantAccess(kDomU, gfn, kDom0);
-    const uint64_t pfn = vb.dma().AllocBallooned();
-    vb.xen().MapGrantRef(kDomU, gref, pfn);
-    pfns.push_back(pfn);
-  }
+  const std::vector<uint64_t> pfns = vb.dma().AllocBallooned(kPages);
+  for (size_t i = 0; i < gfns.size(); ++i)
+    vb.xen().MapGrantRef(kDomU, vb.xen().GrantAccess(kDomU, gfns[i], kDom0), pfns[i]);
   const uint64_t gpa = gfns[0] << kXenPageShift;
   std::vector<uint8_t> buf(kBytes);
   // Old generation in memory, cache empty.
@@ -195,9 +191,24 @@ TEST(NoBounceAboveMask, DeviceTruncatesTheAddress) {
   EXPECT_GT(o.bad_lines, 0u);
 }
 
+TEST(Grant64kOffset, AllButTheFirstGrantOfEach64kPageGetAWrongAddress) {
+  const Outcome o = RunTransaction("zcu102-64k-virtual", {"grant-64k-offset"}, v1::DMA_TO_DEVICE);
+  EXPECT_EQ(o.maps[0].dma_addr, o.expected[0]) << "slot 0 of the 64 KiB page";
+  size_t wrong = 0;
+  for (size_t p = 0; p < o.maps.size(); ++p) wrong += o.maps[p].dma_addr != o.expected[p];
+  EXPECT_EQ(wrong, o.maps.size() - 1) << "the domU's frames are not machine-contiguous";
+  EXPECT_GT(o.bad_lines, 0u);
+}
+
+TEST(Grant64kOffset, CleanAndCannotManifestWith4kPages) {
+  EXPECT_EQ(RunTransaction("zcu102-64k-virtual", {}, v1::DMA_FROM_DEVICE).bad_lines, 0u);
+  EXPECT_EQ(RunTransaction("zcu102-virtual", {"grant-64k-offset"}, v1::DMA_FROM_DEVICE).bad_lines,
+            0u);
+}
+
 TEST(FaultSet, UnknownAndUnmodelledFaultsAreRefused) {
   EXPECT_THROW(FaultSet::Parse({"no-such-fault"}), SimError);
-  EXPECT_THROW(FaultSet::Parse({"grant-64k-offset"}), SimError) << "not modelled yet";
+  EXPECT_THROW(FaultSet::Parse({"double-map-wrong-frame"}), SimError) << "not modelled yet";
   EXPECT_EQ(FaultSet::Parse({"dma-ops-bypass-xen"}).ToString(), "dma-ops-bypass-xen");
 }
 

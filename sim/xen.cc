@@ -22,6 +22,7 @@ Xen::Xen(const v1::XenLayout& layout, Cache& cache, const XenOptions& options)
     : layout_(layout),
       cache_(cache),
       options_(options),
+      rng_(options.seed),
       domu_next_gfn_(layout.domu_gfn_base() >> kXenPageShift) {
   for (const v1::MemoryBank& b : layout_.domu_ram())
     for (uint64_t a = b.base(); a < b.base() + b.size(); a += kXenPageSize)
@@ -65,29 +66,26 @@ std::optional<uint32_t> Xen::OwnerOf(uint64_t mfn) const {
 }
 
 std::vector<uint64_t> Xen::PopulateDomU(uint32_t n, v1::Placement placement) {
-  std::vector<size_t> picks;
-  for (size_t i = 0; i < domu_free_.size() && picks.size() < n; ++i) {
-    const uint64_t addr = domu_free_[i] << kXenPageShift;
-    if (placement == v1::PLACEMENT_ABOVE_4G && addr < k4G) continue;
-    if (placement == v1::PLACEMENT_BELOW_4G && addr >= k4G) continue;
-    picks.push_back(i);
-  }
-  if (picks.size() < n)
+  auto eligible = [&](uint64_t mfn) {
+    const uint64_t addr = mfn << kXenPageShift;
+    return placement == v1::PLACEMENT_ANY || (placement == v1::PLACEMENT_ABOVE_4G) == (addr >= k4G);
+  };
+  const size_t available =
+      static_cast<size_t>(std::count_if(domu_free_.begin(), domu_free_.end(), eligible));
+  if (available < n)
     throw SimError(ErrorCode::kResourceExhausted,
-                   fmt::format("domU: only {} free frames with placement {}, {} asked",
-                               picks.size(), v1::Placement_Name(placement), n));
+                   fmt::format("domU: only {} free frames with placement {}, {} asked", available,
+                               v1::Placement_Name(placement), n));
   std::vector<uint64_t> gfns;
-  for (size_t k = picks.size(); k-- > 0;) {  // erase from the back to keep indices valid
-    const uint64_t mfn = domu_free_[picks[k]];
-    domu_free_.erase(domu_free_.begin() + static_cast<std::ptrdiff_t>(picks[k]));
-    gfns.push_back(mfn);
-  }
-  std::reverse(gfns.begin(), gfns.end());
-  for (uint64_t& slot : gfns) {  // slot holds the mfn; replace it by the new gfn
-    const uint64_t mfn = slot;
-    slot = domu_next_gfn_++;
-    domu_p2m_[slot] = mfn;
-    domu_m2p_[mfn] = slot;
+  while (gfns.size() < n) {
+    const size_t i = static_cast<size_t>(rng_.Below(domu_free_.size()));
+    const uint64_t mfn = domu_free_[i];
+    if (!eligible(mfn)) continue;
+    domu_free_.erase(domu_free_.begin() + static_cast<std::ptrdiff_t>(i));
+    const uint64_t gfn = domu_next_gfn_++;
+    domu_p2m_[gfn] = mfn;
+    domu_m2p_[mfn] = gfn;
+    gfns.push_back(gfn);
   }
   return gfns;
 }

@@ -13,6 +13,7 @@
 #include "dmahil/v1/board.pb.h"
 #include "dmahil/v1/fixture.pb.h"
 #include "sim/cache.h"
+#include "sim/rng.h"
 
 namespace dmahil::sim {
 
@@ -32,6 +33,9 @@ struct XenOptions {
   /// Fault grant-not-in-iommu: gnttab_need_iommu_mapping() is false for dom0 (Xen
   /// 4.12-4.14), so grant mappings never reach the SMMU.
   bool grant_not_in_iommu = false;
+  /// Seeds which free machine frames the domU's pages get (its page allocator hands out
+  /// pages scattered over machine memory, not in order).
+  uint64_t seed = 1;
 };
 
 /// Counters of hypercalls the model served (statistics and tests).
@@ -58,8 +62,10 @@ class Xen {
   /// ballooned pfns included, foreign machine frames not.
   bool Dom0PfnValid(uint64_t pfn) const;
 
-  /// Populates n frames of the domU (XENMEM_populate_physmap): machine frames from
-  /// domu_ram honouring placement, at the next free gfns from domu_gfn_base.
+  /// Populates n frames of the domU (XENMEM_populate_physmap + the guest's page
+  /// allocator): free machine frames from domu_ram honouring placement, picked at
+  /// seeded-random places (so consecutive grants are rarely machine-contiguous), at the
+  /// next free gfns from domu_gfn_base.
   /// Throws SimError(kResourceExhausted) if domu_ram has fewer than n free frames there.
   std::vector<uint64_t> PopulateDomU(uint32_t n, v1::Placement placement);
 
@@ -109,6 +115,7 @@ class Xen {
   v1::XenLayout layout_;
   Cache& cache_;
   XenOptions options_;
+  Rng rng_;
   std::map<uint64_t, uint32_t> iommu_grants_;        // dfn (== mfn) -> mappings using it
   std::vector<uint64_t> domu_free_;                  // free domU machine frames, ascending
   std::map<uint64_t, uint64_t> domu_p2m_;            // gfn -> mfn
