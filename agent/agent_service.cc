@@ -66,6 +66,8 @@ Status AgentService::AllocGrants(grpc::ServerContext*, const v1::AllocGrantsRequ
   if (req->pages() == 0 || req->pages() > kMaxPages)
     return Invalid(fmt::format("pages {} must be 1..{}", req->pages(), kMaxPages));
   if (!v1::Placement_IsValid(req->placement())) return Invalid("unknown placement");
+  if (req->grants_per_page() > 2)
+    return Invalid(fmt::format("grants_per_page {} must be 0, 1 or 2", req->grants_per_page()));
   std::lock_guard lock(mutex_);
   return backend_.AllocGrants(*req, resp);
 }

@@ -113,6 +113,37 @@ TEST_F(AgentOverGrpc, ZeroAndOversizedLengthsAreRefused) {
   s = guest_->AllocGrants(&ctx, big, &r);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(s.error_message().find("1..1024"), std::string::npos);
+  grpc::ClientContext ctx2;
+  v1::AllocGrantsRequest thrice;
+  thrice.set_pages(1);
+  thrice.set_grants_per_page(3);
+  s = guest_->AllocGrants(&ctx2, thrice, &r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("grants_per_page 3"), std::string::npos);
+}
+
+TEST_F(AgentOverGrpc, SameFrameGrantedTwiceMapsAtTwoPfnsToOneFrame) {
+  grpc::ClientContext ctx;
+  v1::AllocGrantsRequest req;
+  req.set_pages(2);
+  req.set_grants_per_page(2);
+  v1::AllocGrantsResponse g;
+  ASSERT_TRUE(guest_->AllocGrants(&ctx, req, &g).ok());
+  ASSERT_EQ(g.grefs_size(), 4);
+  v1::AllocGrantsResponse first = g;
+  first.mutable_grefs()->Truncate(2);
+  v1::AllocGrantsResponse second;
+  second.add_grefs(g.grefs(2));
+  second.add_grefs(g.grefs(3));
+  const auto a = MapAll(first);
+  const auto b = MapAll(second);
+  v1::DmaMapping ma, mb;
+  ASSERT_TRUE(DmaMap(a.buffer(), 0, 8192, &ma).ok());
+  ASSERT_TRUE(DmaMap(b.buffer(), 0, 8192, &mb).ok());
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_NE(ma.segments(i).pfn(), mb.segments(i).pfn());
+    EXPECT_EQ(ma.segments(i).bfn(), mb.segments(i).bfn());
+  }
 }
 
 TEST_F(AgentOverGrpc, WrongRoleAndUnknownHandlesAreRefused) {

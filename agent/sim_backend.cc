@@ -57,14 +57,14 @@ Status SimBackend::AllocGrants(const v1::AllocGrantsRequest& req, v1::AllocGrant
   std::lock_guard lock(board_.mutex());
   try {
     Buffer b{Kind::kGranted, board_.xen().PopulateDomU(req.pages(), req.placement()), {}, 0};
-    for (uint64_t gfn : b.frames)
-      b.grefs.push_back(board_.xen().GrantAccess(domid_, gfn, req.to_domid()));
+    const uint32_t grants = std::max(req.grants_per_page(), 1u);
+    for (uint32_t k = 0; k < grants; ++k)
+      for (uint64_t gfn : b.frames)
+        b.grefs.push_back(board_.xen().GrantAccess(domid_, gfn, req.to_domid()));
     const uint32_t handle = next_buffer_++;
     resp->set_buffer(handle);
-    for (size_t i = 0; i < b.frames.size(); ++i) {
-      resp->add_grefs(b.grefs[i]);
-      resp->add_gfns(b.frames[i]);
-    }
+    for (uint32_t gref : b.grefs) resp->add_grefs(gref);
+    for (uint64_t gfn : b.frames) resp->add_gfns(gfn);
     buffers_.emplace(handle, std::move(b));
     return Status::OK;
   } catch (const sim::SimError& e) {
@@ -79,11 +79,15 @@ Status SimBackend::MapForeign(const v1::MapForeignRequest& req, v1::BufferInfo* 
   try {
     pfns = board_.dma().AllocBallooned(static_cast<uint32_t>(req.grefs_size()));
     for (int i = 0; i < req.grefs_size(); ++i) {
-      board_.xen().MapGrantRef(req.domid(), req.grefs(i), pfns[i]);
+      const uint64_t mfn = board_.xen().MapGrantRef(req.domid(), req.grefs(i), pfns[i]);
+      board_.dma().SetForeignP2m(pfns[i], mfn);
       b.frames.push_back(pfns[i]);
     }
   } catch (const sim::SimError& e) {
-    for (uint64_t pfn : b.frames) board_.xen().UnmapGrantRef(pfn);  // roll back
+    for (uint64_t pfn : b.frames) {  // roll back
+      board_.xen().UnmapGrantRef(pfn);
+      board_.dma().ClearForeignP2m(pfn);
+    }
     for (uint64_t pfn : pfns) board_.dma().FreeBallooned(pfn);
     return ToStatus(e);
   }
@@ -126,6 +130,7 @@ Status SimBackend::ReleaseBuffer(uint32_t buffer) {
     } else if (b.kind == Kind::kForeign) {
       for (uint64_t pfn : b.frames) {
         board_.xen().UnmapGrantRef(pfn);
+        board_.dma().ClearForeignP2m(pfn);
         board_.dma().FreeBallooned(pfn);
       }
     } else {

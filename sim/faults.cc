@@ -92,9 +92,13 @@ const std::vector<FaultInfo>& FaultCatalogue() {
        "map_grant_ref does not add the grant's frame to the SMMU tables",
        "SMMU fault / DMA never lands", true, "never-landed", NeedsSmmu},
       {"double-map-wrong-frame",
-       "same frame granted and mapped twice; maintenance/unmap resolves the wrong copy",
-       "not modelled yet", "stale lines on one of the two mappings", false, "stale-line",
-       NeedsNonCoherent},
+       "the same frame granted and mapped twice (2014 thread \"arm64: introduce "
+       "is_device_dma_coherent\": \"the same page can be granted several times\"); unmap "
+       "resolves the bus frame back to a pfn that is not unique",
+       "xen_swiotlb_unmap_page resolves a foreign bus frame to the first dom0 pfn it was "
+       "ever mapped at and invalidates by that pfn's VA instead of GNTTABOP_cache_flush",
+       "stale lines on the second mapping once the first is unmapped (DMA_FROM_DEVICE)", true,
+       "stale-line", NeedsNonCoherent},
   };
   return catalogue;
 }

@@ -218,6 +218,12 @@ void LinuxDma::UnmapPage(uint64_t dma_addr, uint64_t size, v1::DmaDirection dir)
   if (!board_.dma().coherent()) {
     if (PfnValidDma(dma_addr)) {
       ArchSyncForCpu(paddr, size, dir);
+    } else if (faults_.Has("double-map-wrong-frame") &&
+               first_pfn_of_bfn_.count(paddr >> kXenPageShift) != 0) {
+      // Resolves the bus frame to the first pfn it was mapped at and invalidates by that
+      // VA: right while that mapping lives, nothing (or another frame) once it is gone.
+      const uint64_t pfn = first_pfn_of_bfn_.at(paddr >> kXenPageShift);
+      ArchSyncForCpu((pfn << kXenPageShift) | (paddr & kPageMask), size, dir);
     } else if (!faults_.Has("unmap-no-invalidate-foreign")) {
       XenSyncForCpu(dma_addr, size, dir);
     }
@@ -279,6 +285,12 @@ void LinuxDma::DirectUnmap(uint64_t dma, uint64_t size, v1::DmaDirection dir) {
   const uint64_t phys = DmaToPhys(dma);
   if (!board_.dma().coherent()) ArchSyncForCpu(phys, size, dir);
   if (IsSwiotlbBuffer(phys)) SwiotlbUnmap(phys, size, dir);
+}
+
+void LinuxDma::SetForeignP2m(uint64_t pfn, uint64_t mfn) { first_pfn_of_bfn_.emplace(mfn, pfn); }
+
+void LinuxDma::ClearForeignP2m(uint64_t pfn) {
+  (void)pfn;  // Linux drops its p2m entry; the faulty reverse map keeps its stale one.
 }
 
 bool LinuxDma::Reserved(uint64_t pfn) const {

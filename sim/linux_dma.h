@@ -66,6 +66,11 @@ class LinuxDma {
   void SyncForCpu(uint64_t dma_addr, uint64_t size, v1::DmaDirection dir);
   void SyncForDevice(uint64_t dma_addr, uint64_t size, v1::DmaDirection dir);
 
+  /// gntdev's set_foreign_p2m_mapping / clear_foreign_p2m_mapping (arch/arm/xen/p2m.c):
+  /// dom0 Linux learns that pfn now maps machine frame mfn, and forgets it on unmap.
+  void SetForeignP2m(uint64_t pfn, uint64_t mfn);
+  void ClearForeignP2m(uint64_t pfn);
+
   /// dom0 page allocator: count consecutive free dom0 pfns (4 KiB frames) outside the
   /// balloon and swiotlb regions, the first aligned to a Linux page (4 or 64 KiB), all
   /// honouring placement (alloc_pages of an order, then split). Throws
@@ -120,6 +125,9 @@ class LinuxDma {
                                 const std::set<uint64_t>& used) const;
   bool Reserved(uint64_t pfn) const;  // in the balloon or the swiotlb pool
   std::set<uint64_t> pages_used_;     // dom0 pfns handed out by AllocPages
+  // double-map-wrong-frame: a reverse bfn -> pfn map that keeps the first pfn a frame was
+  // ever mapped at (not unique once a frame is mapped twice, and never updated on unmap).
+  std::map<uint64_t, uint64_t> first_pfn_of_bfn_;
   std::set<uint64_t> balloon_used_;   // ballooned pfns handed out
 };
 

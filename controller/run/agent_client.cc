@@ -49,8 +49,10 @@ v1::AgentInfo AgentClient::WaitReady(uint32_t timeout_ms) {
 }
 
 v1::AllocGrantsResponse AgentClient::AllocGrants(uint32_t pages, uint32_t to_domid,
-                                                 v1::Placement placement) {
+                                                 v1::Placement placement,
+                                                 uint32_t grants_per_page) {
   v1::AllocGrantsRequest req;
+  req.set_grants_per_page(grants_per_page);
   req.set_pages(pages);
   req.set_to_domid(to_domid);
   req.set_placement(placement);

@@ -28,7 +28,8 @@ class AgentClient {
   v1::AgentInfo GetInfo();
   /// Waits until the agent answers GetInfo or timeout_ms passes (then AgentError).
   v1::AgentInfo WaitReady(uint32_t timeout_ms);
-  v1::AllocGrantsResponse AllocGrants(uint32_t pages, uint32_t to_domid, v1::Placement placement);
+  v1::AllocGrantsResponse AllocGrants(uint32_t pages, uint32_t to_domid, v1::Placement placement,
+                                      uint32_t grants_per_page = 1);
   v1::BufferInfo MapForeign(uint32_t domid, const google::protobuf::RepeatedField<uint32_t>& grefs);
   v1::BufferInfo AllocLocal(uint32_t pages, v1::Placement placement);
   void ReleaseBuffer(uint32_t buffer);

@@ -48,12 +48,23 @@ class Run {
   void Allocate() {
     const uint32_t total = fx_.pages() + 2 * fx_.canary_pages();
     if (fx_.source() == v1::BUFFER_FOREIGN_GRANT) {
-      const v1::AllocGrantsResponse g = link_.guest.AllocGrants(total, 0, fx_.placement());
+      const uint32_t grants = fx_.double_map() ? 2 : 1;
+      const v1::AllocGrantsResponse g = link_.guest.AllocGrants(total, 0, fx_.placement(), grants);
       b_.owner = &link_.guest;
       b_.owner_buffer = g.buffer();
-      const v1::BufferInfo d = link_.dom0.MapForeign(link_.guest.GetInfo().domid(), g.grefs());
+      const uint32_t domid = link_.guest.GetInfo().domid();
+      google::protobuf::RepeatedField<uint32_t> first(g.grefs().begin(), g.grefs().begin() + total);
+      const v1::BufferInfo d = link_.dom0.MapForeign(domid, first);
       b_.dom0_buffer = d.buffer();
       b_.dom0_mapped = true;
+      if (fx_.double_map()) {
+        // The same frames again at other pfns; the first copy goes before the DMA.
+        google::protobuf::RepeatedField<uint32_t> second(g.grefs().begin() + total,
+                                                         g.grefs().end());
+        const v1::BufferInfo d2 = link_.dom0.MapForeign(domid, second);
+        link_.dom0.ReleaseBuffer(b_.dom0_buffer);
+        b_.dom0_buffer = d2.buffer();
+      }
     } else {
       const v1::BufferInfo d = link_.dom0.AllocLocal(total, fx_.placement());
       b_.owner = &link_.dom0;
