@@ -232,3 +232,28 @@ TEST_F(AgentOverGrpc, ReleaseWhileMappedIsRefused) {
 
 }  // namespace
 }  // namespace dmahil::agent
+
+namespace dmahil::agent {
+namespace {
+
+TEST_F(AgentOverGrpc, GuestReleaseWhileDom0MapsIsRefusedWholeAndWorksLater) {
+  const auto g = Grant(3);
+  v1::AllocGrantsResponse last;
+  last.add_grefs(g.grefs(2));
+  const auto d = MapAll(last);  // dom0 maps only the third grant
+  auto release = [](v1::Agent::Stub* stub, uint32_t buffer) {
+    grpc::ClientContext ctx;
+    v1::ReleaseBufferRequest rel;
+    rel.set_buffer(buffer);
+    v1::ReleaseBufferResponse rr;
+    return stub->ReleaseBuffer(&ctx, rel, &rr);
+  };
+  const grpc::Status refused = release(guest_.get(), g.buffer());
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(refused.error_message().find("nothing was released"), std::string::npos);
+  ASSERT_TRUE(release(dom0_.get(), d.buffer()).ok());
+  EXPECT_TRUE(release(guest_.get(), g.buffer()).ok()) << "the retry succeeds whole";
+}
+
+}  // namespace
+}  // namespace dmahil::agent

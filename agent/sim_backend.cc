@@ -125,6 +125,12 @@ Status SimBackend::ReleaseBuffer(uint32_t buffer) {
         fmt::format("buffer {} has {} DMA mappings; unmap them first", buffer, b.dma_mappings));
   try {
     if (b.kind == Kind::kGranted) {
+      for (uint32_t gref : b.grefs)  // all or nothing: refuse before ending any grant
+        if (board_.xen().GrantMapped(domid_, gref))
+          return Status(StatusCode::FAILED_PRECONDITION,
+                        fmt::format("buffer {}: gref {} is still mapped by the other domain; "
+                                    "nothing was released",
+                                    buffer, gref));
       for (uint32_t gref : b.grefs) board_.xen().EndAccess(domid_, gref);
       board_.xen().DepopulateDomU(b.frames);
     } else if (b.kind == Kind::kForeign) {

@@ -9,4 +9,9 @@ cd "$(dirname "$0")/.."
 OUT=${1:-out/virtual}
 shift || true
 ci/setup.sh build
-exec build/bin/dmahil run --farm ci/farms/virtual.textproto --out "$OUT" --check-expectations "$@"
+# A new seed every night (printed, so any run can be reproduced with --seed); the farm's
+# own seed is used when DMAHIL_SEED is set to "farm".
+SEED=${DMAHIL_SEED:-$(date -u +%Y%m%d)}
+[ "$SEED" = farm ] && SEED_ARGS=() || SEED_ARGS=(--seed "$SEED")
+exec build/bin/dmahil run --farm ci/farms/virtual.textproto --out "$OUT" --check-expectations \
+  "${SEED_ARGS[@]}" "$@"

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "common/dma_ranges.h"
 #include "sim/error.h"
 
 namespace dmahil::sim {
@@ -23,6 +24,17 @@ std::string NeedsDomuAbove4G(const v1::Board& b) {
   for (const v1::MemoryBank& m : b.xen().domu_ram())
     if (m.base() + m.size() > (uint64_t{1} << 32)) return "";
   return "no domU RAM above 4 GiB: a 32-bit device never needs to bounce its pages";
+}
+
+std::string NeedsTranslatableAbove4G(const v1::Board& b) {
+  if (std::string why = NeedsDomuAbove4G(b); !why.empty()) return why;
+  for (const v1::MemoryBank& m : b.xen().domu_ram()) {
+    if (m.base() + m.size() <= (uint64_t{1} << 32)) continue;
+    const uint64_t addr = std::max<uint64_t>(m.base(), uint64_t{1} << 32);
+    if (PhysToDma(b.dma(), addr) != kNoTranslation) return "";
+  }
+  return "the domU RAM above 4 GiB is outside dma-ranges: Linux fails such a mapping "
+         "rather than handing out a truncated address";
 }
 
 std::string Needs64kPages(const v1::Board& b) {
@@ -56,7 +68,9 @@ const std::vector<FaultInfo>& FaultCatalogue() {
        "cache maintenance of a foreign page by dom0's pfn instead of the bus frame "
        "(2014 thread \"arm64: introduce is_device_dma_coherent\": dma_to_phys missing in "
        "dma_cache_maint)",
-       "GNTTABOP_cache_flush is issued for the pfn-based address of the foreign page",
+       "the for-device GNTTABOP_cache_flush (map, sync_for_device) is issued for the "
+       "pfn-based address of the foreign page; Xen refuses it (the ballooned frame is "
+       "nobody's) and Linux ignores the error",
        "stale lines", true, "stale-line", NeedsNonCoherent},
       {"unmap-no-invalidate-foreign",
        "unmap_page only has the dma address, the foreign page is skipped (2014 thread "
@@ -66,14 +80,15 @@ const std::vector<FaultInfo>& FaultCatalogue() {
       {"sync-for-device-cpu-op",
        "3.18-stable \"xen/arm: call xen_dma_sync_single_for_device when appropriate\" (the "
        "for-device sync called the for-cpu operation)",
-       "dma map and sync_for_device do the for-cpu maintenance (invalidate or nothing) "
-       "instead of clean",
-       "device reads stale memory (DMA_TO_DEVICE)", true, "stale-line", NeedsNonCoherent},
+       "xen_swiotlb_sync_single_for_device does the for-cpu maintenance of a foreign page "
+       "(invalidate or nothing) instead of clean; map is right",
+       "device reads stale memory when a mapping is reused (DMA_TO_DEVICE)", true, "stale-line",
+       NeedsNonCoherent},
       {"no-bounce-above-mask",
        "dma_capable checked on the pseudo-physical address / 32-bit truncation (2014: "
        "sizeof(dma_addr_t) != sizeof(phys_addr_t))",
        "xen_swiotlb_map_page never bounces; the device drives only mask_bits address bits",
-       "stray DMA into aliased memory", true, "stray-dma", NeedsDomuAbove4G},
+       "stray DMA into aliased memory", true, "stray-dma", NeedsTranslatableAbove4G},
       {"bounce-no-copy-back", "swiotlb bounce not copied back on unmap DMA_FROM_DEVICE",
        "swiotlb_tbl_unmap_single skips swiotlb_bounce(DMA_FROM_DEVICE)", "data never lands", true,
        "never-landed", NeedsDomuAbove4G},

@@ -137,8 +137,9 @@ void LinuxDma::DmaCacheMaint(uint64_t handle, uint64_t size, uint32_t op) {
   }
 }
 
-void LinuxDma::XenSyncForDevice(uint64_t dma, uint64_t size, v1::DmaDirection dir, uint64_t phys) {
-  if (faults_.Has("sync-for-device-cpu-op")) {
+void LinuxDma::XenSyncForDevice(uint64_t dma, uint64_t size, v1::DmaDirection dir, uint64_t phys,
+                                bool from_sync) {
+  if (from_sync && faults_.Has("sync-for-device-cpu-op")) {
     XenSyncForCpu(dma, size, dir);
     return;
   }
@@ -203,7 +204,7 @@ PageMapping LinuxDma::MapPage(uint64_t phys, uint64_t size, v1::DmaDirection dir
     if (PfnValidDma(dev_addr)) {
       ArchSyncForDevice(phys, size);
     } else {
-      XenSyncForDevice(dev_addr, size, dir, phys);
+      XenSyncForDevice(dev_addr, size, dir, phys, /*from_sync=*/false);
     }
   }
   return PageMapping{dev_addr, bounced};
@@ -257,7 +258,7 @@ void LinuxDma::SyncForDevice(uint64_t dma_addr, uint64_t size, v1::DmaDirection 
     if (bypass || PfnValidDma(dma_addr)) {
       ArchSyncForDevice(paddr, size);
     } else {
-      XenSyncForDevice(dma_addr, size, dir, paddr);
+      XenSyncForDevice(dma_addr, size, dir, paddr, /*from_sync=*/true);
     }
   }
 }

@@ -105,7 +105,9 @@ class LinuxDma {
   void ArchSyncForDevice(uint64_t phys, uint64_t size);
   void ArchSyncForCpu(uint64_t phys, uint64_t size, v1::DmaDirection dir);
   void DmaCacheMaint(uint64_t handle, uint64_t size, uint32_t op);
-  void XenSyncForDevice(uint64_t dma, uint64_t size, v1::DmaDirection dir, uint64_t phys);
+  // from_sync: called by dma_sync_single_for_device (not by map).
+  void XenSyncForDevice(uint64_t dma, uint64_t size, v1::DmaDirection dir, uint64_t phys,
+                        bool from_sync);
   void XenSyncForCpu(uint64_t dma, uint64_t size, v1::DmaDirection dir);
   uint64_t SwiotlbMap(uint64_t orig_phys, uint64_t size);  // tlb phys or kDmaMappingError
   void SwiotlbUnmap(uint64_t tlb_phys, uint64_t size, v1::DmaDirection dir);
@@ -128,7 +130,7 @@ class LinuxDma {
   // double-map-wrong-frame: a reverse bfn -> pfn map that keeps the first pfn a frame was
   // ever mapped at (not unique once a frame is mapped twice, and never updated on unmap).
   std::map<uint64_t, uint64_t> first_pfn_of_bfn_;
-  std::set<uint64_t> balloon_used_;   // ballooned pfns handed out
+  std::set<uint64_t> balloon_used_;  // ballooned pfns handed out
 };
 
 }  // namespace dmahil::sim

@@ -179,10 +179,34 @@ TEST(UnmapNoInvalidateForeign, ToDeviceUnaffected) {
             0u);
 }
 
-TEST(SyncForDeviceCpuOp, DeviceReadsStaleMemory) {
-  EXPECT_GT(
+TEST(SyncForDeviceCpuOp, MapIsRightTheReuseSyncIsNot) {
+  // Map cleans correctly; the fault is in dma_sync_single_for_device only.
+  EXPECT_EQ(
       RunTransaction("zcu102-virtual", {"sync-for-device-cpu-op"}, v1::DMA_TO_DEVICE).bad_lines,
       0u);
+  for (const bool fault : {false, true}) {
+    VirtualBoard vb(testing::LoadShippedBoard("zcu102-virtual"),
+                    FaultSet::Parse(fault ? std::vector<std::string>{"sync-for-device-cpu-op"}
+                                          : std::vector<std::string>{}),
+                    9);
+    const auto gfns = vb.xen().PopulateDomU(1, v1::PLACEMENT_BELOW_4G);
+    const uint64_t pfn = vb.dma().AllocBallooned(1)[0];
+    vb.xen().MapGrantRef(kDomU, vb.xen().GrantAccess(kDomU, gfns[0], kDom0), pfn);
+    const PageMapping m = vb.dma().MapPage(pfn << kXenPageShift, kXenPageSize, v1::DMA_TO_DEVICE);
+    vb.dma().SyncForCpu(m.dma_addr, kXenPageSize, v1::DMA_TO_DEVICE);
+    std::vector<uint8_t> page(kXenPageSize);
+    pattern::Fill(Spec(5), page.data(), kXenPageSize);
+    vb.CpuWrite(kDomU, gfns[0] << kXenPageShift, page.data(), kXenPageSize);  // dirty lines
+    vb.dma().SyncForDevice(m.dma_addr, kXenPageSize, v1::DMA_TO_DEVICE);
+    uint64_t fault_addr = 0;
+    ASSERT_TRUE(vb.device().Read(m.dma_addr, page.data(), kXenPageSize, &fault_addr));
+    const size_t ok = pattern::Check(Spec(5), page.data(), kXenPageSize, [](const auto&) {});
+    if (fault) {
+      EXPECT_LT(ok, 64u) << "sync_for_device must clean";
+    } else {
+      EXPECT_EQ(ok, 64u);
+    }
+  }
 }
 
 TEST(CacheFlushLocalAddr, DeviceReadsStaleMemory) {

@@ -113,6 +113,13 @@ uint32_t Xen::GrantAccess(uint32_t granter, uint64_t gfn, uint32_t to_domid) {
   return gref;
 }
 
+bool Xen::GrantMapped(uint32_t granter, uint32_t gref) const {
+  auto it = domu_grants_.find(gref);
+  if (granter != kDomU || it == domu_grants_.end())
+    throw SimError(ErrorCode::kNotFound, fmt::format("unknown gref {}", gref));
+  return it->second.map_count != 0;
+}
+
 void Xen::EndAccess(uint32_t granter, uint32_t gref) {
   auto it = domu_grants_.find(gref);
   if (granter != kDomU || it == domu_grants_.end())

@@ -77,6 +77,8 @@ class Xen {
   /// Returns the gref. Throws kOutOfRange if gfn is not populated, kResourceExhausted if
   /// the table is full (1024 entries).
   uint32_t GrantAccess(uint32_t granter, uint64_t gfn, uint32_t to_domid);
+  /// True while another domain has grant gref of granter mapped (kNotFound if unknown).
+  bool GrantMapped(uint32_t granter, uint32_t gref) const;
   /// Ends a grant (gnttab_end_foreign_access). Throws kNotFound for an unknown gref,
   /// kFailedPrecondition while it is still mapped.
   void EndAccess(uint32_t granter, uint32_t gref);

@@ -35,6 +35,7 @@ class AgentClient {
   void ReleaseBuffer(uint32_t buffer);
   v1::DmaMapping DmaMap(uint32_t buffer, uint64_t offset, uint64_t length, v1::DmaDirection dir,
                         uint32_t dma_mask_bits);
+  void DmaSync(uint32_t mapping, v1::SyncFor for_);
   void DmaUnmap(uint32_t mapping);
   void Fill(uint32_t buffer, uint64_t offset, uint64_t length, const v1::PatternSpec& pattern);
   void Prime(uint32_t buffer, uint64_t offset, uint64_t length, v1::PrimeOp op);

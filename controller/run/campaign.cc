@@ -56,10 +56,25 @@ std::vector<v1::FixtureResult> RunBoard(const LoadedFarm& farm, const LoadedBoar
     BoardLink link{dom0, guest, device, info.line_size()};
     spdlog::info("{}: up ({} board, revision {}, seed {})", name, info.backend(),
                  power.ready().revision, seed);
+    std::string lost;  // set once the board stops answering: the rest is not attempted
     for (size_t i = 0; i < farm.fixtures.size(); ++i) {
       const v1::Fixture& fx = farm.fixtures[i].fixture;
+      if (!lost.empty()) {
+        v1::FixtureResult r;
+        r.set_board(name);
+        r.set_fixture(fx.name());
+        r.set_verdict(v1::VERDICT_ERROR);
+        r.set_detail("board lost earlier in the run: " + lost);
+        results.push_back(std::move(r));
+        continue;
+      }
       const uint32_t buffer_id = static_cast<uint32_t>(2 * i + 1);
       results.push_back(RunFixture(link, lb.board, name, fx, Mix(seed ^ (i + 1)), buffer_id));
+      const std::string& detail = results.back().detail();
+      if (results.back().verdict() == v1::VERDICT_ERROR &&
+          (detail.find("UNAVAILABLE") != std::string::npos ||
+           detail.find("DEADLINE_EXCEEDED") != std::string::npos))
+        lost = detail;
       spdlog::info("{} / {}: {}", name, fx.name(), v1::Verdict_Name(results.back().verdict()));
     }
   } catch (const std::exception& e) {

@@ -1,5 +1,7 @@
 #include "controller/run/fixture_runner.h"
 
+#include <optional>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -79,17 +81,23 @@ class Run {
   }
 
   void Release() {
+    Unmap();
     if (b_.dom0_mapped) link_.dom0.ReleaseBuffer(b_.dom0_buffer);
     if (b_.owner != nullptr) b_.owner->ReleaseBuffer(b_.owner_buffer);
     b_ = Buffers{};
   }
 
-  /// One DMA transaction; returns its evidence.
+  /// One DMA transaction; returns its evidence. With fixture.reuse_mapping the buffer is
+  /// mapped once and handed back and forth with dma_sync_single_for_device / _for_cpu.
   Evidence Iterate(uint32_t iteration) {
-    const uint32_t old_gen = 2 * iteration - 1;
-    const uint32_t new_gen = 2 * iteration;
+    const v1::DmaDirection dir = fx_.direction();
+    const bool device_reads = dir != v1::DMA_FROM_DEVICE;
+    const bool device_writes = dir != v1::DMA_TO_DEVICE;
+    const uint32_t old_gen = 3 * iteration - 2;
+    const uint32_t read_gen = 3 * iteration - 1;  // what the device must read
+    const uint32_t write_gen = 3 * iteration;     // what the device writes
     Evidence ev;
-    ev.direction = fx_.direction();
+    ev.direction = dir;
     ev.line_size = line_;
     ev.dma_mask_bits = fx_.dma_mask_bits() != 0 ? fx_.dma_mask_bits() : board_.dma().mask_bits();
     ev.buffer_offset = off_;
@@ -100,16 +108,19 @@ class Run {
     // Old generation in memory, nothing cached.
     b_.owner->Fill(b_.owner_buffer, off_, len_, Pattern(seed_, id_, old_gen, off_, line_));
     b_.owner->Prime(b_.owner_buffer, off_, len_, v1::PRIME_CLEAN_INVALIDATE);
-    if (fx_.direction() == v1::DMA_TO_DEVICE) {
-      // Prime: the new data sits in dirty lines; only the map's clean gets it to memory.
-      b_.owner->Fill(b_.owner_buffer, off_, len_, Pattern(seed_, id_, new_gen, off_, line_));
+    if (device_reads) {
+      // Prime: the data sits in dirty lines; only the clean for the device gets it out.
+      b_.owner->Fill(b_.owner_buffer, off_, len_, Pattern(seed_, id_, read_gen, off_, line_));
     }
-    const v1::DmaMapping m =
-        link_.dom0.DmaMap(b_.dom0_buffer, off_, len_, fx_.direction(), fx_.dma_mask_bits());
-    ev.segments.assign(m.segments().begin(), m.segments().end());
-    if (fx_.direction() == v1::DMA_FROM_DEVICE) {
+    if (!mapping_) {
+      mapping_ = link_.dom0.DmaMap(b_.dom0_buffer, off_, len_, dir, fx_.dma_mask_bits());
+    } else {
+      link_.dom0.DmaSync(mapping_->mapping(), v1::SYNC_FOR_DEVICE);
+    }
+    ev.segments.assign(mapping_->segments().begin(), mapping_->segments().end());
+    if (device_writes) {
       // Prime: the CPU loads every line while the device owns the buffer, as speculative
-      // prefetch may; only the unmap's invalidate can drop them.
+      // prefetch may; only the invalidate for the CPU can drop them.
       link_.dom0.Prime(b_.dom0_buffer, off_, len_, v1::PRIME_READ);
     }
     std::vector<BusWindow> windows;
@@ -118,21 +129,30 @@ class Run {
                                   fmt::format("pfn {:#x}", s.pfn())});
     link_.device.guard().Set(windows);
     try {
-      for (const v1::DmaSegment& s : ev.segments) DeviceOp(s, new_gen, max_findings, &ev);
+      if (device_reads)
+        for (const v1::DmaSegment& s : ev.segments) DeviceCheck(s, read_gen, &ev);
+      ev.device_read_findings = ev.findings.size();
+      if (device_writes)
+        for (const v1::DmaSegment& s : ev.segments) DeviceFill(s, write_gen);
     } catch (...) {
       link_.device.guard().Clear();
-      link_.dom0.DmaUnmap(m.mapping());
+      Unmap();
       throw;
     }
     link_.device.guard().Clear();
-    link_.dom0.DmaUnmap(m.mapping());
+    if (fx_.reuse_mapping()) {
+      link_.dom0.DmaSync(mapping_->mapping(), v1::SYNC_FOR_CPU);
+    } else {
+      Unmap();
+    }
 
-    if (fx_.direction() == v1::DMA_FROM_DEVICE) {
+    if (device_writes) {
       const v1::CheckSummary sum = b_.owner->Verify(
-          b_.owner_buffer, off_, len_, Pattern(seed_, id_, new_gen, off_, line_), max_findings);
-      ev.lines_checked = sum.lines_checked();
-      ev.findings.assign(sum.mismatches().begin(), sum.mismatches().end());
-      MarkBusErrors(&ev);
+          b_.owner_buffer, off_, len_, Pattern(seed_, id_, write_gen, off_, line_), max_findings);
+      ev.lines_checked += sum.lines_checked();
+      const size_t first = ev.findings.size();
+      ev.findings.insert(ev.findings.end(), sum.mismatches().begin(), sum.mismatches().end());
+      MarkBusErrors(&ev, first);
     }
     if (canary_bytes_ > 0) {
       for (uint64_t at : {uint64_t{0}, off_ + len_}) {
@@ -144,35 +164,46 @@ class Run {
     return ev;
   }
 
+  /// dma_unmap of the current mapping, if any.
+  void Unmap() {
+    if (!mapping_) return;
+    const uint32_t m = mapping_->mapping();
+    mapping_.reset();
+    link_.dom0.DmaUnmap(m);
+  }
+
  private:
-  void DeviceOp(const v1::DmaSegment& s, uint32_t new_gen, uint32_t max_findings, Evidence* ev) {
-    const v1::PatternSpec p = Pattern(seed_, id_, new_gen, s.offset(), line_);
-    const uint32_t seg_lines = s.length() / line_;
-    if (fx_.direction() == v1::DMA_TO_DEVICE) {
-      const v1::DeviceResponse r = link_.device.Check(s.dma_addr(), s.length(), p, max_findings);
-      if (r.status() != v1::DEVICE_OK)
-        throw DeviceError(fmt::format("device check at {:#x}: {}", s.dma_addr(), r.message()));
-      ev->lines_checked += r.check().lines_checked();
-      ev->findings.insert(ev->findings.end(), r.check().mismatches().begin(),
-                          r.check().mismatches().end());
-      return;
-    }
-    const v1::DeviceResponse r = link_.device.Fill(s.dma_addr(), s.length(), p);
+  void DeviceCheck(const v1::DmaSegment& s, uint32_t gen, Evidence* ev) {
+    // Every line of the segment may be a finding (a segment is at most a few pages).
+    const v1::DeviceResponse r = link_.device.Check(
+        s.dma_addr(), s.length(), Pattern(seed_, id_, gen, s.offset(), line_), s.length() / line_);
+    if (r.status() != v1::DEVICE_OK)
+      throw DeviceError(fmt::format("device check at {:#x}: {}", s.dma_addr(), r.message()));
+    ev->lines_checked += r.check().lines_checked();
+    ev->findings.insert(ev->findings.end(), r.check().mismatches().begin(),
+                        r.check().mismatches().end());
+  }
+
+  void DeviceFill(const v1::DmaSegment& s, uint32_t gen) {
+    const v1::DeviceResponse r =
+        link_.device.Fill(s.dma_addr(), s.length(), Pattern(seed_, id_, gen, s.offset(), line_));
     if (r.status() == v1::DEVICE_BUS_ERROR) {
       // The engine stopped at fault_addr: the lines from there to the end of the segment
       // never left it. The CPU check will find them; they are classed as bus errors.
       const uint64_t from = s.offset() / line_ + (r.fault_addr() - s.dma_addr()) / line_;
-      bus_error_lines_.emplace_back(from, s.offset() / line_ + seg_lines);
+      bus_error_lines_.emplace_back(from, (s.offset() + s.length()) / line_);
     } else if (r.status() != v1::DEVICE_OK) {
       throw DeviceError(fmt::format("device fill at {:#x}: {}", s.dma_addr(), r.message()));
     }
   }
 
-  /// Reclassifies CPU findings on lines the engine could not write as bus errors.
-  void MarkBusErrors(Evidence* ev) const {
-    for (v1::LineFinding& f : ev->findings)
+  /// Reclassifies the CPU's findings (from index `first`) on lines the engine could not
+  /// write as bus errors.
+  void MarkBusErrors(Evidence* ev, size_t first) const {
+    for (size_t i = first; i < ev->findings.size(); ++i)
       for (const auto& [from, to] : bus_error_lines_)
-        if (f.line() >= from && f.line() < to) f.set_cls(v1::LINE_BUS_ERROR);
+        if (ev->findings[i].line() >= from && ev->findings[i].line() < to)
+          ev->findings[i].set_cls(v1::LINE_BUS_ERROR);
   }
 
   BoardLink& link_;
@@ -185,6 +216,7 @@ class Run {
   uint64_t off_;
   uint64_t len_;
   Buffers b_;
+  std::optional<v1::DmaMapping> mapping_;                       // live between map and unmap
   std::vector<std::pair<uint64_t, uint64_t>> bus_error_lines_;  // [from, to) line indices
 };
 
@@ -195,11 +227,6 @@ v1::FixtureResult RunFixture(BoardLink& link, const v1::Board& board, const std:
   v1::FixtureResult result;
   result.set_board(board_name);
   result.set_fixture(fixture.name());
-  if (fixture.direction() == v1::DMA_BIDIRECTIONAL) {
-    result.set_verdict(v1::VERDICT_ERROR);
-    result.set_detail("DMA_BIDIRECTIONAL fixtures are not supported by this controller yet");
-    return result;
-  }
   Run run(link, board, fixture, seed, buffer_id);
   uint64_t mismatching = 0;
   uint64_t checked = 0;

@@ -14,8 +14,8 @@ constexpr uint64_t kPage = 4096;
 
 std::string DirName(v1::DmaDirection d) { return v1::DmaDirection_Name(d); }
 
-const char* StaleWhy(v1::DmaDirection d) {
-  return d == v1::DMA_TO_DEVICE
+const char* StaleWhy(bool device_read) {
+  return device_read
              ? "the device read memory older than the CPU's dirty lines: missing clean before "
                "DMA_TO_DEVICE"
              : "the CPU read cache lines older than what the device wrote: missing invalidate "
@@ -44,12 +44,16 @@ SegmentAudit AuditSegment(const v1::Board& board, uint32_t dma_mask_bits, const 
     }
     return a;
   }
-  a.expected_dma_addr = PhysToDma(board.dma(), (s.bfn() * kPage) | (s.offset() % kPage));
-  if (a.expected_dma_addr == kNoTranslation || !reachable(a.expected_dma_addr)) {
-    // The page cannot be reached directly: swiotlb should have bounced it.
-    a.unreachable = true;
-    if (a.expected_dma_addr == kNoTranslation) a.expected_dma_addr = s.dma_addr();
+  const uint64_t phys = (s.bfn() * kPage) | (s.offset() % kPage);
+  a.expected_dma_addr = PhysToDma(board.dma(), phys);
+  if (a.expected_dma_addr == kNoTranslation) {
+    // Outside every dma-range: extrapolate with the first range's offset, so a wrong
+    // address still gets its exact displacement; the device cannot reach it either way.
+    const v1::DmaRange& r = board.dma().dma_ranges(0);
+    a.expected_dma_addr = phys - r.cpu_base() + r.bus_base();
   }
+  a.should_have_bounced = !reachable(a.expected_dma_addr);
+  a.unreachable = !reachable(s.dma_addr());
   if (s.dma_addr() != a.expected_dma_addr) {
     a.wrong_address = true;
     a.displacement = static_cast<int64_t>(s.dma_addr() - a.expected_dma_addr);
@@ -83,6 +87,7 @@ void Diagnose(const v1::Board& board, const Evidence& ev, v1::FixtureResult* r) 
   const v1::DmaSegment* wrong = nullptr;
   const v1::DmaSegment* unreachable = nullptr;
   SegmentAudit wrong_audit;
+  bool wrong_should_bounce = false;
   bool stale_on_bounce = false;
   for (const v1::DmaSegment& s : ev.segments) {
     const SegmentAudit a = AuditSegment(board, ev.dma_mask_bits, s);
@@ -100,6 +105,7 @@ void Diagnose(const v1::Board& board, const Evidence& ev, v1::FixtureResult* r) 
       wrong_audit = a;
     }
     if (a.unreachable && !a.wrong_address && unreachable == nullptr) unreachable = &s;
+    if (a.wrong_address && a.should_have_bounced && wrong == &s) wrong_should_bounce = true;
     if (s.bounced()) {
       for (const v1::LineFinding& f : ev.findings)
         if (f.line() * ev.line_size >= s.offset() &&
@@ -116,15 +122,33 @@ void Diagnose(const v1::Board& board, const Evidence& ev, v1::FixtureResult* r) 
     r->set_detail(std::move(detail));
   };
 
+  // Coverage: the segments must tile [buffer_offset, buffer_offset + buffer_bytes) and
+  // every line must have been checked by someone.
+  uint64_t covered = ev.buffer_offset;
+  for (const v1::DmaSegment& s : ev.segments)
+    if (s.offset() == covered) covered += s.length();
+  const uint64_t sides = (ev.direction == v1::DMA_BIDIRECTIONAL) ? 2 : 1;
+  if (covered != ev.buffer_offset + ev.buffer_bytes || ev.lines_checked < sides * lines) {
+    r->set_verdict(v1::VERDICT_ERROR);
+    r->set_diagnosis(v1::DIAGNOSIS_NONE);
+    r->set_detail(
+        fmt::format("incomplete run: the mapping covers {:#x} of {:#x} bytes and {} of "
+                    "{} lines were checked",
+                    covered - ev.buffer_offset, ev.buffer_bytes, ev.lines_checked, sides * lines));
+    return;
+  }
+
   if (wrong != nullptr) {
     r->set_displacement(wrong_audit.displacement);
     fail(v1::DIAGNOSIS_WRONG_BUS_ADDRESS,
-         fmt::format("{} pfn {:#x} ({}{}, bfn {:#x}) got bus address {:#x}, expected {:#x}: "
-                     "displacement {}; {}",
-                     DirName(ev.direction), wrong->pfn(), wrong->foreign() ? "foreign" : "local",
-                     wrong->bounced() ? ", bounced" : "", wrong->bfn(), wrong->dma_addr(),
-                     wrong_audit.expected_dma_addr, report::SignedHex(wrong_audit.displacement),
-                     lines_note));
+         fmt::format(
+             "{} pfn {:#x} ({}{}, bfn {:#x}) got bus address {:#x}, expected {:#x}{}: "
+             "displacement {}; {}",
+             DirName(ev.direction), wrong->pfn(), wrong->foreign() ? "foreign" : "local",
+             wrong->bounced() ? ", bounced" : "", wrong->bfn(), wrong->dma_addr(),
+             wrong_audit.expected_dma_addr,
+             wrong_should_bounce ? " (beyond the device's reach: it should have bounced)" : "",
+             report::SignedHex(wrong_audit.displacement), lines_note));
     return;
   }
   if (unreachable != nullptr) {
@@ -174,12 +198,17 @@ void Diagnose(const v1::Board& board, const Evidence& ev, v1::FixtureResult* r) 
     if (stale_on_bounce && ev.direction != v1::DMA_TO_DEVICE) {
       fail(v1::DIAGNOSIS_NEVER_LANDED,
            fmt::format("the device wrote the swiotlb bounce buffer but the old data is still "
-                       "in the buffer: bounce not copied back on unmap; {}",
+                       "in the buffer: the bounce was not copied back for the CPU (or the bounce "
+                       "buffer was read stale before the copy); {}",
                        lines_note));
       return;
     }
-    fail(v1::DIAGNOSIS_STALE_LINE, fmt::format("{} stale lines: {}; {}", count[v1::LINE_STALE],
-                                               StaleWhy(ev.direction), lines_note));
+    bool device_read_stale = false;
+    for (size_t i = 0; i < ev.device_read_findings && i < ev.findings.size(); ++i)
+      device_read_stale |= ev.findings[i].cls() == v1::LINE_STALE;
+    fail(v1::DIAGNOSIS_STALE_LINE,
+         fmt::format("{} stale lines in {}: {}; {}", count[v1::LINE_STALE], DirName(ev.direction),
+                     StaleWhy(device_read_stale), lines_note));
     return;
   }
   fail(v1::DIAGNOSIS_NEVER_LANDED,

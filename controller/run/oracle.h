@@ -5,9 +5,12 @@
 // Two sources of evidence, in this order of precedence:
 //  1. The mapping audit: for every page not bounced, the bus address must be
 //     phys_to_dma(bfn << 12 | offset) through the board's dma-ranges (swiotlb-xen's
-//     xen_phys_to_dma, Linux >= 5.9); a bounced page must be device-reachable
+//     xen_phys_to_dma, Linux >= 5.9; extrapolated with the first range's offset when the
+//     page is outside every range); a bounced page must be device-reachable
 //     (dma_capable: <= min(mask, end of dma-ranges)); a page that is not reachable must
 //     have bounced. A wrong address is a failure even if the data happened to match.
+//     The audit also checks that the segments cover the buffer: an incomplete answer
+//     from the agent is an ERROR, never a pass.
 //  2. The data: per-line classes from the pattern checker (common/pattern.h):
 //     misplaced -> wrong bus address (displacement from the line's header), bus error ->
 //     never landed, torn -> torn line, stale -> stale line (or, on a bounced page read
@@ -34,6 +37,7 @@ struct Evidence {
   uint64_t buffer_bytes = 0;              // bytes DMA'd
   std::vector<v1::DmaSegment> segments;   // as the agent returned them, in buffer order
   std::vector<v1::LineFinding> findings;  // every wrong line (line = index in the buffer)
+  size_t device_read_findings = 0;        // the first ones come from the device reading the buffer
   uint64_t lines_checked = 0;
   uint64_t canary_mismatches = 0;  // lines changed in the canary pages
 };
@@ -43,7 +47,9 @@ struct SegmentAudit {
   uint64_t expected_dma_addr = 0;
   int64_t displacement = 0;    // dma_addr - expected, bytes (0 if right)
   bool wrong_address = false;  // not bounced and dma_addr != expected
-  bool unreachable = false;    // the device cannot reach dma_addr (should have bounced)
+  bool unreachable = false;    // the device cannot reach dma_addr (mask / dma-ranges)
+  bool should_have_bounced = false;  // not bounced, but the page's own bus address is
+                                     // beyond the device's reach
 };
 
 /// Audits one segment (see the file comment). board.dma gives dma-ranges.

@@ -94,6 +94,7 @@ TEST(Oracle, StaleLinesWithRightAddresses) {
   EXPECT_EQ(r.line_map(0)[5], 'S');
   Evidence t = Ev(v1::DMA_TO_DEVICE, {Seg(0, 0x3f000, 0x800000, 0x800000000)});
   t.findings.push_back(Line(1, v1::LINE_STALE));
+  t.device_read_findings = 1;
   Diagnose(Flat64(), t, &r);
   EXPECT_NE(r.detail().find("missing clean"), std::string::npos);
 }
@@ -155,6 +156,30 @@ TEST(Oracle, BounceHandedOutWithoutTheDmaOffsetIsAWrongBusAddress) {
   EXPECT_EQ(r.diagnosis(), v1::DIAGNOSIS_WRONG_BUS_ADDRESS);
   EXPECT_EQ(r.displacement(), -0xc0000000LL);
   EXPECT_EQ(r.segments(0).expected_dma_addr(), 0xee000000u);
+}
+
+TEST(Oracle, AnIncompleteMappingIsAnErrorNotAPass) {
+  Evidence e = Ev(v1::DMA_TO_DEVICE, {Seg(0, 1, 1, 0x1000)});
+  e.buffer_bytes = 2 * 4096;  // two pages asked, one segment returned
+  v1::FixtureResult r;
+  Diagnose(Flat64(), e, &r);
+  EXPECT_EQ(r.verdict(), v1::VERDICT_ERROR);
+  EXPECT_NE(r.detail().find("covers 0x1000 of 0x2000"), std::string::npos) << r.detail();
+  Evidence none = Ev(v1::DMA_TO_DEVICE, {});
+  none.buffer_bytes = 4096;
+  Diagnose(Flat64(), none, &r);
+  EXPECT_EQ(r.verdict(), v1::VERDICT_ERROR);
+}
+
+TEST(Oracle, PfnBasedAddressOfAPageThatShouldHaveBouncedIsAWrongBusAddress) {
+  // rpi4: the machine frame is above the 1 GiB dma-ranges window; dma-direct handed out
+  // the reachable pfn-based address instead of bouncing.
+  Evidence e = Ev(v1::DMA_TO_DEVICE, {Seg(0, 0x2f001, 0x100001, 0xef001000)}, 32);
+  v1::FixtureResult r;
+  Diagnose(Rpi4Like(), e, &r);
+  EXPECT_EQ(r.diagnosis(), v1::DIAGNOSIS_WRONG_BUS_ADDRESS);
+  EXPECT_EQ(r.displacement(), (0x2f001LL - 0x100001LL) * 4096);
+  EXPECT_NE(r.detail().find("should have bounced"), std::string::npos) << r.detail();
 }
 
 TEST(Oracle, UnreachableSegmentsAreFlagged) {
