@@ -157,17 +157,40 @@ void CheckReachable(Problems& p, const Range& pool, const v1::DmaEngineDesc& dma
   }
 }
 
-void CheckCache(Problems& p, const v1::CacheGeometry& c) {
+// One cache level's geometry; `field` is its path in the board ("cache" or "l1").
+void CheckCache(Problems& p, const std::string& field, const v1::CacheGeometry& c) {
   const auto pow2 = [](uint32_t v) { return v != 0 && (v & (v - 1)) == 0; };
   if (!pow2(c.line_size()) || c.line_size() < 16 || c.line_size() > 4096)
-    p.Add("cache.line_size", "cache.line_size {} must be a power of two from 16 to 4096 bytes",
-          c.line_size());
+    p.Add(field + ".line_size", "{}.line_size {} must be a power of two from 16 to 4096 bytes",
+          field, c.line_size());
   if (!pow2(c.sets()))
-    p.Add("cache.sets", "cache.sets {} must be a power of two, at least 1", c.sets());
-  if (c.ways() < 1) p.Add("cache.ways", "cache.ways must be at least 1");
+    p.Add(field + ".sets", "{}.sets {} must be a power of two, at least 1", field, c.sets());
+  if (c.ways() < 1) p.Add(field + ".ways", "{}.ways must be at least 1", field);
   if (c.eviction_ppm() > 1000000)
-    p.Add("cache.eviction_ppm", "cache.eviction_ppm {} is more than 1000000 (one per access)",
-          c.eviction_ppm());
+    p.Add(field + ".eviction_ppm", "{}.eviction_ppm {} is more than 1000000 (one per access)",
+          field, c.eviction_ppm());
+  if (c.prefetch_ppm() > 1000000)
+    p.Add(field + ".prefetch_ppm", "{}.prefetch_ppm {} is more than 1000000 (one per access)",
+          field, c.prefetch_ppm());
+}
+
+// The cache hierarchy: the shared level, the optional per-CPU L1 (present when
+// l1.line_size is set) and the CPU count. The virtual board models one line size for
+// every level (sim/cache.h), as the Arm cores of the shipped boards have (64 B L1 and L2).
+void CheckCaches(Problems& p, const v1::Board& board) {
+  CheckCache(p, "cache", board.cache());
+  if (board.has_l1() && board.l1().line_size() != 0) {
+    CheckCache(p, "l1", board.l1());
+    if (board.kind() == v1::BOARD_KIND_VIRTUAL &&
+        board.l1().line_size() != board.cache().line_size())
+      p.Add("l1.line_size",
+            "l1.line_size {} differs from cache.line_size {}; the virtual board needs the same "
+            "line size in every cache level",
+            board.l1().line_size(), board.cache().line_size());
+  }
+  if (board.cpus() > 64)
+    p.Add("cpus", "cpus {} must be 0..64 (CPUs sharing the point of coherency; 0 means 1)",
+          board.cpus());
 }
 
 void CheckDma(Problems& p, const v1::DmaEngineDesc& dma) {
@@ -239,7 +262,7 @@ void ValidateBoard(const v1::Board& board, const SourceMap& source) {
           "or BOARD_KIND_HARDWARE");
   if (board.ram_size() == 0) p.Add("ram", "a board needs at least one ram {{ base size }} bank");
   const std::vector<Range> ram = CheckBanks(p, "ram", board.ram());
-  CheckCache(p, board.cache());
+  CheckCaches(p, board);
   CheckDma(p, board.dma());
   if (board.linux_page_size() != 4096 && board.linux_page_size() != 65536)
     p.Add("linux_page_size", "linux_page_size {} must be 4096 or 65536", board.linux_page_size());

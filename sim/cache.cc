@@ -1,161 +1,386 @@
 #include "sim/cache.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
+#include <fmt/format.h>
+
 #include "sim/chunks.h"
+#include "sim/error.h"
 
 namespace dmahil::sim {
 
+Cache::Level::Level(const v1::CacheGeometry& g)
+    : line_shift(static_cast<unsigned>(std::countr_zero(g.line_size()))),
+      set_mask(uint64_t{g.sets()} - 1),
+      ways(g.ways()),
+      eviction_ppm(g.eviction_ppm()),
+      prefetch_ppm(g.prefetch_ppm()),
+      tags(uint64_t{g.sets()} * g.ways(), kNoLine),
+      state(uint64_t{g.sets()} * g.ways(), 0),
+      data(uint64_t{g.sets()} * g.ways() * g.line_size()) {}
+
 Cache::Cache(const v1::CacheGeometry& geometry, MachineMemory& memory, uint64_t seed)
     : line_size_(geometry.line_size()),
-      sets_(geometry.sets()),
-      ways_(geometry.ways()),
-      eviction_ppm_(geometry.eviction_ppm()),
+      line_mask_(~uint64_t{geometry.line_size() - 1}),
+      cpus_(1),
       memory_(memory),
       rng_(seed),
-      lines_(uint64_t{sets_} * ways_),
-      data_(uint64_t{sets_} * ways_ * line_size_) {}
+      shared_(geometry) {}
 
-int64_t Cache::Find(uint64_t line_addr) const {
-  const uint64_t base = SetOf(line_addr) * ways_;
-  for (uint64_t w = 0; w < ways_; ++w) {
-    const Line& l = lines_[base + w];
-    if (l.valid && l.tag == line_addr) return static_cast<int64_t>(base + w);
-  }
-  return -1;
+Cache::Cache(const v1::Board& board, MachineMemory& memory, uint64_t seed)
+    : Cache(board.cache(), memory, seed) {
+  cpus_ = std::max(1u, board.cpus());
+  if (!board.has_l1() || board.l1().line_size() == 0) return;
+  if (board.l1().line_size() != line_size_)
+    throw SimError(ErrorCode::kInvalidArgument,
+                   fmt::format("l1.line_size {} differs from cache.line_size {}; the model "
+                               "needs one line size for every level",
+                               board.l1().line_size(), line_size_));
+  l1_.reserve(cpus_);
+  for (unsigned c = 0; c < cpus_; ++c) l1_.emplace_back(board.l1());
 }
 
-void Cache::WriteBack(uint64_t slot) {
-  Line& l = lines_[slot];
-  if (l.valid && l.dirty) {
-    memory_.Write(l.tag, DataOf(slot), line_size_);
-    l.dirty = false;
-  }
+void Cache::CheckCpu(unsigned cpu) const {
+  if (cpu >= cpus_)
+    throw SimError(ErrorCode::kInvalidArgument,
+                   fmt::format("cpu {} does not exist; the board has {} CPUs", cpu, cpus_));
 }
 
-void Cache::Evict(uint64_t slot) {
-  WriteBack(slot);
-  lines_[slot].valid = false;
+// ---- shared level ------------------------------------------------------------------------
+
+void Cache::EvictShared(uint64_t slot) {
+  if (shared_.state[slot] & kDirty) {
+    memory_.Write(shared_.tags[slot], shared_.Data(slot), line_size_);
+    ++stats_.write_backs;
+  }
+  shared_.tags[slot] = kNoLine;
+  shared_.state[slot] = 0;
 }
 
-uint64_t Cache::Allocate(uint64_t line_addr) {
-  const uint64_t base = SetOf(line_addr) * ways_;
-  uint64_t slot = base + ways_;
-  for (uint64_t w = 0; w < ways_; ++w) {
-    if (!lines_[base + w].valid) {
-      slot = base + w;
-      break;
-    }
-  }
-  if (slot == base + ways_) {
-    slot = base + rng_.Below(ways_);
-    Evict(slot);
-  }
-  memory_.Read(line_addr, DataOf(slot), line_size_);
-  lines_[slot] = Line{line_addr, true, false};
+uint64_t Cache::SharedVictim(uint64_t line) {
+  const uint64_t base = ((line >> shared_.line_shift) & shared_.set_mask) * shared_.ways;
+  for (uint64_t s = base; s < base + shared_.ways; ++s)
+    if (shared_.tags[s] == kNoLine) return s;
+  const uint64_t slot = base + rng_.Below(shared_.ways);
+  EvictShared(slot);
   return slot;
 }
 
-void Cache::MaybeRandomEviction() {
-  if (!rng_.ChancePpm(eviction_ppm_)) return;
-  const uint64_t slot = rng_.Below(lines_.size());
-  if (lines_[slot].valid) Evict(slot);
+uint64_t Cache::SharedLookup(uint64_t line) {
+  const int64_t hit = shared_.Find(line);
+  if (hit >= 0) return static_cast<uint64_t>(hit);
+  const uint64_t slot = SharedVictim(line);
+  memory_.Read(line, shared_.Data(slot), line_size_);
+  shared_.tags[slot] = line;
+  shared_.state[slot] = 0;
+  return slot;
 }
 
-uint64_t Cache::Lookup(uint64_t line_addr) {
-  const int64_t slot = Find(line_addr);
-  return slot >= 0 ? static_cast<uint64_t>(slot) : Allocate(line_addr);
+void Cache::SharedPut(uint64_t line, const uint8_t* data) {
+  const int64_t hit = shared_.Find(line);
+  const uint64_t slot = hit >= 0 ? static_cast<uint64_t>(hit) : SharedVictim(line);
+  std::memcpy(shared_.Data(slot), data, line_size_);
+  shared_.tags[slot] = line;
+  shared_.state[slot] = kDirty;
 }
 
-void Cache::Read(uint64_t addr, uint8_t* dst, uint64_t len) {
+// ---- L1s ---------------------------------------------------------------------------------
+
+void Cache::EvictL1(unsigned cpu, uint64_t slot) {
+  Level& l1 = l1_[cpu];
+  if (l1.state[slot] & kDirty) SharedPut(l1.tags[slot], l1.Data(slot));
+  l1.tags[slot] = kNoLine;
+  l1.state[slot] = 0;
+}
+
+uint64_t Cache::L1Victim(unsigned cpu, uint64_t line) {
+  Level& l1 = l1_[cpu];
+  const uint64_t base = ((line >> l1.line_shift) & l1.set_mask) * l1.ways;
+  for (uint64_t s = base; s < base + l1.ways; ++s)
+    if (l1.tags[s] == kNoLine) return s;
+  const uint64_t slot = base + rng_.Below(l1.ways);
+  EvictL1(cpu, slot);
+  return slot;
+}
+
+// An L1 miss: snoop the other L1s (MESI), else fill through the shared level.
+uint8_t* Cache::FillL1(unsigned cpu, uint64_t line, bool write) {
+  Level& l1 = l1_[cpu];
+  const uint64_t slot = L1Victim(cpu, line);
+  uint8_t* dst = l1.Data(slot);
+  bool from_peer = false;
+  for (unsigned d = 0; d < cpus_; ++d) {
+    if (d == cpu) continue;
+    Level& peer = l1_[d];
+    const int64_t hit = peer.Find(line);
+    if (hit < 0) continue;
+    const auto p = static_cast<uint64_t>(hit);
+    if (!from_peer) std::memcpy(dst, peer.Data(p), line_size_);
+    from_peer = true;
+    if (write) {  // read-for-ownership: the other copies go; a Modified one moves here
+      peer.tags[p] = kNoLine;
+      peer.state[p] = 0;
+    } else {  // M -> S writes the data back into the shared level; E -> S
+      if (peer.state[p] & kDirty) SharedPut(line, peer.Data(p));
+      peer.state[p] = 0;
+    }
+  }
+  if (!from_peer) std::memcpy(dst, shared_.Data(SharedLookup(line)), line_size_);
+  l1.tags[slot] = line;
+  l1.state[slot] = write ? kDirty | kExclusive : (from_peer ? 0 : kExclusive);
+  return dst;
+}
+
+uint8_t* Cache::AccessMiss(unsigned cpu, uint64_t line, bool write) {
+  if (l1_.empty()) {
+    const uint64_t slot = SharedLookup(line);
+    if (write) shared_.state[slot] = kDirty;
+    return shared_.Data(slot);
+  }
+  Level& l1 = l1_[cpu];
+  const int64_t hit = l1.Find(line);
+  if (hit < 0) return FillL1(cpu, line, write);
+  const auto slot = static_cast<uint64_t>(hit);
+  // A store to a Shared line: invalidate the other L1s' copies (all clean: a Modified
+  // copy would be the only one), then Modified.
+  for (unsigned d = 0; d < cpus_; ++d) {
+    if (d == cpu) continue;
+    const int64_t p = l1_[d].Find(line);
+    if (p < 0) continue;
+    l1_[d].tags[static_cast<uint64_t>(p)] = kNoLine;
+    l1_[d].state[static_cast<uint64_t>(p)] = 0;
+  }
+  l1.state[slot] = kDirty | kExclusive;
+  return l1.Data(slot);
+}
+
+// The hot path: a hit in the accessing CPU's first level that needs no coherency action.
+inline uint8_t* Cache::Access(unsigned cpu, uint64_t line, bool write) {
+  const bool single = l1_.empty();
+  Level& level = single ? shared_ : l1_[cpu];
+  const int64_t hit = level.Find(line);
+  if (hit < 0) return AccessMiss(cpu, line, write);
+  const auto slot = static_cast<uint64_t>(hit);
+  if (write) {
+    if (!single && !(level.state[slot] & kExclusive)) return AccessMiss(cpu, line, write);
+    level.state[slot] |= kDirty;
+  }
+  return level.Data(slot);
+}
+
+// ---- random eviction and prefetch ----------------------------------------------------------
+
+void Cache::Prefetch(unsigned cpu, uint64_t line, bool into_l1) {
+  const uint64_t next = line + line_size_;
+  if (next < line || !memory_.Contains(next, line_size_) || IsCached(next)) return;
+  const uint64_t s = SharedVictim(next);
+  memory_.Read(next, shared_.Data(s), line_size_);
+  shared_.tags[s] = next;
+  shared_.state[s] = 0;
+  if (into_l1) {
+    const uint64_t slot = L1Victim(cpu, next);  // may evict into the shared level
+    const int64_t in_shared = shared_.Find(next);
+    if (in_shared >= 0) {
+      std::memcpy(l1_[cpu].Data(slot), shared_.Data(static_cast<uint64_t>(in_shared)), line_size_);
+    } else {  // the L1 victim's write-back displaced it again: read memory directly
+      memory_.Read(next, l1_[cpu].Data(slot), line_size_);
+    }
+    l1_[cpu].tags[slot] = next;
+    l1_[cpu].state[slot] = kExclusive;
+  }
+  ++stats_.prefetches;
+}
+
+// Rolls in a fixed order (L1 eviction, shared eviction, L1 prefetch, shared prefetch), so
+// a seed gives the same run; a single-level cache rolls as the one-level model always did.
+inline void Cache::AfterAccess(unsigned cpu, uint64_t line) {
+  if (!l1_.empty()) return AfterAccessTwoLevels(cpu, line);
+  if (rng_.ChancePpm(shared_.eviction_ppm)) RandomEviction(nullptr, 0);
+  if (rng_.ChancePpm(shared_.prefetch_ppm)) Prefetch(cpu, line, false);
+}
+
+void Cache::AfterAccessTwoLevels(unsigned cpu, uint64_t line) {
+  if (rng_.ChancePpm(l1_[cpu].eviction_ppm)) RandomEviction(&l1_[cpu], cpu);
+  if (rng_.ChancePpm(shared_.eviction_ppm)) RandomEviction(nullptr, 0);
+  if (rng_.ChancePpm(l1_[cpu].prefetch_ppm)) Prefetch(cpu, line, true);
+  if (rng_.ChancePpm(shared_.prefetch_ppm)) Prefetch(cpu, line, false);
+}
+
+void Cache::RandomEviction(Level* l1, unsigned cpu) {
+  const Level& level = l1 != nullptr ? *l1 : shared_;
+  const uint64_t slot = rng_.Below(level.tags.size());
+  if (level.tags[slot] == kNoLine) return;
+  if (l1 != nullptr) {
+    EvictL1(cpu, slot);
+  } else {
+    EvictShared(slot);
+  }
+  ++stats_.random_evictions;
+}
+
+// ---- CPU accesses --------------------------------------------------------------------------
+
+void Cache::Read(uint64_t addr, uint8_t* dst, uint64_t len, unsigned cpu) {
+  CheckCpu(cpu);
   if (!memory_.Contains(addr, len)) memory_.Read(addr, dst, len);  // throws kOutOfRange
   ForEachChunk(addr, len, line_size_, [&](uint64_t at, uint64_t done, uint64_t n) {
-    const uint64_t line_addr = at & ~uint64_t{line_size_ - 1};
-    std::memcpy(dst + done, DataOf(Lookup(line_addr)) + (at - line_addr), n);
-    MaybeRandomEviction();
+    const uint64_t line = at & line_mask_;
+    std::memcpy(dst + done, Access(cpu, line, false) + (at - line), n);
+    AfterAccess(cpu, line);
   });
 }
 
-void Cache::Write(uint64_t addr, const uint8_t* src, uint64_t len) {
+void Cache::Write(uint64_t addr, const uint8_t* src, uint64_t len, unsigned cpu) {
+  CheckCpu(cpu);
   if (!memory_.Contains(addr, len)) memory_.Write(addr, src, len);  // throws kOutOfRange
   ForEachChunk(addr, len, line_size_, [&](uint64_t at, uint64_t done, uint64_t n) {
-    const uint64_t line_addr = at & ~uint64_t{line_size_ - 1};
-    const uint64_t slot = Lookup(line_addr);
-    std::memcpy(DataOf(slot) + (at - line_addr), src + done, n);
-    lines_[slot].dirty = true;
-    MaybeRandomEviction();
+    const uint64_t line = at & line_mask_;
+    std::memcpy(Access(cpu, line, true) + (at - line), src + done, n);
+    AfterAccess(cpu, line);
   });
+}
+
+// ---- maintenance ---------------------------------------------------------------------------
+
+// The newest copy is a Modified L1 line if any (it is then the only L1 copy), else a dirty
+// shared line. It goes to memory; the shared copy, if any, is updated so that an older
+// dirty shared line can never be written back over it later.
+void Cache::CleanLine(uint64_t line, bool invalidate) {
+  const uint8_t* newest = nullptr;
+  for (Level& l1 : l1_) {
+    const int64_t hit = l1.Find(line);
+    if (hit < 0) continue;
+    const auto s = static_cast<uint64_t>(hit);
+    if (l1.state[s] & kDirty) newest = l1.Data(s);
+    l1.state[s] &= static_cast<uint8_t>(~kDirty);
+    if (invalidate) {
+      l1.tags[s] = kNoLine;
+      l1.state[s] = 0;
+    }
+  }
+  const int64_t hit = shared_.Find(line);
+  if (hit >= 0) {
+    const auto s = static_cast<uint64_t>(hit);
+    if (newest != nullptr) {
+      std::memcpy(shared_.Data(s), newest, line_size_);
+    } else if (shared_.state[s] & kDirty) {
+      newest = shared_.Data(s);
+    }
+    shared_.state[s] = 0;
+    if (invalidate) shared_.tags[s] = kNoLine;
+  }
+  if (newest != nullptr) {
+    memory_.Write(line, newest, line_size_);  // an invalidated slot's data is still intact
+    ++stats_.write_backs;
+  }
+}
+
+void Cache::DropLine(uint64_t line) {
+  for (Level& l1 : l1_) {
+    const int64_t hit = l1.Find(line);
+    if (hit < 0) continue;
+    l1.tags[static_cast<uint64_t>(hit)] = kNoLine;
+    l1.state[static_cast<uint64_t>(hit)] = 0;
+  }
+  const int64_t hit = shared_.Find(line);
+  if (hit < 0) return;
+  shared_.tags[static_cast<uint64_t>(hit)] = kNoLine;
+  shared_.state[static_cast<uint64_t>(hit)] = 0;
 }
 
 void Cache::Clean(uint64_t addr, uint64_t len) {
   if (len == 0) return;
-  const uint64_t mask = ~uint64_t{line_size_ - 1};
-  for (uint64_t a = addr & mask; a < addr + len; a += line_size_) {
-    const int64_t slot = Find(a);
-    if (slot >= 0) WriteBack(static_cast<uint64_t>(slot));
-  }
+  for (uint64_t a = addr & line_mask_; a < addr + len; a += line_size_) CleanLine(a, false);
 }
 
 void Cache::CleanInvalidate(uint64_t addr, uint64_t len) {
   if (len == 0) return;
-  const uint64_t mask = ~uint64_t{line_size_ - 1};
-  for (uint64_t a = addr & mask; a < addr + len; a += line_size_) {
-    const int64_t slot = Find(a);
-    if (slot >= 0) Evict(static_cast<uint64_t>(slot));
-  }
+  for (uint64_t a = addr & line_mask_; a < addr + len; a += line_size_) CleanLine(a, true);
 }
 
 void Cache::Invalidate(uint64_t addr, uint64_t len) {
   if (len == 0) return;
-  const uint64_t mask = ~uint64_t{line_size_ - 1};
   const uint64_t end = addr + len;
-  for (uint64_t a = addr & mask; a < end; a += line_size_) {
-    const int64_t slot = Find(a);
-    if (slot < 0) continue;
-    const bool partial = a < addr || a + line_size_ > end;
-    if (partial) {
-      Evict(static_cast<uint64_t>(slot));  // DC CIVAC on the edges
+  for (uint64_t a = addr & line_mask_; a < end; a += line_size_) {
+    if (a < addr || a + line_size_ > end) {
+      CleanLine(a, true);  // DC CIVAC on the edges
     } else {
-      lines_[static_cast<uint64_t>(slot)].valid = false;  // DC IVAC: dirty data is lost
+      DropLine(a);  // DC IVAC: dirty data is lost
     }
   }
 }
 
+// ---- coherent device -------------------------------------------------------------------------
+
 void Cache::SnoopRead(uint64_t addr, uint8_t* dst, uint64_t len) const {
   memory_.Read(addr, dst, len);
-  const uint64_t mask = ~uint64_t{line_size_ - 1};
-  for (uint64_t a = addr & mask; a < addr + len; a += line_size_) {
-    const int64_t slot = Find(a);
-    if (slot < 0 || !lines_[static_cast<uint64_t>(slot)].dirty) continue;
+  for (uint64_t a = addr & line_mask_; a < addr + len; a += line_size_) {
+    const uint8_t* newest = nullptr;
+    const int64_t hit = shared_.Find(a);
+    if (hit >= 0 && (shared_.state[static_cast<uint64_t>(hit)] & kDirty))
+      newest = shared_.Data(static_cast<uint64_t>(hit));
+    for (const Level& l1 : l1_) {
+      const int64_t h = l1.Find(a);
+      if (h >= 0 && (l1.state[static_cast<uint64_t>(h)] & kDirty))
+        newest = l1.Data(static_cast<uint64_t>(h));
+    }
+    if (newest == nullptr) continue;
     const uint64_t lo = std::max(a, addr);
     const uint64_t hi = std::min(a + line_size_, addr + len);
-    std::memcpy(dst + (lo - addr), DataOf(static_cast<uint64_t>(slot)) + (lo - a), hi - lo);
+    std::memcpy(dst + (lo - addr), newest + (lo - a), hi - lo);
   }
 }
 
 void Cache::SnoopWrite(uint64_t addr, const uint8_t* src, uint64_t len) {
   memory_.Write(addr, src, len);
-  const uint64_t mask = ~uint64_t{line_size_ - 1};
-  for (uint64_t a = addr & mask; a < addr + len; a += line_size_) {
-    const int64_t slot = Find(a);
-    if (slot < 0) continue;
+  for (uint64_t a = addr & line_mask_; a < addr + len; a += line_size_) {
     const uint64_t lo = std::max(a, addr);
     const uint64_t hi = std::min(a + line_size_, addr + len);
-    std::memcpy(DataOf(static_cast<uint64_t>(slot)) + (lo - a), src + (lo - addr), hi - lo);
+    const auto patch = [&](Level& level) {
+      const int64_t hit = level.Find(a);
+      if (hit >= 0)
+        std::memcpy(level.Data(static_cast<uint64_t>(hit)) + (lo - a), src + (lo - addr), hi - lo);
+    };
+    patch(shared_);
+    for (Level& l1 : l1_) patch(l1);
   }
 }
 
+// ---- inspection ------------------------------------------------------------------------------
+
 uint64_t Cache::valid_lines() const {
-  return static_cast<uint64_t>(
-      std::count_if(lines_.begin(), lines_.end(), [](const Line& l) { return l.valid; }));
+  const auto count = [](const Level& l) {
+    return static_cast<uint64_t>(
+        std::count_if(l.tags.begin(), l.tags.end(), [](uint64_t t) { return t != kNoLine; }));
+  };
+  uint64_t n = count(shared_);
+  for (const Level& l1 : l1_) n += count(l1);
+  return n;
 }
 
 uint64_t Cache::dirty_lines() const {
-  return static_cast<uint64_t>(std::count_if(lines_.begin(), lines_.end(),
-                                             [](const Line& l) { return l.valid && l.dirty; }));
+  const auto count = [](const Level& l) {
+    uint64_t n = 0;
+    for (uint64_t s = 0; s < l.tags.size(); ++s) n += l.tags[s] != kNoLine && (l.state[s] & kDirty);
+    return n;
+  };
+  uint64_t n = count(shared_);
+  for (const Level& l1 : l1_) n += count(l1);
+  return n;
 }
 
-bool Cache::IsCached(uint64_t addr) const { return Find(addr & ~uint64_t{line_size_ - 1}) >= 0; }
+bool Cache::IsCached(uint64_t addr) const {
+  const uint64_t line = addr & line_mask_;
+  if (shared_.Find(line) >= 0) return true;
+  return std::any_of(l1_.begin(), l1_.end(), [&](const Level& l1) { return l1.Find(line) >= 0; });
+}
+
+bool Cache::IsCachedIn(CacheLevel level, uint64_t addr, unsigned cpu) const {
+  CheckCpu(cpu);
+  if (level == CacheLevel::kShared) return shared_.Find(addr & line_mask_) >= 0;
+  return !l1_.empty() && l1_[cpu].Find(addr & line_mask_) >= 0;
+}
 
 }  // namespace dmahil::sim

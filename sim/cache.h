@@ -1,15 +1,46 @@
-// The CPU data cache of the virtual board, up to the point of coherency (DESIGN §6).
+// The CPU data caches of the virtual board, up to the point of coherency (DESIGN §6).
 //
-// Physically indexed and tagged, write-back, write-allocate, set-associative with the
-// board file's geometry; a random victim on a miss, and at arbitrary moments (chance
-// eviction_ppm per access) a random line is evicted, dirty lines written back. This is
-// what makes a missing clean or invalidate visible, and only probabilistically.
-// Maintenance follows the Arm DC ops Linux uses (arch/arm64/mm/cache.S):
+// One object models the whole hierarchy: an optional private L1 per CPU (board `l1`) in
+// front of one shared last level (board `cache`), which is the point of coherency (PoC).
+// Every level is physically indexed and tagged, write-back, write-allocate and
+// set-associative with its board geometry; a random victim is chosen on a miss. All
+// levels must have the same line size (ValidateBoard checks it; the constructor throws).
+//
+// What makes a missing clean or invalidate visible, and only probabilistically:
+//   - Random eviction: per CPU access (per line touched), with chance eviction_ppm of
+//     each level, one random slot of that level is evicted (the accessing CPU's L1, then
+//     the shared level); a dirty L1 victim is written into the shared level, a dirty
+//     shared victim into memory.
+//   - Speculative prefetch: per CPU access (per line touched), with chance prefetch_ppm,
+//     the core allocates the NEXT line (line address + line size, page crossings
+//     included) clean, unasked, if it is RAM and cached nowhere: the L1 prefetcher
+//     (l1.prefetch_ppm) fills the accessing CPU's L1 and the shared level, the shared
+//     level's prefetcher (cache.prefetch_ppm) fills the shared level only. The data is
+//     read from memory at that moment, so a later non-coherent device write makes it
+//     stale. The ARMv8 ARM (DDI 0487, "Cache behavior") lets Normal memory be read and
+//     allocated speculatively at any time; this is why arm64 invalidates again on unmap
+//     (arch/arm64/mm/dma-mapping.c arch_sync_dma_for_cpu -> dcache_inval_poc).
+//
+// Coherency between CPUs (ARMv8 ARM: the data caches of the CPUs of the inner-shareable
+// domain are kept coherent by hardware) follows MESI: an L1 line is Modified (dirty, only
+// copy), Exclusive (clean, only L1 copy) or Shared (clean). A store invalidates the other
+// L1s' copies; a miss takes the line from another L1 that holds it (cache-to-cache: on a
+// read both become Shared and a Modified copy is written into the shared level, a write
+// moves the line), else fills through the shared level. The caches are NOT coherent with
+// a non-coherent device, which reads and writes memory only.
+//
+// Maintenance follows the Arm DC ops Linux uses (arch/arm64/mm/cache.S). DC ops to the PoC
+// are broadcast in the inner-shareable domain, so every op acts on every level of every
+// CPU and a clean writes the newest dirty copy (L1 or shared) all the way to memory:
 //   Clean       = DC CVAC  over the lines overlapping the range (dcache_clean_poc)
 //   Invalidate  = dcache_inval_poc: partial lines at either edge are cleaned and
-//                 invalidated (DC CIVAC) so the CPU's neighbouring data survives, whole
-//                 lines are invalidated (DC IVAC)
+//                 invalidated (DC CIVAC) so neighbouring data of any CPU survives, whole
+//                 lines are invalidated (DC IVAC: dirty data is discarded everywhere)
 //   CleanInvalidate = DC CIVAC over the range (dcache_clean_inval_poc)
+//
+// Deterministic: one Rng stream seeded by the constructor; the same seed and the same
+// sequence of calls give the same results on every host. A single-level cache draws from
+// it exactly as the one-level model before the hierarchy did (same seed, same run).
 #pragma once
 
 #include <cstdint>
@@ -21,60 +52,121 @@
 
 namespace dmahil::sim {
 
+/// A level of the hierarchy, for IsCachedIn.
+enum class CacheLevel {
+  kL1,      // the private L1 of one CPU (absent on single-level boards)
+  kShared,  // the shared last level: the point of coherency
+};
+
+/// Counters of the model's own events (for tests and statistics).
+struct CacheStats {
+  uint64_t write_backs = 0;       // dirty lines written to memory (any cause)
+  uint64_t random_evictions = 0;  // valid lines evicted by the eviction_ppm roll, any level
+  uint64_t prefetches = 0;        // lines allocated by speculative prefetch
+};
+
 class Cache {
  public:
-  /// geometry: validated board geometry (power-of-two line size and sets, ways >= 1).
+  /// One CPU, one level: `geometry` is the shared level (the PoC); no L1.
+  /// geometry: validated geometry (power-of-two line size and sets, ways >= 1).
   /// memory: backing machine memory; must outlive the cache.
   Cache(const v1::CacheGeometry& geometry, MachineMemory& memory, uint64_t seed);
 
+  /// The hierarchy of a validated board: max(1, board.cpus()) CPUs, each with a private
+  /// L1 of geometry board.l1() if board.has_l1() and board.l1().line_size() != 0, in front
+  /// of the shared level board.cache(). Throws SimError(kInvalidArgument) if the L1 line
+  /// size differs from the shared level's. memory must outlive the cache.
+  Cache(const v1::Board& board, MachineMemory& memory, uint64_t seed);
+
+  /// Line size of every level, bytes.
   uint32_t line_size() const { return line_size_; }
+  /// Number of CPUs (>= 1); valid cpu arguments are 0 .. cpus() - 1.
+  unsigned cpus() const { return cpus_; }
+  /// 2 with per-CPU L1s, else 1.
+  unsigned levels() const { return l1_.empty() ? 1 : 2; }
 
-  /// CPU load / store at a machine address (through the cache). Throws
-  /// SimError(kOutOfRange) if the range is not RAM; nothing is changed then.
-  void Read(uint64_t addr, uint8_t* dst, uint64_t len);
-  void Write(uint64_t addr, const uint8_t* src, uint64_t len);
+  /// CPU load / store by `cpu` at a machine address, through its L1 and the shared level,
+  /// coherent with the other CPUs. Throws SimError(kOutOfRange) if the range is not RAM,
+  /// SimError(kInvalidArgument) if cpu >= cpus(); nothing is changed then.
+  void Read(uint64_t addr, uint8_t* dst, uint64_t len, unsigned cpu = 0);
+  void Write(uint64_t addr, const uint8_t* src, uint64_t len, unsigned cpu = 0);
 
-  /// Maintenance by machine address range (see the file comment). Addresses outside
-  /// RAM are ignored, as DC ops on non-cached addresses are.
+  /// Maintenance to the PoC by machine address range, on every level of every CPU (see
+  /// the file comment). Addresses outside RAM are ignored, as DC ops on non-cached
+  /// addresses are. Never throws.
   void Clean(uint64_t addr, uint64_t len);
   void Invalidate(uint64_t addr, uint64_t len);
   void CleanInvalidate(uint64_t addr, uint64_t len);
 
-  /// Coherent-device hooks: a snooping device read sees dirty lines; a snooping write
-  /// updates lines already present (no allocation).
+  /// Coherent-device hooks: a snooping device read sees the newest dirty data of any level
+  /// (L1 over shared over memory); a snooping write updates memory and every cached copy
+  /// (no allocation, dirty state kept). Throw SimError(kOutOfRange) outside RAM.
   void SnoopRead(uint64_t addr, uint8_t* dst, uint64_t len) const;
   void SnoopWrite(uint64_t addr, const uint8_t* src, uint64_t len);
 
-  /// Number of valid / dirty lines (for tests and statistics).
+  /// Number of valid / dirty lines summed over every level and CPU (a line held by an L1
+  /// and the shared level counts twice).
   uint64_t valid_lines() const;
   uint64_t dirty_lines() const;
-  /// True if the line holding machine address addr is cached (for tests).
+  /// True if the line holding machine address addr is cached in any level of any CPU.
   bool IsCached(uint64_t addr) const;
+  /// True if the line holding addr is in `level` (for kL1: CPU cpu's L1; cpu is ignored
+  /// for kShared). Throws SimError(kInvalidArgument) if cpu >= cpus().
+  bool IsCachedIn(CacheLevel level, uint64_t addr, unsigned cpu = 0) const;
+  const CacheStats& stats() const { return stats_; }
 
  private:
-  struct Line {
-    uint64_t tag = 0;  // line-aligned machine address
-    bool valid = false;
-    bool dirty = false;
+  static constexpr uint64_t kNoLine = ~uint64_t{0};  // tag of an invalid slot
+  static constexpr uint8_t kDirty = 1;               // M (with kExclusive in an L1)
+  static constexpr uint8_t kExclusive = 2;           // E: no other L1 holds the line
+
+  // One set-associative array. tags[slot] is the line-aligned machine address, or kNoLine.
+  struct Level {
+    explicit Level(const v1::CacheGeometry& g);
+    int64_t Find(uint64_t line) const {  // slot or -1
+      const uint64_t base = ((line >> line_shift) & set_mask) * ways;
+      for (uint64_t s = base; s < base + ways; ++s)
+        if (tags[s] == line) return static_cast<int64_t>(s);
+      return -1;
+    }
+    uint8_t* Data(uint64_t slot) { return data.data() + (slot << line_shift); }
+    const uint8_t* Data(uint64_t slot) const { return data.data() + (slot << line_shift); }
+
+    unsigned line_shift;
+    uint64_t set_mask;
+    uint32_t ways;
+    uint32_t eviction_ppm;
+    uint32_t prefetch_ppm;
+    std::vector<uint64_t> tags;  // sets * ways
+    std::vector<uint8_t> state;  // kDirty | kExclusive per slot
+    std::vector<uint8_t> data;   // sets * ways * line size
   };
-  uint64_t SetOf(uint64_t line_addr) const { return (line_addr / line_size_) & (sets_ - 1); }
-  uint8_t* DataOf(uint64_t slot) { return data_.data() + slot * line_size_; }
-  const uint8_t* DataOf(uint64_t slot) const { return data_.data() + slot * line_size_; }
-  int64_t Find(uint64_t line_addr) const;  // slot or -1
-  uint64_t Allocate(uint64_t line_addr);   // slot holding the line (filled from memory)
-  uint64_t Lookup(uint64_t line_addr);     // Find, else Allocate
-  void WriteBack(uint64_t slot);
-  void Evict(uint64_t slot);
-  void MaybeRandomEviction();
+
+  uint8_t* Access(unsigned cpu, uint64_t line, bool write);      // the line's bytes for cpu
+  uint8_t* AccessMiss(unsigned cpu, uint64_t line, bool write);  // Access off the hot path
+  void AfterAccess(unsigned cpu, uint64_t line);                 // random eviction, prefetch
+  void AfterAccessTwoLevels(unsigned cpu, uint64_t line);        // AfterAccess with L1s
+  void RandomEviction(Level* l1, unsigned cpu);        // a random slot of l1 (cpu's) or shared
+  uint64_t SharedVictim(uint64_t line);                // a free slot in line's set
+  uint64_t SharedLookup(uint64_t line);                // find, else fill from memory
+  void SharedPut(uint64_t line, const uint8_t* data);  // L1 dirty data -> shared
+  uint64_t L1Victim(unsigned cpu, uint64_t line);      // a free slot in cpu's L1
+  uint8_t* FillL1(unsigned cpu, uint64_t line, bool write);  // L1 miss
+  void EvictL1(unsigned cpu, uint64_t slot);
+  void EvictShared(uint64_t slot);
+  void Prefetch(unsigned cpu, uint64_t line, bool into_l1);
+  void CleanLine(uint64_t line, bool invalidate);  // DC CVAC / DC CIVAC everywhere
+  void DropLine(uint64_t line);                    // DC IVAC everywhere
+  void CheckCpu(unsigned cpu) const;
 
   uint32_t line_size_;
-  uint32_t sets_;
-  uint32_t ways_;
-  uint32_t eviction_ppm_;
+  uint64_t line_mask_;  // ~(line_size - 1)
+  unsigned cpus_;
   MachineMemory& memory_;
   Rng rng_;
-  std::vector<Line> lines_;    // sets_ * ways_
-  std::vector<uint8_t> data_;  // sets_ * ways_ * line_size_
+  Level shared_;
+  std::vector<Level> l1_;  // one per CPU; empty: the shared level is the only one
+  CacheStats stats_;
 };
 
 }  // namespace dmahil::sim

@@ -33,7 +33,8 @@ class VirtualBoard {
   DeviceView& device() { return device_; }
   std::mutex& mutex() { return mutex_; }
 
-  /// CPU access by a domain's guest-physical address (through its p2m and the cache).
+  /// CPU access by a domain's guest-physical address (through its p2m and the caches of
+  /// the CPU the domain runs on).
   /// Throws SimError(kOutOfRange) for an unmapped frame; nothing is accessed then.
   void CpuRead(uint32_t domid, uint64_t gpa, uint8_t* dst, uint64_t len);
   void CpuWrite(uint32_t domid, uint64_t gpa, const uint8_t* src, uint64_t len);
@@ -42,6 +43,7 @@ class VirtualBoard {
 
  private:
   uint64_t ToMachine(uint32_t domid, uint64_t gpa) const;
+  unsigned CpuOf(uint32_t domid) const;  // dom0 runs on CPU 0, the domU on CPU 1 % cpus
 
   v1::Board board_;
   FaultSet faults_;
