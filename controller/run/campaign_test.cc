@@ -154,3 +154,61 @@ TEST(VirtualFarm, ABoardThatDoesNotComeUpIsAnInfrastructureError) {
 }
 
 }  // namespace
+
+namespace {
+
+// Issue 3: a board with a geometry no shipped file has (128-byte lines, a 36-bit device,
+// a dma-ranges offset of 0x800000000, 2 CPUs without L1) works from one new board file.
+TEST(VirtualFarm, ANewGeometryNeedsOnlyABoardFile) {
+  const fs::path dir = TempDir("geometry");
+  fs::create_directories(dir);
+  std::ofstream(dir / "board.textproto") << R"(
+name: "synthetic-128b"
+kind: BOARD_KIND_VIRTUAL
+ram { name: "low" base: 0x0 size: 0x80000000 }
+ram { name: "high" base: 0x1000000000 size: 0x40000000 }
+cache { line_size: 128 sets: 512 ways: 8 eviction_ppm: 3000 prefetch_ppm: 10000 }
+cpus: 2
+dma {
+  mask_bits: 36
+  dma_ranges { bus_base: 0x800000000 cpu_base: 0x0 size: 0x80000000 }
+}
+xen {
+  dom0_ram { base: 0x0 size: 0x40000000 }
+  domu_ram { base: 0x40000000 size: 0x40000000 }
+  domu_ram { base: 0x1000000000 size: 0x40000000 }
+  domu_gfn_base: 0x40000000
+  grant_map_region { base: 0x3f000000 size: 0x1000000 }
+  swiotlb_pool { base: 0x3e000000 size: 0x1000000 }
+}
+linux_page_size: 4096
+)";
+  const std::string src = Env("DMAHIL_SOURCE_DIR");
+  std::ofstream farm(dir / "farm.textproto");
+  farm << "name: \"geometry\"\n";
+  for (const char* f :
+       {"foreign-to-device", "foreign-from-device", "foreign-reuse-to-device", "local-from-device"})
+    farm << "fixture_file: \"" << src << "/fixtures/" << f << ".textproto\"\n";
+  farm << "board { name: \"new\" board_file: \"board.textproto\" }\n"
+       << "board { name: \"new+offset\" board_file: \"board.textproto\" "
+       << "faults: \"bus-addr-no-dma-offset\" expect: \"wrong-bus-address\" }\n";
+  farm.close();
+  const fs::path out = dir / "out";
+  EXPECT_EQ(Dmahil("run --check-expectations --farm " + (dir / "farm.textproto").string() +
+                       " --out " + out.string(),
+                   out),
+            0)
+      << Slurp(out / "stdout") << Slurp(out / "stderr");
+  const nlohmann::json j = nlohmann::json::parse(Slurp(out / "results.json"));
+  for (const auto& r : j["results"]) {
+    if (r["board"] == "new") {
+      EXPECT_EQ(r["verdict"], "pass") << r["fixture"] << ": " << r["detail"];
+      EXPECT_EQ(r["line_map"][0].get<std::string>().size(), 32u) << "32 lines of 128 B a page";
+    } else if (r["verdict"] == "fail") {
+      EXPECT_EQ(r["displacement"].get<int64_t>(), -0x800000000LL) << r["fixture"];
+    }
+  }
+  fs::remove_all(dir);
+}
+
+}  // namespace
