@@ -1,11 +1,16 @@
 // dmahil: the controller CLI (DESIGN §1).
 //
 //   dmahil run --farm ci/farms/virtual.textproto --out out/ [--seed N] [--parallel N]
+//   dmahil matrix --board boards/zcu102-virtual.textproto [--board ...] [--fixtures fixtures/]
+//                 [--seeds 100] [--seed S] [--faults a,b] [--parallel N] --out DIR
 //
 // Exit status: 0 every fixture passed, 1 a fixture failed, 2 configuration or
 // infrastructure error (a bad farm/board/fixture file, a board that did not come up).
 // With --check-expectations (self-test farms with injected faults): 0 iff every board
 // met its farm `expect`, 1 otherwise, 2 as above.
+// `dmahil matrix` (controller/matrix/matrix.h): 0 iff every fault that can manifest on a
+// board was caught in >= 99% of the seeds with the right diagnosis and the clean boards had
+// no false positive; 1 otherwise; 2 as above (any ERROR result included).
 #include <unistd.h>
 
 #include <filesystem>
@@ -20,6 +25,7 @@
 
 #include "common/config.h"
 #include "common/validate.h"
+#include "controller/matrix/matrix.h"
 #include "controller/report/junit.h"
 #include "controller/report/results_json.h"
 #include "controller/report/summary.h"
@@ -85,6 +91,8 @@ int Run(const std::string& farm_file, const std::filesystem::path& out,
   return failed ? 1 : 0;
 }
 
+uint64_t RandomSeed() { return std::random_device{}() | (uint64_t{std::random_device{}()} << 32); }
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -105,11 +113,43 @@ int main(int argc, char** argv) {
   run->add_option("--vboard", vboard, "dmahil-vboard executable (default: beside dmahil)");
   run->add_flag("--check-expectations", check_expectations,
                 "exit 0 iff every board met its farm `expect` (none: all pass), 1 otherwise");
+
+  CLI::App* matrix = app.add_subcommand(
+      "matrix",
+      "every fixture x every modelled fault (and clean) x every virtual board, over "
+      "many seeds: the detection matrix");
+  dmahil::matrix::CommandLine mx;
+  std::optional<uint64_t> mx_seed;
+  std::vector<std::filesystem::path> mx_fixtures;
+  matrix->add_option("--board", mx.request.board_files, "virtual board file (repeat for more)")
+      ->required();
+  matrix->add_option("--fixtures", mx_fixtures,
+                     "fixture file or folder of *.textproto, sorted (repeatable; default: "
+                     "fixtures/)");
+  matrix->add_option("--seeds", mx.request.seeds, "seeded runs per board and fault (n)")
+      ->capture_default_str();
+  matrix->add_option("--seed", mx_seed, "base seed: run i uses seed + i (default random; printed)");
+  matrix
+      ->add_option("--faults", mx.request.faults,
+                   "comma-separated catalogue ids (default: every modelled fault)")
+      ->delimiter(',');
+  matrix->add_option("--parallel", mx.parallel, "board runs at once (0: hardware threads)");
+  matrix->add_option("--vboard", mx.vboard, "dmahil-vboard executable (default: beside dmahil)");
+  matrix->add_option("--out", mx.out_dir, "folder for matrix.json, farm.textproto and runs/")
+      ->required();
+
   app.add_flag("-v,--verbose", verbose, "log progress to stderr");
   CLI11_PARSE(app, argc, argv);
   spdlog::set_default_logger(spdlog::stderr_color_mt("dmahil"));
   spdlog::set_level(verbose ? spdlog::level::info : spdlog::level::warn);
   try {
+    if (matrix->parsed()) {
+      mx.request.seed = mx_seed ? *mx_seed : RandomSeed();
+      mx.request.fixture_paths =
+          mx_fixtures.empty() ? std::vector<std::filesystem::path>{"fixtures"} : mx_fixtures;
+      if (mx.vboard.empty()) mx.vboard = SelfDir() / "dmahil-vboard";
+      return dmahil::matrix::MatrixCommand(mx, std::cout, std::cerr);
+    }
     return Run(farm_file, out, seed, parallel, vboard, check_expectations);
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
