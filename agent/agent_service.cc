@@ -92,6 +92,26 @@ Status AgentService::AllocLocal(grpc::ServerContext*, const v1::AllocLocalReques
   return backend_.AllocLocal(*req, resp);
 }
 
+Status AgentService::ComposeBuffer(grpc::ServerContext*, const v1::ComposeBufferRequest* req,
+                                   v1::BufferInfo* resp) {
+  if (Status s = RequireRole(v1::ROLE_DOM0, "ComposeBuffer"); !s.ok()) return s;
+  if (req->pages_size() == 0 || req->pages_size() > static_cast<int>(kMaxPages))
+    return Invalid(fmt::format("{} pages: must be 1..{}", req->pages_size(), kMaxPages));
+  std::lock_guard lock(mutex_);
+  for (int i = 0; i < req->pages_size(); ++i) {
+    const v1::PageRef& p = req->pages(i);
+    const std::optional<uint64_t> pages = backend_.BufferPages(p.buffer());
+    if (!pages)
+      return Status(StatusCode::NOT_FOUND,
+                    fmt::format("pages[{}]: unknown buffer {}", i, p.buffer()));
+    if (p.page() >= *pages)
+      return Status(StatusCode::OUT_OF_RANGE,
+                    fmt::format("pages[{}]: page {} of buffer {} which has {} pages", i, p.page(),
+                                p.buffer(), *pages));
+  }
+  return backend_.ComposeBuffer(*req, resp);
+}
+
 Status AgentService::ReleaseBuffer(grpc::ServerContext*, const v1::ReleaseBufferRequest* req,
                                    v1::ReleaseBufferResponse*) {
   std::lock_guard lock(mutex_);

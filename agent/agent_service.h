@@ -27,6 +27,8 @@ class AgentService final : public v1::Agent::Service {
                           v1::BufferInfo*) override;
   grpc::Status AllocLocal(grpc::ServerContext*, const v1::AllocLocalRequest*,
                           v1::BufferInfo*) override;
+  grpc::Status ComposeBuffer(grpc::ServerContext*, const v1::ComposeBufferRequest*,
+                             v1::BufferInfo*) override;
   grpc::Status ReleaseBuffer(grpc::ServerContext*, const v1::ReleaseBufferRequest*,
                              v1::ReleaseBufferResponse*) override;
   grpc::Status DmaMap(grpc::ServerContext*, const v1::DmaMapRequest*, v1::DmaMapping*) override;

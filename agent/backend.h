@@ -30,7 +30,15 @@ class Backend {
   virtual grpc::Status MapForeign(const v1::MapForeignRequest& req, v1::BufferInfo* resp) = 0;
   /// dom0 role: allocate local pages.
   virtual grpc::Status AllocLocal(const v1::AllocLocalRequest& req, v1::BufferInfo* resp) = 0;
-  /// Unmaps / ungrants / frees a buffer. FAILED_PRECONDITION while DMA-mapped.
+  /// dom0 role: a buffer of other buffers' pages (validated to exist by the service).
+  virtual grpc::Status ComposeBuffer(const v1::ComposeBufferRequest& req, v1::BufferInfo* resp) = 0;
+  /// Pages in a buffer, or nullopt for an unknown handle.
+  std::optional<uint64_t> BufferPages(uint32_t buffer) {
+    const std::optional<uint64_t> bytes = BufferBytes(buffer);
+    return bytes ? std::optional<uint64_t>(*bytes / 4096) : std::nullopt;
+  }
+  /// Unmaps / ungrants / frees a buffer. FAILED_PRECONDITION while DMA-mapped or while a
+  /// composed buffer uses its pages.
   virtual grpc::Status ReleaseBuffer(uint32_t buffer) = 0;
 
   /// dom0 role: dma_map_page per 4 KiB page of [offset, offset + length) (validated to lie

@@ -56,7 +56,7 @@ std::optional<uint64_t> SimBackend::BufferBytes(uint32_t buffer) {
 Status SimBackend::AllocGrants(const v1::AllocGrantsRequest& req, v1::AllocGrantsResponse* resp) {
   std::lock_guard lock(board_.mutex());
   try {
-    Buffer b{Kind::kGranted, board_.xen().PopulateDomU(req.pages(), req.placement()), {}, 0};
+    Buffer b{Kind::kGranted, board_.xen().PopulateDomU(req.pages(), req.placement()), {}, 0, {}, 0};
     const uint32_t grants = std::max(req.grants_per_page(), 1u);
     for (uint32_t k = 0; k < grants; ++k)
       for (uint64_t gfn : b.frames)
@@ -74,7 +74,7 @@ Status SimBackend::AllocGrants(const v1::AllocGrantsRequest& req, v1::AllocGrant
 
 Status SimBackend::MapForeign(const v1::MapForeignRequest& req, v1::BufferInfo* resp) {
   std::lock_guard lock(board_.mutex());
-  Buffer b{Kind::kForeign, {}, {}, 0};
+  Buffer b{Kind::kForeign, {}, {}, 0, {}, 0};
   std::vector<uint64_t> pfns;
   try {
     pfns = board_.dma().AllocBallooned(static_cast<uint32_t>(req.grefs_size()));
@@ -100,7 +100,7 @@ Status SimBackend::MapForeign(const v1::MapForeignRequest& req, v1::BufferInfo* 
 
 Status SimBackend::AllocLocal(const v1::AllocLocalRequest& req, v1::BufferInfo* resp) {
   std::lock_guard lock(board_.mutex());
-  Buffer b{Kind::kLocal, {}, {}, 0};
+  Buffer b{Kind::kLocal, {}, {}, 0, {}, 0};
   try {
     b.frames = board_.dma().AllocPages(req.pages(), req.placement());
   } catch (const sim::SimError& e) {
@@ -113,12 +113,36 @@ Status SimBackend::AllocLocal(const v1::AllocLocalRequest& req, v1::BufferInfo* 
   return Status::OK;
 }
 
+Status SimBackend::ComposeBuffer(const v1::ComposeBufferRequest& req, v1::BufferInfo* resp) {
+  std::lock_guard lock(board_.mutex());
+  Buffer c{Kind::kComposite, {}, {}, 0, {}, 0};
+  for (const v1::PageRef& p : req.pages()) {
+    Buffer& src = buffers_.at(p.buffer());  // checked by the service
+    if (src.kind == Kind::kGranted)
+      return Status(StatusCode::FAILED_PRECONDITION,
+                    fmt::format("buffer {} is a guest grant buffer, not dom0 memory", p.buffer()));
+    c.frames.push_back(src.frames[p.page()]);
+    c.sources.push_back(p.buffer());
+  }
+  for (uint32_t src : c.sources) ++buffers_.at(src).users;
+  const uint32_t handle = next_buffer_++;
+  resp->set_buffer(handle);
+  for (uint64_t pfn : c.frames) resp->add_pfns(pfn);
+  buffers_.emplace(handle, std::move(c));
+  return Status::OK;
+}
+
 Status SimBackend::ReleaseBuffer(uint32_t buffer) {
   std::lock_guard lock(board_.mutex());
   auto it = buffers_.find(buffer);
   if (it == buffers_.end())
     return Status(StatusCode::NOT_FOUND, fmt::format("unknown buffer {}", buffer));
   Buffer& b = it->second;
+  if (b.users != 0)
+    return Status(StatusCode::FAILED_PRECONDITION,
+                  fmt::format("buffer {} has pages in {} composed buffer page(s); release those "
+                              "first",
+                              buffer, b.users));
   if (b.dma_mappings != 0)
     return Status(
         StatusCode::FAILED_PRECONDITION,
@@ -139,8 +163,10 @@ Status SimBackend::ReleaseBuffer(uint32_t buffer) {
         board_.dma().ClearForeignP2m(pfn);
         board_.dma().FreeBallooned(pfn);
       }
-    } else {
+    } else if (b.kind == Kind::kLocal) {
       for (uint64_t pfn : b.frames) board_.dma().FreePage(pfn);
+    } else {
+      for (uint32_t src : b.sources) --buffers_.at(src).users;
     }
   } catch (const sim::SimError& e) {
     return ToStatus(e);
@@ -169,8 +195,15 @@ Status SimBackend::DmaMap(const v1::DmaMapRequest& req, v1::DmaMapping* resp) {
   const uint64_t end = req.offset() + req.length();
   while (off < end) {
     const uint64_t page = off >> kXenPageShift;
-    const uint64_t len = std::min(end - off, kXenPageSize - (off & (kXenPageSize - 1)));
+    uint64_t len = std::min(end - off, kXenPageSize - (off & (kXenPageSize - 1)));
     const uint64_t pfn = b.frames[page];
+    if (req.sg()) {  // sg_alloc_table_from_pages: merge pfn-contiguous pages into one entry
+      for (uint64_t next = page + 1;
+           off + len < end && next < b.frames.size() && b.frames[next] == pfn + (next - page) &&
+           len + kXenPageSize <= sim::kMaxMapping;
+           ++next)
+        len += std::min(end - (off + len), kXenPageSize);
+    }
     const uint64_t phys = (pfn << kXenPageShift) | (off & (kXenPageSize - 1));
     const sim::PageMapping pm = board_.dma().MapPage(phys, len, req.direction());
     if (pm.dma_addr == sim::kDmaMappingError) {

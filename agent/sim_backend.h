@@ -23,6 +23,7 @@ class SimBackend final : public Backend {
                            v1::AllocGrantsResponse* resp) override;
   grpc::Status MapForeign(const v1::MapForeignRequest& req, v1::BufferInfo* resp) override;
   grpc::Status AllocLocal(const v1::AllocLocalRequest& req, v1::BufferInfo* resp) override;
+  grpc::Status ComposeBuffer(const v1::ComposeBufferRequest& req, v1::BufferInfo* resp) override;
   grpc::Status ReleaseBuffer(uint32_t buffer) override;
   grpc::Status DmaMap(const v1::DmaMapRequest& req, v1::DmaMapping* resp) override;
   grpc::Status DmaSync(uint32_t mapping, v1::SyncFor for_) override;
@@ -33,12 +34,14 @@ class SimBackend final : public Backend {
   grpc::Status CpuCleanInvalidate(uint32_t buffer, uint64_t offset, uint64_t len) override;
 
  private:
-  enum class Kind { kGranted, kForeign, kLocal };
+  enum class Kind { kGranted, kForeign, kLocal, kComposite };
   struct Buffer {
     Kind kind;
     std::vector<uint64_t> frames;  // gfns (guest) or pfns (dom0), one per 4 KiB page
     std::vector<uint32_t> grefs;   // kGranted
     uint32_t dma_mappings = 0;
+    std::vector<uint32_t> sources;  // kComposite: the buffer each page comes from
+    uint32_t users = 0;             // composed-buffer pages that use this buffer's pages
   };
   struct Mapping {
     uint32_t buffer;

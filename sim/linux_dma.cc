@@ -111,15 +111,19 @@ void LinuxDma::Copy(uint64_t dst_phys, uint64_t src_phys, uint64_t size) {
 // arch_sync_dma_for_device(): dcache_clean_poc on the linear-map VA, i.e. through
 // dom0's stage-2 translation to the machine lines.
 void LinuxDma::ArchSyncForDevice(uint64_t phys, uint64_t size) {
-  const std::optional<uint64_t> mfn = xen_.P2m(kDom0, phys >> kXenPageShift);
-  if (mfn) cache_.Clean((*mfn << kXenPageShift) | (phys & kPageMask), size);
+  ForEachChunk(phys, size, kXenPageSize, [&](uint64_t at, uint64_t, uint64_t n) {
+    const std::optional<uint64_t> mfn = xen_.P2m(kDom0, at >> kXenPageShift);
+    if (mfn) cache_.Clean((*mfn << kXenPageShift) | (at & kPageMask), n);
+  });
 }
 
 // arch_sync_dma_for_cpu(): nothing for DMA_TO_DEVICE, else dcache_inval_poc.
 void LinuxDma::ArchSyncForCpu(uint64_t phys, uint64_t size, v1::DmaDirection dir) {
   if (dir == v1::DMA_TO_DEVICE) return;
-  const std::optional<uint64_t> mfn = xen_.P2m(kDom0, phys >> kXenPageShift);
-  if (mfn) cache_.Invalidate((*mfn << kXenPageShift) | (phys & kPageMask), size);
+  ForEachChunk(phys, size, kXenPageSize, [&](uint64_t at, uint64_t, uint64_t n) {
+    const std::optional<uint64_t> mfn = xen_.P2m(kDom0, at >> kXenPageShift);
+    if (mfn) cache_.Invalidate((*mfn << kXenPageShift) | (at & kPageMask), n);
+  });
 }
 
 // arch/arm/xen/mm.c dma_cache_maint(): one GNTTABOP_cache_flush per Xen page, by bus
@@ -180,16 +184,25 @@ void LinuxDma::SwiotlbUnmap(uint64_t tlb_phys, uint64_t size, v1::DmaDirection d
   bounces_.erase(it);
 }
 
+bool LinuxDma::StraddlesPageBoundary(uint64_t phys, uint64_t size) const {
+  const uint64_t first = phys >> kXenPageShift;
+  const uint64_t bfn = PfnToBfn(first);
+  for (uint64_t pfn = first + 1; pfn <= (phys + size - 1) >> kXenPageShift; ++pfn)
+    if (PfnToBfn(pfn) != bfn + (pfn - first)) return true;
+  return false;
+}
+
 PageMapping LinuxDma::MapPage(uint64_t phys, uint64_t size, v1::DmaDirection dir) {
-  if (size == 0 || (phys & kPageMask) + size > kXenPageSize)
-    throw SimError(ErrorCode::kInvalidArgument,
-                   fmt::format("map of {:#x}+{:#x} is empty or crosses a 4 KiB page", phys, size));
+  if (size == 0 || size > kMaxMapping)
+    throw SimError(
+        ErrorCode::kInvalidArgument,
+        fmt::format("map of {:#x}+{:#x}: size must be 1..{:#x}", phys, size, kMaxMapping));
   if (faults_.Has("dma-ops-bypass-xen")) return DirectMap(phys, size, dir);
   const bool coherent = board_.dma().coherent();
   uint64_t dev_addr = XenPhysToDma(phys);
   bool bounced = false;
   const bool capable = faults_.Has("no-bounce-above-mask") || DmaCapable(dev_addr, size);
-  if (!capable) {
+  if (!capable || StraddlesPageBoundary(phys, size)) {
     const uint64_t tlb = SwiotlbMap(phys, size);
     if (tlb == kDmaMappingError) return PageMapping{};
     phys = tlb;

@@ -29,6 +29,7 @@ namespace dmahil::sim {
 
 inline constexpr uint64_t kDmaMappingError = ~uint64_t{0};  // == dmahil::kNoTranslation
 inline constexpr uint64_t kIoTlbSize = 2048;                // IO_TLB_SIZE: swiotlb slot, bytes
+inline constexpr uint64_t kMaxMapping = 128 * kIoTlbSize;   // IO_TLB_SEGSIZE slots: 256 KiB
 
 /// One streaming mapping of one range inside a 4 KiB page.
 struct PageMapping {
@@ -56,9 +57,12 @@ class LinuxDma {
   /// bus frame (xen_phys_to_dma without any fault). Used by the agent's report.
   uint64_t ExpectedDma(uint64_t phys) const;
 
-  /// dma_map_page(dev, page, offset, size, dir) for [phys, phys + size) inside one 4 KiB
-  /// page of dom0. Returns kDmaMappingError in dma_addr when it cannot be mapped (the
-  /// swiotlb pool is full or the bounce address is not DMA-capable).
+  /// dma_map_page(dev, page, offset, size, dir) for [phys, phys + size) of dom0, size
+  /// 1..256 KiB; the range may cross 4 KiB Xen pages (pfn-contiguous, as a scatterlist
+  /// entry is): swiotlb-xen bounces it when their bus frames are not contiguous
+  /// (range_straddles_page_boundary). Returns kDmaMappingError in dma_addr when it cannot
+  /// be mapped (the swiotlb pool is full or the bounce address is not DMA-capable).
+  /// Throws SimError(kInvalidArgument) for a size out of range.
   PageMapping MapPage(uint64_t phys, uint64_t size, v1::DmaDirection dir);
   /// dma_unmap_page(dev, dma_addr, size, dir).
   void UnmapPage(uint64_t dma_addr, uint64_t size, v1::DmaDirection dir);
@@ -97,7 +101,9 @@ class LinuxDma {
     uint64_t orig_phys;
     uint64_t size;
   };
-  bool PfnValidDma(uint64_t dma) const;  // pfn_valid(PFN_DOWN(dma_to_phys(dma)))
+  bool PfnValidDma(uint64_t dma) const;
+  bool StraddlesPageBoundary(uint64_t phys,
+                             uint64_t size) const;  // pfn_valid(PFN_DOWN(dma_to_phys(dma)))
   bool DmaCapable(uint64_t dma, uint64_t size) const;
   uint64_t XenPhysToDma(uint64_t phys) const;
   uint64_t XenDmaToPhys(uint64_t dma) const;
