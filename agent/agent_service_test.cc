@@ -257,3 +257,66 @@ TEST_F(AgentOverGrpc, GuestReleaseWhileDom0MapsIsRefusedWholeAndWorksLater) {
 
 }  // namespace
 }  // namespace dmahil::agent
+
+namespace dmahil::agent {
+namespace {
+
+TEST_F(AgentOverGrpc, ScatterlistMixingForeignAndLocalPagesCrossesPages) {
+  const auto f = MapAll(Grant(2));
+  grpc::ClientContext c1;
+  v1::AllocLocalRequest lreq;
+  lreq.set_pages(2);
+  v1::BufferInfo l;
+  ASSERT_TRUE(dom0_->AllocLocal(&c1, lreq, &l).ok());
+  v1::ComposeBufferRequest creq;
+  for (const auto& [buf, page] :
+       {std::pair{f.buffer(), 0u}, {f.buffer(), 1u}, {l.buffer(), 0u}, {l.buffer(), 1u}}) {
+    v1::PageRef* r = creq.add_pages();
+    r->set_buffer(buf);
+    r->set_page(page);
+  }
+  grpc::ClientContext c2;
+  v1::BufferInfo mixed;
+  ASSERT_TRUE(dom0_->ComposeBuffer(&c2, creq, &mixed).ok());
+  grpc::ClientContext c3;
+  v1::DmaMapRequest m;
+  m.set_buffer(mixed.buffer());
+  m.set_offset(0x800);
+  m.set_length(0x3000);
+  m.set_direction(v1::DMA_FROM_DEVICE);
+  m.set_sg(true);
+  v1::DmaMapping mapping;
+  ASSERT_TRUE(dom0_->DmaMap(&c3, m, &mapping).ok());
+  ASSERT_EQ(mapping.segments_size(), 2) << "pfn-contiguous pages merge into one entry each";
+  EXPECT_EQ(mapping.segments(0).length(), 0x1800u);
+  EXPECT_TRUE(mapping.segments(0).foreign());
+  // The domU's frames are scattered in machine memory (seeded), so the two foreign pages'
+  // bus frames are not contiguous: range_straddles_page_boundary bounces the entry.
+  EXPECT_TRUE(mapping.segments(0).bounced()) << "an entry whose bus frames are not contiguous";
+  EXPECT_FALSE(mapping.segments(1).foreign());
+  EXPECT_FALSE(mapping.segments(1).bounced()) << "dom0's own contiguous pages map directly";
+  EXPECT_EQ(mapping.segments(1).dma_addr(), mapping.segments(1).pfn() << 12);
+
+  grpc::ClientContext c4;
+  v1::ReleaseBufferRequest rel;
+  rel.set_buffer(l.buffer());
+  v1::ReleaseBufferResponse rr;
+  EXPECT_EQ(dom0_->ReleaseBuffer(&c4, rel, &rr).error_code(), grpc::StatusCode::FAILED_PRECONDITION)
+      << "a composed buffer still uses its pages";
+
+  v1::ComposeBufferRequest bad;
+  v1::PageRef* r = bad.add_pages();
+  r->set_buffer(l.buffer());
+  r->set_page(7);
+  grpc::ClientContext c5;
+  v1::BufferInfo out;
+  const grpc::Status s = dom0_->ComposeBuffer(&c5, bad, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::OUT_OF_RANGE);
+  EXPECT_NE(s.error_message().find("page 7"), std::string::npos) << s.error_message();
+  r->set_buffer(999);
+  grpc::ClientContext c6;
+  EXPECT_EQ(dom0_->ComposeBuffer(&c6, bad, &out).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+}  // namespace
+}  // namespace dmahil::agent

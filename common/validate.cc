@@ -278,9 +278,24 @@ void ValidateFixture(const v1::Fixture& f, const SourceMap& source) {
           "direction is not set; set direction: DMA_TO_DEVICE, DMA_FROM_DEVICE "
           "or DMA_BIDIRECTIONAL");
   if (f.source() == v1::BUFFER_SOURCE_UNSPECIFIED)
-    p.Add("source", "source is not set; set source: BUFFER_FOREIGN_GRANT or BUFFER_LOCAL");
+    p.Add("source",
+          "source is not set; set source: BUFFER_FOREIGN_GRANT, BUFFER_LOCAL or "
+          "BUFFER_MIXED_SG");
   if (f.pages() < 1 || f.pages() > 1024)
     p.Add("pages", "pages {} must be 1..1024 (4 KiB Xen pages per buffer)", f.pages());
+  else if (f.pages() + 2 * f.canary_pages() > 1024)
+    p.Add("pages", "pages {} plus 2 x canary_pages {} must be at most 1024 (one grant table)",
+          f.pages(), f.canary_pages());
+  if (f.source() == v1::BUFFER_MIXED_SG && f.pages() % 4 != 0)
+    p.Add("pages",
+          "pages {} must be a multiple of 4 for BUFFER_MIXED_SG (pairs of foreign "
+          "and local pages)",
+          f.pages());
+  if (f.double_map() && f.source() != v1::BUFFER_FOREIGN_GRANT)
+    p.Add("double_map", "double_map needs source: BUFFER_FOREIGN_GRANT");
+  if (f.iterations() > 20000)
+    p.Add("iterations", "iterations {} must be at most 20000 (16-bit pattern generations)",
+          f.iterations());
   if (f.iterations() < 1)
     p.Add("iterations", "iterations must be at least 1; set iterations: 1 or more");
   if (f.dma_mask_bits() != 0 && (f.dma_mask_bits() < 32 || f.dma_mask_bits() > 64))

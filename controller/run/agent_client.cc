@@ -77,6 +77,17 @@ v1::BufferInfo AgentClient::AllocLocal(uint32_t pages, v1::Placement placement) 
                                                        &v1::Agent::Stub::AllocLocal);
 }
 
+v1::BufferInfo AgentClient::ComposeBuffer(const std::vector<std::pair<uint32_t, uint32_t>>& pages) {
+  v1::ComposeBufferRequest req;
+  for (const auto& [buffer, page] : pages) {
+    v1::PageRef* ref = req.add_pages();
+    ref->set_buffer(buffer);
+    ref->set_page(page);
+  }
+  return Invoke<v1::ComposeBufferRequest, v1::BufferInfo>("ComposeBuffer", req,
+                                                          &v1::Agent::Stub::ComposeBuffer);
+}
+
 void AgentClient::ReleaseBuffer(uint32_t buffer) {
   v1::ReleaseBufferRequest req;
   req.set_buffer(buffer);
@@ -85,8 +96,9 @@ void AgentClient::ReleaseBuffer(uint32_t buffer) {
 }
 
 v1::DmaMapping AgentClient::DmaMap(uint32_t buffer, uint64_t offset, uint64_t length,
-                                   v1::DmaDirection dir, uint32_t dma_mask_bits) {
+                                   v1::DmaDirection dir, uint32_t dma_mask_bits, bool sg) {
   v1::DmaMapRequest req;
+  req.set_sg(sg);
   req.set_buffer(buffer);
   req.set_offset(offset);
   req.set_length(length);

@@ -34,7 +34,9 @@ class AgentClient {
   v1::BufferInfo AllocLocal(uint32_t pages, v1::Placement placement);
   void ReleaseBuffer(uint32_t buffer);
   v1::DmaMapping DmaMap(uint32_t buffer, uint64_t offset, uint64_t length, v1::DmaDirection dir,
-                        uint32_t dma_mask_bits);
+                        uint32_t dma_mask_bits, bool sg = false);
+  /// A dom0 buffer of other buffers' pages: pages[i] = (buffer, page index).
+  v1::BufferInfo ComposeBuffer(const std::vector<std::pair<uint32_t, uint32_t>>& pages);
   void DmaSync(uint32_t mapping, v1::SyncFor for_);
   void DmaUnmap(uint32_t mapping);
   void Fill(uint32_t buffer, uint64_t offset, uint64_t length, const v1::PatternSpec& pattern);

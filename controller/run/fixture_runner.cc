@@ -30,7 +30,7 @@ struct Buffers {
   AgentClient* owner = nullptr;
   uint32_t owner_buffer = 0;
   uint32_t dom0_buffer = 0;
-  bool dom0_mapped = false;  // dom0_buffer differs from owner_buffer (foreign grant map)
+  std::vector<std::pair<AgentClient*, uint32_t>> held;  // released in reverse order
 };
 
 class Run {
@@ -43,47 +43,87 @@ class Run {
         seed_(seed),
         id_(buffer_id),
         line_(link.line_size),
-        canary_bytes_(fx.canary_pages() * kPage),
-        off_(canary_bytes_),
-        len_(fx.pages() * kPage) {}
+        total_bytes_((fx.pages() + 2 * fx.canary_pages()) * kPage),
+        // A mixed scatterlist starts and ends half a page in: its entries cross pages and
+        // the half pages around it are checked as canaries (the CPU's neighbouring data).
+        off_(fx.canary_pages() * kPage + (Mixed() ? kPage / 2 : 0)),
+        len_(fx.pages() * kPage - (Mixed() ? kPage : 0)) {}
+
+  bool Mixed() const { return fx_.source() == v1::BUFFER_MIXED_SG; }
 
   void Allocate() {
     const uint32_t total = fx_.pages() + 2 * fx_.canary_pages();
     if (fx_.source() == v1::BUFFER_FOREIGN_GRANT) {
-      const uint32_t grants = fx_.double_map() ? 2 : 1;
-      const v1::AllocGrantsResponse g = link_.guest.AllocGrants(total, 0, fx_.placement(), grants);
+      const uint32_t dom0_buffer = Foreign(total);
       b_.owner = &link_.guest;
-      b_.owner_buffer = g.buffer();
-      const uint32_t domid = link_.guest.GetInfo().domid();
-      google::protobuf::RepeatedField<uint32_t> first(g.grefs().begin(), g.grefs().begin() + total);
-      const v1::BufferInfo d = link_.dom0.MapForeign(domid, first);
-      b_.dom0_buffer = d.buffer();
-      b_.dom0_mapped = true;
-      if (fx_.double_map()) {
-        // The same frames again at other pfns; the first copy goes before the DMA.
-        google::protobuf::RepeatedField<uint32_t> second(g.grefs().begin() + total,
-                                                         g.grefs().end());
-        const v1::BufferInfo d2 = link_.dom0.MapForeign(domid, second);
-        link_.dom0.ReleaseBuffer(b_.dom0_buffer);
-        b_.dom0_buffer = d2.buffer();
-      }
-    } else {
-      const v1::BufferInfo d = link_.dom0.AllocLocal(total, fx_.placement());
+      b_.dom0_buffer = dom0_buffer;
+    } else if (Mixed()) {
+      // Pairs of foreign pages and pairs of local pages, canaries local.
+      const uint32_t half = fx_.pages() / 2;
+      const uint32_t c = fx_.canary_pages();
+      const uint32_t foreign = Foreign(half);
+      const uint32_t local = Hold(link_.dom0, link_.dom0.AllocLocal(half + 2 * c, fx_.placement()));
+      std::vector<std::pair<uint32_t, uint32_t>> pages;
+      for (uint32_t i = 0; i < c; ++i) pages.emplace_back(local, i);
+      for (uint32_t k = 0; k < half; k += 2)
+        for (const auto& [buf, first] : {std::pair{foreign, k}, std::pair{local, c + k}})
+          for (uint32_t j = 0; j < 2; ++j) pages.emplace_back(buf, first + j);
+      for (uint32_t i = 0; i < c; ++i) pages.emplace_back(local, c + half + i);
       b_.owner = &link_.dom0;
-      b_.owner_buffer = b_.dom0_buffer = d.buffer();
+      b_.owner_buffer = b_.dom0_buffer = Hold(link_.dom0, link_.dom0.ComposeBuffer(pages));
+    } else {
+      b_.owner = &link_.dom0;
+      b_.owner_buffer = b_.dom0_buffer =
+          Hold(link_.dom0, link_.dom0.AllocLocal(total, fx_.placement()));
     }
-    if (canary_bytes_ > 0) {
-      for (uint64_t at : {uint64_t{0}, off_ + len_}) {
-        b_.owner->Fill(b_.owner_buffer, at, canary_bytes_, Pattern(seed_, id_ + 1, 1, at, line_));
-        b_.owner->Prime(b_.owner_buffer, at, canary_bytes_, v1::PRIME_CLEAN_INVALIDATE);
-      }
+    for (const auto& [at, bytes] : Canaries()) {
+      b_.owner->Fill(b_.owner_buffer, at, bytes, Pattern(seed_, id_ + 1, 1, at, line_));
+      b_.owner->Prime(b_.owner_buffer, at, bytes, v1::PRIME_CLEAN_INVALIDATE);
     }
+  }
+
+  /// The canary ranges (offset, bytes): the buffer outside [off_, off_ + len_).
+  std::vector<std::pair<uint64_t, uint64_t>> Canaries() const {
+    std::vector<std::pair<uint64_t, uint64_t>> out;
+    if (off_ > 0) out.emplace_back(0, off_);
+    if (off_ + len_ < total_bytes_) out.emplace_back(off_ + len_, total_bytes_ - off_ - len_);
+    return out;
+  }
+
+  /// Grants `pages` domU pages (twice with double_map) and maps them in dom0; returns the
+  /// dom0 buffer. The guest buffer becomes the owner buffer.
+  uint32_t Foreign(uint32_t pages) {
+    const uint32_t grants = fx_.double_map() ? 2 : 1;
+    const v1::AllocGrantsResponse g = link_.guest.AllocGrants(pages, 0, fx_.placement(), grants);
+    b_.owner_buffer = Hold(link_.guest, g.buffer());
+    const uint32_t domid = link_.guest.GetInfo().domid();
+    google::protobuf::RepeatedField<uint32_t> first(g.grefs().begin(), g.grefs().begin() + pages);
+    uint32_t dom0_buffer = link_.dom0.MapForeign(domid, first).buffer();
+    if (fx_.double_map()) {
+      // The same frames again at other pfns; the first copy goes before the DMA.
+      google::protobuf::RepeatedField<uint32_t> second(g.grefs().begin() + pages, g.grefs().end());
+      const uint32_t again = link_.dom0.MapForeign(domid, second).buffer();
+      link_.dom0.ReleaseBuffer(dom0_buffer);
+      dom0_buffer = again;
+    }
+    return Hold(link_.dom0, dom0_buffer);
+  }
+
+  uint32_t Hold(AgentClient& agent, const v1::BufferInfo& info) {
+    return Hold(agent, info.buffer());
+  }
+  uint32_t Hold(AgentClient& agent, uint32_t buffer) {
+    b_.held.emplace_back(&agent, buffer);
+    return buffer;
   }
 
   void Release() {
     Unmap();
-    if (b_.dom0_mapped) link_.dom0.ReleaseBuffer(b_.dom0_buffer);
-    if (b_.owner != nullptr) b_.owner->ReleaseBuffer(b_.owner_buffer);
+    while (!b_.held.empty()) {
+      const auto [agent, buffer] = b_.held.back();
+      b_.held.pop_back();
+      agent->ReleaseBuffer(buffer);
+    }
     b_ = Buffers{};
   }
 
@@ -113,7 +153,7 @@ class Run {
       b_.owner->Fill(b_.owner_buffer, off_, len_, Pattern(seed_, id_, read_gen, off_, line_));
     }
     if (!mapping_) {
-      mapping_ = link_.dom0.DmaMap(b_.dom0_buffer, off_, len_, dir, fx_.dma_mask_bits());
+      mapping_ = link_.dom0.DmaMap(b_.dom0_buffer, off_, len_, dir, fx_.dma_mask_bits(), Mixed());
     } else {
       link_.dom0.DmaSync(mapping_->mapping(), v1::SYNC_FOR_DEVICE);
     }
@@ -154,12 +194,10 @@ class Run {
       ev.findings.insert(ev.findings.end(), sum.mismatches().begin(), sum.mismatches().end());
       MarkBusErrors(&ev, first);
     }
-    if (canary_bytes_ > 0) {
-      for (uint64_t at : {uint64_t{0}, off_ + len_}) {
-        const v1::CheckSummary c = b_.owner->Verify(b_.owner_buffer, at, canary_bytes_,
-                                                    Pattern(seed_, id_ + 1, 1, at, line_), 1);
-        ev.canary_mismatches += c.mismatches_total();
-      }
+    for (const auto& [at, bytes] : Canaries()) {
+      const v1::CheckSummary c =
+          b_.owner->Verify(b_.owner_buffer, at, bytes, Pattern(seed_, id_ + 1, 1, at, line_), 1);
+      ev.canary_mismatches += c.mismatches_total();
     }
     return ev;
   }
@@ -212,7 +250,7 @@ class Run {
   uint64_t seed_;
   uint32_t id_;
   uint32_t line_;
-  uint64_t canary_bytes_;
+  uint64_t total_bytes_;
   uint64_t off_;
   uint64_t len_;
   Buffers b_;

@@ -45,9 +45,9 @@ struct Evidence {
 /// Audit of one segment against the board description.
 struct SegmentAudit {
   uint64_t expected_dma_addr = 0;
-  int64_t displacement = 0;    // dma_addr - expected, bytes (0 if right)
-  bool wrong_address = false;  // not bounced and dma_addr != expected
-  bool unreachable = false;    // the device cannot reach dma_addr (mask / dma-ranges)
+  int64_t displacement = 0;          // dma_addr - expected, bytes (0 if right)
+  bool wrong_address = false;        // not bounced and dma_addr != expected
+  bool unreachable = false;          // the device cannot reach dma_addr (mask / dma-ranges)
   bool should_have_bounced = false;  // not bounced, but the page's own bus address is
                                      // beyond the device's reach
 };
