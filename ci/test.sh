@@ -10,6 +10,10 @@ git ls-files '*.cc' '*.h' | xargs clang-format --dry-run -Werror
 echo "== tests"
 ctest --test-dir build -j"$(nproc)" --output-on-failure --timeout 300
 
+echo "== detection matrix (10 seeds; the full 100-seed run is in the README)"
+build/bin/dmahil matrix --seeds 10 --seed 1 --out build/matrix \
+  $(for b in boards/*-virtual.textproto; do printf -- '--board %s ' "$b"; done) | tail -6
+
 echo "== tests under ASan + UBSan"
 ci/setup.sh build-asan -DDMAHIL_SANITIZE=ON
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
