@@ -191,4 +191,19 @@ Status AgentService::Verify(grpc::ServerContext*, const v1::VerifyRequest* req,
   return Status::OK;
 }
 
+Status AgentService::ReadBytes(grpc::ServerContext*, const v1::ReadBytesRequest* req,
+                               v1::ReadBytesResponse* resp) {
+  std::lock_guard lock(mutex_);
+  if (req->length() > kMaxReadBytes)
+    return Invalid(fmt::format("length {:#x} exceeds {:#x}", req->length(), kMaxReadBytes));
+  if (Status s = CheckRange(req->buffer(), req->offset(), req->length(), false); !s.ok()) return s;
+  std::string data(req->length(), '\0');
+  if (Status s = backend_.CpuRead(req->buffer(), req->offset(),
+                                  reinterpret_cast<uint8_t*>(data.data()), data.size());
+      !s.ok())
+    return s;
+  resp->set_data(std::move(data));
+  return Status::OK;
+}
+
 }  // namespace dmahil::agent

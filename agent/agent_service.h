@@ -14,6 +14,7 @@ namespace dmahil::agent {
 
 inline constexpr uint32_t kMaxPages = 1024;           // per request, 4 KiB pages
 inline constexpr uint32_t kDefaultMaxFindings = 256;  // Verify findings returned
+inline constexpr uint64_t kMaxReadBytes = 64 * 1024;  // ReadBytes length, bytes
 
 class AgentService final : public v1::Agent::Service {
  public:
@@ -39,6 +40,8 @@ class AgentService final : public v1::Agent::Service {
   grpc::Status Fill(grpc::ServerContext*, const v1::FillRequest*, v1::FillResponse*) override;
   grpc::Status Prime(grpc::ServerContext*, const v1::PrimeRequest*, v1::PrimeResponse*) override;
   grpc::Status Verify(grpc::ServerContext*, const v1::VerifyRequest*, v1::CheckSummary*) override;
+  grpc::Status ReadBytes(grpc::ServerContext*, const v1::ReadBytesRequest*,
+                         v1::ReadBytesResponse*) override;
 
  private:
   grpc::Status RequireRole(v1::Role role, const char* rpc) const;

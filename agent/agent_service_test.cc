@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "agent/vboard.h"
+#include "common/pattern.h"
 #include "common/validate.h"
 
 namespace dmahil::agent {
@@ -316,6 +317,41 @@ TEST_F(AgentOverGrpc, ScatterlistMixingForeignAndLocalPagesCrossesPages) {
   r->set_buffer(999);
   grpc::ClientContext c6;
   EXPECT_EQ(dom0_->ComposeBuffer(&c6, bad, &out).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+}  // namespace
+}  // namespace dmahil::agent
+
+namespace dmahil::agent {
+namespace {
+
+TEST_F(AgentOverGrpc, ReadBytesReturnsWhatFillWroteAndRefusesTooMuch) {
+  const auto g = Grant(1);
+  v1::PatternSpec p;
+  p.set_seed(3);
+  p.set_buffer_id(1);
+  p.set_generation(1);
+  p.set_line_size(64);
+  grpc::ClientContext c1;
+  v1::FillRequest f;
+  f.set_buffer(g.buffer());
+  f.set_length(4096);
+  *f.mutable_pattern() = p;
+  v1::FillResponse fr;
+  ASSERT_TRUE(guest_->Fill(&c1, f, &fr).ok());
+  grpc::ClientContext c2;
+  v1::ReadBytesRequest r;
+  r.set_buffer(g.buffer());
+  r.set_offset(24);
+  r.set_length(40);
+  v1::ReadBytesResponse rr;
+  ASSERT_TRUE(guest_->ReadBytes(&c2, r, &rr).ok());
+  std::string line(64, '\0');
+  pattern::FillLine(pattern::Spec{3, 1, 1, 0, 64}, 0, reinterpret_cast<uint8_t*>(line.data()));
+  EXPECT_EQ(rr.data(), line.substr(24, 40));
+  grpc::ClientContext c3;
+  r.set_length(65 * 1024);
+  EXPECT_EQ(guest_->ReadBytes(&c3, r, &rr).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 }  // namespace

@@ -291,6 +291,9 @@ void ValidateFixture(const v1::Fixture& f, const SourceMap& source) {
           "pages {} must be a multiple of 4 for BUFFER_MIXED_SG (pairs of foreign "
           "and local pages)",
           f.pages());
+  if (f.partial_bytes() % 8 != 0 || f.partial_bytes() >= 4096)
+    p.Add("partial_bytes", "partial_bytes {} must be a multiple of 8 below the line size",
+          f.partial_bytes());
   if (f.double_map() && f.source() != v1::BUFFER_FOREIGN_GRANT)
     p.Add("double_map", "double_map needs source: BUFFER_FOREIGN_GRANT");
   if (f.iterations() > 20000)

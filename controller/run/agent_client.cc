@@ -139,6 +139,16 @@ void AgentClient::Prime(uint32_t buffer, uint64_t offset, uint64_t length, v1::P
   Invoke<v1::PrimeRequest, v1::PrimeResponse>("Prime", req, &v1::Agent::Stub::Prime);
 }
 
+std::string AgentClient::ReadBytes(uint32_t buffer, uint64_t offset, uint64_t length) {
+  v1::ReadBytesRequest req;
+  req.set_buffer(buffer);
+  req.set_offset(offset);
+  req.set_length(length);
+  return Invoke<v1::ReadBytesRequest, v1::ReadBytesResponse>("ReadBytes", req,
+                                                             &v1::Agent::Stub::ReadBytes)
+      .data();
+}
+
 v1::CheckSummary AgentClient::Verify(uint32_t buffer, uint64_t offset, uint64_t length,
                                      const v1::PatternSpec& pattern, uint32_t max_findings) {
   v1::VerifyRequest req;

@@ -41,6 +41,7 @@ class AgentClient {
   void DmaUnmap(uint32_t mapping);
   void Fill(uint32_t buffer, uint64_t offset, uint64_t length, const v1::PatternSpec& pattern);
   void Prime(uint32_t buffer, uint64_t offset, uint64_t length, v1::PrimeOp op);
+  std::string ReadBytes(uint32_t buffer, uint64_t offset, uint64_t length);
   v1::CheckSummary Verify(uint32_t buffer, uint64_t offset, uint64_t length,
                           const v1::PatternSpec& pattern, uint32_t max_findings);
 

@@ -79,9 +79,9 @@ TEST(VirtualFarm, CleanBoardsPassFaultyBoardsFailWithTheirDiagnosis) {
     if (board == "zcu102+unmap-no-invalidate-foreign") {
       // The fault is in unmap, for foreign pages the CPU reads after the device wrote.
       const std::string fx = r["fixture"];
-      const bool unmaps_foreign_for_cpu = fx == "foreign-from-device" ||
-                                          fx == "foreign-double-map-from-device" ||
-                                          fx == "foreign-bidirectional";
+      const bool unmaps_foreign_for_cpu =
+          fx == "foreign-from-device" || fx == "foreign-double-map-from-device" ||
+          fx == "foreign-bidirectional" || fx == "foreign-partial-line-from-device";
       EXPECT_EQ(r["verdict"], unmaps_foreign_for_cpu ? "fail" : "pass") << fx;
       if (r["verdict"] == "fail") {
         EXPECT_EQ(r["diagnosis"], "stale-line");

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "common/pattern.h"
 #include "controller/device/device_client.h"
 #include "controller/run/oracle.h"
 
@@ -142,6 +143,12 @@ class Run {
     ev.dma_mask_bits = fx_.dma_mask_bits() != 0 ? fx_.dma_mask_bits() : board_.dma().mask_bits();
     ev.buffer_offset = off_;
     ev.buffer_bytes = len_;
+    const uint64_t partial = fx_.partial_bytes();
+    if (partial >= line_)
+      throw std::runtime_error(
+          fmt::format("partial_bytes {} is not below the board's {}-byte line", partial, line_));
+    ev.dma_offset = off_ + partial;
+    ev.dma_bytes = len_ - 2 * partial;
     const uint32_t max_findings = static_cast<uint32_t>(len_ / line_);
     bus_error_lines_.clear();
 
@@ -153,7 +160,8 @@ class Run {
       b_.owner->Fill(b_.owner_buffer, off_, len_, Pattern(seed_, id_, read_gen, off_, line_));
     }
     if (!mapping_) {
-      mapping_ = link_.dom0.DmaMap(b_.dom0_buffer, off_, len_, dir, fx_.dma_mask_bits(), Mixed());
+      mapping_ = link_.dom0.DmaMap(b_.dom0_buffer, ev.dma_offset, ev.dma_bytes, dir,
+                                   fx_.dma_mask_bits(), Mixed());
     } else {
       link_.dom0.DmaSync(mapping_->mapping(), v1::SYNC_FOR_DEVICE);
     }
@@ -187,11 +195,23 @@ class Run {
     }
 
     if (device_writes) {
-      const v1::CheckSummary sum = b_.owner->Verify(
-          b_.owner_buffer, off_, len_, Pattern(seed_, id_, write_gen, off_, line_), max_findings);
-      ev.lines_checked += sum.lines_checked();
       const size_t first = ev.findings.size();
-      ev.findings.insert(ev.findings.end(), sum.mismatches().begin(), sum.mismatches().end());
+      // Whole lines with the pattern checker; with partial lines, the two edge lines byte
+      // by byte: the CPU's part must still hold what it held, the device's part the new data.
+      const uint64_t edge = partial != 0 ? line_ : 0;
+      if (len_ > 2 * edge) {
+        const v1::CheckSummary sum =
+            b_.owner->Verify(b_.owner_buffer, off_ + edge, len_ - 2 * edge,
+                             Pattern(seed_, id_, write_gen, off_ + edge, line_), max_findings);
+        ev.lines_checked += sum.lines_checked();
+        ev.findings.insert(ev.findings.end(), sum.mismatches().begin(), sum.mismatches().end());
+      }
+      if (partial != 0) {
+        const uint32_t cpu_gen = device_reads ? read_gen : old_gen;
+        CpuCheckEdge(off_, ev.dma_offset, off_ + line_, cpu_gen, write_gen, &ev);
+        CpuCheckEdge(off_ + len_ - line_, off_ + len_ - line_, ev.dma_offset + ev.dma_bytes,
+                     cpu_gen, write_gen, &ev);
+      }
       MarkBusErrors(&ev, first);
     }
     for (const auto& [at, bytes] : Canaries()) {
@@ -211,28 +231,134 @@ class Run {
   }
 
  private:
+  /// Splits [a, b) at line boundaries: a partial head, whole lines, a partial tail.
+  struct Pieces {
+    uint64_t head_end, tail_start;
+  };
+  Pieces Split(uint64_t a, uint64_t b) const {
+    const uint64_t up = (a + line_ - 1) / line_ * line_;
+    const uint64_t head_end = std::min(b, up);
+    return {head_end, std::max(head_end, b / line_ * line_)};
+  }
+
+  /// Bytes [from, to) of line `line` of generation gen (from, to: offsets in the buffer).
+  std::string LineBytes(uint32_t gen, uint64_t line, uint64_t from, uint64_t to) const {
+    std::string full(line_, '\0');
+    pattern::FillLine(pattern::Spec{seed_, id_ & 0xFFFF, gen & 0xFFFF, 0, line_},
+                      static_cast<uint32_t>(line), reinterpret_cast<uint8_t*>(full.data()));
+    return full.substr(from - line * line_, to - from);
+  }
+
+  /// A finding for a partial line whose bytes `got` should have been `want`; `before`
+  /// is what the bytes held before the transfer.
+  static std::optional<v1::LineFinding> PartialFinding(uint64_t line, const std::string& got,
+                                                       const std::string& want,
+                                                       const std::string& before) {
+    if (got == want) return std::nullopt;
+    v1::LineFinding f;
+    f.set_line(static_cast<uint32_t>(line));
+    if (got == before) {
+      f.set_cls(v1::LINE_STALE);
+    } else if (got.find_first_not_of('\0') == std::string::npos) {
+      f.set_cls(v1::LINE_ZERO);
+    } else {
+      f.set_cls(v1::LINE_CORRUPT);
+    }
+    return f;
+  }
+
   void DeviceCheck(const v1::DmaSegment& s, uint32_t gen, Evidence* ev) {
+    const uint64_t a = s.offset();
+    const uint64_t b = a + s.length();
+    const Pieces p = Split(a, b);
+    auto bus = [&](uint64_t off) { return s.dma_addr() + (off - a); };
+    for (const auto& [from, to] : {std::pair{a, p.head_end}, std::pair{p.tail_start, b}}) {
+      if (from == to || (from % line_ == 0 && to % line_ == 0)) continue;
+      const uint64_t line = from / line_;
+      const v1::DeviceResponse r = link_.device.Read(bus(from), static_cast<uint32_t>(to - from));
+      ++ev->lines_checked;
+      if (r.status() == v1::DEVICE_BUS_ERROR) {
+        v1::LineFinding f;
+        f.set_line(static_cast<uint32_t>(line));
+        f.set_cls(v1::LINE_BUS_ERROR);
+        ev->findings.push_back(f);
+        continue;
+      }
+      if (r.status() != v1::DEVICE_OK)
+        throw DeviceError(fmt::format("device read at {:#x}: {}", bus(from), r.message()));
+      if (auto f = PartialFinding(line, r.data(), LineBytes(gen, line, from, to),
+                                  LineBytes(gen - 1, line, from, to)))
+        ev->findings.push_back(*f);
+    }
+    const uint64_t mid = a % line_ == 0 ? a : p.head_end;
+    if (p.tail_start <= mid) return;
     // Every line of the segment may be a finding (a segment is at most a few pages).
     const v1::DeviceResponse r = link_.device.Check(
-        s.dma_addr(), s.length(), Pattern(seed_, id_, gen, s.offset(), line_), s.length() / line_);
+        bus(mid), static_cast<uint32_t>(p.tail_start - mid), Pattern(seed_, id_, gen, mid, line_),
+        static_cast<uint32_t>((p.tail_start - mid) / line_));
     if (r.status() != v1::DEVICE_OK)
-      throw DeviceError(fmt::format("device check at {:#x}: {}", s.dma_addr(), r.message()));
+      throw DeviceError(fmt::format("device check at {:#x}: {}", bus(mid), r.message()));
     ev->lines_checked += r.check().lines_checked();
     ev->findings.insert(ev->findings.end(), r.check().mismatches().begin(),
                         r.check().mismatches().end());
   }
 
   void DeviceFill(const v1::DmaSegment& s, uint32_t gen) {
-    const v1::DeviceResponse r =
-        link_.device.Fill(s.dma_addr(), s.length(), Pattern(seed_, id_, gen, s.offset(), line_));
+    const uint64_t a = s.offset();
+    const uint64_t b = a + s.length();
+    const Pieces p = Split(a, b);
+    auto bus = [&](uint64_t off) { return s.dma_addr() + (off - a); };
+    auto bus_error = [&](uint64_t from_off, uint64_t to_off) {
+      bus_error_lines_.emplace_back(from_off / line_, (to_off + line_ - 1) / line_);
+    };
+    for (const auto& [from, to] : {std::pair{a, p.head_end}, std::pair{p.tail_start, b}}) {
+      if (from == to || (from % line_ == 0 && to % line_ == 0)) continue;
+      const v1::DeviceResponse r =
+          link_.device.Write(bus(from), LineBytes(gen, from / line_, from, to));
+      if (r.status() == v1::DEVICE_BUS_ERROR) {
+        bus_error(from, to);
+      } else if (r.status() != v1::DEVICE_OK) {
+        throw DeviceError(fmt::format("device write at {:#x}: {}", bus(from), r.message()));
+      }
+    }
+    const uint64_t mid = a % line_ == 0 ? a : p.head_end;
+    if (p.tail_start <= mid) return;
+    const v1::DeviceResponse r = link_.device.Fill(
+        bus(mid), static_cast<uint32_t>(p.tail_start - mid), Pattern(seed_, id_, gen, mid, line_));
     if (r.status() == v1::DEVICE_BUS_ERROR) {
       // The engine stopped at fault_addr: the lines from there to the end of the segment
       // never left it. The CPU check will find them; they are classed as bus errors.
-      const uint64_t from = s.offset() / line_ + (r.fault_addr() - s.dma_addr()) / line_;
-      bus_error_lines_.emplace_back(from, (s.offset() + s.length()) / line_);
+      bus_error(mid + (r.fault_addr() - bus(mid)) / line_ * line_, p.tail_start);
     } else if (r.status() != v1::DEVICE_OK) {
-      throw DeviceError(fmt::format("device fill at {:#x}: {}", s.dma_addr(), r.message()));
+      throw DeviceError(fmt::format("device fill at {:#x}: {}", bus(mid), r.message()));
     }
+  }
+
+  /// CPU check of one edge line [line_start, line_start + line) whose bytes [dma_from,
+  /// dma_to) came from the device (write_gen) and the rest belong to the CPU (cpu_gen).
+  void CpuCheckEdge(uint64_t line_start, uint64_t dma_from, uint64_t dma_to, uint32_t cpu_gen,
+                    uint32_t write_gen, Evidence* ev) {
+    const uint64_t line = line_start / line_;
+    const std::string got = b_.owner->ReadBytes(b_.owner_buffer, line_start, line_);
+    ++ev->lines_checked;
+    std::string want = LineBytes(cpu_gen, line, line_start, line_start + line_);
+    want.replace(dma_from - line_start, dma_to - dma_from,
+                 LineBytes(write_gen, line, dma_from, dma_to));
+    if (got == want) return;
+    v1::LineFinding f;
+    f.set_line(static_cast<uint32_t>(line));
+    const auto cpu_part_ok = [&](uint64_t from, uint64_t to) {
+      return got.compare(from - line_start, to - from, want, from - line_start, to - from) == 0;
+    };
+    if (!cpu_part_ok(line_start, dma_from) || !cpu_part_ok(dma_to, line_start + line_)) {
+      f.set_cls(v1::LINE_TORN);  // the CPU's own bytes in the shared line were destroyed
+    } else if (got.substr(dma_from - line_start, dma_to - dma_from) ==
+               LineBytes(cpu_gen, line, dma_from, dma_to)) {
+      f.set_cls(v1::LINE_STALE);
+    } else {
+      f.set_cls(v1::LINE_CORRUPT);
+    }
+    ev->findings.push_back(f);
   }
 
   /// Reclassifies the CPU's findings (from index `first`) on lines the engine could not

@@ -124,11 +124,13 @@ void Diagnose(const v1::Board& board, const Evidence& ev, v1::FixtureResult* r) 
 
   // Coverage: the segments must tile [buffer_offset, buffer_offset + buffer_bytes) and
   // every line must have been checked by someone.
-  uint64_t covered = ev.buffer_offset;
+  const uint64_t dma_offset = ev.dma_bytes != 0 ? ev.dma_offset : ev.buffer_offset;
+  const uint64_t dma_bytes = ev.dma_bytes != 0 ? ev.dma_bytes : ev.buffer_bytes;
+  uint64_t covered = dma_offset;
   for (const v1::DmaSegment& s : ev.segments)
     if (s.offset() == covered) covered += s.length();
   const uint64_t sides = (ev.direction == v1::DMA_BIDIRECTIONAL) ? 2 : 1;
-  if (covered != ev.buffer_offset + ev.buffer_bytes || ev.lines_checked < sides * lines) {
+  if (covered != dma_offset + dma_bytes || ev.lines_checked < sides * lines) {
     r->set_verdict(v1::VERDICT_ERROR);
     r->set_diagnosis(v1::DIAGNOSIS_NONE);
     r->set_detail(

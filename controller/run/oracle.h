@@ -31,10 +31,12 @@ namespace dmahil::controller {
 /// What one iteration of a fixture left behind.
 struct Evidence {
   v1::DmaDirection direction = v1::DMA_TO_DEVICE;
-  uint32_t line_size = 64;                // bytes
-  uint32_t dma_mask_bits = 64;            // the mask the fixture mapped with
-  uint64_t buffer_offset = 0;             // bytes: where the DMA'd range starts in the buffer
-  uint64_t buffer_bytes = 0;              // bytes DMA'd
+  uint32_t line_size = 64;      // bytes
+  uint32_t dma_mask_bits = 64;  // the mask the fixture mapped with
+  uint64_t buffer_offset = 0;   // bytes: where the DMA'd range starts in the buffer
+  uint64_t buffer_bytes = 0;    // bytes of whole lines the DMA touches
+  uint64_t dma_offset = 0;      // the DMA'd range; differs from the whole-line range with partial
+  uint64_t dma_bytes = 0;       // lines (dma_bytes 0: the same)
   std::vector<v1::DmaSegment> segments;   // as the agent returned them, in buffer order
   std::vector<v1::LineFinding> findings;  // every wrong line (line = index in the buffer)
   size_t device_read_findings = 0;        // the first ones come from the device reading the buffer
