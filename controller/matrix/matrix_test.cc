@@ -14,7 +14,9 @@
 #include <string>
 
 #include <gtest/gtest.h>
+
 #include <nlohmann/json.hpp>
+#include "controller/run/cli_test_support.h"
 
 #include "common/config.h"
 #include "common/validate.h"
@@ -475,19 +477,10 @@ TEST(MatrixPlan, ConfigurationErrorsNameTheProblem) {
 
 // ---- one small real matrix through the binary -----------------------------------------
 
-std::string Slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using dmahil::testing::Slurp;
 
 int Dmahil(const std::string& args, const fs::path& out) {
-  fs::create_directories(out);
-  const std::string cmd = std::string(DMAHIL_TEST_BINARY_DIR) + "/bin/dmahil " + args + " >" +
-                          (out / "stdout").string() + " 2>" + (out / "stderr").string();
-  const int rc = std::system(cmd.c_str());
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  return dmahil::testing::RunDmahil(args, out);
 }
 
 TEST(MatrixBinary, SmallMatrixOnZcu102WritesDeterministicJson) {

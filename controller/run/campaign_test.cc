@@ -11,7 +11,9 @@
 #include <string>
 
 #include <gtest/gtest.h>
+
 #include <nlohmann/json.hpp>
+#include "controller/run/cli_test_support.h"
 
 namespace {
 
@@ -22,20 +24,10 @@ std::string Env(const char* name) {
   return v ? v : ".";
 }
 
-std::string Slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using dmahil::testing::Slurp;
 
-/// Runs dmahil with args; returns its exit status; stdout/stderr go to out/{stdout,stderr}.
 int Dmahil(const std::string& args, const fs::path& out) {
-  fs::create_directories(out);
-  const std::string cmd = std::string(DMAHIL_TEST_BINARY_DIR) + "/bin/dmahil " + args + " >" +
-                          (out / "stdout").string() + " 2>" + (out / "stderr").string();
-  const int rc = std::system(cmd.c_str());
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  return dmahil::testing::RunDmahil(args, out);
 }
 
 fs::path TempDir(const std::string& name) {
