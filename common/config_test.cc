@@ -183,6 +183,15 @@ TEST_F(ConfigTest, UnreachableSwiotlbPoolRejected) {
   EXPECT_TRUE(Contains(err, "above the 32-bit DMA mask 0xffffffff"));
 }
 
+TEST_F(ConfigTest, Dom0RamSplittingA2MiBSubsectionRejected) {
+  const fs::path p =
+      Write("boards/x.textproto", Replace(kBoard, "dom0_ram { base: 0x0 size: 0x20000000 }",
+                                          "dom0_ram { base: 0x0 size: 0x20001000 }"));
+  const std::string err = ErrorOf([&] { LoadBoard(p); });
+  EXPECT_TRUE(Contains(err, "must start and end on 2 MiB (arm64 pfn_valid subsections)")) << err;
+  EXPECT_TRUE(Contains(err, p.string() + ":")) << err;
+}
+
 TEST_F(ConfigTest, ZeroIterationsRejected) {
   const fs::path p = Write("fixtures/x.textproto", Replace(kFixture, "iterations: 4\n", ""));
   const std::string err = ErrorOf([&] { LoadFixture(p); });

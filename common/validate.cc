@@ -233,6 +233,14 @@ void CheckXen(Problems& p, const v1::Board& board, const std::vector<Range>& ram
   const std::vector<Range> domu = CheckBanks(p, "xen.domu_ram", xen.domu_ram());
   for (const auto& r : dom0) CheckInside(p, r, ram, "ram");
   for (const auto& r : domu) CheckInside(p, r, ram, "ram");
+  // dom0 Linux decides "local or foreign" with pfn_valid(), which on arm64 (SPARSEMEM
+  // VMEMMAP, Linux >= 5.14 generic pfn_valid) is true for whole 2 MiB subsections of its
+  // memory map; the model decides by bank, so banks must not split a subsection.
+  constexpr uint64_t kSubsection = uint64_t{2} << 20;
+  for (const auto& r : dom0)
+    if (r.base % kSubsection != 0 || r.end % kSubsection != 0)
+      p.Add(r.path, "{} {} must start and end on 2 MiB (arm64 pfn_valid subsections)", r.path,
+            Show(r));
   for (const auto& u : domu)
     for (const auto& d : dom0)
       if (Overlap(u, d))

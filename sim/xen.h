@@ -59,7 +59,9 @@ class Xen {
   std::optional<uint64_t> P2m(uint32_t domid, uint64_t gfn) const;
 
   /// True if pfn is RAM of dom0's memory map (Linux pfn_valid() in dom0): dom0_ram,
-  /// ballooned pfns included, foreign machine frames not.
+  /// ballooned pfns included, foreign machine frames not. Exact per bank; the board
+  /// validator keeps dom0 banks on 2 MiB boundaries, the granularity of arm64's
+  /// pfn_valid() (memory subsections), so the two agree.
   bool Dom0PfnValid(uint64_t pfn) const;
 
   /// Populates n frames of the domU (XENMEM_populate_physmap + the guest's page
