@@ -140,6 +140,7 @@ class Run {
     Evidence ev;
     ev.direction = dir;
     ev.line_size = line_;
+    ev.buffer_id = id_;
     ev.dma_mask_bits = fx_.dma_mask_bits() != 0 ? fx_.dma_mask_bits() : board_.dma().mask_bits();
     ev.buffer_offset = off_;
     ev.buffer_bytes = len_;

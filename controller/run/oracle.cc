@@ -174,14 +174,23 @@ void Diagnose(const v1::Board& board, const Evidence& ev, v1::FixtureResult* r) 
     return;
   }
   if (first_misplaced != nullptr) {
+    if (first_misplaced->found_buffer() != (ev.buffer_id & 0xFFFF)) {
+      // Another buffer's line: the offset between two buffers says nothing about the bus.
+      fail(v1::DIAGNOSIS_WRONG_BUS_ADDRESS,
+           fmt::format("line {} holds line {} of another buffer ({}): the device went to "
+                       "someone else's memory; {}",
+                       first_misplaced->line(), first_misplaced->found_line(),
+                       first_misplaced->found_buffer(), lines_note));
+      return;
+    }
     const int64_t disp = (static_cast<int64_t>(first_misplaced->found_line()) -
                           static_cast<int64_t>(first_misplaced->line())) *
                          static_cast<int64_t>(ev.line_size);
     r->set_displacement(disp);
     fail(v1::DIAGNOSIS_WRONG_BUS_ADDRESS,
-         fmt::format("line {} holds line {} of buffer {}: displacement {}; {}",
+         fmt::format("line {} holds line {} of the same buffer: displacement {}; {}",
                      first_misplaced->line(), first_misplaced->found_line(),
-                     first_misplaced->found_buffer(), report::SignedHex(disp), lines_note));
+                     report::SignedHex(disp), lines_note));
     return;
   }
   if (count[v1::LINE_BUS_ERROR] > 0) {

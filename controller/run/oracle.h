@@ -32,6 +32,7 @@ namespace dmahil::controller {
 struct Evidence {
   v1::DmaDirection direction = v1::DMA_TO_DEVICE;
   uint32_t line_size = 64;      // bytes
+  uint32_t buffer_id = 0;       // the pattern's buffer id of the DMA'd buffer
   uint32_t dma_mask_bits = 64;  // the mask the fixture mapped with
   uint64_t buffer_offset = 0;   // bytes: where the DMA'd range starts in the buffer
   uint64_t buffer_bytes = 0;    // bytes of whole lines the DMA touches

@@ -116,11 +116,18 @@ TEST(Oracle, UnreachableAndNotBouncedIsStrayDma) {
 
 TEST(Oracle, MisplacedLineGivesTheDisplacementFromItsHeader) {
   Evidence e = Ev(v1::DMA_TO_DEVICE, {Seg(0, 1, 1, 0x1000), Seg(4096, 2, 2, 0x2000)});
-  e.findings.push_back(Line(2, v1::LINE_MISPLACED, 66));
+  e.buffer_id = 5;
+  v1::LineFinding same = Line(2, v1::LINE_MISPLACED, 66);
+  same.set_found_buffer(5);
+  e.findings.push_back(same);
   v1::FixtureResult r;
   Diagnose(Flat64(), e, &r);
   EXPECT_EQ(r.diagnosis(), v1::DIAGNOSIS_WRONG_BUS_ADDRESS);
   EXPECT_EQ(r.displacement(), 64 * 64);
+  e.findings[0].set_found_buffer(9);  // another buffer's line: no displacement to give
+  Diagnose(Flat64(), e, &r);
+  EXPECT_EQ(r.diagnosis(), v1::DIAGNOSIS_WRONG_BUS_ADDRESS);
+  EXPECT_NE(r.detail().find("another buffer (9)"), std::string::npos) << r.detail();
 }
 
 TEST(Oracle, CanaryChangeIsStrayDmaEvenIfTheBufferIsRight) {
