@@ -72,6 +72,14 @@ Status SimBackend::AllocGrants(const v1::AllocGrantsRequest& req, v1::AllocGrant
   }
 }
 
+Status SimBackend::Register(Buffer b, v1::BufferInfo* resp) {
+  const uint32_t handle = next_buffer_++;
+  resp->set_buffer(handle);
+  for (uint64_t pfn : b.frames) resp->add_pfns(pfn);
+  buffers_.emplace(handle, std::move(b));
+  return Status::OK;
+}
+
 Status SimBackend::MapForeign(const v1::MapForeignRequest& req, v1::BufferInfo* resp) {
   std::lock_guard lock(board_.mutex());
   Buffer b{Kind::kForeign, {}, {}, 0, {}, 0};
@@ -91,11 +99,7 @@ Status SimBackend::MapForeign(const v1::MapForeignRequest& req, v1::BufferInfo* 
     for (uint64_t pfn : pfns) board_.dma().FreeBallooned(pfn);
     return ToStatus(e);
   }
-  const uint32_t handle = next_buffer_++;
-  resp->set_buffer(handle);
-  for (uint64_t pfn : b.frames) resp->add_pfns(pfn);
-  buffers_.emplace(handle, std::move(b));
-  return Status::OK;
+  return Register(std::move(b), resp);
 }
 
 Status SimBackend::AllocLocal(const v1::AllocLocalRequest& req, v1::BufferInfo* resp) {
@@ -106,11 +110,7 @@ Status SimBackend::AllocLocal(const v1::AllocLocalRequest& req, v1::BufferInfo* 
   } catch (const sim::SimError& e) {
     return ToStatus(e);
   }
-  const uint32_t handle = next_buffer_++;
-  resp->set_buffer(handle);
-  for (uint64_t pfn : b.frames) resp->add_pfns(pfn);
-  buffers_.emplace(handle, std::move(b));
-  return Status::OK;
+  return Register(std::move(b), resp);
 }
 
 Status SimBackend::ComposeBuffer(const v1::ComposeBufferRequest& req, v1::BufferInfo* resp) {
@@ -125,11 +125,7 @@ Status SimBackend::ComposeBuffer(const v1::ComposeBufferRequest& req, v1::Buffer
     c.sources.push_back(p.buffer());
   }
   for (uint32_t src : c.sources) ++buffers_.at(src).users;
-  const uint32_t handle = next_buffer_++;
-  resp->set_buffer(handle);
-  for (uint64_t pfn : c.frames) resp->add_pfns(pfn);
-  buffers_.emplace(handle, std::move(c));
-  return Status::OK;
+  return Register(std::move(c), resp);
 }
 
 Status SimBackend::ReleaseBuffer(uint32_t buffer) {

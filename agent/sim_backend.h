@@ -48,6 +48,8 @@ class SimBackend final : public Backend {
     v1::DmaDirection dir;
     std::vector<v1::DmaSegment> segments;
   };
+  // Gives a new dom0 buffer its handle and reports its pfns.
+  grpc::Status Register(Buffer b, v1::BufferInfo* resp);
   template <typename Op>
   grpc::Status ForEachPage(uint32_t buffer, uint64_t offset, uint64_t len, Op op);
   void UnmapSegments(const std::vector<v1::DmaSegment>& segs, v1::DmaDirection dir);
