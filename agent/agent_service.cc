@@ -15,6 +15,12 @@ using grpc::StatusCode;
 
 Status Invalid(const std::string& msg) { return Status(StatusCode::INVALID_ARGUMENT, msg); }
 
+/// INVALID_ARGUMENT unless 1 <= count <= kMaxPages; `what` names the field.
+Status CheckCount(uint64_t count, const char* what) {
+  if (count >= 1 && count <= kMaxPages) return Status::OK;
+  return Invalid(fmt::format("{} {} must be 1..{}", what, count, kMaxPages));
+}
+
 }  // namespace
 
 AgentService::AgentService(Backend& backend) : backend_(backend), info_(backend.Info()) {}
@@ -63,8 +69,7 @@ Status AgentService::GetInfo(grpc::ServerContext*, const v1::GetInfoRequest*, v1
 Status AgentService::AllocGrants(grpc::ServerContext*, const v1::AllocGrantsRequest* req,
                                  v1::AllocGrantsResponse* resp) {
   if (Status s = RequireRole(v1::ROLE_GUEST, "AllocGrants"); !s.ok()) return s;
-  if (req->pages() == 0 || req->pages() > kMaxPages)
-    return Invalid(fmt::format("pages {} must be 1..{}", req->pages(), kMaxPages));
+  if (Status s = CheckCount(req->pages(), "pages"); !s.ok()) return s;
   if (!v1::Placement_IsValid(req->placement())) return Invalid("unknown placement");
   if (req->grants_per_page() > 2)
     return Invalid(fmt::format("grants_per_page {} must be 0, 1 or 2", req->grants_per_page()));
@@ -75,8 +80,8 @@ Status AgentService::AllocGrants(grpc::ServerContext*, const v1::AllocGrantsRequ
 Status AgentService::MapForeign(grpc::ServerContext*, const v1::MapForeignRequest* req,
                                 v1::BufferInfo* resp) {
   if (Status s = RequireRole(v1::ROLE_DOM0, "MapForeign"); !s.ok()) return s;
-  if (req->grefs_size() == 0 || req->grefs_size() > static_cast<int>(kMaxPages))
-    return Invalid(fmt::format("{} grefs: must be 1..{}", req->grefs_size(), kMaxPages));
+  if (Status s = CheckCount(static_cast<uint64_t>(req->grefs_size()), "grefs count"); !s.ok())
+    return s;
   if (req->domid() == info_.domid()) return Invalid("cannot map this domain's own grants");
   std::lock_guard lock(mutex_);
   return backend_.MapForeign(*req, resp);
@@ -85,8 +90,7 @@ Status AgentService::MapForeign(grpc::ServerContext*, const v1::MapForeignReques
 Status AgentService::AllocLocal(grpc::ServerContext*, const v1::AllocLocalRequest* req,
                                 v1::BufferInfo* resp) {
   if (Status s = RequireRole(v1::ROLE_DOM0, "AllocLocal"); !s.ok()) return s;
-  if (req->pages() == 0 || req->pages() > kMaxPages)
-    return Invalid(fmt::format("pages {} must be 1..{}", req->pages(), kMaxPages));
+  if (Status s = CheckCount(req->pages(), "pages"); !s.ok()) return s;
   if (!v1::Placement_IsValid(req->placement())) return Invalid("unknown placement");
   std::lock_guard lock(mutex_);
   return backend_.AllocLocal(*req, resp);
@@ -95,8 +99,8 @@ Status AgentService::AllocLocal(grpc::ServerContext*, const v1::AllocLocalReques
 Status AgentService::ComposeBuffer(grpc::ServerContext*, const v1::ComposeBufferRequest* req,
                                    v1::BufferInfo* resp) {
   if (Status s = RequireRole(v1::ROLE_DOM0, "ComposeBuffer"); !s.ok()) return s;
-  if (req->pages_size() == 0 || req->pages_size() > static_cast<int>(kMaxPages))
-    return Invalid(fmt::format("{} pages: must be 1..{}", req->pages_size(), kMaxPages));
+  if (Status s = CheckCount(static_cast<uint64_t>(req->pages_size()), "pages count"); !s.ok())
+    return s;
   std::lock_guard lock(mutex_);
   for (int i = 0; i < req->pages_size(); ++i) {
     const v1::PageRef& p = req->pages(i);

@@ -54,7 +54,8 @@ class LinuxDma {
   uint64_t PhysToDma(uint64_t phys) const;
   uint64_t DmaToPhys(uint64_t dma) const;
   /// What swiotlb-xen must return for dom0 physical address phys: phys_to_dma of the
-  /// bus frame (xen_phys_to_dma without any fault). Used by the agent's report.
+  /// bus frame (xen_phys_to_dma without any fault). The model's tests compare against it;
+  /// the controller's audit (controller/run/oracle.cc) computes the same from the board.
   uint64_t ExpectedDma(uint64_t phys) const;
 
   /// dma_map_page(dev, page, offset, size, dir) for [phys, phys + size) of dom0, size
