@@ -6,6 +6,8 @@
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 
+#include "sim/faults.h"
+
 namespace dmahil::agent {
 namespace {
 
@@ -21,7 +23,53 @@ std::unique_ptr<grpc::Server> Serve(AgentService& service, std::string* endpoint
   return server;
 }
 
+// "revision linux (describe)", or "revision linux" without a describe text.
+std::string RevisionName(std::string_view tree, std::string_view describe) {
+  return fmt::format("revision {}{}", tree, describe.empty() ? "" : fmt::format(" ({})", describe));
+}
+
 }  // namespace
+
+CatalogueFault LookupCatalogueFault(std::string_view id) {
+  const sim::FaultInfo* f = sim::FindFault(id);
+  if (f == nullptr) return {};
+  return {true, f->modelled, std::string(f->tree)};
+}
+
+std::string BootSwitch::ToString() const {
+  return fmt::format("{}: {} boot_rate {}: {} this boot", RevisionName(tree, describe), id,
+                     boot_rate, taken ? "taken" : "dormant");
+}
+
+std::vector<std::string> BootedRevision::ConsoleLines() const {
+  std::vector<std::string> lines;
+  size_t next = 0;  // switches are in file order
+  for (const LoadedRevision& f : files) {
+    if (f.revision.fault_size() == 0)
+      lines.push_back(RevisionName(f.revision.tree(), f.revision.describe()) +
+                      ": no fault switches");
+    for (int i = 0; i < f.revision.fault_size() && next < switches.size(); ++i)
+      lines.push_back(switches[next++].ToString());
+  }
+  return lines;
+}
+
+std::vector<std::string> BootedRevision::TakenFaults() const {
+  std::vector<std::string> ids;
+  for (const BootSwitch& s : switches)
+    if (s.taken) ids.push_back(s.id);
+  return ids;
+}
+
+BootedRevision BootRevision(const std::filesystem::path& dir, uint64_t seed) {
+  BootedRevision out;
+  out.files = LoadRevisionDir(dir, LookupCatalogueFault);
+  for (const LoadedRevision& r : out.files)
+    for (const v1::FaultSwitch& f : r.revision.fault())
+      out.switches.push_back({r.revision.tree(), r.revision.describe(), f.id(), f.boot_rate(),
+                              sim::FaultTakenThisBoot(seed, f.id(), f.boot_rate())});
+  return out;
+}
 
 VirtualBoardServer::VirtualBoardServer(const v1::Board& board,
                                        const std::vector<std::string>& faults, uint64_t seed)

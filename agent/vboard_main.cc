@@ -1,6 +1,12 @@
 // dmahil-vboard: one virtual board as one process (DESIGN §6).
 //
 //   dmahil-vboard --board boards/zcu102-virtual.textproto --faults dma-ops-bypass-xen --seed 7
+//   dmahil-vboard --board boards/zcu102-virtual.textproto --revision-dir deploy/rev --seed 7
+//
+// --revision-dir: a folder of revision files (linux.textproto, xen.textproto; proto
+// dmahil.v1.Revision) read at this power-on; each fault switch is taken or dormant this
+// boot (its boot_rate, drawn from --seed), logged on the console (stderr). The injected
+// faults are --faults plus the taken switches.
 //
 // Prints one JSON line on stdout when ready:
 //   {"board":"...","dom0":"127.0.0.1:P","guest":"127.0.0.1:P","device":"127.0.0.1:P",
@@ -29,6 +35,9 @@ int main(int argc, char** argv) {
   app.add_option("--board", board_file, "board file (text format)")->required();
   app.add_option("--faults", faults, "catalogue faults to inject")->delimiter(',');
   app.add_option("--seed", seed, "model PRNG seed");
+  std::string revision_dir;
+  app.add_option("--revision-dir", revision_dir,
+                 "folder of revision files (linux.textproto, xen.textproto) read at boot");
   CLI11_PARSE(app, argc, argv);
   spdlog::set_default_logger(spdlog::stderr_color_mt("vboard"));
 
@@ -36,6 +45,13 @@ int main(int argc, char** argv) {
     const dmahil::v1::Board board = dmahil::LoadBoard(board_file);
     if (board.kind() != dmahil::v1::BOARD_KIND_VIRTUAL)
       throw std::runtime_error(board_file + ": kind must be BOARD_KIND_VIRTUAL for dmahil-vboard");
+    if (!revision_dir.empty()) {
+      const dmahil::agent::BootedRevision rev = dmahil::agent::BootRevision(revision_dir, seed);
+      if (rev.files.empty())
+        spdlog::info("revision folder {}: no revision files (a clean revision)", revision_dir);
+      for (const std::string& line : rev.ConsoleLines()) spdlog::info("{}", line);
+      for (const std::string& id : rev.TakenFaults()) faults.push_back(id);
+    }
     dmahil::agent::VirtualBoardServer server(board, faults, seed);
     const auto& ep = server.endpoints();
     nlohmann::json ready = {{"board", board.name()},

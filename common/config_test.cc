@@ -131,6 +131,32 @@ TEST_F(ConfigTest, ValidBoardFixtureAndFarmLoad) {
   EXPECT_EQ(farm.farm.seed(), 42u);
 }
 
+TEST_F(ConfigTest, RevisionDirResolvedAgainstTheFarmFileAndNotRead) {
+  Write("boards/rpi4.textproto", kBoard);
+  Write("fixtures/grant.textproto", kFixture);
+  const fs::path farm_file =
+      Write("farms/nightly.textproto",
+            Replace(Replace(kFarm, "  faults: \"no-such-fault\"\n", ""),
+                    "  expect:", "  revision_dir: \"../deploy/rev\"\n  expect:"));
+  const LoadedFarm farm = LoadFarm(farm_file);  // ../deploy/rev does not exist yet: fine
+  ASSERT_EQ(farm.boards.size(), 2u);
+  EXPECT_TRUE(farm.boards[0].revision_dir.empty());
+  EXPECT_EQ(farm.boards[1].revision_dir, (dir_ / "deploy/rev").lexically_normal());
+}
+
+TEST_F(ConfigTest, RevisionDirOnANonVirtualBoardRejected) {
+  Write("boards/rpi4.textproto",
+        Replace(kBoard, "kind: BOARD_KIND_VIRTUAL", "kind: BOARD_KIND_QEMU_XEN"));
+  Write("fixtures/grant.textproto", kFixture);
+  const fs::path p = Write("farms/nightly.textproto",
+                           Replace(kFarm, "  name: \"rpi4-clean\"\n",
+                                   "  name: \"rpi4-clean\"\n  revision_dir: \"rev\"\n"));
+  const std::string err = ErrorOf([&] { LoadFarm(p); });
+  EXPECT_TRUE(Contains(err, p.string() + ":4:3: board \"rpi4-clean\" has a revision_dir, but only "
+                                         "virtual boards read revision files"))
+      << err;
+}
+
 TEST_F(ConfigTest, TypoInFieldNameNamesFileLineAndField) {
   const fs::path p =
       Write("boards/x.textproto", Replace(kBoard, "  line_size: 64", "  line_sise: 64"));

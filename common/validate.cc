@@ -398,6 +398,15 @@ LoadedFarm LoadFarm(const std::filesystem::path& file, const KnownFault& known_f
           "{}: board \"{}\" has faults, but faults can only be injected "
           "into virtual boards ({} is not BOARD_KIND_VIRTUAL)",
           out.source.Where(fmt::format("board[{}].faults", i)), entry.name(), b.file.string()));
+    if (!entry.revision_dir().empty()) {
+      b.revision_dir = (dir / entry.revision_dir()).lexically_normal();
+      if (b.board.kind() != v1::BOARD_KIND_VIRTUAL)
+        errors.push_back(fmt::format(
+            "{}: board \"{}\" has a revision_dir, but only virtual boards read revision "
+            "files ({} is not BOARD_KIND_VIRTUAL)",
+            out.source.Where(fmt::format("board[{}].revision_dir", i)), entry.name(),
+            b.file.string()));
+    }
     out.boards.push_back(std::move(b));
   }
   std::map<std::string, std::filesystem::path> names;

@@ -51,6 +51,11 @@ struct LoadedBoard {
   std::filesystem::path file;  // board_file resolved against the farm file's folder
   v1::Board board;             // the validated board description
   SourceMap source;            // locations in `file`
+  /// Virtual boards: the folder of revision files (common/revision.h) dmahil-vboard reads
+  /// at every power-on; entry.revision_dir resolved against the farm file's folder. Empty:
+  /// none. Not checked at load time (a deploy hook writes it before power-on); code that
+  /// builds a LoadedFarm in memory sets it directly.
+  std::filesystem::path revision_dir;
 };
 
 /// One fixture of a loaded farm.
@@ -70,8 +75,10 @@ struct LoadedFarm {
 };
 
 /// Loads the farm file `file`, validates it (ValidateFarm with `known_fault`), then loads
-/// every board_file and fixture_file relative to the farm file's folder. Also checks that
-/// faults are only given to virtual boards and that fixture names are unique.
+/// every board_file and fixture_file relative to the farm file's folder, and resolves each
+/// board's revision_dir the same way (LoadedBoard::revision_dir; the folder itself is not
+/// read). Also checks that faults and revision_dir are only given to virtual boards and
+/// that fixture names are unique.
 /// Throws ConfigError listing every problem found; an error inside a board or fixture file
 /// names that file and line, followed by a note pointing at the farm line that names it.
 LoadedFarm LoadFarm(const std::filesystem::path& file, const KnownFault& known_fault = {});

@@ -3,6 +3,7 @@
 // "kernel/Xen revision" is its set of faults.
 #pragma once
 
+#include <cstdint>
 #include <set>
 #include <string>
 #include <string_view>
@@ -15,6 +16,7 @@ namespace dmahil::sim {
 /// One catalogue entry: what it reproduces, how the model does it, what must be seen.
 struct FaultInfo {
   std::string_view id;
+  std::string_view tree;        // the source tree the bug lives in: "linux" or "xen"
   std::string_view reproduces;  // the Linux/Xen change (title, version)
   std::string_view mechanism;   // what the model does differently
   std::string_view symptom;     // what the harness must report
@@ -31,6 +33,14 @@ const std::vector<FaultInfo>& FaultCatalogue();
 
 /// The entry for id, or nullptr.
 const FaultInfo* FindFault(std::string_view id);
+
+/// Whether one boot of a virtual board takes the faulty path of revision fault switch `id`
+/// (revision.proto FaultSwitch) that fires with probability `boot_rate`: always when
+/// boot_rate is 0 or 1 (both mean "every boot"); otherwise one uniform draw in [0, 1) from
+/// a sim::Rng seeded with `board_seed` (the board's --seed) mixed with a hash of `id`, so
+/// the decision is reproducible from the seed, independent of the model's own PRNG stream
+/// and of the other switches. boot_rate outside [0, 1] is clamped (loaders refuse it).
+bool FaultTakenThisBoot(uint64_t board_seed, std::string_view id, double boot_rate);
 
 /// A set of injected faults. Parse() refuses unknown and unmodelled ids.
 class FaultSet {

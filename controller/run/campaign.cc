@@ -46,7 +46,7 @@ std::vector<v1::FixtureResult> RunBoard(const LoadedFarm& farm, const LoadedBoar
   try {
     const std::vector<std::string> faults(lb.entry.faults().begin(), lb.entry.faults().end());
     VirtualBoardProcess power(opt.vboard, lb.file, faults, seed, dir / "console.log",
-                              opt.boot_timeout_ms);
+                              opt.boot_timeout_ms, lb.revision_dir);
     AgentClient dom0(power.ready().dom0);
     AgentClient guest(power.ready().guest);
     const v1::AgentInfo info = dom0.WaitReady(opt.boot_timeout_ms);

@@ -204,3 +204,62 @@ linux_page_size: 4096
 }
 
 }  // namespace
+
+namespace {
+
+// Issue 6: a virtual board reads its revision folder (linux.textproto / xen.textproto) at
+// power-on; the farm's revision_dir names it. A faulty revision fails, a clean one passes,
+// a folder the deploy hook never wrote is an error that says so.
+TEST(VirtualFarm, RevisionFolderSetsTheBoardsFaultsAtPowerOn) {
+  const fs::path dir = TempDir("revision");
+  fs::create_directories(dir / "rev-faulty");
+  fs::create_directories(dir / "rev-clean");
+  std::ofstream(dir / "rev-faulty" / "linux.textproto")
+      << "tree: \"linux\"\ndescribe: \"bad-commit\"\n"
+      << "fault { id: \"cache-flush-local-addr\" boot_rate: 1 }\n";
+  std::ofstream(dir / "rev-clean" / "linux.textproto") << "tree: \"linux\"\n";
+  const std::string src = Env("DMAHIL_SOURCE_DIR");
+  std::ofstream(dir / "farm.textproto")
+      << "name: \"revision\"\nfixture_file: \"" << src
+      << "/fixtures/foreign-to-device.textproto\"\n"
+      << "board { name: \"faulty\" board_file: \"" << src
+      << "/boards/zcu102-virtual.textproto\" revision_dir: \"rev-faulty\" }\n"
+      << "board { name: \"clean\" board_file: \"" << src
+      << "/boards/zcu102-virtual.textproto\" revision_dir: \"rev-clean\" }\n"
+      << "board { name: \"undeployed\" board_file: \"" << src
+      << "/boards/zcu102-virtual.textproto\" revision_dir: \"rev-missing\" }\n";
+  const fs::path out = dir / "out";
+  EXPECT_EQ(
+      Dmahil("run --farm " + (dir / "farm.textproto").string() + " --out " + out.string(), out), 2)
+      << Slurp(out / "stderr");
+  const nlohmann::json j = nlohmann::json::parse(Slurp(out / "results.json"));
+  std::set<std::string> seen;
+  for (const auto& r : j["results"]) {
+    const std::string board = r["board"];
+    seen.insert(board);
+    EXPECT_EQ(r["fixture"], "foreign-to-device");
+    if (board == "faulty") {
+      EXPECT_EQ(r["verdict"], "fail") << r["detail"];
+      EXPECT_EQ(r["diagnosis"], "stale-line") << r["detail"];
+    } else if (board == "clean") {
+      EXPECT_EQ(r["verdict"], "pass") << r["detail"];
+    } else {
+      EXPECT_EQ(r["verdict"], "error");
+      const std::string detail = r["detail"];
+      EXPECT_NE(detail.find("revision folder " + (dir / "rev-missing").string() +
+                            " does not exist: did the deploy hook run?"),
+                std::string::npos)
+          << detail;
+      EXPECT_NE(detail.find("exited with status 2"), std::string::npos) << detail;
+    }
+  }
+  EXPECT_EQ(seen, (std::set<std::string>{"faulty", "clean", "undeployed"}));
+  const std::string console = Slurp(out / "faulty" / "console.log");
+  EXPECT_NE(console.find("revision linux (bad-commit): cache-flush-local-addr boot_rate 1: taken "
+                         "this boot"),
+            std::string::npos)
+      << console;
+  fs::remove_all(dir);
+}
+
+}  // namespace

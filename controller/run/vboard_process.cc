@@ -9,6 +9,10 @@
 
 #include <chrono>
 #include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string_view>
+#include <system_error>
 #include <thread>
 
 #include <fmt/format.h>
@@ -20,7 +24,9 @@ namespace dmahil::controller {
 namespace {
 
 /// Reads one '\n'-terminated line from fd within timeout_ms; "" on EOF or timeout.
-std::string ReadLine(int fd, uint32_t timeout_ms) {
+/// *eof is set when the pipe closed (the child is gone or closed its stdout).
+std::string ReadLine(int fd, uint32_t timeout_ms, bool* eof) {
+  *eof = false;
   std::string line;
   const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {
@@ -31,10 +37,39 @@ std::string ReadLine(int fd, uint32_t timeout_ms) {
     if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return "";
     char c = 0;
     const ssize_t n = read(fd, &c, 1);
+    if (n == 0) *eof = true;
     if (n <= 0) return "";
     if (c == '\n') return line;
     line.push_back(c);
   }
+}
+
+/// Size of `file` in bytes, 0 if it does not exist.
+uintmax_t SizeOf(const std::filesystem::path& file) {
+  std::error_code ec;
+  const uintmax_t n = std::filesystem::file_size(file, ec);
+  return ec ? 0 : n;
+}
+
+/// What the console got from `from` (a byte offset) on, from its first error line: the
+/// text after the logger's "[error] " prefix and every line after it, at most 4000
+/// bytes; the last line written if no line is an error; "" if nothing was written.
+std::string ConsoleError(const std::filesystem::path& console, uintmax_t from) {
+  std::ifstream in(console, std::ios::binary);
+  if (!in) return "";
+  in.seekg(static_cast<std::streamoff>(from));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  constexpr std::string_view kError = "[error] ";
+  if (const size_t at = text.find(kError); at != std::string::npos) {
+    text = text.substr(at + kError.size());
+  } else if (const size_t nl = text.rfind('\n'); nl != std::string::npos) {
+    text = text.substr(nl + 1);
+  }
+  if (text.size() > 4000) text = text.substr(0, 4000) + " ...";
+  return text;
 }
 
 }  // namespace
@@ -43,7 +78,8 @@ VirtualBoardProcess::VirtualBoardProcess(const std::filesystem::path& vboard,
                                          const std::filesystem::path& board_file,
                                          const std::vector<std::string>& faults, uint64_t seed,
                                          const std::filesystem::path& console_log,
-                                         uint32_t boot_timeout_ms) {
+                                         uint32_t boot_timeout_ms,
+                                         const std::filesystem::path& revision_dir) {
   std::vector<std::string> args = {vboard.string(), "--board", board_file.string(), "--seed",
                                    std::to_string(seed)};
   if (!faults.empty()) {
@@ -51,6 +87,8 @@ VirtualBoardProcess::VirtualBoardProcess(const std::filesystem::path& vboard,
     for (const std::string& f : faults) joined += (joined.empty() ? "" : ",") + f;
     args.insert(args.end(), {"--faults", joined});
   }
+  if (!revision_dir.empty()) args.insert(args.end(), {"--revision-dir", revision_dir.string()});
+  const uintmax_t console_start = SizeOf(console_log);
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -76,8 +114,28 @@ VirtualBoardProcess::VirtualBoardProcess(const std::filesystem::path& vboard,
     pid_ = -1;
     throw BoardError(fmt::format("cannot start {}: {}", vboard.string(), std::strerror(rc)));
   }
-  const std::string line = ReadLine(out[0], boot_timeout_ms);
+  bool eof = false;
+  const std::string line = ReadLine(out[0], boot_timeout_ms, &eof);
   close(out[0]);
+  if (line.empty() && eof) {
+    // Gone before ready: give it up to 2 s to exit, then say why it stopped.
+    int status = 0;
+    pid_t done = 0;
+    for (int i = 0; i < 200 && done == 0; ++i) {
+      done = waitpid(pid_, &status, WNOHANG);
+      if (done == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (done == pid_) {
+      pid_ = -1;
+      PowerOff();
+      const std::string how = WIFEXITED(status)
+                                  ? fmt::format("exited with status {}", WEXITSTATUS(status))
+                                  : fmt::format("was killed by signal {}", WTERMSIG(status));
+      const std::string why = ConsoleError(console_log, console_start);
+      throw BoardError(fmt::format("{} {} before it was ready{}; console: {}", vboard.string(), how,
+                                   why.empty() ? "" : ": " + why, console_log.string()));
+    }
+  }
   if (line.empty()) {
     PowerOff();
     throw BoardError(fmt::format("{} did not report ready within {} ms; console: {}",

@@ -31,11 +31,16 @@ struct VboardReady {
 
 class VirtualBoardProcess {
  public:
-  /// Starts `vboard` --board board_file --seed seed [--faults a,b] with stderr appended to
-  /// console_log, and waits up to boot_timeout_ms for its ready line. Throws BoardError.
+  /// Starts `vboard` --board board_file --seed seed [--faults a,b] [--revision-dir
+  /// revision_dir] (the latter when revision_dir is not empty) with stderr appended to
+  /// console_log, and waits up to boot_timeout_ms for its ready line. Throws BoardError;
+  /// when the process exits before it is ready (e.g. exit 2 for a bad board file or
+  /// revision folder), the message has its exit status and the console's error lines
+  /// of this boot.
   VirtualBoardProcess(const std::filesystem::path& vboard, const std::filesystem::path& board_file,
                       const std::vector<std::string>& faults, uint64_t seed,
-                      const std::filesystem::path& console_log, uint32_t boot_timeout_ms);
+                      const std::filesystem::path& console_log, uint32_t boot_timeout_ms,
+                      const std::filesystem::path& revision_dir = {});
   /// Powers the board off (PowerOff()).
   ~VirtualBoardProcess();
   VirtualBoardProcess(const VirtualBoardProcess&) = delete;
