@@ -8,7 +8,8 @@ shift || true
 
 PKGS=(cmake ninja-build g++ pkg-config protobuf-compiler libprotobuf-dev libgrpc++-dev
       protobuf-compiler-grpc libboost-dev libgtest-dev libgmock-dev libcli11-dev
-      libspdlog-dev libfmt-dev nlohmann-json3-dev libpugixml-dev clang-format)
+      libspdlog-dev libfmt-dev nlohmann-json3-dev libpugixml-dev clang-format
+      libboost-filesystem-dev git)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,6 +1,8 @@
 // dmahil: the controller CLI (DESIGN §1).
 //
 //   dmahil run --farm ci/farms/virtual.textproto --out out/ [--seed N] [--parallel N]
+//   dmahil bisect --farm F --board B --tree linux=<path> --good G --bad B --out DIR ...
+//   dmahil bisect-step ... (for `git bisect run`; controller/bisect/command.h)
 //   dmahil matrix --board boards/zcu102-virtual.textproto [--board ...] [--fixtures fixtures/]
 //                 [--seeds 100] [--seed S] [--faults a,b] [--parallel N] --out DIR
 //
@@ -25,6 +27,7 @@
 
 #include "common/config.h"
 #include "common/validate.h"
+#include "controller/bisect/command.h"
 #include "controller/matrix/matrix.h"
 #include "controller/report/junit.h"
 #include "controller/report/results_json.h"
@@ -138,11 +141,28 @@ int main(int argc, char** argv) {
   matrix->add_option("--out", mx.out_dir, "folder for matrix.json, farm.textproto and runs/")
       ->required();
 
+  dmahil::bisect::BisectCommandLine bisect_cl;
+  dmahil::bisect::StepCommandLine step_cl;
+  const auto [bisect, bisect_step] = dmahil::bisect::AddBisectCommands(app, bisect_cl, step_cl);
+
   app.add_flag("-v,--verbose", verbose, "log progress to stderr");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help prints and exits 0; a bad command line is a configuration error: 2.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
   spdlog::set_default_logger(spdlog::stderr_color_mt("dmahil"));
   spdlog::set_level(verbose ? spdlog::level::info : spdlog::level::warn);
   try {
+    if (bisect->parsed()) {
+      if (bisect_cl.board.vboard.empty()) bisect_cl.board.vboard = SelfDir() / "dmahil-vboard";
+      return dmahil::bisect::BisectCommand(bisect_cl, std::cout, std::cerr);
+    }
+    if (bisect_step->parsed()) {
+      if (step_cl.board.vboard.empty()) step_cl.board.vboard = SelfDir() / "dmahil-vboard";
+      return dmahil::bisect::BisectStepCommand(step_cl, std::cout, std::cerr);
+    }
     if (matrix->parsed()) {
       mx.request.seed = mx_seed ? *mx_seed : RandomSeed();
       mx.request.fixture_paths =

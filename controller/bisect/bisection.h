@@ -1,0 +1,114 @@
+// The bisection itself (issue 6): the first bad revision of a linear history, when a bad
+// revision shows the bug only in some runs. The decision maths is in sequential.h.
+//
+// Two rules decide a step:
+//  - kSequential (ours): measure the detection rate at the known-bad end first, then run
+//    each step until a detection (bad) or until the posterior that it is bad anyway falls
+//    to the step's share of the error budget (good). The budget is 1 - confidence for the
+//    whole bisection, shared out as the steps come: a step gets budget_left / steps_left,
+//    and a good verdict spends its posterior. The answer is right when every good verdict
+//    is, so the stated confidence prod(1 - P(bad | clean runs)) >= the requested one.
+//  - kFixedRuns (the baseline, as OSSTest/KernelCI-style fixed repeats): a fixed number
+//    of runs per step, bad at the first detection. It states no confidence.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "controller/bisect/sequential.h"
+
+namespace dmahil::bisect {
+
+/// A bisection that cannot go on: a hook failed, the board was lost, the bad end never
+/// showed the bug. The journal keeps every finished run, so it can be resumed.
+class BisectError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class Rule { kSequential, kFixedRuns };
+
+struct BisectOptions {
+  Rule rule = Rule::kSequential;
+  double confidence = 0.99;      // kSequential: of the whole answer, in (0, 1)
+  uint32_t fixed_runs = 3;       // kFixedRuns: runs per step (fewer if one detects)
+  uint32_t rate_detections = 5;  // kSequential: detections to collect at the bad end
+  uint32_t max_runs = 200;       // per step, and for the measurement at the bad end
+};
+
+/// What Prepare made of a revision.
+enum class Prepared { kReady, kSkip };
+
+/// One run: one power cycle of the board running the fixtures.
+struct RunOutcome {
+  bool detected = false;  // a fixture failed: the oracle saw the bug
+  std::string diagnosis;  // the first failing fixture's diagnosis ("" when clean)
+  uint64_t board_ms = 0;  // wall time of the run, power-on to power-off, in ms
+};
+
+/// The board side of a bisection: builds, deploys and runs revisions.
+class RevisionRunner {
+ public:
+  virtual ~RevisionRunner() = default;
+  /// Builds and deploys `rev` (a full commit id). kSkip: it cannot be tested (the build
+  /// hook exited 125, as with `git bisect run`). Throws BisectError otherwise.
+  virtual Prepared Prepare(const std::string& rev) = 0;
+  /// One run of the prepared `rev`; run_index counts the runs of this rev from 0 (it seeds
+  /// virtual boards). Throws BisectError when the board cannot give an answer.
+  virtual RunOutcome Run(const std::string& rev, uint32_t run_index) = 0;
+};
+
+enum class StepKind { kMeasure, kTest };
+enum class Verdict { kGood, kBad, kSkip };
+
+/// One step: the rate measurement at the bad end, or the test of one revision.
+struct StepRecord {
+  StepKind kind = StepKind::kTest;
+  size_t index = 0;  // into the revision list
+  std::string rev;
+  double prior_bad = 0;  // pi: the chance the revision is bad before any run
+  double alpha = 0;      // kSequential: the largest P(bad) a good verdict may keep
+  uint32_t planned = 0;  // clean runs that make it good (fixed_runs for the baseline)
+  uint32_t runs = 0;
+  uint32_t detections = 0;
+  Verdict verdict = Verdict::kGood;
+  double p_wrong = 0;     // P(verdict wrong): P(bad | clean runs) for good, 0 for bad
+  bool capped = false;    // max_runs ran out before the confidence was reached
+  uint64_t board_ms = 0;  // sum of the runs' board time
+  std::string diagnosis;  // of the first detection
+};
+
+struct BisectResult {
+  Rule rule = Rule::kSequential;
+  size_t first_bad = 0;               // index into the revision list
+  std::vector<size_t> also_possible;  // untestable (skipped) revisions that may be the
+                                      // first bad instead, when skips hid the boundary
+  bool confidence_stated = false;     // kFixedRuns states none
+  double confidence = 0;              // prod(1 - p_wrong) over the steps
+  DetectionRate rate;                 // measured at the bad end (kSequential)
+  std::vector<StepRecord> steps;      // in the order run
+  uint32_t total_runs = 0;
+  uint64_t board_ms = 0;
+};
+
+/// Called after each finished step, e.g. to log it or write it to the journal.
+using StepObserver = std::function<void(const StepRecord&)>;
+
+/// Tests one revision with the sequential rule: runs until a detection (bad) or until
+/// P(bad | n clean) <= alpha given the prior (good), at most max_runs. Used by Bisect and
+/// by `dmahil bisect step`. Prepare must have been called.
+StepRecord TestRevision(RevisionRunner& runner, const std::string& rev, size_t index,
+                        const DetectionRate& rate, double prior_bad, double alpha,
+                        uint32_t max_runs);
+
+/// Bisects revs (revs.front() known good, revs.back() known bad, each the first parent of
+/// the next: `git rev-list --first-parent`), at least two of them. Returns the first bad
+/// revision. Throws BisectError when a hook or the board fails, when the bad end shows
+/// no detection in max_runs runs, or on bad options.
+BisectResult Bisect(const std::vector<std::string>& revs, RevisionRunner& runner,
+                    const BisectOptions& options, const StepObserver& on_step = {});
+
+}  // namespace dmahil::bisect

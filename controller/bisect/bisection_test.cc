@@ -1,0 +1,134 @@
+#include "controller/bisect/bisection.h"
+
+#include <random>
+
+#include <gtest/gtest.h>
+
+#include "controller/bisect/test_history.h"
+
+namespace dmahil::bisect {
+namespace {
+
+TEST(Bisection, DeterministicBugIsFoundAtEveryPosition) {
+  for (size_t culprit = 1; culprit <= 20; ++culprit) {
+    SimulatedHistory h(20, culprit, 1.0, culprit);
+    const BisectResult r = Bisect(h.revs(), h, {});
+    EXPECT_EQ(r.first_bad, culprit);
+    EXPECT_TRUE(r.also_possible.empty());
+    EXPECT_GE(r.confidence, 0.99);
+    EXPECT_LE(r.steps.size(), 1u + StepsLeft(20));  // the measurement + log2 steps
+  }
+}
+
+struct Score {
+  int right = 0;
+  double stated = 0;  // sum of stated confidences
+  uint64_t runs = 0;
+};
+
+Score Trials(Rule rule, int trials, double q, uint64_t seed) {
+  Score s;
+  std::mt19937_64 pick(seed);
+  for (int t = 0; t < trials; ++t) {
+    const size_t culprit = 1 + pick() % 200;
+    SimulatedHistory h(200, culprit, q, pick());
+    BisectOptions o;
+    o.rule = rule;
+    const BisectResult r = Bisect(h.revs(), h, o);
+    s.right += r.first_bad == culprit;
+    s.stated += r.confidence;
+    s.runs += r.total_runs;
+  }
+  return s;
+}
+
+TEST(Bisection, SequentialRuleIsAsSureAsItSays) {
+  const int n = 1000;
+  const Score s = Trials(Rule::kSequential, n, 0.3, 7);
+  const double accuracy = static_cast<double>(s.right) / n;
+  EXPECT_GE(s.stated / n, 0.99);           // every answer claims the requested confidence
+  EXPECT_GE(accuracy, 0.99 - 3 * 0.0031);  // and is right that often (3 sigma at n=1000)
+}
+
+TEST(Bisection, FixedThreeRunsBlamesTheWrongCommitAtARateOfThirtyPercent) {
+  const int n = 400;
+  const Score seq = Trials(Rule::kSequential, n, 0.3, 11);
+  const Score fixed = Trials(Rule::kFixedRuns, n, 0.3, 11);
+  // Each bad step is missed with 0.7^3 = 0.34: with ~4 bad steps, most answers are wrong.
+  EXPECT_LT(fixed.right, n / 2);
+  EXPECT_GT(seq.right, fixed.right);
+  EXPECT_GT(seq.runs, fixed.runs);  // the price, printed by the benchmark
+}
+
+TEST(Bisection, EachRevisionIsPreparedOnceAndRunsCountFromZero) {
+  SimulatedHistory h(64, 40, 0.5, 3);
+  std::vector<StepRecord> seen;
+  const BisectResult r = Bisect(h.revs(), h, {}, [&](const StepRecord& s) { seen.push_back(s); });
+  EXPECT_EQ(r.first_bad, 40u);
+  EXPECT_EQ(seen.size(), r.steps.size());
+  for (const auto& [rev, n] : h.prepares) EXPECT_EQ(n, 1) << rev;
+  std::map<std::string, uint32_t> next;
+  for (const auto& [rev, i] : h.runs) EXPECT_EQ(i, next[rev]++) << rev;
+  uint32_t total = 0;
+  for (const StepRecord& s : r.steps) total += s.runs;
+  EXPECT_EQ(total, r.total_runs);
+  EXPECT_EQ(r.total_runs, h.runs.size());
+  EXPECT_EQ(r.board_ms, 100u * h.runs.size());
+  EXPECT_EQ(r.steps.front().kind, StepKind::kMeasure);
+  EXPECT_EQ(r.rate.detections, 5u);
+}
+
+TEST(Bisection, SkippedNeighboursOfTheCulpritAreNamedAsPossible) {
+  SimulatedHistory h(32, 17, 1.0, 5);
+  h.skip = {15, 16};
+  const BisectResult r = Bisect(h.revs(), h, {});
+  EXPECT_EQ(r.first_bad, 17u);
+  EXPECT_EQ(r.also_possible, (std::vector<size_t>{15, 16}));
+  bool saw_skip = false;
+  for (const StepRecord& s : r.steps) saw_skip |= s.verdict == Verdict::kSkip;
+  EXPECT_TRUE(saw_skip);
+}
+
+TEST(Bisection, SkippedCommitsAwayFromTheCulpritCostNothingButATry) {
+  SimulatedHistory h(32, 5, 1.0, 5);
+  h.skip = {16, 17, 8};
+  const BisectResult r = Bisect(h.revs(), h, {});
+  EXPECT_EQ(r.first_bad, 5u);
+  EXPECT_TRUE(r.also_possible.empty());
+}
+
+TEST(Bisection, BadEndThatNeverFailsIsAnError) {
+  SimulatedHistory h(10, 11, 1.0, 1);  // culprit beyond the end: nothing is bad
+  BisectOptions o;
+  o.max_runs = 30;
+  EXPECT_THROW(Bisect(h.revs(), h, o), BisectError);
+  EXPECT_EQ(h.runs.size(), 30u);
+}
+
+TEST(Bisection, BadOptionsAreRefused) {
+  SimulatedHistory h(10, 5, 1.0, 1);
+  BisectOptions o;
+  o.confidence = 1.0;
+  EXPECT_THROW(Bisect(h.revs(), h, o), BisectError);
+  o = {};
+  o.rule = Rule::kFixedRuns;
+  o.fixed_runs = 0;
+  EXPECT_THROW(Bisect(h.revs(), h, o), BisectError);
+  EXPECT_THROW(Bisect({"only"}, h, {}), BisectError);
+}
+
+TEST(Bisection, TestRevisionStopsAtTheFirstDetection) {
+  SimulatedHistory h(10, 0, 1.0, 1);  // everything bad, always detected
+  const StepRecord s = TestRevision(h, "rev3", 3, {5, 17}, 0.5, 0.01, 100);
+  EXPECT_EQ(s.verdict, Verdict::kBad);
+  EXPECT_EQ(s.runs, 1u);
+  EXPECT_EQ(s.p_wrong, 0.0);
+  SimulatedHistory clean(10, 11, 1.0, 1);  // nothing bad
+  const StepRecord g = TestRevision(clean, "rev3", 3, {5, 17}, 0.5, 0.01, 100);
+  EXPECT_EQ(g.verdict, Verdict::kGood);
+  EXPECT_EQ(g.runs, g.planned);
+  EXPECT_LE(g.p_wrong, 0.01);
+}
+
+}  // namespace
+}  // namespace dmahil::bisect

@@ -1,0 +1,104 @@
+#include "controller/bisect/board_runner.h"
+
+#include <chrono>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "controller/bisect/process.h"
+#include "controller/report/names.h"
+#include "controller/run/campaign.h"
+
+namespace dmahil::bisect {
+
+uint64_t RunSeed(uint64_t seed, const std::string& rev, uint32_t run_index) {
+  return controller::BoardSeed(seed + 0x9E3779B97F4A7C15ULL * (uint64_t{run_index} + 1), rev);
+}
+
+BoardRevisionRunner::BoardRevisionRunner(BoardRunnerConfig config) : config_(std::move(config)) {
+  if (config_.farm.boards.size() != 1)
+    throw BisectError(
+        fmt::format("a bisection runs on one board, not {}", config_.farm.boards.size()));
+  config_.farm.boards[0].revision_dir = config_.deploy_dir;
+}
+
+std::filesystem::path BoardRevisionRunner::StepDir(const std::string& rev) const {
+  return config_.out_dir / "steps" / rev.substr(0, 12);
+}
+
+bool BoardRevisionRunner::BuildAndDeploy(const TreeCheckout& tree, const std::string& rev) {
+  if (tree.git) tree.git->CheckoutWorktree(tree.worktree, rev);
+  const std::filesystem::path dir = StepDir(rev);
+  std::filesystem::create_directories(dir);
+  std::filesystem::create_directories(config_.deploy_dir);
+  const std::map<std::string, std::string> env = {
+      {"DMAHIL_TREE", tree.name},
+      {"DMAHIL_REV", rev},
+      {"DMAHIL_WORKTREE", std::filesystem::absolute(tree.worktree).string()},
+      {"DMAHIL_BOARD", config_.farm.boards[0].entry.name()},
+      {"DMAHIL_DEPLOY_DIR", std::filesystem::absolute(config_.deploy_dir).string()},
+      {"DMAHIL_STEP_DIR", std::filesystem::absolute(dir).string()}};
+  const auto hook = [&](const char* what, const std::string& command) {
+    if (command.empty()) return 0;
+    const std::filesystem::path log = dir / fmt::format("{}-{}.log", tree.name, what);
+    const int status = RunLogged(command, tree.worktree, env, log);
+    spdlog::info("{} {} hook for {}: exit {}", tree.name, what, rev.substr(0, 12), status);
+    return status;
+  };
+  const int built = hook("build", config_.hooks.build);
+  if (built == 125) return false;
+  if (built != 0)
+    throw BisectError(fmt::format("{} build hook failed for {} (exit {}): see {}", tree.name, rev,
+                                  built, (dir / (tree.name + "-build.log")).string()));
+  const int deployed = hook("deploy", config_.hooks.deploy);
+  if (deployed != 0)
+    throw BisectError(fmt::format("{} deploy hook failed for {} (exit {}): see {}", tree.name, rev,
+                                  deployed, (dir / (tree.name + "-deploy.log")).string()));
+  return true;
+}
+
+Prepared BoardRevisionRunner::Prepare(const std::string& rev) {
+  if (config_.pin && !pin_deployed_) {
+    if (!BuildAndDeploy(*config_.pin, config_.pin_rev))
+      throw BisectError(fmt::format("the pinned {} revision {} cannot be built (exit 125)",
+                                    config_.pin->name, config_.pin_rev));
+    pin_deployed_ = true;
+  }
+  return BuildAndDeploy(config_.tree, rev) ? Prepared::kReady : Prepared::kSkip;
+}
+
+RunOutcome BoardRevisionRunner::Run(const std::string& rev, uint32_t run_index) {
+  controller::CampaignOptions opt;
+  opt.seed = RunSeed(config_.seed, rev, run_index);
+  opt.out_dir = StepDir(rev);
+  opt.vboard = config_.vboard;
+  opt.parallel = 1;
+  opt.boot_timeout_ms = config_.boot_timeout_ms;
+  std::string last_error;
+  for (uint32_t attempt = 0; attempt <= config_.error_retries; ++attempt) {
+    const auto start = std::chrono::steady_clock::now();
+    const auto results = controller::RunCampaign(config_.farm, opt);
+    RunOutcome out;
+    out.board_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             std::chrono::steady_clock::now() - start)
+                                             .count());
+    last_error.clear();
+    for (const v1::FixtureResult& r : results) {
+      if (r.verdict() == v1::VERDICT_ERROR && last_error.empty())
+        last_error = fmt::format("{}: {}", r.fixture(), r.detail());
+      if (r.verdict() == v1::VERDICT_FAIL && !out.detected) {
+        out.detected = true;
+        out.diagnosis = fmt::format("{}: {}", r.fixture(), report::DiagnosisName(r.diagnosis()));
+      }
+    }
+    if (out.detected || last_error.empty()) return out;
+    spdlog::warn("{} run {} (seed {}): {}; trying again", rev.substr(0, 12), run_index, opt.seed,
+                 last_error);
+  }
+  throw BisectError(fmt::format(
+      "board {} gave no answer for {} run {} after {} attempts: {}; console: {}/{}/console.log",
+      config_.farm.boards[0].entry.name(), rev, run_index, config_.error_retries + 1, last_error,
+      StepDir(rev).string(), config_.farm.boards[0].entry.name()));
+}
+
+}  // namespace dmahil::bisect

@@ -1,0 +1,79 @@
+// The live RevisionRunner: checks a revision out, runs the user's build and deploy hooks,
+// and runs the fixtures on one board of a farm (controller/run/campaign.h), once per run.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "common/validate.h"
+#include "controller/bisect/bisection.h"
+#include "controller/bisect/git_tree.h"
+
+namespace dmahil::bisect {
+
+/// A tree whose revision a hook builds and deploys: "linux" or "xen".
+struct TreeCheckout {
+  std::string name;                // "linux" or "xen"; the hooks see it as DMAHIL_TREE
+  std::optional<GitTree> git;      // none: `worktree` is used as it is (git bisect run)
+  std::filesystem::path worktree;  // where revisions are checked out; the hooks' cwd
+};
+
+/// The user's hooks, run with /bin/sh -c in the tree's worktree with this environment:
+///   DMAHIL_TREE (linux|xen), DMAHIL_REV (full commit id), DMAHIL_WORKTREE,
+///   DMAHIL_BOARD (farm board name), DMAHIL_DEPLOY_DIR (for a virtual board: the revision
+///   folder it reads at power-on; the deploy hook writes <tree>.textproto there),
+///   DMAHIL_STEP_DIR (this revision's log folder).
+/// build: exit 0 built, 125 cannot be tested (skip, as `git bisect run`), else an error.
+/// deploy: exit 0 deployed, else an error. Empty: nothing to run.
+struct Hooks {
+  std::string build;
+  std::string deploy;
+};
+
+struct BoardRunnerConfig {
+  LoadedFarm farm;                   // exactly one board; its fixtures are the ones run
+  std::filesystem::path out_dir;     // steps/<rev>/ (hook logs, consoles) go here
+  std::filesystem::path deploy_dir;  // the board's revision folder (virtual boards)
+  std::filesystem::path vboard;      // the dmahil-vboard executable
+  uint64_t seed = 1;                 // base seed: run i of rev r uses RunSeed(seed, r, i)
+  uint32_t boot_timeout_ms = 15000;
+  uint32_t error_retries = 2;  // a run that ends in ERROR is tried again this often
+  Hooks hooks;
+  TreeCheckout tree;                // the tree being bisected
+  std::optional<TreeCheckout> pin;  // the other tree, held at pin_rev
+  std::string pin_rev;
+};
+
+/// The run seed of run `run_index` of `rev`: a stable hash, so a resumed or repeated
+/// bisection sees the same runs.
+uint64_t RunSeed(uint64_t seed, const std::string& rev, uint32_t run_index);
+
+class BoardRevisionRunner : public RevisionRunner {
+ public:
+  /// Throws BisectError unless the farm has exactly one board.
+  explicit BoardRevisionRunner(BoardRunnerConfig config);
+
+  /// Deploys the pinned tree first (once per process), then checks `rev` out and runs the
+  /// build hook (125: kSkip) and the deploy hook. Throws BisectError naming the hook, its
+  /// exit status and its log when one fails.
+  Prepared Prepare(const std::string& rev) override;
+
+  /// One power cycle running every fixture; detected if one FAILs. A run that ends in
+  /// ERROR (board did not come up, agent lost) is retried, then throws BisectError.
+  RunOutcome Run(const std::string& rev, uint32_t run_index) override;
+
+  /// The folder of `rev`'s logs: <out>/steps/<first 12 hex digits>.
+  std::filesystem::path StepDir(const std::string& rev) const;
+
+ private:
+  /// Checks out and runs build + deploy for one tree; false if the build hook said skip.
+  bool BuildAndDeploy(const TreeCheckout& tree, const std::string& rev);
+
+  BoardRunnerConfig config_;
+  bool pin_deployed_ = false;
+};
+
+}  // namespace dmahil::bisect

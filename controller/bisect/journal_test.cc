@@ -1,0 +1,123 @@
+#include "controller/bisect/journal.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "controller/bisect/test_history.h"
+
+namespace dmahil::bisect {
+namespace {
+
+class JournalTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("dmahil-journal-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    path_ = dir_ / "journal.jsonl";
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  const nlohmann::json header_ = {{"type", "header"}, {"good", "a"}, {"seed", 1}};
+  std::filesystem::path dir_;
+  std::filesystem::path path_;
+};
+
+BisectResult BisectWithJournal(const std::filesystem::path& path, const nlohmann::json& header,
+                               SimulatedHistory& h) {
+  Journal journal(path, header);
+  ReplayRunner runner(journal, h);
+  BisectResult r =
+      Bisect(h.revs(), runner, {}, [&](const StepRecord& s) { journal.AppendStep(s); });
+  EXPECT_EQ(runner.live_runs() + runner.replayed_runs(), r.total_runs);
+  return r;
+}
+
+TEST_F(JournalTest, KilledBisectionResumesWithTheSameAnswerAndNoRepeatedRun) {
+  SimulatedHistory whole(300, 211, 0.3, 42);
+  const BisectResult expected = BisectWithJournal(dir_ / "whole.jsonl", header_, whole);
+
+  for (size_t kill_at : {1ul, 37ul, whole.runs.size() / 2, whole.runs.size() - 1}) {
+    std::filesystem::remove(path_);
+    SimulatedHistory first(300, 211, 0.3, 42);
+    first.throw_after_runs = kill_at;
+    EXPECT_THROW(BisectWithJournal(path_, header_, first), BisectError);
+    ASSERT_EQ(first.runs.size(), kill_at);
+
+    SimulatedHistory second(300, 211, 0.3, 42);
+    const BisectResult r = BisectWithJournal(path_, header_, second);
+    EXPECT_EQ(r.first_bad, expected.first_bad);
+    EXPECT_EQ(r.total_runs, expected.total_runs);
+    EXPECT_DOUBLE_EQ(r.confidence, expected.confidence);
+    // Not one run is done twice: the second process ran exactly what the first did not.
+    EXPECT_EQ(second.runs.size(), whole.runs.size() - kill_at) << kill_at;
+    for (const auto& run : first.runs)
+      EXPECT_EQ(std::count(second.runs.begin(), second.runs.end(), run), 0);
+    // Only the revision being tested when the first process died is built again.
+    size_t rebuilt = 0;
+    for (const auto& [rev, n] : second.prepares) rebuilt += first.prepares.count(rev);
+    EXPECT_LE(rebuilt, 1u) << kill_at;
+  }
+}
+
+TEST_F(JournalTest, TornLastLineIsCutOff) {
+  {
+    Journal j(path_, header_);
+    j.AppendRun("r1", 0, {true, "stale-line", 12});
+  }
+  const auto good_size = std::filesystem::file_size(path_);
+  std::ofstream(path_, std::ios::app) << R"({"type":"run","rev":"r1","ru)";
+  Journal j(path_, header_);
+  EXPECT_EQ(std::filesystem::file_size(path_), good_size);
+  ASSERT_TRUE(j.FindRun("r1", 0));
+  EXPECT_TRUE(j.FindRun("r1", 0)->detected);
+  EXPECT_EQ(j.FindRun("r1", 0)->diagnosis, "stale-line");
+  EXPECT_FALSE(j.FindRun("r1", 1));
+  EXPECT_EQ(j.loaded_runs(), 1u);
+}
+
+TEST_F(JournalTest, AnotherBisectionsJournalIsRefusedNamingTheField) {
+  { Journal j(path_, header_); }
+  nlohmann::json other = header_;
+  other["seed"] = 2;
+  try {
+    Journal j(path_, other);
+    FAIL() << "accepted a journal with another seed";
+  } catch (const BisectError& e) {
+    EXPECT_NE(std::string(e.what()).find("seed"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(JournalTest, CorruptLineInTheMiddleIsAnErrorWithItsLineNumber) {
+  { Journal j(path_, header_); }
+  std::ofstream(path_, std::ios::app) << "garbage\n"
+                                      << R"({"type":"prepared","rev":"r","skip":false})"
+                                      << "\n";
+  try {
+    Journal j(path_, header_);
+    FAIL() << "accepted a corrupt journal";
+  } catch (const BisectError& e) {
+    EXPECT_NE(std::string(e.what()).find(":2:"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(JournalTest, SkipsAreReplayedWithoutCallingTheBuild) {
+  {
+    Journal j(path_, header_);
+    j.AppendPrepared("rev5", Prepared::kSkip);
+  }
+  Journal j(path_, header_);
+  SimulatedHistory h(10, 3, 1.0, 1);
+  ReplayRunner runner(j, h);
+  EXPECT_EQ(runner.Prepare("rev5"), Prepared::kSkip);
+  EXPECT_EQ(h.prepares.count("rev5"), 0u);
+}
+
+}  // namespace
+}  // namespace dmahil::bisect

@@ -1,0 +1,42 @@
+#include "controller/bisect/sequential.h"
+
+namespace dmahil::bisect {
+
+double DetectionRate::Mean() const {
+  return (static_cast<double>(detections) + 1.0) / (static_cast<double>(runs) + 2.0);
+}
+
+double MissProbability(const DetectionRate& rate, uint32_t clean_runs) {
+  // prod_{i<n} (b + i) / (a + b + i) with a = D + 1, b = N - D + 1: each factor is the
+  // posterior-predictive chance of one more clean run after i clean ones.
+  const double a = static_cast<double>(rate.detections) + 1.0;
+  const double b = static_cast<double>(rate.runs - rate.detections) + 1.0;
+  double m = 1.0;
+  for (uint32_t i = 0; i < clean_runs; ++i) m *= (b + i) / (a + b + i);
+  return m;
+}
+
+double PosteriorBad(double prior_bad, double miss) {
+  const double bad = prior_bad * miss;
+  const double good = 1.0 - prior_bad;
+  return bad + good == 0.0 ? 0.0 : bad / (bad + good);
+}
+
+uint32_t CleanRunsNeeded(const DetectionRate& rate, double prior_bad, double alpha, uint32_t cap) {
+  const double a = static_cast<double>(rate.detections) + 1.0;
+  const double b = static_cast<double>(rate.runs - rate.detections) + 1.0;
+  double miss = 1.0;
+  for (uint32_t n = 0; n < cap; ++n) {
+    if (PosteriorBad(prior_bad, miss) <= alpha) return n;
+    miss *= (b + n) / (a + b + n);
+  }
+  return cap;
+}
+
+uint32_t StepsLeft(uint64_t candidates) {
+  uint32_t steps = 0;
+  for (uint64_t reach = 1; reach < candidates; reach *= 2) ++steps;
+  return steps;
+}
+
+}  // namespace dmahil::bisect

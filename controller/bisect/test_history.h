@@ -1,0 +1,58 @@
+// Tests only: a simulated history for the bisection engine, with no board and no git.
+// Revision i is bad iff i >= culprit; a run of a bad revision detects with probability q,
+// drawn from a stream seeded by (seed, revision, run), so outcomes are reproducible.
+#pragma once
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "controller/bisect/bisection.h"
+
+namespace dmahil::bisect {
+
+class SimulatedHistory : public RevisionRunner {
+ public:
+  SimulatedHistory(size_t commits, size_t culprit, double q, uint64_t seed)
+      : culprit_(culprit), q_(q), seed_(seed) {
+    for (size_t i = 0; i <= commits; ++i) revs_.push_back("rev" + std::to_string(i));
+  }
+
+  const std::vector<std::string>& revs() const { return revs_; }
+  std::set<size_t> skip;                               // revisions whose build "exits 125"
+  std::map<std::string, int> prepares;                 // Prepare calls per revision
+  std::vector<std::pair<std::string, uint32_t>> runs;  // Run calls in order
+  size_t throw_after_runs = SIZE_MAX;                  // simulate a controller killed mid-bisection
+
+  Prepared Prepare(const std::string& rev) override {
+    ++prepares[rev];
+    return skip.count(Index(rev)) ? Prepared::kSkip : Prepared::kReady;
+  }
+
+  RunOutcome Run(const std::string& rev, uint32_t run_index) override {
+    if (runs.size() >= throw_after_runs) throw BisectError("killed");
+    runs.emplace_back(rev, run_index);
+    uint64_t x = seed_ ^ (Index(rev) * 0x9E3779B97F4A7C15ULL) ^ (uint64_t{run_index} << 40);
+    x += 0x9E3779B97F4A7C15ULL;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    x ^= x >> 31;
+    const double u = static_cast<double>(x >> 11) / 9007199254740992.0;
+    RunOutcome out;
+    out.board_ms = 100;
+    out.detected = Index(rev) >= culprit_ && u < q_;
+    if (out.detected) out.diagnosis = "stale-line";
+    return out;
+  }
+
+ private:
+  size_t Index(const std::string& rev) const { return std::stoul(rev.substr(3)); }
+
+  std::vector<std::string> revs_;
+  size_t culprit_;
+  double q_;
+  uint64_t seed_;
+};
+
+}  // namespace dmahil::bisect
