@@ -14,6 +14,11 @@ echo "== detection matrix (10 seeds; the full 100-seed run is in the README)"
 build/bin/dmahil matrix --seeds 10 --seed 1 --out build/matrix \
   $(for b in boards/*-virtual.textproto; do printf -- '--board %s ' "$b"; done) | tail -6
 
+echo "== dmahil bisect: the demo (300 commits, a fault in 30% of boots) and the benchmark"
+DMAHIL_SEED=1 demo/bisect/run-demo.sh build/bisect-demo | tail -4
+build/bin/dmahil-bisect-bench --trials 4 --commits 100 --seed 1 --model-trials 2000 \
+  --out build/bisect-bench 2>/dev/null
+
 echo "== tests under ASan + UBSan"
 ci/setup.sh build-asan -DDMAHIL_SANITIZE=ON
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \

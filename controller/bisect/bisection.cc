@@ -130,6 +130,11 @@ BisectResult Bisect(const std::vector<std::string>& revs, RevisionRunner& runner
       step.verdict = bad ? Verdict::kBad : Verdict::kGood;
     }
     if (step.verdict == Verdict::kBad) hi = m;
+    if (step.verdict == Verdict::kBad && options.rule == Rule::kSequential) {
+      // A revision found bad has the same bug: its runs sharpen q for the steps to come.
+      result.rate.detections += step.detections;
+      result.rate.runs += step.runs;
+    }
     if (step.verdict == Verdict::kGood) lo = m;
     finish_step(std::move(step));
   }

@@ -2,7 +2,8 @@
 // revision shows the bug only in some runs. The decision maths is in sequential.h.
 //
 // Two rules decide a step:
-//  - kSequential (ours): measure the detection rate at the known-bad end first, then run
+//  - kSequential (ours): measure the detection rate at the known-bad end first (and pool
+//    in the runs of every revision found bad as the bisection goes), then run
 //    each step until a detection (bad) or until the posterior that it is bad anyway falls
 //    to the step's share of the error budget (good). The budget is 1 - confidence for the
 //    whole bisection, shared out as the steps come: a step gets budget_left / steps_left,

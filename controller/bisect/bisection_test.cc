@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "controller/bisect/test_history.h"
+#include "controller/bisect/simulated_history.h"
 
 namespace dmahil::bisect {
 namespace {
@@ -75,7 +75,14 @@ TEST(Bisection, EachRevisionIsPreparedOnceAndRunsCountFromZero) {
   EXPECT_EQ(r.total_runs, h.runs.size());
   EXPECT_EQ(r.board_ms, 100u * h.runs.size());
   EXPECT_EQ(r.steps.front().kind, StepKind::kMeasure);
-  EXPECT_EQ(r.rate.detections, 5u);
+  EXPECT_EQ(r.steps.front().detections, 5u);
+  // The rate pools the bad end and every revision found bad.
+  DetectionRate pooled;
+  for (const StepRecord& s : r.steps)
+    if (s.verdict == Verdict::kBad)
+      pooled = {pooled.detections + s.detections, pooled.runs + s.runs};
+  EXPECT_EQ(r.rate.detections, pooled.detections);
+  EXPECT_EQ(r.rate.runs, pooled.runs);
 }
 
 TEST(Bisection, SkippedNeighboursOfTheCulpritAreNamedAsPossible) {

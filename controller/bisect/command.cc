@@ -39,36 +39,6 @@ std::pair<std::string, std::string> SplitTree(const std::string& spec, const cha
   return {name, spec.substr(eq + 1)};
 }
 
-/// The farm reduced to the one board and the chosen fixtures.
-LoadedFarm LoadBoardFarm(const BoardOptions& o) {
-  LoadedFarm farm =
-      LoadFarm(o.farm, [](std::string_view id) { return sim::FindFault(id) != nullptr; });
-  std::vector<LoadedBoard> boards;
-  std::string names;
-  for (LoadedBoard& b : farm.boards) {
-    names += (names.empty() ? "" : ", ") + b.entry.name();
-    if (b.entry.name() == o.board) boards.push_back(std::move(b));
-  }
-  if (boards.empty())
-    throw BisectError(
-        fmt::format("{}: no board \"{}\" (it has: {})", o.farm.string(), o.board, names));
-  farm.boards = std::move(boards);
-  if (!o.fixtures.empty()) {
-    std::vector<LoadedFixture> chosen;
-    for (const std::string& want : o.fixtures) {
-      bool found = false;
-      for (const LoadedFixture& f : farm.fixtures)
-        if (f.fixture.name() == want) {
-          chosen.push_back(f);
-          found = true;
-        }
-      if (!found) throw BisectError(fmt::format("{}: no fixture \"{}\"", o.farm.string(), want));
-    }
-    farm.fixtures = std::move(chosen);
-  }
-  return farm;
-}
-
 std::vector<std::string> FixtureNames(const LoadedFarm& farm) {
   std::vector<std::string> names;
   for (const LoadedFixture& f : farm.fixtures) names.push_back(f.fixture.name());
@@ -256,6 +226,35 @@ int RunStep(const StepCommandLine& cl, std::ostream& out, std::ostream& err) {
 }
 
 }  // namespace
+
+LoadedFarm LoadBoardFarm(const BoardOptions& o) {
+  LoadedFarm farm =
+      LoadFarm(o.farm, [](std::string_view id) { return sim::FindFault(id) != nullptr; });
+  std::vector<LoadedBoard> boards;
+  std::string names;
+  for (LoadedBoard& b : farm.boards) {
+    names += (names.empty() ? "" : ", ") + b.entry.name();
+    if (b.entry.name() == o.board) boards.push_back(std::move(b));
+  }
+  if (boards.empty())
+    throw BisectError(
+        fmt::format("{}: no board \"{}\" (it has: {})", o.farm.string(), o.board, names));
+  farm.boards = std::move(boards);
+  if (!o.fixtures.empty()) {
+    std::vector<LoadedFixture> chosen;
+    for (const std::string& want : o.fixtures) {
+      bool found = false;
+      for (const LoadedFixture& f : farm.fixtures)
+        if (f.fixture.name() == want) {
+          chosen.push_back(f);
+          found = true;
+        }
+      if (!found) throw BisectError(fmt::format("{}: no fixture \"{}\"", o.farm.string(), want));
+    }
+    farm.fixtures = std::move(chosen);
+  }
+  return farm;
+}
 
 std::pair<CLI::App*, CLI::App*> AddBisectCommands(CLI::App& app, BisectCommandLine& bisect,
                                                   StepCommandLine& step) {

@@ -61,6 +61,11 @@ struct StepCommandLine {
   uint32_t measure_rate = 0;   // > 0: only measure the rate here, to this many detections
 };
 
+/// The farm file of `o` reduced to its board `o.board` and the fixtures `o.fixtures` (all
+/// when empty). Throws ConfigError for a bad farm file, BisectError naming the board or
+/// fixture that is not in it.
+LoadedFarm LoadBoardFarm(const BoardOptions& o);
+
 /// Registers the two subcommands' options on `app`; returns {bisect, bisect-step}.
 std::pair<CLI::App*, CLI::App*> AddBisectCommands(CLI::App& app, BisectCommandLine& bisect,
                                                   StepCommandLine& step);

@@ -7,7 +7,7 @@
 
 #include <gtest/gtest.h>
 
-#include "controller/bisect/test_history.h"
+#include "controller/bisect/simulated_history.h"
 
 namespace dmahil::bisect {
 namespace {

@@ -28,17 +28,14 @@ const char* VerdictName(Verdict verdict) {
 }
 
 std::string ExplainSequentialRule() {
-  return "How sure: a detection is a proven pattern mismatch, so a bad verdict is certain; a "
-         "good verdict\n"
-         "is wrong only if a bad revision stayed clean. With D detections in N runs at the "
-         "bad end, the\n"
-         "per-run detection rate q ~ Beta(D+1, N-D+1); a revision tested n times clean, with "
-         "prior pi of\n"
-         "being bad ((m-lo)/(hi-lo): every first-bad position equally likely), is bad with "
-         "P = pi*M/(pi*M+1-pi),\n"
-         "M = E[(1-q)^n]. A step runs until that P is within its share of the error budget "
-         "1-confidence;\n"
-         "the stated confidence is the product of 1-P over the good verdicts.\n";
+  return R"(How sure: a detection is a proven pattern mismatch, so a bad verdict is certain; a good
+verdict is wrong only if a bad revision stayed clean. With D detections in N runs on bad
+revisions, the per-run detection rate is q ~ Beta(D, N-D+1) (a prior leaning to rare
+detection). A revision bad with prior pi = (m-lo)/(hi-lo) (every first-bad position equally
+likely) that stayed clean n times is bad with P = pi*M / (pi*M + 1-pi), M = E[(1-q)^n]. Each
+step runs until P is within its share of the error budget 1-confidence; the stated
+confidence is the product of 1-P over the good verdicts.
+)";
 }
 
 std::string RenderReport(const BisectContext& c, const BisectResult& r) {
@@ -55,8 +52,8 @@ std::string RenderReport(const BisectContext& c, const BisectResult& r) {
                    c.seed);
   if (sequential)
     s += fmt::format(
-        "detection rate at the bad end: {} of {} runs (q ~ Beta({}, {}), mean {:.2f})\n",
-        r.rate.detections, r.rate.runs, r.rate.detections + 1, r.rate.runs - r.rate.detections + 1,
+        "detection rate on bad revisions: {} of {} runs (q ~ Beta({}, {}), mean {:.2f})\n",
+        r.rate.detections, r.rate.runs, r.rate.detections, r.rate.runs - r.rate.detections + 1,
         r.rate.Mean());
   s += "\n";
   s += fmt::format("{:<4} {:<12} {:>6} {:>7} {:>5} {:>4} {:<7} {:>9} {:>9}  {}\n", "STEP", "REV",

