@@ -65,9 +65,11 @@ BootedRevision BootRevision(const std::filesystem::path& dir, uint64_t seed) {
   BootedRevision out;
   out.files = LoadRevisionDir(dir, LookupCatalogueFault);
   for (const LoadedRevision& r : out.files)
-    for (const v1::FaultSwitch& f : r.revision.fault())
-      out.switches.push_back({r.revision.tree(), r.revision.describe(), f.id(), f.boot_rate(),
-                              sim::FaultTakenThisBoot(seed, f.id(), f.boot_rate())});
+    for (const v1::FaultSwitch& f : r.revision.fault()) {
+      const double rate = f.has_boot_rate() ? f.boot_rate() : 1.0;
+      out.switches.push_back({r.revision.tree(), r.revision.describe(), f.id(), rate,
+                              sim::FaultTakenThisBoot(seed, f.id(), rate)});
+    }
   return out;
 }
 

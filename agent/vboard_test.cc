@@ -48,8 +48,8 @@ TEST_F(BootRevisionTest, DecidesEverySwitchFromTheSeedLinuxFirst) {
               std::string("revision linux (v6.1): cache-flush-local-addr boot_rate 0.3: ") +
                   (s[0].taken ? "taken" : "dormant") + " this boot");
     EXPECT_EQ(s[1].tree, "xen");
-    EXPECT_TRUE(s[1].taken) << "boot_rate 0: every boot";
-    EXPECT_EQ(s[1].ToString(), "revision xen: grant-not-in-iommu boot_rate 0: taken this boot");
+    EXPECT_TRUE(s[1].taken) << "no boot_rate: every boot";
+    EXPECT_EQ(s[1].ToString(), "revision xen: grant-not-in-iommu boot_rate 1: taken this boot");
     EXPECT_EQ(rev.ConsoleLines(), (std::vector<std::string>{s[0].ToString(), s[1].ToString()}));
     EXPECT_EQ(rev.TakenFaults(), s[0].taken ? (std::vector<std::string>{"cache-flush-local-addr",
                                                                         "grant-not-in-iommu"})

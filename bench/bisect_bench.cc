@@ -7,7 +7,9 @@
 // Two sections, each printing both rules side by side (accuracy, stated confidence, runs,
 // board time, and the runs ratio against the fixed rule measured in the same run):
 //  - model: the engine on simulated histories (controller/bisect/simulated_history.h), a
-//    bad revision detecting with probability --boot-rate per run; many trials, seconds.
+//    bad revision detecting with probability --boot-rate per run; many trials, seconds;
+//    the culprit drawn uniformly, then fixed at commit 1, the middle and the bad end (the
+//    stated confidence must hold wherever the culprit is).
 //  - virtual farm: the real thing end to end. Trial t makes a synthetic git history
 //    (demo/bisect/make-history.sh) with the culprit at a seeded uniform position turning on
 //    cache-flush-local-addr at --boot-rate, then bisects it with `dmahil bisect`'s engine,
@@ -102,24 +104,27 @@ bool PrintSection(const std::string& title, const Tally& seq, const Tally& fixed
   return accurate && honest;
 }
 
-bool ModelSection(uint32_t trials, uint32_t commits, double q, uint64_t seed) {
+/// The model section at one culprit placement: `culprit` 0 draws it uniformly.
+bool ModelSection(uint32_t trials, uint32_t commits, double q, uint64_t seed, size_t culprit) {
   Tally seq;
   Tally fixed;
   std::mt19937_64 pick(seed);
   for (uint32_t t = 0; t < trials; ++t) {
-    const size_t culprit = 1 + pick() % commits;
+    const size_t c = culprit != 0 ? culprit : 1 + pick() % commits;
     const uint64_t run_seed = pick();
     for (const Rule rule : {Rule::kSequential, Rule::kFixedRuns}) {
-      dmahil::bisect::SimulatedHistory h(commits, culprit, q, run_seed);
+      dmahil::bisect::SimulatedHistory h(commits, c, q, run_seed);
       BisectOptions o;
       o.rule = rule;
       const BisectResult r = dmahil::bisect::Bisect(h.revs(), h, o);
-      (rule == Rule::kSequential ? seq : fixed).Add(r, r.first_bad == culprit);
+      (rule == Rule::kSequential ? seq : fixed).Add(r, r.first_bad == c);
     }
   }
-  return PrintSection(
-      fmt::format("model: {} trials, {} commits, detection rate {} per run", trials, commits, q),
-      seq, fixed, false);
+  const std::string where =
+      culprit == 0 ? "culprit uniform" : fmt::format("culprit at commit {}", culprit);
+  return PrintSection(fmt::format("model: {} trials, {} commits, {}, detection rate {} per run",
+                                  trials, commits, where, q),
+                      seq, fixed, false);
 }
 
 struct FarmTrial {
@@ -216,12 +221,22 @@ int main(int argc, char** argv) {
   bool model_only = false;
   std::filesystem::path out = "out/bisect-bench";
   std::filesystem::path vboard;
-  app.add_option("--trials", trials, "virtual-farm trials")->capture_default_str();
-  app.add_option("--commits", commits, "commits after good in each history")->capture_default_str();
-  app.add_option("--boot-rate", rate, "per-run detection rate of the fault")->capture_default_str();
+  app.add_option("--trials", trials, "virtual-farm trials")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 100000u));
+  app.add_option("--commits", commits, "commits after good in each history")
+      ->capture_default_str()
+      ->check(CLI::Range(2u, 100000u));
+  app.add_option("--boot-rate", rate, "per-run detection rate of the fault, in (0, 1]")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, 1.0));
   app.add_option("--seed", seed, "seed of the culprits and runs (default random; printed)");
-  app.add_option("--parallel", parallel, "trials at once")->capture_default_str();
-  app.add_option("--model-trials", model_trials, "simulated trials")->capture_default_str();
+  app.add_option("--parallel", parallel, "trials at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 64u));
+  app.add_option("--model-trials", model_trials, "simulated trials per culprit placement")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 10000000u));
   app.add_flag("--model-only", model_only, "skip the virtual farm section");
   app.add_option("--out", out, "scratch folder (a failing trial's logs stay)")
       ->capture_default_str();
@@ -235,7 +250,11 @@ int main(int argc, char** argv) {
       "at the bad end; fixed rule: 3 runs, bad at the first detection)\n",
       seed);
   try {
-    bool ok = ModelSection(model_trials, commits, rate, seed);
+    // Uniform, then the placements where a per-position error would show: every tested
+    // revision bad (culprit 1), the middle, every tested revision good (the bad end).
+    bool ok = true;
+    for (const size_t culprit : {size_t{0}, size_t{1}, size_t{commits / 2 + 1}, size_t{commits}})
+      ok = ModelSection(model_trials, commits, rate, seed, culprit) && ok;
     if (!model_only) ok = FarmSection(trials, commits, rate, seed, parallel, out, vboard) && ok;
     return ok ? 0 : 1;
   } catch (const std::exception& e) {

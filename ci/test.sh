@@ -17,7 +17,7 @@ build/bin/dmahil matrix --seeds 10 --seed 1 --out build/matrix \
 echo "== dmahil bisect: the demo (300 commits, a fault in 30% of boots) and the benchmark"
 DMAHIL_SEED=1 demo/bisect/run-demo.sh build/bisect-demo | tail -4
 build/bin/dmahil-bisect-bench --trials 4 --commits 100 --seed 1 --model-trials 2000 \
-  --out build/bisect-bench 2>/dev/null
+  --out build/bisect-bench 2>build/bisect-bench.log || { tail -20 build/bisect-bench.log; exit 1; }
 
 echo "== tests under ASan + UBSan"
 ci/setup.sh build-asan -DDMAHIL_SANITIZE=ON

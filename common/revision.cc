@@ -60,10 +60,11 @@ void ValidateRevision(const v1::Revision& revision, std::string_view tree, const
                                       "{}.textproto",
                                       f.id(), c.tree, tree, c.tree));
     }
-    if (!(f.boot_rate() >= 0.0 && f.boot_rate() <= 1.0))
+    if (f.has_boot_rate() && !(f.boot_rate() > 0.0 && f.boot_rate() <= 1.0))
       add(path + ".boot_rate",
-          fmt::format("fault: {} boot_rate {} must be in [0, 1] (the probability that one "
-                      "boot takes the faulty path; 0 and 1 both mean every boot)",
+          fmt::format("fault: {} boot_rate {} must be in (0, 1] (the probability that one "
+                      "boot takes the faulty path; leave it out for every boot, remove the "
+                      "switch for none)",
                       f.id(), f.boot_rate()));
   }
   if (!problems.empty()) throw ConfigError(Join(problems));
@@ -83,7 +84,12 @@ std::vector<LoadedRevision> LoadRevisionDir(const std::filesystem::path& dir,
   for (const std::string& tree : RevisionTrees()) {
     LoadedRevision r;
     r.file = dir / (tree + ".textproto");
-    if (!std::filesystem::exists(r.file, ec)) continue;
+    const bool present = std::filesystem::exists(r.file, ec);
+    if (ec) {  // cannot tell: never take an unreadable revision for a clean one
+      errors.push_back(fmt::format("{}: {}", r.file.string(), ec.message()));
+      continue;
+    }
+    if (!present) continue;
     try {
       LoadTextProtoFile(r.file, r.revision, &r.source);
       ValidateRevision(r.revision, tree, r.source, lookup);

@@ -122,13 +122,17 @@ TEST_F(RevisionTest, BootRateOutsideZeroToOneRejected) {
       Write("linux.textproto",
             "tree: \"linux\"\nfault {\n  id: \"cache-flush-local-addr\"\n  boot_rate: 1.5\n}\n");
   EXPECT_TRUE(Contains(ErrorOf(), p.string() + ":4:3: fault: cache-flush-local-addr boot_rate "
-                                               "1.5 must be in [0, 1]"));
+                                               "1.5 must be in (0, 1]"));
   Write("linux.textproto",
         "tree: \"linux\"\nfault { id: \"cache-flush-local-addr\" boot_rate: -0.1 }\n");
-  EXPECT_TRUE(Contains(ErrorOf(), "boot_rate -0.1 must be in [0, 1]"));
+  EXPECT_TRUE(Contains(ErrorOf(), "boot_rate -0.1 must be in (0, 1]"));
   Write("linux.textproto",
         "tree: \"linux\"\nfault { id: \"cache-flush-local-addr\" boot_rate: nan }\n");
-  EXPECT_TRUE(Contains(ErrorOf(), "must be in [0, 1]"));
+  EXPECT_TRUE(Contains(ErrorOf(), "must be in (0, 1]"));
+  // 0 would read as "off" but a switch is on: refused, with how to say either.
+  Write("linux.textproto",
+        "tree: \"linux\"\nfault { id: \"cache-flush-local-addr\" boot_rate: 0 }\n");
+  EXPECT_TRUE(Contains(ErrorOf(), "remove the switch for none"));
 }
 
 TEST_F(RevisionTest, UnknownAndUnmodelledFaultsRejected) {

@@ -126,8 +126,9 @@ const FaultInfo* FindFault(std::string_view id) {
 }
 
 bool FaultTakenThisBoot(uint64_t board_seed, std::string_view id, double boot_rate) {
-  if (!(boot_rate > 0.0) || boot_rate >= 1.0) return true;  // 0, 1 (and NaN): every boot
-  uint64_t h = 0xcbf29ce484222325ULL;                       // FNV-1a of the id
+  if (!(boot_rate < 1.0)) return true;   // 1 (and above, NaN): every boot
+  if (!(boot_rate > 0.0)) return false;  // 0 and below: never
+  uint64_t h = 0xcbf29ce484222325ULL;    // FNV-1a of the id
   for (unsigned char c : id) h = (h ^ c) * 0x100000001b3ULL;
   // A stream of its own: the board seed through one splitmix64 step, xor the id's hash.
   Rng rng(Rng(board_seed ^ 0x626f6f742d726576ULL).Next() ^ h);         // "boot-rev"

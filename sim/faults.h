@@ -36,10 +36,10 @@ const FaultInfo* FindFault(std::string_view id);
 
 /// Whether one boot of a virtual board takes the faulty path of revision fault switch `id`
 /// (revision.proto FaultSwitch) that fires with probability `boot_rate`: always when
-/// boot_rate is 0 or 1 (both mean "every boot"); otherwise one uniform draw in [0, 1) from
-/// a sim::Rng seeded with `board_seed` (the board's --seed) mixed with a hash of `id`, so
-/// the decision is reproducible from the seed, independent of the model's own PRNG stream
-/// and of the other switches. boot_rate outside [0, 1] is clamped (loaders refuse it).
+/// boot_rate >= 1 (a switch without boot_rate passes 1), never when <= 0; otherwise one
+/// uniform draw in [0, 1) from a sim::Rng seeded with `board_seed` (the board's --seed)
+/// mixed with a hash of `id`, so the decision is reproducible from the seed, independent
+/// of the model's own PRNG stream and of the other switches.
 bool FaultTakenThisBoot(uint64_t board_seed, std::string_view id, double boot_rate);
 
 /// A set of injected faults. Parse() refuses unknown and unmodelled ids.

@@ -63,7 +63,8 @@ class BisectCli : public ::testing::Test {
         {"--tree", "linux=" + (dir_ / "linux").string()},
         {"--good", "good"},
         {"--bad", "bad"},
-        {"--pin", "xen=" + (dir_ / "xen").string() + "@bad"},
+        {"--pin", "xen=" + (dir_ / "xen").string()},
+        {"--pin-rev", "bad"},
         {"--seed", "11"},
         {"--build-hook", Src() + "/demo/bisect/build-hook.sh"},
         {"--deploy-hook", Src() + "/demo/bisect/deploy-hook.sh"},
@@ -120,12 +121,12 @@ TEST_F(BisectCli, FindsTheXenCommitWithLinuxPinned) {
       MakeHistory("xen",
                   "--tree xen --commits 30 --culprit 11 --fault grant-not-in-iommu "
                   "--boot-rate 1");
-  const std::string args =
-      LinuxArgs("out", {{"--board", "zcu102-smmu"},
-                        {"--fixture", ""},
-                        {"--tree", "xen=" + (dir_ / "xen").string()},
-                        {"--pin", "linux=" + (dir_ / "linux").string() + "@good"},
-                        {"--seed", "5"}});
+  const std::string args = LinuxArgs("out", {{"--board", "zcu102-smmu"},
+                                             {"--fixture", ""},
+                                             {"--tree", "xen=" + (dir_ / "xen").string()},
+                                             {"--pin", "linux=" + (dir_ / "linux").string()},
+                                             {"--pin-rev", "good"},
+                                             {"--seed", "5"}});
   ASSERT_EQ(RunDmahil(args, dir_ / "out"), 0) << Slurp(dir_ / "out/stderr");
   const nlohmann::json r = Report("out");
   EXPECT_EQ(r["first_bad"]["rev"], culprit);
@@ -134,7 +135,10 @@ TEST_F(BisectCli, FindsTheXenCommitWithLinuxPinned) {
   for (const auto& s : r["steps"])
     if (s["rev"] == culprit) {
       culprit_step = true;
-      EXPECT_EQ(s["diagnosis"], "foreign-to-device: never-landed") << s.dump();
+      // Both fixtures fail: the report lists every failing fixture with its diagnosis.
+      EXPECT_EQ(s["diagnosis"],
+                "foreign-from-device: never-landed; foreign-to-device: never-landed")
+          << s.dump();
     }
   EXPECT_TRUE(culprit_step);
 }
@@ -254,13 +258,43 @@ TEST_F(BisectCli, GitBisectRunWithBisectStep) {
   EXPECT_NE(log.find(culprit + " is the first bad commit"), std::string::npos) << log;
 }
 
+TEST_F(BisectCli, BisectStepNeverSaysBadWhenItCannotTell) {
+  // `git bisect run` reads 1..127 (but 125) as "bad": a typo must abort it (255) instead.
+  MakeHistory("linux", "--commits 3 --culprit 3 --boot-rate 1");
+  const std::string step = std::string(DMAHIL_TEST_BINARY_DIR) + "/bin/dmahil bisect-step --farm " +
+                           Src() + "/demo/bisect/farm.textproto --board zcu102 --out " +
+                           (dir_ / "steps").string() + Hooks();
+  const auto status = [&](const std::string& extra, const std::string& rev = "bad") {
+    const std::string cmd = "cd " + (dir_ / "linux").string() + " && git checkout -q " + rev +
+                            " && " + step + " " + extra + " >/dev/null 2>&1";
+    const int rc = std::system(cmd.c_str());
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  };
+  EXPECT_EQ(status("--rate 5/17 --no-such-option"), 255);
+  EXPECT_EQ(status("--rate 0/17"), 255);
+  EXPECT_EQ(status("--rate 5/17x"), 255);
+  EXPECT_EQ(status("--rate -1/17"), 255);
+  EXPECT_EQ(status("--rate 5/17 --confidence 2"), 255);
+  EXPECT_EQ(status("--rate 5/17 --board nosuch"), 255);
+  EXPECT_EQ(status("--rate 5/17 --tree ocaml"), 255);
+  // Too few runs allowed to reach the confidence on a clean revision: cannot tell.
+  EXPECT_EQ(status("--rate 5/17 --max-runs 2 --confidence 0.999999", "good"), 255);
+  // And the real answers: bad at the bad end, good at the good end.
+  EXPECT_EQ(status("--rate 5/5"), 1);
+  EXPECT_EQ(status("--rate 5/5", "good"), 0);
+}
+
 TEST_F(BisectCli, BadInputIsAClearErrorWithExitTwo) {
   MakeHistory("linux", "--commits 10 --culprit 10 --boot-rate 1");
   MakeHistory("xen", "--tree xen --commits 1 --culprit 1 --fault grant-not-in-iommu");
-  const auto expect_error = [&](const std::string& args, const std::string& says) {
+  // A refused command line leaves no journal behind (it could not be resumed with the
+  // corrected command); a bisection that failed while running keeps its journal.
+  const auto expect_error = [&](const std::string& args, const std::string& says,
+                                bool leaves_journal = false) {
     const auto out = dir_ / "err";
     EXPECT_EQ(RunDmahil(args, out), 2) << args;
     EXPECT_NE(Slurp(out / "stderr").find(says), std::string::npos) << Slurp(out / "stderr");
+    EXPECT_EQ(std::filesystem::exists(out / "journal.jsonl"), leaves_journal) << args;
     std::filesystem::remove_all(out);
   };
   const auto with = [&](const std::map<std::string, std::string>& o) {
@@ -271,12 +305,16 @@ TEST_F(BisectCli, BadInputIsAClearErrorWithExitTwo) {
   expect_error(with({{"--good", "bad"}, {"--bad", "good"}}), "no commits between");
   expect_error(with({{"--bad", "nosuchrev"}}), "no commit named \"nosuchrev\"");
   expect_error(with({{"--tree", "ocaml=/x"}}), "expected linux=<path>");
-  expect_error(with({{"--pin", "xen=/nonexistent@good"}}), "/nonexistent: no such folder");
-  expect_error(with({{"--confidence", "1.5"}}), "not in (0, 1)");
+  expect_error(with({{"--pin", "xen=/nonexistent"}}), "/nonexistent: no such folder");
+  expect_error(with({{"--pin-rev", "nosuchrev"}}), "no commit named \"nosuchrev\"");
+  expect_error(with({{"--confidence", "1.5"}}), "--confidence");
+  expect_error(with({{"--confidence", "1"}}), "not in (0, 1)");
+  expect_error(with({{"--rule", "vibes"}}), "--rule");
   expect_error(with({{"--farm", "/nonexistent.textproto"}}), "/nonexistent.textproto");
   // A bad end without the fault: the bisection refuses to guess.
-  expect_error(with({{"--bad", "bad~1"}, {"--max-runs", "4"}}), "showed no detection in 4 runs");
-  expect_error(with({{"--deploy-hook", "false"}}), "deploy hook failed");
+  expect_error(with({{"--bad", "bad~1"}, {"--max-runs", "4"}}), "showed no detection in 4 runs",
+               true);
+  expect_error(with({{"--deploy-hook", "false"}}), "deploy hook failed", true);
   expect_error(with({{"--no-such-option", "1"}}), "no-such-option");
 }
 

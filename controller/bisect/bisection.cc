@@ -1,19 +1,37 @@
 #include "controller/bisect/bisection.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace dmahil::bisect {
 namespace {
 
-/// Runs `rev` once and adds the outcome to `step`; true if it detected the bug.
-bool RunOnce(RevisionRunner& runner, StepRecord& step) {
+std::string Join(const std::vector<std::string>& parts) {
+  std::string s;
+  for (const std::string& p : parts) s += (s.empty() ? "" : "; ") + p;
+  return s;
+}
+
+/// What one run of `step.rev` said.
+enum class Seen { kClean, kBug, kOther };
+
+/// Runs `step.rev` once and adds the outcome to `step`. kBug: a failure in `known` (or
+/// any failure if `known` is empty); kOther: only failures never seen at the bad end.
+Seen RunOnce(RevisionRunner& runner, StepRecord& step, const std::set<std::string>& known) {
   const RunOutcome out = runner.Run(step.rev, step.runs);
   ++step.runs;
   step.board_ms += out.board_ms;
-  if (!out.detected) return false;
+  if (!out.detected()) return Seen::kClean;
+  bool bug = known.empty();
+  for (const std::string& f : out.failures) bug |= known.count(f) != 0;
+  if (!bug) {
+    step.note = "failed otherwise than the bad end: " + Join(out.failures);
+    return Seen::kOther;
+  }
   ++step.detections;
-  if (step.diagnosis.empty()) step.diagnosis = out.diagnosis;
-  return true;
+  if (step.diagnosis.empty()) step.diagnosis = Join(out.failures);
+  return Seen::kBug;
 }
 
 /// The untested revision nearest the middle of (lo, hi), or hi if all of them are skipped.
@@ -26,19 +44,26 @@ size_t PickNext(size_t lo, size_t hi, const std::vector<bool>& skipped) {
   return hi;
 }
 
-/// The measurement at the bad end: runs until rate_detections detections or max_runs.
+/// The measurement at the bad end: runs until rate_detections detections or max_runs;
+/// every failure seen there goes into `known`.
 StepRecord MeasureRate(RevisionRunner& runner, const std::string& bad, size_t index,
-                       const BisectOptions& options) {
+                       const BisectOptions& options, std::set<std::string>& known) {
   if (runner.Prepare(bad) == Prepared::kSkip)
     throw BisectError(fmt::format("the bad end {} cannot be built (build hook exit 125)", bad));
   StepRecord step;
   step.kind = StepKind::kMeasure;
   step.index = index;
   step.rev = bad;
-  step.prior_bad = 1.0;
   step.verdict = Verdict::kBad;
-  while (step.detections < options.rate_detections && step.runs < options.max_runs)
-    RunOnce(runner, step);
+  while (step.detections < options.rate_detections && step.runs < options.max_runs) {
+    const RunOutcome out = runner.Run(bad, step.runs);
+    ++step.runs;
+    step.board_ms += out.board_ms;
+    if (!out.detected()) continue;
+    ++step.detections;
+    known.insert(out.failures.begin(), out.failures.end());
+    if (step.diagnosis.empty()) step.diagnosis = Join(out.failures);
+  }
   if (step.detections == 0)
     throw BisectError(fmt::format(
         "the bad end {} showed no detection in {} runs: it is not bad with these fixtures on "
@@ -47,8 +72,9 @@ StepRecord MeasureRate(RevisionRunner& runner, const std::string& bad, size_t in
   return step;
 }
 
-void Validate(const std::vector<std::string>& revs, const BisectOptions& o) {
-  if (revs.size() < 2) throw BisectError("bisect needs a good and a bad revision");
+}  // namespace
+
+void ValidateOptions(const BisectOptions& o) {
   if (o.rule == Rule::kSequential && !(o.confidence > 0.0 && o.confidence < 1.0))
     throw BisectError(fmt::format("confidence {} is not in (0, 1)", o.confidence));
   if (o.rule == Rule::kFixedRuns && o.fixed_runs == 0)
@@ -57,87 +83,89 @@ void Validate(const std::vector<std::string>& revs, const BisectOptions& o) {
     throw BisectError("max runs and rate detections must be at least 1");
 }
 
-}  // namespace
-
 StepRecord TestRevision(RevisionRunner& runner, const std::string& rev, size_t index,
-                        const DetectionRate& rate, double prior_bad, double alpha,
-                        uint32_t max_runs) {
+                        const DetectionRate& rate, double alpha, uint32_t max_runs,
+                        const std::set<std::string>& known) {
   StepRecord step;
   step.index = index;
   step.rev = rev;
-  step.prior_bad = prior_bad;
   step.alpha = alpha;
-  step.planned = CleanRunsNeeded(rate, prior_bad, alpha, max_runs);
-  step.capped = PosteriorBad(prior_bad, MissProbability(rate, step.planned)) > alpha;
+  step.planned = CleanRunsNeeded(rate, alpha, max_runs);
+  step.miss = MissProbability(rate, step.planned);
+  step.capped = step.miss > alpha;
   while (step.runs < step.planned) {
-    if (RunOnce(runner, step)) {
-      step.verdict = Verdict::kBad;
-      step.capped = false;
-      return step;
-    }
+    const Seen seen = RunOnce(runner, step, known);
+    if (seen == Seen::kClean) continue;
+    step.verdict = seen == Seen::kBug ? Verdict::kBad : Verdict::kSkip;
+    step.capped = false;
+    return step;
   }
   step.verdict = Verdict::kGood;
-  step.p_wrong = PosteriorBad(prior_bad, MissProbability(rate, step.runs));
   return step;
 }
 
 BisectResult Bisect(const std::vector<std::string>& revs, RevisionRunner& runner,
                     const BisectOptions& options, const StepObserver& on_step) {
-  Validate(revs, options);
+  if (revs.size() < 2) throw BisectError("bisect needs a good and a bad revision");
+  ValidateOptions(options);
   BisectResult result;
   result.rule = options.rule;
   result.confidence_stated = options.rule == Rule::kSequential;
-  result.confidence = 1.0;
+  double spent = 0;  // sum of the tested steps' miss probabilities
   const auto finish_step = [&](StepRecord step) {
     result.total_runs += step.runs;
     result.board_ms += step.board_ms;
-    result.confidence *= 1.0 - step.p_wrong;
     if (on_step) on_step(step);
     result.steps.push_back(std::move(step));
   };
 
   size_t lo = 0;
   size_t hi = revs.size() - 1;
+  std::set<std::string> known;  // the bad end's failures: what "the bug" looks like
   if (options.rule == Rule::kSequential) {
-    StepRecord measure = MeasureRate(runner, revs[hi], hi, options);
+    StepRecord measure = MeasureRate(runner, revs[hi], hi, options, known);
     result.rate = {measure.detections, measure.runs};
     finish_step(std::move(measure));
   }
-  double budget = 1.0 - options.confidence;
   std::vector<bool> skipped(revs.size(), false);
   while (hi - lo > 1) {
     const size_t m = PickNext(lo, hi, skipped);
     if (m == hi) break;  // everything between lo and hi is untestable
-    const double prior_bad = static_cast<double>(m - lo) / static_cast<double>(hi - lo);
     StepRecord step;
     if (runner.Prepare(revs[m]) == Prepared::kSkip) {
-      skipped[m] = true;
       step.index = m;
       step.rev = revs[m];
-      step.prior_bad = prior_bad;
       step.verdict = Verdict::kSkip;
+      step.note = "build hook exit 125";
     } else if (options.rule == Rule::kSequential) {
-      const double alpha = budget / StepsLeft(hi - lo);
-      step = TestRevision(runner, revs[m], m, result.rate, prior_bad, alpha, options.max_runs);
-      budget -= step.p_wrong;
+      // The budget left, shared among the steps still to come; a capped step may have
+      // overspent it, and then the rest run to max_runs (and the answer says so).
+      const double left = std::max(1.0 - options.confidence - spent, 0.0);
+      step = TestRevision(runner, revs[m], m, result.rate, left / StepsLeft(hi - lo),
+                          options.max_runs, known);
+      if (step.verdict != Verdict::kSkip) spent += step.miss;
     } else {
       step.index = m;
       step.rev = revs[m];
-      step.prior_bad = prior_bad;
       step.planned = options.fixed_runs;
-      bool bad = false;
-      while (!bad && step.runs < options.fixed_runs) bad = RunOnce(runner, step);
-      step.verdict = bad ? Verdict::kBad : Verdict::kGood;
+      Seen seen = Seen::kClean;
+      while (seen == Seen::kClean && step.runs < options.fixed_runs)
+        seen = RunOnce(runner, step, known);
+      step.verdict = seen == Seen::kClean ? Verdict::kGood : Verdict::kBad;
     }
-    if (step.verdict == Verdict::kBad) hi = m;
-    if (step.verdict == Verdict::kBad && options.rule == Rule::kSequential) {
-      // A revision found bad has the same bug: its runs sharpen q for the steps to come.
-      result.rate.detections += step.detections;
-      result.rate.runs += step.runs;
-    }
+    if (step.verdict == Verdict::kSkip) skipped[m] = true;
     if (step.verdict == Verdict::kGood) lo = m;
+    if (step.verdict == Verdict::kBad) {
+      hi = m;
+      if (options.rule == Rule::kSequential) {
+        // A revision found bad has the same bug: its runs sharpen q for the steps to come.
+        result.rate.detections += step.detections;
+        result.rate.runs += step.runs;
+      }
+    }
     finish_step(std::move(step));
   }
+  result.confidence = result.confidence_stated ? std::max(1.0 - spent, 0.0) : 0.0;
   result.first_bad = hi;
   for (size_t i = lo + 1; i < hi; ++i)
     if (skipped[i]) result.also_possible.push_back(i);

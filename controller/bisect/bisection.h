@@ -3,18 +3,23 @@
 //
 // Two rules decide a step:
 //  - kSequential (ours): measure the detection rate at the known-bad end first (and pool
-//    in the runs of every revision found bad as the bisection goes), then run
-//    each step until a detection (bad) or until the posterior that it is bad anyway falls
-//    to the step's share of the error budget (good). The budget is 1 - confidence for the
-//    whole bisection, shared out as the steps come: a step gets budget_left / steps_left,
-//    and a good verdict spends its posterior. The answer is right when every good verdict
-//    is, so the stated confidence prod(1 - P(bad | clean runs)) >= the requested one.
-//  - kFixedRuns (the baseline, as OSSTest/KernelCI-style fixed repeats): a fixed number
-//    of runs per step, bad at the first detection. It states no confidence.
+//    in the runs of every revision found bad as the bisection goes), then run each step
+//    until a detection (bad) or until a bad revision would have stayed clean that long
+//    with probability M(n) <= alpha (good; sequential.h). The error budget
+//    1 - confidence is shared out as the steps come: a step gets budget_left / steps_left
+//    and spends its M(n) whatever its verdict, so the stated confidence
+//    1 - sum of M(n) over the tested steps is >= the requested one and holds for every
+//    position of the culprit, not only on average.
+//  - kFixedRuns (the baseline, OSSTest/KernelCI-style fixed repeats): a fixed number of
+//    runs per step, bad at the first detection. It states no confidence.
+// A failure that is not the bug (a fixture or diagnosis never seen at the bad end) makes
+// a revision untestable (skipped) rather than bad: an older, different bug must not be
+// blamed for this one.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -45,9 +50,11 @@ enum class Prepared { kReady, kSkip };
 
 /// One run: one power cycle of the board running the fixtures.
 struct RunOutcome {
-  bool detected = false;  // a fixture failed: the oracle saw the bug
-  std::string diagnosis;  // the first failing fixture's diagnosis ("" when clean)
+  /// "<fixture>: <diagnosis>" of every fixture that failed, sorted; empty when clean.
+  std::vector<std::string> failures;
   uint64_t board_ms = 0;  // wall time of the run, power-on to power-off, in ms
+
+  bool detected() const { return !failures.empty(); }
 };
 
 /// The board side of a bisection: builds, deploys and runs revisions.
@@ -70,16 +77,16 @@ struct StepRecord {
   StepKind kind = StepKind::kTest;
   size_t index = 0;  // into the revision list
   std::string rev;
-  double prior_bad = 0;  // pi: the chance the revision is bad before any run
-  double alpha = 0;      // kSequential: the largest P(bad) a good verdict may keep
+  double alpha = 0;      // kSequential: the miss probability this step may accept
   uint32_t planned = 0;  // clean runs that make it good (fixed_runs for the baseline)
+  double miss = 0;       // kSequential: M(planned), the chance a bad revision passes
   uint32_t runs = 0;
   uint32_t detections = 0;
   Verdict verdict = Verdict::kGood;
-  double p_wrong = 0;     // P(verdict wrong): P(bad | clean runs) for good, 0 for bad
-  bool capped = false;    // max_runs ran out before the confidence was reached
+  bool capped = false;    // max_runs ran out before M(n) <= alpha
   uint64_t board_ms = 0;  // sum of the runs' board time
-  std::string diagnosis;  // of the first detection
+  std::string diagnosis;  // the first detection's failures, "; "-joined
+  std::string note;       // why a tested revision was skipped, e.g. another failure
 };
 
 struct BisectResult {
@@ -88,8 +95,8 @@ struct BisectResult {
   std::vector<size_t> also_possible;  // untestable (skipped) revisions that may be the
                                       // first bad instead, when skips hid the boundary
   bool confidence_stated = false;     // kFixedRuns states none
-  double confidence = 0;              // prod(1 - p_wrong) over the steps
-  DetectionRate rate;                 // measured at the bad end (kSequential)
+  double confidence = 0;              // 1 - sum of the tested steps' miss, at least 0
+  DetectionRate rate;                 // bad end + revisions found bad (kSequential)
   std::vector<StepRecord> steps;      // in the order run
   uint32_t total_runs = 0;
   uint64_t board_ms = 0;
@@ -98,12 +105,18 @@ struct BisectResult {
 /// Called after each finished step, e.g. to log it or write it to the journal.
 using StepObserver = std::function<void(const StepRecord&)>;
 
+/// Throws BisectError naming the bad option: confidence not in (0, 1) for kSequential,
+/// fixed_runs 0 for kFixedRuns, max_runs or rate_detections 0.
+void ValidateOptions(const BisectOptions& options);
+
 /// Tests one revision with the sequential rule: runs until a detection (bad) or until
-/// P(bad | n clean) <= alpha given the prior (good), at most max_runs. Used by Bisect and
-/// by `dmahil bisect step`. Prepare must have been called.
+/// MissProbability(rate, n) <= alpha (good), at most max_runs (then good and capped).
+/// `known`: the failures that are the bug ("<fixture>: <diagnosis>", from the bad end);
+/// a run failing only otherwise ends the step as kSkip with a note. Empty: any failure is
+/// the bug. Used by Bisect and by `dmahil bisect-step`; Prepare must have been called.
 StepRecord TestRevision(RevisionRunner& runner, const std::string& rev, size_t index,
-                        const DetectionRate& rate, double prior_bad, double alpha,
-                        uint32_t max_runs);
+                        const DetectionRate& rate, double alpha, uint32_t max_runs,
+                        const std::set<std::string>& known = {});
 
 /// Bisects revs (revs.front() known good, revs.back() known bad, each the first parent of
 /// the next: `git rev-list --first-parent`), at least two of them. Returns the first bad

@@ -1,5 +1,6 @@
 #include "controller/bisect/board_runner.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include <fmt/format.h>
@@ -69,29 +70,32 @@ Prepared BoardRevisionRunner::Prepare(const std::string& rev) {
 
 RunOutcome BoardRevisionRunner::Run(const std::string& rev, uint32_t run_index) {
   controller::CampaignOptions opt;
-  opt.seed = RunSeed(config_.seed, rev, run_index);
   opt.out_dir = StepDir(rev);
   opt.vboard = config_.vboard;
   opt.parallel = 1;
   opt.boot_timeout_ms = config_.boot_timeout_ms;
   std::string last_error;
+  uint64_t board_ms = 0;  // every attempt's board time counts
   for (uint32_t attempt = 0; attempt <= config_.error_retries; ++attempt) {
+    // Another seed per attempt: on a virtual board the same seed would fail the same way.
+    opt.seed = RunSeed(config_.seed + attempt, rev, run_index);
     const auto start = std::chrono::steady_clock::now();
     const auto results = controller::RunCampaign(config_.farm, opt);
+    board_ms += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          std::chrono::steady_clock::now() - start)
+                                          .count());
     RunOutcome out;
-    out.board_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                             std::chrono::steady_clock::now() - start)
-                                             .count());
     last_error.clear();
     for (const v1::FixtureResult& r : results) {
       if (r.verdict() == v1::VERDICT_ERROR && last_error.empty())
         last_error = fmt::format("{}: {}", r.fixture(), r.detail());
-      if (r.verdict() == v1::VERDICT_FAIL && !out.detected) {
-        out.detected = true;
-        out.diagnosis = fmt::format("{}: {}", r.fixture(), report::DiagnosisName(r.diagnosis()));
-      }
+      if (r.verdict() == v1::VERDICT_FAIL)
+        out.failures.push_back(
+            fmt::format("{}: {}", r.fixture(), report::DiagnosisName(r.diagnosis())));
     }
-    if (out.detected || last_error.empty()) return out;
+    std::sort(out.failures.begin(), out.failures.end());
+    out.board_ms = board_ms;
+    if (out.detected() || last_error.empty()) return out;
     spdlog::warn("{} run {} (seed {}): {}; trying again", rev.substr(0, 12), run_index, opt.seed,
                  last_error);
   }

@@ -38,7 +38,8 @@ struct BoardRunnerConfig {
   std::filesystem::path out_dir;     // steps/<rev>/ (hook logs, consoles) go here
   std::filesystem::path deploy_dir;  // the board's revision folder (virtual boards)
   std::filesystem::path vboard;      // the dmahil-vboard executable
-  uint64_t seed = 1;                 // base seed: run i of rev r uses RunSeed(seed, r, i)
+  uint64_t seed = 1;                 // base seed: run i of rev r uses RunSeed(seed, r, i);
+                                     // its retry a (after an ERROR) RunSeed(seed + a, r, i)
   uint32_t boot_timeout_ms = 15000;
   uint32_t error_retries = 2;  // a run that ends in ERROR is tried again this often
   Hooks hooks;
@@ -61,8 +62,10 @@ class BoardRevisionRunner : public RevisionRunner {
   /// exit status and its log when one fails.
   Prepared Prepare(const std::string& rev) override;
 
-  /// One power cycle running every fixture; detected if one FAILs. A run that ends in
-  /// ERROR (board did not come up, agent lost) is retried, then throws BisectError.
+  /// One power cycle running every fixture; its failures are the FAILed fixtures with
+  /// their diagnoses. A run that ends in ERROR with no FAIL (board did not come up, agent
+  /// lost) is retried with another seed, error_retries times, then throws BisectError;
+  /// board_ms adds up every attempt.
   RunOutcome Run(const std::string& rev, uint32_t run_index) override;
 
   /// The folder of `rev`'s logs: <out>/steps/<first 12 hex digits>.

@@ -1,5 +1,6 @@
 #include "controller/bisect/command.h"
 
+#include <charconv>
 #include <fstream>
 #include <random>
 
@@ -7,9 +8,12 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <google/protobuf/text_format.h>
+
 #include "common/config.h"
 #include "controller/bisect/journal.h"
 #include "controller/bisect/report.h"
+#include "controller/run/campaign.h"
 #include "sim/faults.h"
 
 namespace dmahil::bisect {
@@ -26,7 +30,9 @@ void AddBoardOptions(CLI::App* cmd, BoardOptions& o) {
   cmd->add_option("--deploy-hook", o.hooks.deploy,
                   "shell command installing it on the board (DMAHIL_DEPLOY_DIR for virtual ones)");
   cmd->add_option("--seed", o.seed, "base seed of the runs (default: the journal's, else random)");
-  cmd->add_option("--max-runs", o.max_runs, "runs at most per step")->capture_default_str();
+  cmd->add_option("--max-runs", o.max_runs, "runs at most per step")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1000000u));
   cmd->add_option("--vboard", o.vboard, "dmahil-vboard executable (default: beside dmahil)");
 }
 
@@ -73,96 +79,116 @@ BoardRunnerConfig RunnerConfig(const BoardOptions& o, LoadedFarm farm, uint64_t 
   return rc;
 }
 
+/// A stable hash (FNV-1a, see controller::BoardSeed) of a message's text form: the
+/// journal refuses to resume a bisection whose board or fixtures changed.
+uint64_t ContentHash(const google::protobuf::Message& m) {
+  std::string text;
+  google::protobuf::TextFormat::PrintToString(m, &text);
+  return controller::BoardSeed(0, text);
+}
+
 int RunBisect(const BisectCommandLine& cl, std::ostream& out, std::ostream& err) {
+  // Everything is checked before anything is written: a typo leaves no journal behind.
   const auto [tree_name, tree_path] = SplitTree(cl.tree, "--tree");
-  Rule rule = Rule::kSequential;
-  if (cl.rule == "fixed")
-    rule = Rule::kFixedRuns;
-  else if (cl.rule != "sequential")
-    throw BisectError(fmt::format("--rule {}: expected sequential or fixed", cl.rule));
-  LoadedFarm farm = LoadBoardFarm(cl.board);
-  GitTree git(tree_path);
-  const std::vector<std::string> revs = git.FirstParentPath(cl.good, cl.bad);
-
-  std::filesystem::create_directories(cl.board.out);
-  const std::filesystem::path journal_path = cl.board.out / "journal.jsonl";
-  const uint64_t seed = ChooseSeed(cl.board, journal_path);
-  BoardRunnerConfig rc = RunnerConfig(cl.board, std::move(farm), seed);
-  rc.tree = {tree_name, git, cl.board.out / "trees" / tree_name};
-  std::string pinned;
-  if (!cl.pin.empty()) {
-    const auto [pin_name, rest] = SplitTree(cl.pin, "--pin");
-    const size_t at = rest.rfind('@');
-    if (at == std::string::npos || at == 0 || at + 1 == rest.size())
-      throw BisectError(fmt::format("--pin \"{}\": expected {}=<path>@<rev>", cl.pin, pin_name));
-    if (pin_name == tree_name)
-      throw BisectError(fmt::format("--pin {}: that is the tree being bisected", pin_name));
-    GitTree pin_git(rest.substr(0, at));
-    rc.pin_rev = pin_git.Resolve(rest.substr(at + 1));
-    rc.pin = TreeCheckout{pin_name, pin_git, cl.board.out / "trees" / pin_name};
-    pinned = fmt::format("{} {} at {}", pin_name, pin_git.repo().string(), rc.pin_rev);
-  }
-
   BisectOptions options;
-  options.rule = rule;
+  options.rule = cl.rule == "fixed" ? Rule::kFixedRuns : Rule::kSequential;
   options.confidence = cl.confidence;
   options.fixed_runs = cl.fixed_runs;
   options.rate_detections = cl.rate_detections;
   options.max_runs = cl.board.max_runs;
+  ValidateOptions(options);
+  LoadedFarm farm = LoadBoardFarm(cl.board);
+  GitTree git(tree_path);
+  const std::vector<std::string> revs = git.FirstParentPath(cl.good, cl.bad);
+  std::optional<TreeCheckout> pin;
+  std::string pin_rev;
+  nlohmann::json pin_id = nullptr;
+  if (!cl.pin.empty()) {
+    const auto [pin_name, pin_path] = SplitTree(cl.pin, "--pin");
+    if (pin_name == tree_name)
+      throw BisectError(fmt::format("--pin {}: that is the tree being bisected", pin_name));
+    GitTree pin_git(pin_path);
+    pin_rev = pin_git.Resolve(cl.pin_rev);
+    pin = TreeCheckout{pin_name, pin_git, cl.board.out / "trees" / pin_name};
+    pin_id = {{"tree", pin_name},
+              {"repo", std::filesystem::absolute(pin_path).lexically_normal().string()},
+              {"rev", pin_rev}};
+  }
 
   BisectContext ctx;
   ctx.tree = tree_name;
-  ctx.repo = std::filesystem::absolute(git.repo()).string();
-  ctx.pinned = pinned;
+  ctx.repo = std::filesystem::absolute(git.repo()).lexically_normal().string();
+  if (pin)
+    ctx.pinned = fmt::format("{} {} at {}", pin->name, pin_id["repo"].get<std::string>(), pin_rev);
   ctx.board = cl.board.board;
-  ctx.fixtures = FixtureNames(rc.farm);
+  ctx.fixtures = FixtureNames(farm);
   ctx.revs = revs;
   ctx.requested_confidence = cl.confidence;
-  ctx.seed = seed;
   ctx.out_dir = cl.board.out.string();
 
+  std::filesystem::create_directories(cl.board.out);
+  const std::filesystem::path journal_path = cl.board.out / "journal.jsonl";
+  ctx.seed = ChooseSeed(cl.board, journal_path);
+  // The header names what decides the runs' outcomes, so that replaying them is sound;
+  // how they are decided (rule, confidence, max runs) may change between invocations.
+  nlohmann::json fixture_hashes = nlohmann::json::array();
+  for (const LoadedFixture& f : farm.fixtures) fixture_hashes.push_back(ContentHash(f.fixture));
   const nlohmann::json header = {{"type", "header"},
-                                 {"version", 1},
+                                 {"version", 2},
                                  {"tree", tree_name},
                                  {"repo", ctx.repo},
                                  {"good", revs.front()},
                                  {"bad", revs.back()},
-                                 {"commits", revs.size() - 1},
-                                 {"pinned", pinned},
+                                 {"pinned", pin_id},
                                  {"board", ctx.board},
+                                 {"board_hash", ContentHash(farm.boards[0].board)},
                                  {"fixtures", ctx.fixtures},
-                                 {"rule", cl.rule},
-                                 {"confidence", cl.confidence},
-                                 {"fixed_runs", cl.fixed_runs},
-                                 {"rate_detections", cl.rate_detections},
-                                 {"max_runs", cl.board.max_runs},
-                                 {"seed", seed}};
+                                 {"fixture_hashes", fixture_hashes},
+                                 {"seed", ctx.seed}};
   Journal journal(journal_path, header);
+  journal.Append({{"type", "start"},
+                  {"rule", cl.rule},
+                  {"confidence", cl.confidence},
+                  {"fixed_runs", cl.fixed_runs},
+                  {"rate_detections", cl.rate_detections},
+                  {"max_runs", cl.board.max_runs},
+                  {"build_hook", cl.board.hooks.build},
+                  {"deploy_hook", cl.board.hooks.deploy}});
   err << fmt::format("dmahil bisect: {} commits between {} and {}, board {}, seed {}{}\n",
                      revs.size() - 1, revs.front().substr(0, 12), revs.back().substr(0, 12),
-                     ctx.board, seed,
+                     ctx.board, ctx.seed,
                      journal.loaded_runs() > 0
                          ? fmt::format("; resuming: {} runs in the journal", journal.loaded_runs())
                          : "");
+
+  BoardRunnerConfig rc = RunnerConfig(cl.board, std::move(farm), ctx.seed);
+  rc.tree = {tree_name, git, cl.board.out / "trees" / tree_name};
+  rc.pin = pin;
+  rc.pin_rev = pin_rev;
   BoardRevisionRunner live(std::move(rc));
   ReplayRunner runner(journal, live);
   const BisectResult result = Bisect(revs, runner, options, [&](const StepRecord& st) {
     journal.AppendStep(st);
-    err << fmt::format("  {} {:>5} {}: {} after {} runs ({} detected)\n",
+    err << fmt::format("  {} {:>5} {}: {} after {} runs ({} detected){}\n",
                        st.kind == StepKind::kMeasure ? "measure" : "step   ", st.index,
-                       st.rev.substr(0, 12), VerdictName(st.verdict), st.runs, st.detections);
+                       st.rev.substr(0, 12), VerdictName(st.verdict), st.runs, st.detections,
+                       st.note.empty() ? "" : ": " + st.note);
   });
 
-  for (const std::string& rev : revs) ctx.subjects.push_back(git.Subject(rev));
+  // Subjects of the revisions the report names only: one git call each, not per commit.
+  for (const StepRecord& st : result.steps) ctx.subjects[st.index] = git.Subject(revs[st.index]);
+  ctx.subjects[result.first_bad] = git.Subject(revs[result.first_bad]);
+  for (size_t i : result.also_possible) ctx.subjects[i] = git.Subject(revs[i]);
   const std::string text = RenderReport(ctx, result);
   nlohmann::json json = ReportJson(ctx, result);
   json["runs_replayed"] = runner.replayed_runs();
   json["runs_live"] = runner.live_runs();
-  journal.Append({{"type", "result"},
-                  {"first_bad", revs[result.first_bad]},
-                  {"confidence", result.confidence}});
+  nlohmann::json record = {{"type", "result"}, {"first_bad", revs[result.first_bad]}};
+  if (result.confidence_stated) record["confidence"] = result.confidence;
+  journal.Append(record);
   std::ofstream(cl.board.out / "bisect.txt") << text;
-  std::ofstream(cl.board.out / "bisect.json") << json.dump(2) << "\n";
+  std::ofstream(cl.board.out / "bisect.json")
+      << json.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   out << text;
   out << fmt::format("this invocation: {} runs on the board, {} replayed from the journal\n",
                      runner.live_runs(), runner.replayed_runs());
@@ -170,17 +196,15 @@ int RunBisect(const BisectCommandLine& cl, std::ostream& out, std::ostream& err)
   return sure && result.also_possible.empty() ? 0 : 1;
 }
 
+/// "D/N" with 0 < D <= N < 2^32, every character used.
 DetectionRate ParseRate(const std::string& rate) {
-  const size_t slash = rate.find('/');
-  try {
-    if (slash != std::string::npos) {
-      size_t used = 0;
-      const unsigned long d = std::stoul(rate.substr(0, slash), &used);
-      const unsigned long n = std::stoul(rate.substr(slash + 1));
-      if (used == slash && d <= n && n > 0 && d > 0)
-        return {static_cast<uint32_t>(d), static_cast<uint32_t>(n)};
-    }
-  } catch (const std::exception&) {
+  const char* const end = rate.data() + rate.size();
+  uint32_t d = 0;
+  uint32_t n = 0;
+  const auto first = std::from_chars(rate.data(), end, d);
+  if (first.ec == std::errc() && first.ptr != end && *first.ptr == '/') {
+    const auto second = std::from_chars(first.ptr + 1, end, n);
+    if (second.ec == std::errc() && second.ptr == end && d > 0 && d <= n) return {d, n};
   }
   throw BisectError(fmt::format(
       "--rate \"{}\": expected D/N, D detections in N runs at the bad end, 0 < D <= N", rate));
@@ -189,11 +213,9 @@ DetectionRate ParseRate(const std::string& rate) {
 int RunStep(const StepCommandLine& cl, std::ostream& out, std::ostream& err) {
   if (cl.measure_rate == 0 && cl.rate.empty())
     throw BisectError("give --rate D/N (measure it with --measure-rate at the bad revision)");
-  if (!(cl.confidence > 0 && cl.confidence < 1) || !(cl.prior_bad >= 0 && cl.prior_bad <= 1))
-    throw BisectError("--confidence must be in (0, 1) and --prior-bad in [0, 1]");
+  if (!(cl.confidence > 0 && cl.confidence < 1))
+    throw BisectError(fmt::format("--confidence {} is not in (0, 1)", cl.confidence));
   const DetectionRate rate = cl.measure_rate > 0 ? DetectionRate{} : ParseRate(cl.rate);
-  if (cl.tree != "linux" && cl.tree != "xen")
-    throw BisectError(fmt::format("--tree {}: expected linux or xen", cl.tree));
   const GitTree git(std::filesystem::current_path());
   const std::string rev = git.Resolve("HEAD");
   std::filesystem::create_directories(cl.board.out);
@@ -206,22 +228,23 @@ int RunStep(const StepCommandLine& cl, std::ostream& out, std::ostream& err) {
     return 125;
   }
   if (cl.measure_rate > 0) {
-    StepRecord st;
-    st.rev = rev;
-    while (st.detections < cl.measure_rate && st.runs < cl.board.max_runs) {
-      const RunOutcome r = runner.Run(rev, st.runs++);
-      st.detections += r.detected ? 1 : 0;
-    }
-    out << fmt::format("{}: {} detections in {} runs: --rate {}/{} (seed {})\n", rev, st.detections,
-                       st.runs, st.detections, st.runs, seed);
-    return st.detections > 0 ? 0 : kStepCannotTell;
+    uint32_t runs = 0;
+    uint32_t detections = 0;
+    while (detections < cl.measure_rate && runs < cl.board.max_runs)
+      detections += runner.Run(rev, runs++).detected() ? 1 : 0;
+    out << fmt::format("{}: {} detections in {} runs: --rate {}/{} (seed {})\n", rev, detections,
+                       runs, detections, runs, seed);
+    return detections > 0 ? 0 : kStepCannotTell;
   }
-  const StepRecord st =
-      TestRevision(runner, rev, 0, rate, cl.prior_bad, 1.0 - cl.confidence, cl.board.max_runs);
-  out << fmt::format("{}: {} after {} runs, {} detected{}; P(wrong) {:.2e}; seed {}\n", rev,
-                     VerdictName(st.verdict), st.runs, st.detections,
-                     st.diagnosis.empty() ? "" : " (" + st.diagnosis + ")", st.p_wrong, seed);
-  if (st.capped) err << "capped at --max-runs before reaching the confidence\n";
+  const StepRecord st = TestRevision(runner, rev, 0, rate, 1.0 - cl.confidence, cl.board.max_runs);
+  out << fmt::format("{}: {} after {} runs, {} detected{}; P(miss) {:.2e}; seed {}\n", rev,
+                     st.capped ? "cannot tell" : VerdictName(st.verdict), st.runs, st.detections,
+                     st.diagnosis.empty() ? "" : " (" + st.diagnosis + ")", st.miss, seed);
+  if (st.capped) {
+    err << fmt::format("--max-runs {} ran out before P(miss) <= {}\n", cl.board.max_runs,
+                       1.0 - cl.confidence);
+    return kStepCannotTell;
+  }
   return st.verdict == Verdict::kBad ? 1 : 0;
 }
 
@@ -267,16 +290,23 @@ std::pair<CLI::App*, CLI::App*> AddBisectCommands(CLI::App& app, BisectCommandLi
       ->required();
   b->add_option("--good", bisect.good, "a revision without the bug")->required();
   b->add_option("--bad", bisect.bad, "a revision with it")->required();
-  b->add_option("--pin", bisect.pin, "the other tree, held at one revision: xen=<path>@<rev>");
+  CLI::Option* pin =
+      b->add_option("--pin", bisect.pin, "the other tree, held at --pin-rev: xen=<path>");
+  b->add_option("--pin-rev", bisect.pin_rev, "the pinned tree's revision")->needs(pin);
+  pin->needs("--pin-rev");
   b->add_option("--confidence", bisect.confidence, "of the answer, in (0, 1)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
   b->add_option("--rule", bisect.rule, "sequential, or fixed (the fixed-runs baseline)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::IsMember({"sequential", "fixed"}));
   b->add_option("--fixed-runs", bisect.fixed_runs, "runs per step with --rule fixed")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1000u));
   b->add_option("--rate-detections", bisect.rate_detections,
                 "detections to see at the bad end before bisecting")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1000u));
   b->add_option("--out", bisect.board.out, "journal, reports, logs; resume by rerunning")
       ->required();
 
@@ -286,10 +316,13 @@ std::pair<CLI::App*, CLI::App*> AddBisectCommands(CLI::App& app, BisectCommandLi
                          "`git bisect run`)");
   AddBoardOptions(s, step.board);
   s->add_option("--tree", step.tree, "which tree the current directory is: linux or xen")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::IsMember({"linux", "xen"}));
   s->add_option("--rate", step.rate, "D/N: D detections in N runs at the bad end");
-  s->add_option("--confidence", step.confidence, "of this step's verdict")->capture_default_str();
-  s->add_option("--prior-bad", step.prior_bad, "P(bad) before any run")->capture_default_str();
+  s->add_option("--confidence", step.confidence,
+                "of this step's verdict: P(a bad revision passes) <= 1 - confidence")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
   s->add_option("--measure-rate", step.measure_rate,
                 "run here (a bad revision) until this many detections and print --rate");
   s->add_option("--out", step.board.out, "folder for logs and consoles")->required();
@@ -301,10 +334,12 @@ int BisectCommand(BisectCommandLine cl, std::ostream& out, std::ostream& err) {
     return RunBisect(cl, out, err);
   } catch (const ConfigError& e) {
     err << e.what() << "\n";
-  } catch (const BisectError& e) {
-    err << "dmahil bisect: " << e.what() << "\n"
-        << "(finished runs are in " << (cl.board.out / "journal.jsonl").string()
-        << "; run the same command again to resume)\n";
+  } catch (const std::exception& e) {
+    err << "dmahil bisect: " << e.what() << "\n";
+    std::error_code ec;
+    if (std::filesystem::exists(cl.board.out / "journal.jsonl", ec))
+      err << "(finished runs are in " << (cl.board.out / "journal.jsonl").string()
+          << "; run the same command again to resume)\n";
   }
   return 2;
 }
@@ -314,7 +349,7 @@ int BisectStepCommand(StepCommandLine cl, std::ostream& out, std::ostream& err) 
     return RunStep(cl, out, err);
   } catch (const ConfigError& e) {
     err << e.what() << "\n";
-  } catch (const BisectError& e) {
+  } catch (const std::exception& e) {
     err << "dmahil bisect-step: " << e.what() << "\n";
   }
   return kStepCannotTell;

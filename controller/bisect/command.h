@@ -1,7 +1,8 @@
 // `dmahil bisect` and `dmahil bisect-step`: the command lines over the bisection engine.
 //
 //   dmahil bisect --farm demo/bisect/farm.textproto --board zcu102
-//       --tree linux=/src/linux --good v6.0 --bad v6.1 [--pin xen=/src/xen@RELEASE-4.17.0]
+//       --tree linux=/src/linux --good v6.0 --bad v6.1
+//       [--pin xen=/src/xen --pin-rev RELEASE-4.17.0]
 //       --build-hook 'make -j8 Image' --deploy-hook './deploy.sh' --out out/bisect
 //   git bisect run dmahil bisect-step --farm F --board B --tree linux --rate 5/17 ...
 //
@@ -10,7 +11,8 @@
 // of --max-runs) or one hidden among skipped commits; 2 configuration or infrastructure
 // error (run the same command again to resume from <out>/journal.jsonl).
 // `dmahil bisect-step` follows `git bisect run`: 0 good, 1 bad, 125 skip (build hook said
-// so), 255 cannot tell (aborts the git bisection); with --measure-rate: 0 measured.
+// so), 255 cannot tell (a bad command line, an error, or --max-runs ran out: aborts the
+// git bisection; never 2, which git would read as "bad"); with --measure-rate: 0 measured.
 #pragma once
 
 #include <cstdint>
@@ -45,7 +47,8 @@ struct BisectCommandLine {
   std::string tree;  // "linux=/path/to/tree" or "xen=/path"
   std::string good;
   std::string bad;
-  std::string pin;  // "xen=/path@rev" (or linux=...), empty: nothing pinned
+  std::string pin;      // "xen=/path" (or linux=...), empty: nothing pinned
+  std::string pin_rev;  // the pinned tree's revision
   double confidence = 0.99;
   std::string rule = "sequential";  // or "fixed"
   uint32_t fixed_runs = 3;
@@ -56,8 +59,7 @@ struct StepCommandLine {
   BoardOptions board;
   std::string tree = "linux";  // the tree in the current directory (checked out by git)
   std::string rate;            // "D/N": D detections in N runs at the bad end
-  double confidence = 0.99;    // of this one verdict
-  double prior_bad = 0.5;      // P(this revision is bad) before running it
+  double confidence = 0.99;    // of this one verdict: M(n) <= 1 - confidence
   uint32_t measure_rate = 0;   // > 0: only measure the rate here, to this many detections
 };
 

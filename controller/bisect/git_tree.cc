@@ -74,7 +74,8 @@ std::string GitTree::Subject(const std::string& rev) const {
 void GitTree::CheckoutWorktree(const std::filesystem::path& path, const std::string& rev) const {
   std::error_code ec;
   if (!std::filesystem::exists(path / ".git", ec)) {
-    Git({"worktree", "prune"});
+    // --force also takes over a stale registration of `path` (a removed --out); no
+    // `worktree prune`, which would touch the user's other worktrees.
     std::filesystem::create_directories(path.parent_path(), ec);
     Git({"worktree", "add", "--detach", "--force", std::filesystem::absolute(path).string(), rev});
     return;

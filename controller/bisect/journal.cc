@@ -1,5 +1,6 @@
 #include "controller/bisect/journal.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -26,22 +27,31 @@ std::string FirstDifference(const nlohmann::json& a, const nlohmann::json& b) {
 }  // namespace
 
 Journal::Journal(const std::filesystem::path& path, const nlohmann::json& header) {
-  std::error_code ec;
-  const bool exists = std::filesystem::exists(path, ec);
-  if (exists) Load(path, header);
-  file_ = std::fopen(path.c_str(), "a");
+  // A journal without one complete line (killed while writing the header) holds nothing.
+  const bool resume = Load(path, header);
+  // "e": O_CLOEXEC, so hooks and boards started later do not inherit the journal.
+  file_ = std::fopen(path.c_str(), resume ? "ae" : "we");
   if (file_ == nullptr)
     throw BisectError(
         fmt::format("cannot open journal {}: {}", path.string(), std::strerror(errno)));
-  if (!exists) Append(header);
+  if (resume) return;
+  Append(header);
+  // The new file's folder entry must survive a power cut too.
+  const std::string dir = path.has_parent_path() ? path.parent_path().string() : ".";
+  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    fsync(fd);
+    close(fd);
+  }
 }
 
 Journal::~Journal() {
   if (file_ != nullptr) std::fclose(file_);
 }
 
-void Journal::Load(const std::filesystem::path& path, const nlohmann::json& header) {
+bool Journal::Load(const std::filesystem::path& path, const nlohmann::json& header) {
   std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
   std::vector<std::string> lines;
   std::string line;
   uint64_t good_bytes = 0;
@@ -62,6 +72,9 @@ void Journal::Load(const std::filesystem::path& path, const nlohmann::json& head
           fmt::format("{}:{}: not a journal record: {}", path.string(), i + 1, e.what()));
     }
     good_bytes += lines[i].size() + 1;
+    if (!j.is_object())
+      throw BisectError(
+          fmt::format("{}:{}: not a journal record (not a JSON object)", path.string(), i + 1));
     const std::string type = j.value("type", "");
     if (i == 0) {
       if (type != "header" || j != header)
@@ -75,10 +88,12 @@ void Journal::Load(const std::filesystem::path& path, const nlohmann::json& head
       if (type == "prepared") {
         prepared_[j.at("rev").get<std::string>()] =
             j.at("skip").get<bool>() ? Prepared::kSkip : Prepared::kReady;
+      } else if (type == "step") {
+        steps_.insert(
+            {j.at("rev").get<std::string>(), j.at("kind").get<std::string>() == "measure"});
       } else if (type == "run") {
         RunOutcome out;
-        out.detected = j.at("detected").get<bool>();
-        out.diagnosis = j.value("diagnosis", "");
+        out.failures = j.at("failures").get<std::vector<std::string>>();
         out.board_ms = j.at("board_ms").get<uint64_t>();
         runs_[{j.at("rev").get<std::string>(), j.at("run").get<uint32_t>()}] = out;
         ++loaded_runs_;
@@ -88,10 +103,9 @@ void Journal::Load(const std::filesystem::path& path, const nlohmann::json& head
           fmt::format("{}:{}: bad {} record: {}", path.string(), i + 1, type, e.what()));
     }
   }
-  if (lines.empty())
-    throw BisectError(
-        fmt::format("{} has no header line: remove it to start again", path.string()));
+  if (lines.empty()) return false;
   if (torn) std::filesystem::resize_file(path, good_bytes);
+  return true;
 }
 
 std::optional<Prepared> Journal::FindPrepared(const std::string& rev) const {
@@ -123,23 +137,28 @@ void Journal::AppendRun(const std::string& rev, uint32_t run_index, const RunOut
   Append({{"type", "run"},
           {"rev", rev},
           {"run", run_index},
-          {"detected", outcome.detected},
-          {"diagnosis", outcome.diagnosis},
+          {"failures", outcome.failures},
           {"board_ms", outcome.board_ms}});
 }
 
 void Journal::AppendStep(const StepRecord& step) {
+  const bool measure = step.kind == StepKind::kMeasure;
+  // A resumed bisection finishes its replayed steps again: log each step once.
+  if (!steps_.insert({step.rev, measure}).second) return;
   Append({{"type", "step"},
-          {"kind", step.kind == StepKind::kMeasure ? "measure" : "test"},
+          {"kind", measure ? "measure" : "test"},
           {"index", step.index},
           {"rev", step.rev},
-          {"prior_bad", step.prior_bad},
           {"alpha", step.alpha},
+          {"planned", step.planned},
+          {"miss", step.miss},
           {"runs", step.runs},
           {"detections", step.detections},
           {"verdict", VerdictName(step.verdict)},
-          {"p_wrong", step.p_wrong},
-          {"board_ms", step.board_ms}});
+          {"capped", step.capped},
+          {"board_ms", step.board_ms},
+          {"diagnosis", step.diagnosis},
+          {"note", step.note}});
 }
 
 Prepared ReplayRunner::Prepare(const std::string& rev) {

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 
@@ -29,7 +30,8 @@ class Journal {
   /// Opens `path`, creating it with `header` as its first line, or loads it for replay.
   /// Throws BisectError if the file exists with another header (a different bisection:
   /// the message names the first differing field), if a line other than the last is not
-  /// a journal record, or on an I/O error. A torn last line (a kill mid-write) is cut off.
+  /// a journal record (file:line), or on an I/O error. A torn last line (a kill
+  /// mid-write) is cut off; a file without one complete line is started again.
   Journal(const std::filesystem::path& path, const nlohmann::json& header);
   ~Journal();
   Journal(const Journal&) = delete;
@@ -44,16 +46,19 @@ class Journal {
 
   void AppendPrepared(const std::string& rev, Prepared prepared);
   void AppendRun(const std::string& rev, uint32_t run_index, const RunOutcome& outcome);
+  /// Logs a finished step, once per (rev, kind): steps replayed on resume are not repeated.
   void AppendStep(const StepRecord& step);
   /// Any record (e.g. "result"); `record` must carry a "type".
   void Append(const nlohmann::json& record);
 
  private:
-  void Load(const std::filesystem::path& path, const nlohmann::json& header);
+  /// Loads an existing journal; false if there is none (no file, or no complete line).
+  bool Load(const std::filesystem::path& path, const nlohmann::json& header);
 
   std::FILE* file_ = nullptr;
   std::map<std::string, Prepared> prepared_;
   std::map<std::pair<std::string, uint32_t>, RunOutcome> runs_;
+  std::set<std::pair<std::string, bool>> steps_;  // (rev, measure) of "step" records
   size_t loaded_runs_ = 0;
 };
 

@@ -69,15 +69,17 @@ TEST_F(JournalTest, KilledBisectionResumesWithTheSameAnswerAndNoRepeatedRun) {
 TEST_F(JournalTest, TornLastLineIsCutOff) {
   {
     Journal j(path_, header_);
-    j.AppendRun("r1", 0, {true, "stale-line", 12});
+    j.AppendRun("r1", 0, {{"foreign-to-device: stale-line"}, 12});
   }
   const auto good_size = std::filesystem::file_size(path_);
   std::ofstream(path_, std::ios::app) << R"({"type":"run","rev":"r1","ru)";
   Journal j(path_, header_);
   EXPECT_EQ(std::filesystem::file_size(path_), good_size);
   ASSERT_TRUE(j.FindRun("r1", 0));
-  EXPECT_TRUE(j.FindRun("r1", 0)->detected);
-  EXPECT_EQ(j.FindRun("r1", 0)->diagnosis, "stale-line");
+  EXPECT_TRUE(j.FindRun("r1", 0)->detected());
+  EXPECT_EQ(j.FindRun("r1", 0)->failures,
+            std::vector<std::string>{"foreign-to-device: stale-line"});
+  EXPECT_EQ(j.FindRun("r1", 0)->board_ms, 12u);
   EXPECT_FALSE(j.FindRun("r1", 1));
   EXPECT_EQ(j.loaded_runs(), 1u);
 }
@@ -105,6 +107,34 @@ TEST_F(JournalTest, CorruptLineInTheMiddleIsAnErrorWithItsLineNumber) {
   } catch (const BisectError& e) {
     EXPECT_NE(std::string(e.what()).find(":2:"), std::string::npos) << e.what();
   }
+}
+
+TEST_F(JournalTest, AJournalKilledWhileWritingItsHeaderStartsAgain) {
+  std::ofstream(path_) << R"({"type":"head)";
+  Journal j(path_, header_);
+  j.AppendPrepared("r", Prepared::kReady);
+  std::ifstream in(path_);
+  std::string first;
+  std::getline(in, first);
+  EXPECT_EQ(nlohmann::json::parse(first), header_);
+}
+
+TEST_F(JournalTest, EachStepIsLoggedOnceAcrossResumes) {
+  StepRecord step;
+  step.rev = "r7";
+  {
+    Journal j(path_, header_);
+    j.AppendStep(step);
+  }
+  Journal j(path_, header_);
+  j.AppendStep(step);  // replayed after a resume
+  step.kind = StepKind::kMeasure;
+  j.AppendStep(step);  // another step of the same revision
+  std::ifstream in(path_);
+  int steps = 0;
+  for (std::string line; std::getline(in, line);)
+    steps += nlohmann::json::parse(line)["type"] == "step";
+  EXPECT_EQ(steps, 2);
 }
 
 TEST_F(JournalTest, SkipsAreReplayedWithoutCallingTheBuild) {

@@ -2,6 +2,7 @@
 // <out>/bisect.txt) and what a CI system reads (<out>/bisect.json).
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -13,13 +14,14 @@ namespace dmahil::bisect {
 
 /// What was bisected, for the report's header.
 struct BisectContext {
-  std::string tree;                   // "linux" or "xen"
-  std::string repo;                   // path of the bisected tree
-  std::string pinned;                 // "xen <rev>" / "linux <rev>", or "" if none pinned
-  std::string board;                  // farm board name
-  std::vector<std::string> fixtures;  // fixture names
-  std::vector<std::string> revs;      // the revision list, good first, bad last
-  std::vector<std::string> subjects;  // subject line of each revision (same length)
+  std::string tree;                        // "linux" or "xen"
+  std::string repo;                        // path of the bisected tree
+  std::string pinned;                      // "xen <rev>" / "linux <rev>", or "" if none pinned
+  std::string board;                       // farm board name
+  std::vector<std::string> fixtures;       // fixture names
+  std::vector<std::string> revs;           // the revision list, good first, bad last
+  std::map<size_t, std::string> subjects;  // subject lines of the revisions the report
+                                           // names (steps, answer, untestable ones)
   double requested_confidence = 0;
   uint64_t seed = 0;
   std::string out_dir;

@@ -35,32 +35,25 @@ TEST(Sequential, MissProbabilityIsTheBetaMeanOfCleanRuns) {
 }
 
 TEST(Sequential, DoubtAboutTheRateCostsRuns) {
-  // The same mean rate measured on fewer runs leaves a heavier tail of small q, so a bad
-  // revision is more likely to stay clean n times than with q known.
-  const double known = std::pow(1 - 0.3, 10);
-  EXPECT_GT(MissProbability({2, 8}, 10), MissProbability({29, 98}, 10));
-  EXPECT_GT(MissProbability({29, 98}, 10), known * 0.99);
-}
-
-TEST(Sequential, PosteriorBad) {
-  EXPECT_DOUBLE_EQ(PosteriorBad(0.0, 0.5), 0.0);
-  EXPECT_DOUBLE_EQ(PosteriorBad(1.0, 0.5), 1.0);
-  EXPECT_NEAR(PosteriorBad(0.5, 0.01), 0.01 / 1.01, 1e-12);
-  EXPECT_NEAR(PosteriorBad(0.25, 1.0), 0.25, 1e-12);
+  // The same rate, 0.3, measured on 10 runs or on 100: with fewer runs the posterior has
+  // a heavier tail of small q, so a bad revision is more likely to stay clean n times.
+  EXPECT_GT(MissProbability({3, 9}, 10), MissProbability({30, 99}, 10));
+  EXPECT_GT(CleanRunsNeeded({3, 9}, 0.001, 1000), CleanRunsNeeded({30, 99}, 0.001, 1000));
+  // With a lot of data it approaches the known-q value (1 - 0.3)^n from above.
+  EXPECT_GT(MissProbability({3000, 9999}, 10), std::pow(0.7, 10));
+  EXPECT_LT(MissProbability({3000, 9999}, 10), std::pow(0.7, 10) * 1.02);
 }
 
 TEST(Sequential, CleanRunsNeededIsTheFewestThatReachAlpha) {
   const DetectionRate rate{5, 17};
-  for (double prior : {0.1, 0.5, 0.9}) {
-    for (double alpha : {0.01, 0.001}) {
-      const uint32_t n = CleanRunsNeeded(rate, prior, alpha, 1000);
-      ASSERT_GT(n, 0u);
-      EXPECT_LE(PosteriorBad(prior, MissProbability(rate, n)), alpha);
-      EXPECT_GT(PosteriorBad(prior, MissProbability(rate, n - 1)), alpha);
-    }
+  for (double alpha : {0.01, 0.001, 0.0001}) {
+    const uint32_t n = CleanRunsNeeded(rate, alpha, 1000);
+    ASSERT_GT(n, 0u);
+    EXPECT_LE(MissProbability(rate, n), alpha);
+    EXPECT_GT(MissProbability(rate, n - 1), alpha);
   }
-  EXPECT_EQ(CleanRunsNeeded(rate, 0.5, 1e-300, 40), 40u);  // capped
-  EXPECT_EQ(CleanRunsNeeded(rate, 0.0, 0.01, 40), 0u);     // cannot be bad: no run needed
+  EXPECT_EQ(CleanRunsNeeded(rate, 1e-300, 40), 40u);  // capped
+  EXPECT_EQ(CleanRunsNeeded(rate, 1.0, 40), 0u);      // any miss is acceptable: no run
 }
 
 TEST(Sequential, StepsLeftIsCeilLog2) {

@@ -22,6 +22,7 @@ class SimulatedHistory : public RevisionRunner {
 
   const std::vector<std::string>& revs() const { return revs_; }
   std::set<size_t> skip;                               // revisions whose build "exits 125"
+  std::set<size_t> other_failure;                      // revisions failing with another diagnosis
   std::map<std::string, int> prepares;                 // Prepare calls per revision
   std::vector<std::pair<std::string, uint32_t>> runs;  // Run calls in order
   size_t throw_after_runs = SIZE_MAX;                  // simulate a controller killed mid-bisection
@@ -42,8 +43,8 @@ class SimulatedHistory : public RevisionRunner {
     const double u = static_cast<double>(x >> 11) / 9007199254740992.0;
     RunOutcome out;
     out.board_ms = 100;
-    out.detected = Index(rev) >= culprit_ && u < q_;
-    if (out.detected) out.diagnosis = "stale-line";
+    if (Index(rev) >= culprit_ && u < q_) out.failures = {"fixture: stale-line"};
+    if (other_failure.count(Index(rev))) out.failures = {"fixture: never-landed"};
     return out;
   }
 

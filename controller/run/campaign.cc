@@ -42,8 +42,8 @@ std::vector<v1::FixtureResult> RunBoard(const LoadedFarm& farm, const LoadedBoar
     return all_error(fmt::format("board kind {} is not supported by this controller yet",
                                  v1::BoardKind_Name(lb.board.kind())));
   const std::filesystem::path dir = opt.out_dir / name;
-  std::filesystem::create_directories(dir);
   try {
+    std::filesystem::create_directories(dir);  // inside: a failure is this board's ERROR
     const std::vector<std::string> faults(lb.entry.faults().begin(), lb.entry.faults().end());
     VirtualBoardProcess power(opt.vboard, lb.file, faults, seed, dir / "console.log",
                               opt.boot_timeout_ms, lb.revision_dir);

@@ -15,6 +15,7 @@
 // no false positive; 1 otherwise; 2 as above (any ERROR result included).
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -149,8 +150,11 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    // --help prints and exits 0; a bad command line is a configuration error: 2.
-    return app.exit(e) == 0 ? 0 : 2;
+    // --help prints and exits 0; a bad command line is a configuration error: 2, except
+    // for bisect-step, where 2 would tell `git bisect run` "bad": 255 aborts it.
+    const int rc = app.exit(e);
+    if (rc == 0) return 0;
+    return std::find(argv, argv + argc, std::string("bisect-step")) != argv + argc ? 255 : 2;
   }
   spdlog::set_default_logger(spdlog::stderr_color_mt("dmahil"));
   spdlog::set_level(verbose ? spdlog::level::info : spdlog::level::warn);

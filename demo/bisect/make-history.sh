@@ -13,6 +13,7 @@
 # exits 125 on them, as a tree that does not build. Authors and dates are fixed, so the
 # same arguments give the same commit ids. Prints "culprit <commit id>".
 set -euo pipefail
+export LC_ALL=C  # ${#s} below must count bytes, as fast-import's `data` does
 usage() { sed -n '2,16p' "$0" >&2; exit 2; }
 [ $# -ge 1 ] || usage
 DIR=$1; shift
@@ -32,7 +33,12 @@ done
   { echo "make-history: need 1 <= culprit ($K) <= commits ($N)" >&2; exit 2; }
 [[ "$TREE" == linux || "$TREE" == xen ]] || { echo "make-history: --tree linux|xen" >&2; exit 2; }
 B_LO=-1; B_HI=-1
-if [ -n "$BROKEN" ]; then B_LO=${BROKEN%-*}; B_HI=${BROKEN#*-}; fi
+if [ -n "$BROKEN" ]; then
+  [[ "$BROKEN" =~ ^([0-9]+)-([0-9]+)$ ]] && [ "${BASH_REMATCH[1]}" -ge 1 ] &&
+    [ "${BASH_REMATCH[1]}" -le "${BASH_REMATCH[2]}" ] && [ "${BASH_REMATCH[2]}" -lt "$N" ] ||
+    { echo "make-history: --untestable A-B with 1 <= A <= B < commits ($N)" >&2; exit 2; }
+  B_LO=${BASH_REMATCH[1]}; B_HI=${BASH_REMATCH[2]}
+fi
 [ ! -e "$DIR" ] || { echo "make-history: $DIR exists" >&2; exit 2; }
 
 if [ "$TREE" = linux ]; then

@@ -8,14 +8,22 @@
 # DMAHIL_SEED sets the run seed (default: today's date). Exit 0 iff the right commit was
 # named with at least the requested confidence.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-OUT=${1:-out/bisect-demo}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+OUT=$(realpath -m "${1:-$ROOT/out/bisect-demo}")  # relative to where it was called from
 SEED=${DMAHIL_SEED:-$(date +%Y%m%d)}
 CULPRIT=${CULPRIT:-217}
+MARK=.dmahil-bisect-demo
+cd "$ROOT"
 
+# Only ever delete a folder this script made.
+if [ -e "$OUT" ] && [ ! -e "$OUT/$MARK" ] && [ -n "$(ls -A "$OUT" 2>/dev/null)" ]; then
+  echo "demo: $OUT exists and was not made by this demo; give another folder" >&2
+  exit 2
+fi
 ci/setup.sh build >/dev/null
 rm -rf "$OUT"
 mkdir -p "$OUT"
+touch "$OUT/$MARK"
 planted=$(demo/bisect/make-history.sh "$OUT/linux" --commits 300 --culprit "$CULPRIT" \
             --boot-rate 0.3 | awk '{print $2}')
 demo/bisect/make-history.sh "$OUT/xen" --tree xen --commits 20 --culprit 20 \
@@ -24,9 +32,9 @@ demo/bisect/make-history.sh "$OUT/xen" --tree xen --commits 20 --culprit 20 \
 status=0
 build/bin/dmahil bisect --farm demo/bisect/farm.textproto --board zcu102 \
   --fixture foreign-to-device --tree "linux=$OUT/linux" --good good --bad bad \
-  --pin "xen=$OUT/xen@good" --seed "$SEED" --out "$OUT/bisect" \
-  --build-hook "$PWD/demo/bisect/build-hook.sh" \
-  --deploy-hook "$PWD/demo/bisect/deploy-hook.sh" || status=$?
+  --pin "xen=$OUT/xen" --pin-rev good --seed "$SEED" --out "$OUT/bisect" \
+  --build-hook "'$ROOT/demo/bisect/build-hook.sh'" \
+  --deploy-hook "'$ROOT/demo/bisect/deploy-hook.sh'" || status=$?
 
 found=$(sed -n 's/^first bad commit: \([0-9a-f]*\).*/\1/p' "$OUT/bisect/bisect.txt" 2>/dev/null || true)
 if [ "$found" = "$planted" ]; then
