@@ -9,18 +9,8 @@ shift || true
 PKGS=(cmake ninja-build g++ pkg-config protobuf-compiler libprotobuf-dev libgrpc++-dev
       protobuf-compiler-grpc libboost-dev libgtest-dev libgmock-dev libcli11-dev
       libspdlog-dev libfmt-dev nlohmann-json3-dev libpugixml-dev clang-format
-      libboost-filesystem-dev git)
-missing=()
-for p in "${PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  SUDO=""
-  [ "$(id -u)" = 0 ] || SUDO=sudo
-  echo "setup: installing ${missing[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+      libboost-filesystem-dev git nanopb libgpiod-dev libusb-1.0-0-dev pdudaemon)
+ci/apt-install.sh setup "${PKGS[@]}"
 
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
 cmake --build "$BUILD" -j"$(nproc)"

@@ -19,6 +19,11 @@ DMAHIL_SEED=1 demo/bisect/run-demo.sh build/bisect-demo | tail -4
 build/bin/dmahil-bisect-bench --trials 4 --commits 100 --seed 1 --model-trials 2000 \
   --out build/bisect-bench 2>build/bisect-bench.log || { tail -20 build/bisect-bench.log; exit 1; }
 
+echo "== firmware: bare-metal cross-build (arm-none-eabi), no heap/exceptions/RTTI"
+ci/firmware-cross.sh build-cross
+echo "== firmware: protocol parser under libFuzzer (60 s)"
+ci/fuzz.sh 60 build-fuzz
+
 echo "== tests under ASan + UBSan"
 ci/setup.sh build-asan -DDMAHIL_SANITIZE=ON
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \

@@ -271,6 +271,271 @@ TEST_F(ConfigTest, LocateFieldPaths) {
   EXPECT_THROW(map.Locate("cache[0]"), std::invalid_argument);
 }
 
+// ---- Real boards (BOARD_KIND_HARDWARE, issue 5) ----
+
+constexpr const char* kHwBoard = R"(name: "hw"
+soc: "test SoC"
+kind: BOARD_KIND_HARDWARE
+ram { name: "low" base: 0x40000000 size: 0x40000000 }
+ram { name: "high" base: 0x100000000 size: 0x40000000 }
+cache { line_size: 64 sets: 1024 ways: 16 }
+l1 { line_size: 64 sets: 128 ways: 4 }
+cpus: 4
+port {
+  name: "pcie0"
+  coherent: false
+  dma_ranges { bus_base: 0x0 cpu_base: 0x40000000 size: 0x40000000 }
+}
+port { name: "acp" coherent: true }
+dma {
+  mask_bits: 64
+  coherent: false
+  port: "pcie0"
+  dma_ranges { bus_base: 0x0 cpu_base: 0x40000000 size: 0x40000000 }
+}
+console { uart: "UART0" baud: 115200 }
+xen_support { status: XEN_SUPPORT_UPSTREAM since_xen: "4.17" }
+linux_page_size: 4096
+)";
+
+TEST_F(ConfigTest, HardwareBoardWithoutXenLayoutLoads) {
+  const fs::path p = Write("boards/hw.textproto", kHwBoard);
+  const v1::Board board = LoadBoard(p);
+  EXPECT_EQ(board.port_size(), 2);
+  EXPECT_EQ(board.dma().port(), "pcie0");
+  EXPECT_FALSE(board.has_xen());
+}
+
+TEST_F(ConfigTest, HardwareBoardNeedsPortsConsoleXenSupportL1AndCpus) {
+  std::string text = kHwBoard;
+  text = Replace(text, "l1 { line_size: 64 sets: 128 ways: 4 }\ncpus: 4\n", "");
+  text = Replace(text, "console { uart: \"UART0\" baud: 115200 }\n", "");
+  text = Replace(text, "xen_support { status: XEN_SUPPORT_UPSTREAM since_xen: \"4.17\" }\n", "");
+  text = Replace(text, "  port: \"pcie0\"\n", "");
+  const fs::path p = Write("boards/hw.textproto", text);
+  const std::string err = ErrorOf([&] { LoadBoard(p); });
+  EXPECT_TRUE(Contains(err, "a hardware board needs dma.port")) << err;
+  EXPECT_TRUE(Contains(err, "a hardware board needs console")) << err;
+  EXPECT_TRUE(Contains(err, "a hardware board needs xen_support")) << err;
+  EXPECT_TRUE(Contains(err, "a hardware board needs l1")) << err;
+  EXPECT_TRUE(Contains(err, "a hardware board needs cpus")) << err;
+  // dma.port is absent: the error points at the dma block (line 13).
+  EXPECT_TRUE(Contains(err, p.string() + ":13:1: a hardware board needs dma.port")) << err;
+
+  const fs::path q = Write("boards/noport.textproto",
+                           Replace(Replace(kHwBoard, "port { name: \"acp\" coherent: true }\n", ""),
+                                   "port {\n  name: \"pcie0\"\n  coherent: false\n  dma_ranges { "
+                                   "bus_base: 0x0 cpu_base: 0x40000000 size: 0x40000000 }\n}\n",
+                                   ""));
+  const std::string err2 = ErrorOf([&] { LoadBoard(q); });
+  EXPECT_TRUE(Contains(err2, "a hardware board needs at least one port")) << err2;
+  EXPECT_TRUE(Contains(err2, "dma.port \"pcie0\" names no declared port (declared: none")) << err2;
+}
+
+TEST_F(ConfigTest, EnginePortMustBeDeclared) {
+  const fs::path p =
+      Write("boards/hw.textproto", Replace(kHwBoard, "port: \"pcie0\"", "port: \"pcie1\""));
+  const std::string err = ErrorOf([&] { LoadBoard(p); });
+  EXPECT_EQ(err, p.string() +
+                     ":18:3: dma.port \"pcie1\" names no declared port (declared: acp, "
+                     "pcie0)");
+}
+
+TEST_F(ConfigTest, EngineMustAgreeWithItsPort) {
+  std::string text =
+      Replace(kHwBoard, "  mask_bits: 64\n  coherent: false", "  mask_bits: 64\n  coherent: true");
+  text = Replace(
+      text,
+      "  port: \"pcie0\"\n  dma_ranges { bus_base: 0x0 cpu_base: 0x40000000 size: 0x40000000 }",
+      "  port: \"pcie0\"\n  dma_ranges { bus_base: 0x0 cpu_base: 0x40000000 size: 0x20000000 }");
+  const fs::path p = Write("boards/hw.textproto", text);
+  const std::string err = ErrorOf([&] { LoadBoard(p); });
+  EXPECT_TRUE(Contains(err, p.string() + ":17:3: dma.coherent is true but the engine's port "
+                                         "\"pcie0\" (port[0]) has coherent: false"))
+      << err;
+  EXPECT_TRUE(Contains(err, p.string() + ":19:3: dma.dma_ranges (bus 0x0 -> cpu 0x40000000 size "
+                                         "0x20000000) differ from the dma_ranges of the engine's "
+                                         "port \"pcie0\""))
+      << err;
+}
+
+TEST_F(ConfigTest, PortWindowsMustBeDisjointAndReachRam) {
+  std::string text =
+      Replace(kHwBoard, "port { name: \"acp\" coherent: true }",
+              "port {\n  name: \"acp\"\n  coherent: true\n"
+              "  dma_ranges { bus_base: 0x0 cpu_base: 0x0 size: 0x1000000 }\n"
+              "  dma_ranges { bus_base: 0x800000 cpu_base: 0x80000000 size: 0x1000 }\n}");
+  const fs::path p = Write("boards/hw.textproto", text);
+  const std::string err = ErrorOf([&] { LoadBoard(p); });
+  EXPECT_TRUE(Contains(err, p.string() + ":17:3: port[1].dma_ranges[0] CPU window [0x0, 0x1000000) "
+                                         "reaches no ram bank"))
+      << err;
+  EXPECT_TRUE(Contains(err, p.string() + ":18:3: port[1].dma_ranges[1] bus window [0x800000, "
+                                         "0x801000) overlaps port[1].dma_ranges[0]"))
+      << err;
+}
+
+TEST_F(ConfigTest, PortNamesUniqueAndAddressBitsInRange) {
+  const fs::path p = Write("boards/hw.textproto",
+                           Replace(kHwBoard, "port { name: \"acp\" coherent: true }",
+                                   "port { name: \"pcie0\" coherent: true address_bits: 20 }"));
+  const std::string err = ErrorOf([&] { LoadBoard(p); });
+  EXPECT_TRUE(Contains(err, p.string() + ":14:8: port[1].name \"pcie0\" is also the name of "
+                                         "port[0]"))
+      << err;
+  EXPECT_TRUE(Contains(err, "port[1].address_bits 20 must be 0 (not limited) or 32..64")) << err;
+}
+
+TEST_F(ConfigTest, ConsoleBaudAndXenVersionsChecked) {
+  std::string text = Replace(kHwBoard, "baud: 115200", "baud: 115201");
+  text = Replace(text, "since_xen: \"4.17\"", "since_xen: \"4.17.1\" min_dom0_linux: \"five\"");
+  const fs::path p = Write("boards/hw.textproto", text);
+  const std::string err = ErrorOf([&] { LoadBoard(p); });
+  EXPECT_TRUE(Contains(err, p.string() + ":21:25: console.baud 115201 is not a standard serial "
+                                         "rate"))
+      << err;
+  EXPECT_TRUE(Contains(err, "xen_support.since_xen \"4.17.1\" must be MAJOR.MINOR")) << err;
+  EXPECT_TRUE(Contains(err, "xen_support.min_dom0_linux \"five\" must be MAJOR.MINOR")) << err;
+}
+
+TEST_F(ConfigTest, XenLayoutOnAHardwareBoardIsCheckedIfGiven) {
+  const fs::path p =
+      Write("boards/hw.textproto",
+            std::string(kHwBoard) + "xen { dom0_ram { base: 0x40000000 size: 0x20000000 } }\n");
+  const std::string err = ErrorOf([&] { LoadBoard(p); });
+  EXPECT_TRUE(Contains(err, "a xen layout needs xen.domu_ram")) << err;
+  EXPECT_TRUE(Contains(err, "xen.swiotlb_pool has size 0")) << err;
+}
+
+// ---- Lab wiring in farm files ----
+
+constexpr const char* kHwFarm = R"(name: "lab"
+fixture_file: "../fixtures/grant.textproto"
+board {
+  name: "a"
+  board_file: "../boards/hw.textproto"
+  wiring {
+    power { gpio { power { chip: "gpiochip0" offset: 17 active_low: true } } }
+    console { device: "/dev/ttyUSB0" baud: 115200 agent_ready: "dom0 ready" }
+    engine { vid: 0x0403 pid: 0x601f serial: "A" ep_out: 0x02 ep_in: 0x82 }
+    dom0_agent: "192.0.2.1:50051"
+    guest_agent: "[2001:db8::1]:50051"
+    health_fixture: "../fixtures/grant.textproto"
+  }
+}
+board {
+  name: "b"
+  board_file: "../boards/hw.textproto"
+  wiring {
+    power { pdu { url: "http://127.0.0.1:16421" hostname: "pdu" port: 2 } }
+    console { device: "/dev/ttyUSB1" baud: 115200 }
+    engine { vid: 0x0403 pid: 0x601f serial: "B" ep_out: 0x01 ep_in: 0x81 }
+    dom0_agent: "192.0.2.2:50051"
+    guest_agent: "192.0.2.3:50051"
+  }
+}
+)";
+
+TEST_F(ConfigTest, WiredHardwareFarmLoads) {
+  Write("boards/hw.textproto", kHwBoard);
+  Write("fixtures/grant.textproto", kFixture);
+  const LoadedFarm farm = LoadFarm(Write("farms/lab.textproto", kHwFarm));
+  ASSERT_EQ(farm.boards.size(), 2u);
+  EXPECT_EQ(farm.boards[0].entry.wiring().engine().serial(), "A");
+  EXPECT_TRUE(farm.boards[1].entry.wiring().power().has_pdu());
+}
+
+TEST_F(ConfigTest, WiringOnAVirtualBoardAndMissingWiringRejected) {
+  Write("boards/hw.textproto", kHwBoard);
+  Write("boards/rpi4.textproto", kBoard);
+  Write("fixtures/grant.textproto", kFixture);
+  std::string text =
+      Replace(kHwFarm, "board_file: \"../boards/hw.textproto\"\n  wiring {\n    power { gpio",
+              "board_file: \"../boards/rpi4.textproto\"\n  wiring {\n    power { gpio");
+  text += "board { name: \"c\" board_file: \"../boards/hw.textproto\" }\n";
+  const fs::path p = Write("farms/lab.textproto", text);
+  const std::string err = ErrorOf([&] { LoadFarm(p); });
+  EXPECT_TRUE(Contains(err, p.string() + ":6:3: board \"a\" has wiring, but only "
+                                         "BOARD_KIND_HARDWARE boards are wired"))
+      << err;
+  EXPECT_TRUE(Contains(err, p.string() + ":26:1: board \"c\" is BOARD_KIND_HARDWARE")) << err;
+  EXPECT_TRUE(Contains(err, "needs wiring { power console engine dom0_agent guest_agent }")) << err;
+}
+
+TEST_F(ConfigTest, WiringFieldsCheckedWithFarmLines) {
+  Write("boards/hw.textproto", kHwBoard);
+  Write("fixtures/grant.textproto", kFixture);
+  std::string text = kHwFarm;
+  text = Replace(text, "baud: 115200 agent_ready: \"dom0 ready\"",
+                 "baud: 57600 agent_ready: \"dom0 (ready\"");
+  text = Replace(text, "vid: 0x0403 pid: 0x601f serial: \"A\" ep_out: 0x02 ep_in: 0x82",
+                 "vid: 0 pid: 0x601f serial: \"A\" ep_out: 0x82 ep_in: 0x02");
+  text = Replace(text, "dom0_agent: \"192.0.2.1:50051\"", "dom0_agent: \"192.0.2.1\"");
+  text = Replace(text, "guest_agent: \"[2001:db8::1]:50051\"", "guest_agent: \"host:70000\"");
+  text = Replace(text, "health_fixture: \"../fixtures/grant.textproto\"",
+                 "health_fixture: \"../fixtures/none.textproto\"");
+  text =
+      Replace(text, "power { pdu { url: \"http://127.0.0.1:16421\" hostname: \"pdu\" port: 2 } }",
+              "power { }");
+  const fs::path p = Write("farms/lab.textproto", text);
+  const std::string err = ErrorOf([&] { LoadFarm(p); });
+  const std::string f = p.string();
+  EXPECT_TRUE(Contains(err, f + ":8:38: board[0].wiring.console.baud 57600 differs from the "
+                                "board's console.baud 115200"))
+      << err;
+  EXPECT_TRUE(Contains(err, f + ":8:50: board[0].wiring.console.agent_ready \"dom0 (ready\" is "
+                                "not an ECMAScript regex"))
+      << err;
+  EXPECT_TRUE(Contains(err, f + ":9:14: board[0].wiring.engine.vid 0x0000 must be a nonzero"))
+      << err;
+  EXPECT_TRUE(Contains(err,
+                       "board[0].wiring.engine.ep_out 0x82 is an IN address; an OUT endpoint "
+                       "has bit 0x80 clear (e.g. 0x02)"))
+      << err;
+  EXPECT_TRUE(Contains(err, "board[0].wiring.engine.ep_in 0x02 is an OUT address")) << err;
+  EXPECT_TRUE(Contains(err, f + ":10:5: board[0].wiring.dom0_agent \"192.0.2.1\" has no :port"))
+      << err;
+  EXPECT_TRUE(Contains(err,
+                       "board[0].wiring.guest_agent \"host:70000\" has a port outside "
+                       "1..65535"))
+      << err;
+  EXPECT_TRUE(Contains(err, "none.textproto: cannot read")) << err;
+  EXPECT_TRUE(Contains(err, f + ":12:5: note: board \"a\" names this health fixture")) << err;
+  EXPECT_TRUE(Contains(err, f + ":19:5: board[1].wiring.power has no backend")) << err;
+}
+
+TEST_F(ConfigTest, TwoBoardsCannotShareARelayUartEngineOrAgent) {
+  Write("boards/hw.textproto", kHwBoard);
+  Write("fixtures/grant.textproto", kFixture);
+  std::string text = kHwFarm;
+  text =
+      Replace(text, "power { pdu { url: \"http://127.0.0.1:16421\" hostname: \"pdu\" port: 2 } }",
+              "power { gpio { power { chip: \"gpiochip0\" offset: 17 } } }");
+  text = Replace(text, "device: \"/dev/ttyUSB1\"", "device: \"/dev/ttyUSB0\"");
+  text = Replace(text, "serial: \"B\"", "serial: \"A\"");
+  text = Replace(text, "dom0_agent: \"192.0.2.2:50051\"", "dom0_agent: \"192.0.2.1:50051\"");
+  const fs::path p = Write("farms/lab.textproto", text);
+  const std::string err = ErrorOf([&] { LoadFarm(p); });
+  const std::string f = p.string();
+  EXPECT_TRUE(Contains(err, f +
+                                ":19:20: GPIO line gpiochip0:17 is already used by "
+                                "board[0].wiring.power.gpio.power at " +
+                                f + ":7:20"))
+      << err;
+  EXPECT_TRUE(Contains(err,
+                       "serial device /dev/ttyUSB0 is already used by "
+                       "board[0].wiring.console.device"))
+      << err;
+  EXPECT_TRUE(Contains(err,
+                       "USB engine 0403:601f serial A is already used by "
+                       "board[0].wiring.engine.serial"))
+      << err;
+  EXPECT_TRUE(Contains(err,
+                       "agent endpoint 192.0.2.1:50051 is already used by "
+                       "board[0].wiring.dom0_agent"))
+      << err;
+}
+
 // Every board, fixture and farm checked into the repository loads.
 TEST(ConfigRepository, AllLoad) {
   const char* root = std::getenv("DMAHIL_SOURCE_DIR");

@@ -4,8 +4,10 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <regex>
 #include <set>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -33,12 +35,19 @@ class Problems {
 
   void ThrowIfAny() {
     if (lines_.empty()) return;
+    throw ConfigError(Text());
+  }
+
+  bool empty() const { return lines_.empty(); }
+
+  // Every problem, one per line, in file order.
+  std::string Text() {
     std::stable_sort(lines_.begin(), lines_.end(), [](const Line& a, const Line& b) {
       return std::pair(a.line, a.column) < std::pair(b.line, b.column);
     });
     std::string all;
     for (const auto& line : lines_) all += (all.empty() ? "" : "\n") + line.text;
-    throw ConfigError(all);
+    return all;
   }
 
  private:
@@ -193,13 +202,15 @@ void CheckCaches(Problems& p, const v1::Board& board) {
           board.cpus());
 }
 
-void CheckDma(Problems& p, const v1::DmaEngineDesc& dma) {
-  if (dma.mask_bits() < 32 || dma.mask_bits() > 64)
-    p.Add("dma.mask_bits", "dma.mask_bits {} must be 32..64", dma.mask_bits());
+// A repeated DmaRange field (`field`: "dma.dma_ranges" or "port[i].dma_ranges"): every
+// window non-empty and without wrap, bus windows pairwise disjoint, CPU windows too.
+// Returns the usable windows' CPU ranges.
+std::vector<Range> CheckDmaRanges(Problems& p, const std::string& field,
+                                  const google::protobuf::RepeatedPtrField<v1::DmaRange>& ranges) {
   std::vector<Range> bus, cpu;
-  for (int i = 0; i < dma.dma_ranges_size(); ++i) {
-    const auto& r = dma.dma_ranges(i);
-    const std::string path = fmt::format("dma.dma_ranges[{}]", i);
+  for (int i = 0; i < ranges.size(); ++i) {
+    const auto& r = ranges[i];
+    const std::string path = fmt::format("{}[{}]", field, i);
     if (r.size() == 0) {
       p.Add(path + ".size", "{} has size 0", path);
       continue;
@@ -220,15 +231,139 @@ void CheckDma(Problems& p, const v1::DmaEngineDesc& dma) {
         p.Add(cpu[i].path, "{} CPU window {} overlaps {} CPU window {}", cpu[i].path, Show(cpu[i]),
               cpu[j].path, Show(cpu[j]));
     }
+  return cpu;
+}
+
+void CheckDma(Problems& p, const v1::DmaEngineDesc& dma) {
+  if (dma.mask_bits() < 32 || dma.mask_bits() > 64)
+    p.Add("dma.mask_bits", "dma.mask_bits {} must be 32..64", dma.mask_bits());
+  CheckDmaRanges(p, "dma.dma_ranges", dma.dma_ranges());
+}
+
+bool SameRanges(const google::protobuf::RepeatedPtrField<v1::DmaRange>& a,
+                const google::protobuf::RepeatedPtrField<v1::DmaRange>& b) {
+  if (a.size() != b.size()) return false;
+  for (int i = 0; i < a.size(); ++i)
+    if (std::tuple(a[i].bus_base(), a[i].cpu_base(), a[i].size()) !=
+        std::tuple(b[i].bus_base(), b[i].cpu_base(), b[i].size()))
+      return false;
+  return true;
+}
+
+std::string ShowRanges(const google::protobuf::RepeatedPtrField<v1::DmaRange>& ranges) {
+  if (ranges.empty()) return "none (bus address == CPU physical address)";
+  std::string out;
+  for (const auto& r : ranges)
+    out += fmt::format("{}bus {:#x} -> cpu {:#x} size {:#x}", out.empty() ? "" : ", ", r.bus_base(),
+                       r.cpu_base(), r.size());
+  return out;
+}
+
+// The SoC's DMA ports (issue 5) and the engine's port: unique names, sane windows that
+// reach RAM, and an engine description that agrees with its port.
+void CheckPorts(Problems& p, const v1::Board& board, const std::vector<Range>& ram) {
+  std::map<std::string, int> names;
+  for (int i = 0; i < board.port_size(); ++i) {
+    const v1::DmaPort& port = board.port(i);
+    const std::string path = fmt::format("port[{}]", i);
+    if (port.name().empty()) {
+      p.Add(path, "{} has no name; set name: \"<port>\" (e.g. \"pcie0\")", path);
+    } else if (auto [it, fresh] = names.emplace(port.name(), i); !fresh) {
+      p.Add(path + ".name", "{}.name \"{}\" is also the name of port[{}]", path, port.name(),
+            it->second);
+    }
+    if (port.address_bits() != 0 && (port.address_bits() < 32 || port.address_bits() > 64))
+      p.Add(path + ".address_bits", "{}.address_bits {} must be 0 (not limited) or 32..64", path,
+            port.address_bits());
+    for (const Range& w : CheckDmaRanges(p, path + ".dma_ranges", port.dma_ranges())) {
+      const bool reaches_ram =
+          std::any_of(ram.begin(), ram.end(), [&](const Range& r) { return Overlap(w, r); });
+      if (!reaches_ram && !ram.empty())
+        p.Add(w.path, "{} CPU window {} reaches no ram bank; the port could reach no memory",
+              w.path, Show(w));
+    }
+  }
+  const v1::DmaEngineDesc& dma = board.dma();
+  if (dma.port().empty()) return;
+  const auto it = names.find(dma.port());
+  if (it == names.end()) {
+    std::string declared;
+    for (const auto& [name, index] : names) declared += (declared.empty() ? "" : ", ") + name;
+    p.Add("dma.port", "dma.port \"{}\" names no declared port (declared: {})", dma.port(),
+          declared.empty() ? "none; add port { name: ... }" : declared);
+    return;
+  }
+  const v1::DmaPort& port = board.port(it->second);
+  if (dma.coherent() != port.coherent())
+    p.Add("dma.coherent",
+          "dma.coherent is {} but the engine's port \"{}\" (port[{}]) has coherent: {}; the "
+          "engine is as coherent as its port",
+          dma.coherent(), port.name(), it->second, port.coherent());
+  if (!SameRanges(dma.dma_ranges(), port.dma_ranges()))
+    p.Add(dma.dma_ranges_size() > 0 ? "dma.dma_ranges" : "dma.port",
+          "dma.dma_ranges ({}) differ from the dma_ranges of the engine's port \"{}\" "
+          "(port[{}]: {}); repeat the port's windows",
+          ShowRanges(dma.dma_ranges()), port.name(), it->second, ShowRanges(port.dma_ranges()));
+}
+
+// termios rates Linux accepts (Boost.Asio serial_port on Linux), bits per second.
+bool StandardBaud(uint32_t baud) {
+  static const std::set<uint32_t> kRates = {
+      1200,   2400,   4800,    9600,    19200,   38400,   57600,   115200,  230400,  460800, 500000,
+      576000, 921600, 1000000, 1152000, 1500000, 2000000, 2500000, 3000000, 3500000, 4000000};
+  return kRates.count(baud) > 0;
+}
+
+std::string StandardBauds() { return "e.g. 9600, 38400, 57600, 115200, 230400, 921600"; }
+
+void CheckConsole(Problems& p, const v1::ConsoleDesc& console) {
+  if (console.uart().empty())
+    p.Add("console", "console.uart is empty; name the SoC's debug UART (e.g. \"UART0\")");
+  if (!StandardBaud(console.baud()))
+    p.Add("console.baud", "console.baud {} is not a standard serial rate ({})", console.baud(),
+          StandardBauds());
+}
+
+void CheckXenSupport(Problems& p, const v1::XenSupport& xen) {
+  static const std::regex kVersion(R"(^[0-9]+\.[0-9]+$)");
+  if (xen.status() == v1::XEN_SUPPORT_UNSPECIFIED)
+    p.Add("xen_support.status",
+          "xen_support.status is not set; set XEN_SUPPORT_UPSTREAM, XEN_SUPPORT_PARTIAL or "
+          "XEN_SUPPORT_OUT_OF_TREE");
+  if (!xen.since_xen().empty() && !std::regex_match(xen.since_xen(), kVersion))
+    p.Add("xen_support.since_xen",
+          "xen_support.since_xen \"{}\" must be MAJOR.MINOR, e.g. \"4.14\"", xen.since_xen());
+  if (!xen.min_dom0_linux().empty() && !std::regex_match(xen.min_dom0_linux(), kVersion))
+    p.Add("xen_support.min_dom0_linux",
+          "xen_support.min_dom0_linux \"{}\" must be MAJOR.MINOR, e.g. \"5.9\"",
+          xen.min_dom0_linux());
+}
+
+// What only a real board needs: where the engine sits, the console, Xen's status, and the
+// whole cache hierarchy (issue 5).
+void CheckHardware(Problems& p, const v1::Board& board) {
+  if (board.port_size() == 0)
+    p.Add("port",
+          "a hardware board needs at least one port {{ name coherent dma_ranges }} (the PCIe "
+          "root port or AXI port its DMA engine sits behind)");
+  else if (board.dma().port().empty())
+    p.Add("dma.port", "a hardware board needs dma.port: the name of the port its engine uses");
+  if (!board.has_console())
+    p.Add("console", "a hardware board needs console {{ uart baud ... }} (its debug UART)");
+  if (!board.has_xen_support())
+    p.Add("xen_support", "a hardware board needs xen_support {{ status ... }}");
+  if (!board.has_l1() || board.l1().line_size() == 0)
+    p.Add("l1", "a hardware board needs l1 {{ line_size sets ways }} (each CPU's L1 data cache)");
+  if (board.cpus() == 0) p.Add("cpus", "a hardware board needs cpus: the CPUs dom0 can run on");
 }
 
 // The Xen layout of a virtual board (DESIGN §6).
 void CheckXen(Problems& p, const v1::Board& board, const std::vector<Range>& ram) {
   const v1::XenLayout& xen = board.xen();
-  if (xen.dom0_ram_size() == 0)
-    p.Add("xen", "a virtual board needs xen.dom0_ram (dom0's 1:1 RAM banks)");
+  const char* who = board.kind() == v1::BOARD_KIND_VIRTUAL ? "a virtual board" : "a xen layout";
+  if (xen.dom0_ram_size() == 0) p.Add("xen", "{} needs xen.dom0_ram (dom0's 1:1 RAM banks)", who);
   if (xen.domu_ram_size() == 0)
-    p.Add("xen", "a virtual board needs xen.domu_ram (machine RAM for the domU's frames)");
+    p.Add("xen", "{} needs xen.domu_ram (machine RAM for the domU's frames)", who);
   const std::vector<Range> dom0 = CheckBanks(p, "xen.dom0_ram", xen.dom0_ram());
   const std::vector<Range> domu = CheckBanks(p, "xen.domu_ram", xen.domu_ram());
   for (const auto& r : dom0) CheckInside(p, r, ram, "ram");
@@ -259,6 +394,189 @@ void CheckXen(Problems& p, const v1::Board& board, const std::vector<Range>& ram
     CheckReachable(p, *pool, board.dma());
 }
 
+// ---- Lab wiring of real boards (lab.proto BoardWiring, issue 5) ----
+
+// Why `endpoint` is not "host:port" or "[ipv6]:port" with port 1..65535; "" if it is.
+std::string EndpointProblem(const std::string& endpoint) {
+  if (endpoint.empty()) return "is empty";
+  std::string host;
+  std::string port;
+  if (endpoint.front() == '[') {
+    const size_t close = endpoint.find(']');
+    if (close == std::string::npos || close + 1 >= endpoint.size() || endpoint[close + 1] != ':')
+      return "is not [ipv6]:port";
+    host = endpoint.substr(1, close - 1);
+    port = endpoint.substr(close + 2);
+  } else {
+    const size_t colon = endpoint.rfind(':');
+    if (colon == std::string::npos) return "has no :port";
+    host = endpoint.substr(0, colon);
+    port = endpoint.substr(colon + 1);
+    if (host.find(':') != std::string::npos) return "has an IPv6 host without [brackets]";
+  }
+  if (host.empty()) return "has no host";
+  if (port.empty() || port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return "has a port that is not a number";
+  const int n = std::stoi(port);
+  if (n < 1 || n > 65535) return "has a port outside 1..65535";
+  return "";
+}
+
+// Things two boards of one lab host cannot share: a GPIO line, a serial device, a USB
+// engine, a PDU outlet, an agent endpoint. Maps what -> the field that first used it.
+class Claims {
+ public:
+  explicit Claims(const SourceMap& source) : source_(source) {}
+  void Claim(Problems& p, const std::string& kind, const std::string& what,
+             const std::string& field) {
+    auto [it, fresh] = used_.emplace(kind + "\n" + what, field);
+    if (!fresh)
+      p.Add(field, "{} {} is already used by {} at {}", kind, what, it->second,
+            source_.Where(it->second));
+  }
+
+ private:
+  const SourceMap& source_;
+  std::map<std::string, std::string> used_;
+};
+
+void CheckGpioLine(Problems& p, Claims& claims, const std::string& path, const v1::GpioLine& line) {
+  if (line.chip().empty()) {
+    p.Add(path, "{}.chip is empty; name the gpiochip (e.g. \"gpiochip0\")", path);
+    return;
+  }
+  claims.Claim(p, "GPIO line", fmt::format("{}:{}", line.chip(), line.offset()), path);
+}
+
+void CheckPower(Problems& p, Claims& claims, const std::string& path,
+                const v1::PowerControl& power) {
+  switch (power.backend_case()) {
+    case v1::PowerControl::kGpio: {
+      const v1::GpioPower& g = power.gpio();
+      if (!g.has_power())
+        p.Add(path + ".gpio", "{}.gpio needs power {{ chip offset }} (the relay's line)", path);
+      else
+        CheckGpioLine(p, claims, path + ".gpio.power", g.power());
+      if (g.has_reset() && !g.reset().chip().empty())
+        CheckGpioLine(p, claims, path + ".gpio.reset", g.reset());
+      for (int i = 0; i < g.boot_mode_size(); ++i) {
+        const std::string b = fmt::format("{}.gpio.boot_mode[{}]", path, i);
+        if (!g.boot_mode(i).has_line())
+          p.Add(b, "{} needs line {{ chip offset }}", b);
+        else
+          CheckGpioLine(p, claims, b + ".line", g.boot_mode(i).line());
+      }
+      break;
+    }
+    case v1::PowerControl::kPdu: {
+      const v1::PduPower& pdu = power.pdu();
+      const std::string f = path + ".pdu";
+      if (pdu.url().rfind("http://", 0) != 0 && pdu.url().rfind("https://", 0) != 0)
+        p.Add(f + ".url", "{}.url \"{}\" must be pdudaemon's http:// or https:// listener", f,
+              pdu.url());
+      if (pdu.hostname().empty())
+        p.Add(f + ".hostname", "{}.hostname is empty; give the PDU's name in pdudaemon's config",
+              f);
+      else
+        claims.Claim(p, "PDU outlet",
+                     fmt::format("{} {} port {}", pdu.url(), pdu.hostname(), pdu.port()),
+                     f + ".port");
+      break;
+    }
+    case v1::PowerControl::BACKEND_NOT_SET:
+      p.Add(path, "{} has no backend; set gpio {{ ... }} (relay) or pdu {{ ... }} (pdudaemon)",
+            path);
+      break;
+  }
+}
+
+void CheckSerial(Problems& p, Claims& claims, const std::string& path, const v1::SerialConsole& c,
+                 const v1::Board& board) {
+  if (c.device().empty())
+    p.Add(path + ".device",
+          "{}.device is empty; give the serial device (e.g. /dev/serial/by-id/...)", path);
+  else
+    claims.Claim(p, "serial device", c.device(), path + ".device");
+  if (!StandardBaud(c.baud()))
+    p.Add(path + ".baud", "{}.baud {} is not a standard serial rate ({})", path, c.baud(),
+          StandardBauds());
+  else if (board.has_console() && StandardBaud(board.console().baud()) &&
+           board.console().baud() != c.baud())
+    p.Add(path + ".baud",
+          "{}.baud {} differs from the board's console.baud {} (the rate its firmware sets and "
+          "Xen keeps)",
+          path, c.baud(), board.console().baud());
+  if (c.data_bits() != 0 && (c.data_bits() < 5 || c.data_bits() > 8))
+    p.Add(path + ".data_bits", "{}.data_bits {} must be 0 (8) or 5..8", path, c.data_bits());
+  if (c.stop_bits() > 2)
+    p.Add(path + ".stop_bits", "{}.stop_bits {} must be 0 (1), 1 or 2", path, c.stop_bits());
+  if (!c.agent_ready().empty()) {
+    try {
+      std::regex re(c.agent_ready(), std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {
+      p.Add(path + ".agent_ready", "{}.agent_ready \"{}\" is not an ECMAScript regex: {}", path,
+            c.agent_ready(), e.what());
+    }
+  }
+}
+
+void CheckUsb(Problems& p, Claims& claims, const std::string& path, const v1::UsbEngine& e) {
+  if (e.vid() == 0 || e.vid() > 0xffff)
+    p.Add(path + ".vid", "{}.vid {:#06x} must be a nonzero 16-bit USB vendor id", path, e.vid());
+  if (e.pid() == 0 || e.pid() > 0xffff)
+    p.Add(path + ".pid", "{}.pid {:#06x} must be a nonzero 16-bit USB product id", path, e.pid());
+  // bEndpointAddress: bit 7 direction (1 = IN), bits 3..0 the number (0 is control).
+  const auto endpoint = [&](const char* name, uint32_t ep, bool in) {
+    const std::string f = fmt::format("{}.{}", path, name);
+    if (ep > 0xff || (ep & 0x70) != 0 || (ep & 0x0f) == 0)
+      p.Add(f, "{} {:#04x} is not a bulk endpoint address (number 1..15 in bits 3..0)", f, ep);
+    else if (in && (ep & 0x80) == 0)
+      p.Add(f, "{} {:#04x} is an OUT address; an IN endpoint has bit 0x80 set (e.g. {:#04x})", f,
+            ep, ep | 0x80);
+    else if (!in && (ep & 0x80) != 0)
+      p.Add(f, "{} {:#04x} is an IN address; an OUT endpoint has bit 0x80 clear (e.g. {:#04x})", f,
+            ep, ep & 0x0f);
+  };
+  endpoint("ep_out", e.ep_out(), false);
+  endpoint("ep_in", e.ep_in(), true);
+  if (e.interface() > 0xff)
+    p.Add(path + ".interface", "{}.interface {} must be 0..255", path, e.interface());
+  if (e.vid() != 0 && e.pid() != 0)
+    claims.Claim(p, "USB engine",
+                 fmt::format("{:04x}:{:04x}{}", e.vid(), e.pid(),
+                             e.serial().empty() ? " (any serial)" : " serial " + e.serial()),
+                 path + (e.serial().empty() ? ".pid" : ".serial"));
+}
+
+// One hardware board's wiring (the health fixture is checked by the caller, which knows
+// the farm's folder).
+void CheckWiring(Problems& p, Claims& claims, const std::string& path, const v1::BoardWiring& w,
+                 const v1::Board& board) {
+  if (!w.has_power())
+    p.Add(path, "{} needs power {{ gpio {{ ... }} }} or power {{ pdu {{ ... }} }}", path);
+  else
+    CheckPower(p, claims, path + ".power", w.power());
+  if (!w.has_console())
+    p.Add(path, "{} needs console {{ device baud }}", path);
+  else
+    CheckSerial(p, claims, path + ".console", w.console(), board);
+  if (!w.has_engine())
+    p.Add(path, "{} needs engine {{ vid pid ep_out ep_in }} (the USB DMA engine)", path);
+  else
+    CheckUsb(p, claims, path + ".engine", w.engine());
+  const std::pair<const char*, const std::string*> agents[] = {{"dom0_agent", &w.dom0_agent()},
+                                                               {"guest_agent", &w.guest_agent()}};
+  for (const auto& [name, endpoint] : agents) {
+    const std::string& value = *endpoint;
+    const std::string f = fmt::format("{}.{}", path, name);
+    if (const std::string why = EndpointProblem(value); !why.empty())
+      p.Add(f, "{} \"{}\" {}; give the agent's gRPC endpoint as host:port", f, value, why);
+    else
+      claims.Claim(p, "agent endpoint", value, f);
+  }
+}
+
 }  // namespace
 
 void ValidateBoard(const v1::Board& board, const SourceMap& source) {
@@ -274,7 +592,13 @@ void ValidateBoard(const v1::Board& board, const SourceMap& source) {
   CheckDma(p, board.dma());
   if (board.linux_page_size() != 4096 && board.linux_page_size() != 65536)
     p.Add("linux_page_size", "linux_page_size {} must be 4096 or 65536", board.linux_page_size());
-  if (board.kind() == v1::BOARD_KIND_VIRTUAL) CheckXen(p, board, ram);
+  CheckPorts(p, board, ram);
+  if (board.has_console()) CheckConsole(p, board.console());
+  if (board.has_xen_support()) CheckXenSupport(p, board.xen_support());
+  if (board.kind() == v1::BOARD_KIND_HARDWARE) CheckHardware(p, board);
+  // Virtual boards need the layout (it is their Xen model); elsewhere the real Xen decides
+  // and a layout, if given, is checked by the same rules.
+  if (board.kind() == v1::BOARD_KIND_VIRTUAL || board.has_xen()) CheckXen(p, board, ram);
   p.ThrowIfAny();
 }
 
@@ -379,6 +703,8 @@ LoadedFarm LoadFarm(const std::filesystem::path& file, const KnownFault& known_f
   const auto note = [&](const std::string& field, const std::string& what) {
     return fmt::format("{}: note: {}", out.source.Where(field), what);
   };
+  Problems wiring(out.source);  // problems in the farm's wiring blocks
+  Claims claims(out.source);    // relays, UARTs, engines and endpoints in use
   for (int i = 0; i < out.farm.board_size(); ++i) {
     const auto& entry = out.farm.board(i);
     LoadedBoard b;
@@ -398,6 +724,33 @@ LoadedFarm LoadFarm(const std::filesystem::path& file, const KnownFault& known_f
           "{}: board \"{}\" has faults, but faults can only be injected "
           "into virtual boards ({} is not BOARD_KIND_VIRTUAL)",
           out.source.Where(fmt::format("board[{}].faults", i)), entry.name(), b.file.string()));
+    const std::string wiring_field = fmt::format("board[{}].wiring", i);
+    if (entry.has_wiring() && b.board.kind() != v1::BOARD_KIND_HARDWARE) {
+      errors.push_back(fmt::format(
+          "{}: board \"{}\" has wiring, but only BOARD_KIND_HARDWARE boards are wired ({} is "
+          "{})",
+          out.source.Where(wiring_field), entry.name(), b.file.string(),
+          v1::BoardKind_Name(b.board.kind())));
+    } else if (b.board.kind() == v1::BOARD_KIND_HARDWARE && !entry.has_wiring()) {
+      errors.push_back(fmt::format(
+          "{}: board \"{}\" is BOARD_KIND_HARDWARE ({}) and needs wiring {{ power console "
+          "engine dom0_agent guest_agent }}",
+          out.source.Where(fmt::format("board[{}]", i)), entry.name(), b.file.string()));
+    } else if (entry.has_wiring()) {
+      CheckWiring(wiring, claims, wiring_field, entry.wiring(), b.board);
+      if (!entry.wiring().health_fixture().empty()) {
+        const std::filesystem::path health =
+            (dir / entry.wiring().health_fixture()).lexically_normal();
+        try {
+          b.health_fixture = LoadFixture(health);
+        } catch (const ConfigError& e) {
+          errors.push_back(fmt::format(
+              "{}\n{}", e.what(),
+              note(wiring_field + ".health_fixture",
+                   fmt::format("board \"{}\" names this health fixture", entry.name()))));
+        }
+      }
+    }
     if (!entry.revision_dir().empty()) {
       b.revision_dir = (dir / entry.revision_dir()).lexically_normal();
       if (b.board.kind() != v1::BOARD_KIND_VIRTUAL)
@@ -409,6 +762,7 @@ LoadedFarm LoadFarm(const std::filesystem::path& file, const KnownFault& known_f
     }
     out.boards.push_back(std::move(b));
   }
+  if (!wiring.empty()) errors.push_back(wiring.Text());
   std::map<std::string, std::filesystem::path> names;
   for (int i = 0; i < out.farm.fixture_file_size(); ++i) {
     LoadedFixture f;

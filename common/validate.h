@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,11 +21,20 @@ namespace dmahil {
 using KnownFault = std::function<bool(std::string_view)>;
 
 /// Checks the rules a board description must meet (RAM banks 4 KiB aligned and disjoint,
-/// cache geometry, DMA mask 32..64 bits, disjoint non-empty dma-ranges, Linux page size
-/// 4096 or 65536; for BOARD_KIND_VIRTUAL also the Xen layout: dom0/domU RAM inside `ram`
-/// and disjoint, grant-map region and swiotlb pool inside dom0 RAM, the pool reachable by
-/// the device through dma-ranges and the mask). `source` locates fields of `board`.
-/// Throws ConfigError listing every violation, one "<file>:<line>:<col>: <what>" per line.
+/// cache geometry (line size a power of two 16..4096 B, sets a power of two, ways >= 1),
+/// DMA mask 32..64 bits, disjoint non-empty dma-ranges, Linux page size 4096 or 65536).
+/// Ports (issue 5): unique non-empty names, address_bits 0 or 32..64, each port's
+/// dma-ranges non-empty, without wrap, disjoint on the bus and CPU sides and reaching some
+/// `ram` bank; dma.port, if set, names a declared port whose `coherent` and `dma_ranges`
+/// equal dma.coherent and dma.dma_ranges. console: a UART name and a standard baud rate;
+/// xen_support: a status, versions as MAJOR.MINOR.
+/// BOARD_KIND_HARDWARE also needs at least one port, dma.port, console, xen_support, l1 and
+/// cpus >= 1. The Xen layout is required for BOARD_KIND_VIRTUAL (dom0/domU RAM inside `ram`
+/// and disjoint, dom0 banks on 2 MiB, grant-map region and swiotlb pool inside dom0 RAM,
+/// the pool reachable by the device through dma-ranges and the mask) and checked by the
+/// same rules on any other kind that gives one. `source` locates fields of `board`.
+/// Throws ConfigError listing every violation, one "<file>:<line>:<col>: <what>" per line,
+/// <what> starting with the field's path (e.g. "dma.port", "port[1].dma_ranges[0]").
 void ValidateBoard(const v1::Board& board, const SourceMap& source);
 
 /// Checks a fixture: name, direction and source set; pages 1..1024; iterations >= 1;
@@ -56,6 +66,9 @@ struct LoadedBoard {
   /// none. Not checked at load time (a deploy hook writes it before power-on); code that
   /// builds a LoadedFarm in memory sets it directly.
   std::filesystem::path revision_dir;
+  /// Hardware boards: wiring.health_fixture, loaded; none when the wiring names none (the
+  /// health check then uses the farm's first fixture).
+  std::optional<v1::Fixture> health_fixture;
 };
 
 /// One fixture of a loaded farm.
@@ -79,6 +92,16 @@ struct LoadedFarm {
 /// board's revision_dir the same way (LoadedBoard::revision_dir; the folder itself is not
 /// read). Also checks that faults and revision_dir are only given to virtual boards and
 /// that fixture names are unique.
+/// Wiring (lab.proto BoardWiring): required for BOARD_KIND_HARDWARE boards and an error on
+/// any other kind. It needs a power backend (gpio: a power line with a chip, optional reset
+/// and boot-mode lines with chips; pdu: an http(s) url and a hostname), a console (device,
+/// a standard baud equal to the board's console.baud, data_bits 0 or 5..8, stop_bits
+/// 0..2, agent_ready a valid ECMAScript regex if given), a USB engine (16-bit nonzero
+/// vid and pid, ep_in an IN bulk address (bit 0x80 set), ep_out an OUT one (bit clear),
+/// endpoint numbers 1..15, interface 0..255), dom0_agent and guest_agent as host:port or
+/// [ipv6]:port (port 1..65535), and a health_fixture (relative to the farm file) that loads
+/// as a fixture. No two wired boards may share a GPIO line, serial device, USB engine,
+/// PDU outlet or agent endpoint.
 /// Throws ConfigError listing every problem found; an error inside a board or fixture file
 /// names that file and line, followed by a note pointing at the farm line that names it.
 LoadedFarm LoadFarm(const std::filesystem::path& file, const KnownFault& known_fault = {});

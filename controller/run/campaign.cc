@@ -9,6 +9,7 @@
 #include "controller/device/tcp_device_client.h"
 #include "controller/device/window_guard.h"
 #include "controller/run/fixture_runner.h"
+#include "controller/run/lab_board.h"
 #include "controller/run/vboard_process.h"
 
 namespace dmahil::controller {
@@ -21,26 +22,10 @@ uint64_t Mix(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-std::vector<v1::FixtureResult> RunBoard(const LoadedFarm& farm, const LoadedBoard& lb,
-                                        const CampaignOptions& opt) {
+std::vector<v1::FixtureResult> RunVirtualBoard(const LoadedFarm& farm, const LoadedBoard& lb,
+                                               const CampaignOptions& opt) {
   const std::string& name = lb.entry.name();
   const uint64_t seed = BoardSeed(opt.seed, name);
-  std::vector<v1::FixtureResult> results;
-  auto all_error = [&](const std::string& why) {
-    results.clear();
-    for (const LoadedFixture& f : farm.fixtures) {
-      v1::FixtureResult r;
-      r.set_board(name);
-      r.set_fixture(f.fixture.name());
-      r.set_verdict(v1::VERDICT_ERROR);
-      r.set_detail(why);
-      results.push_back(std::move(r));
-    }
-    return results;
-  };
-  if (lb.board.kind() != v1::BOARD_KIND_VIRTUAL)
-    return all_error(fmt::format("board kind {} is not supported by this controller yet",
-                                 v1::BoardKind_Name(lb.board.kind())));
   const std::filesystem::path dir = opt.out_dir / name;
   try {
     std::filesystem::create_directories(dir);  // inside: a failure is this board's ERROR
@@ -56,35 +41,83 @@ std::vector<v1::FixtureResult> RunBoard(const LoadedFarm& farm, const LoadedBoar
     BoardLink link{dom0, guest, device, info.line_size()};
     spdlog::info("{}: up ({} board, revision {}, seed {})", name, info.backend(),
                  power.ready().revision, seed);
-    std::string lost;  // set once the board stops answering: the rest is not attempted
-    for (size_t i = 0; i < farm.fixtures.size(); ++i) {
-      const v1::Fixture& fx = farm.fixtures[i].fixture;
-      if (!lost.empty()) {
-        v1::FixtureResult r;
-        r.set_board(name);
-        r.set_fixture(fx.name());
-        r.set_verdict(v1::VERDICT_ERROR);
-        r.set_detail("board lost earlier in the run: " + lost);
-        results.push_back(std::move(r));
-        continue;
-      }
-      const uint32_t buffer_id = static_cast<uint32_t>(2 * i + 1);
-      results.push_back(RunFixture(link, lb.board, name, fx, Mix(seed ^ (i + 1)), buffer_id));
-      const std::string& detail = results.back().detail();
-      if (results.back().verdict() == v1::VERDICT_ERROR &&
-          (detail.find("UNAVAILABLE") != std::string::npos ||
-           detail.find("DEADLINE_EXCEEDED") != std::string::npos))
-        lost = detail;
-      spdlog::info("{} / {}: {}", name, fx.name(), v1::Verdict_Name(results.back().verdict()));
-    }
+    return RunFixtures(farm, lb, link, seed);
   } catch (const std::exception& e) {
     spdlog::error("{}: {}", name, e.what());
-    return all_error(fmt::format("board did not come up: {}", e.what()));
+    return AllError(farm, name, fmt::format("board did not come up: {}", e.what()));
+  }
+}
+
+std::vector<v1::FixtureResult> RunBoard(const LoadedFarm& farm, const LoadedBoard& lb,
+                                        const CampaignOptions& opt) {
+  switch (lb.board.kind()) {
+    case v1::BOARD_KIND_VIRTUAL:
+      return RunVirtualBoard(farm, lb, opt);
+    case v1::BOARD_KIND_HARDWARE: {
+      RealLabOpener real;
+      return RunLabBoard(farm, lb, opt, opt.lab != nullptr ? *opt.lab : real);
+    }
+    default:
+      return AllError(farm, lb.entry.name(),
+                      fmt::format("board kind {} is not supported by this controller yet",
+                                  v1::BoardKind_Name(lb.board.kind())));
+  }
+}
+
+}  // namespace
+
+std::vector<v1::FixtureResult> AllError(const LoadedFarm& farm, const std::string& board,
+                                        const std::string& why) {
+  std::vector<v1::FixtureResult> results;
+  for (const LoadedFixture& f : farm.fixtures) {
+    v1::FixtureResult r;
+    r.set_board(board);
+    r.set_fixture(f.fixture.name());
+    r.set_verdict(v1::VERDICT_ERROR);
+    r.set_detail(why);
+    results.push_back(std::move(r));
   }
   return results;
 }
 
-}  // namespace
+uint64_t FixtureSeed(uint64_t board_seed, size_t index) { return Mix(board_seed ^ (index + 1)); }
+
+std::vector<v1::FixtureResult> RunFixtures(const LoadedFarm& farm, const LoadedBoard& lb,
+                                           BoardLink& link, uint64_t board_seed,
+                                           const std::function<std::string()>& board_lost) {
+  const std::string& name = lb.entry.name();
+  std::vector<v1::FixtureResult> results;
+  std::string lost;  // set once the board stops answering: the rest is not attempted
+  for (size_t i = 0; i < farm.fixtures.size(); ++i) {
+    const v1::Fixture& fx = farm.fixtures[i].fixture;
+    if (!lost.empty()) {
+      v1::FixtureResult r;
+      r.set_board(name);
+      r.set_fixture(fx.name());
+      r.set_verdict(v1::VERDICT_ERROR);
+      r.set_detail("board lost earlier in the run: " + lost);
+      results.push_back(std::move(r));
+      continue;
+    }
+    const uint32_t buffer_id = static_cast<uint32_t>(2 * i + 1);
+    results.push_back(RunFixture(link, lb.board, name, fx, FixtureSeed(board_seed, i), buffer_id));
+    v1::FixtureResult& r = results.back();
+    if (r.verdict() == v1::VERDICT_ERROR &&
+        (r.detail().find("UNAVAILABLE") != std::string::npos ||
+         r.detail().find("DEADLINE_EXCEEDED") != std::string::npos))
+      lost = r.detail();
+    if (board_lost) {
+      if (std::string why = board_lost(); !why.empty()) {
+        // The board crashed under this fixture: whatever it saw, it is no verdict.
+        r.set_verdict(v1::VERDICT_ERROR);
+        r.set_detail(why);
+        lost = why;
+      }
+    }
+    spdlog::info("{} / {}: {}", name, fx.name(), v1::Verdict_Name(r.verdict()));
+  }
+  return results;
+}
 
 uint64_t BoardSeed(uint64_t run_seed, const std::string& board_name) {
   uint64_t h = 0xcbf29ce484222325ULL;

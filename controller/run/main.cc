@@ -5,6 +5,7 @@
 //   dmahil bisect-step ... (for `git bisect run`; controller/bisect/command.h)
 //   dmahil matrix --board boards/zcu102-virtual.textproto [--board ...] [--fixtures fixtures/]
 //                 [--seeds 100] [--seed S] [--faults a,b] [--parallel N] --out DIR
+//   dmahil board check <board or farm file>... (controller/boardcheck/board_check.h)
 //
 // Exit status: 0 every fixture passed, 1 a fixture failed, 2 configuration or
 // infrastructure error (a bad farm/board/fixture file, a board that did not come up).
@@ -13,6 +14,7 @@
 // `dmahil matrix` (controller/matrix/matrix.h): 0 iff every fault that can manifest on a
 // board was caught in >= 99% of the seeds with the right diagnosis and the clean boards had
 // no false positive; 1 otherwise; 2 as above (any ERROR result included).
+// `dmahil board check`: 0 iff every file is valid, 2 otherwise.
 #include <unistd.h>
 
 #include <algorithm>
@@ -29,6 +31,7 @@
 #include "common/config.h"
 #include "common/validate.h"
 #include "controller/bisect/command.h"
+#include "controller/boardcheck/board_check.h"
 #include "controller/matrix/matrix.h"
 #include "controller/report/junit.h"
 #include "controller/report/results_json.h"
@@ -146,6 +149,9 @@ int main(int argc, char** argv) {
   dmahil::bisect::StepCommandLine step_cl;
   const auto [bisect, bisect_step] = dmahil::bisect::AddBisectCommands(app, bisect_cl, step_cl);
 
+  dmahil::boardcheck::CommandLine board_cl;
+  CLI::App* board_check = dmahil::boardcheck::AddBoardCommands(app, board_cl);
+
   app.add_flag("-v,--verbose", verbose, "log progress to stderr");
   try {
     app.parse(argc, argv);
@@ -159,6 +165,10 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("dmahil"));
   spdlog::set_level(verbose ? spdlog::level::info : spdlog::level::warn);
   try {
+    if (board_check->parsed())
+      return dmahil::boardcheck::BoardCheckCommand(
+          board_cl, [](std::string_view id) { return dmahil::sim::FindFault(id) != nullptr; },
+          std::cout, std::cerr);
     if (bisect->parsed()) {
       if (bisect_cl.board.vboard.empty()) bisect_cl.board.vboard = SelfDir() / "dmahil-vboard";
       return dmahil::bisect::BisectCommand(bisect_cl, std::cout, std::cerr);

@@ -1,0 +1,23 @@
+#include "controller/lab/power.h"
+
+#include "controller/lab/gpio_power.h"
+#include "controller/lab/lab_error.h"
+#include "controller/lab/pdu_power.h"
+
+namespace dmahil::lab {
+
+PowerSwitch::~PowerSwitch() = default;
+
+std::unique_ptr<PowerSwitch> MakePowerSwitch(const v1::PowerControl& control) {
+  switch (control.backend_case()) {
+    case v1::PowerControl::kGpio:
+      return std::make_unique<GpioPowerSwitch>(control.gpio());
+    case v1::PowerControl::kPdu:
+      return std::make_unique<PduPowerSwitch>(control.pdu());
+    case v1::PowerControl::BACKEND_NOT_SET:
+      break;
+  }
+  throw LabError("power control: no backend set (gpio or pdu)");
+}
+
+}  // namespace dmahil::lab

@@ -1,0 +1,38 @@
+// Board power (DESIGN §8, issue 5): one interface over the two lab backends of
+// proto/dmahil/v1/lab.proto PowerControl: relays on GPIO lines (GpioPowerSwitch,
+// gpio_power.h) and pdudaemon's HTTP API (PduPowerSwitch, pdu_power.h).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "dmahil/v1/lab.pb.h"
+
+namespace dmahil::lab {
+
+/// Switches one board's power. Every method blocks until the change is made (and, for
+/// GPIO, has settled) and throws LabError naming the resource when it cannot be made.
+/// Not thread-safe: one call at a time.
+class PowerSwitch {
+ public:
+  virtual ~PowerSwitch();
+
+  /// Powers the board on (boot-mode straps first, where the backend has them).
+  virtual void On() = 0;
+  /// Powers the board off.
+  virtual void Off() = 0;
+  /// Off, hold (the backend's off time: GpioPower.hold_ms, PduPower.delay_s), on.
+  virtual void Cycle() = 0;
+  /// Pulses the reset line if the backend has one, else Cycle().
+  virtual void Reset() = 0;
+  /// One line for logs and errors, e.g. "gpio power gpiochip3 line 17 (active-low)" or
+  /// "pdudaemon http://127.0.0.1:16421 pdu lab-pdu port 3".
+  virtual std::string Describe() const = 0;
+};
+
+/// Builds the switch `control` selects: GpioPowerSwitch on the real libgpiod lines, or
+/// PduPowerSwitch with its default timeout. Throws LabError when no backend is set or its
+/// configuration is invalid, and (GPIO) when a chip or line cannot be opened or requested.
+std::unique_ptr<PowerSwitch> MakePowerSwitch(const v1::PowerControl& control);
+
+}  // namespace dmahil::lab

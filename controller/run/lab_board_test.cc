@@ -1,0 +1,275 @@
+// The hardware-board runner (lab_board.h) on a virtual twin: a real SerialConsole on a pty
+// pair, a relay that "boots" the board by writing its console, the DMA engine over TCP and
+// the agents of a dmahil-vboard. And the real opener against resources that do not exist,
+// through the `dmahil` binary, with a virtual board in the same farm that must still run.
+#include "controller/run/lab_board.h"
+
+#include <pty.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <string_view>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "controller/device/tcp_device_client.h"
+#include "controller/run/cli_test_support.h"
+#include "controller/run/vboard_process.h"
+
+namespace dmahil::controller {
+namespace {
+
+namespace fs = std::filesystem;
+using dmahil::testing::RunDmahil;
+using dmahil::testing::Slurp;
+
+fs::path Src() { return std::getenv("DMAHIL_SOURCE_DIR"); }
+
+/// A relay that records what it was asked and, on power-up, writes `boot` to the console.
+class TwinPower final : public lab::PowerSwitch {
+ public:
+  TwinPower(int console_master, std::string boot, std::vector<std::string>& calls)
+      : master_(console_master), boot_(std::move(boot)), calls_(calls) {}
+  void On() override { Boot("on"); }
+  void Off() override { calls_.push_back("off"); }
+  void Cycle() override { Boot("cycle"); }
+  void Reset() override { Boot("reset"); }
+  std::string Describe() const override { return "twin relay"; }
+
+ private:
+  void Boot(const char* what) {
+    calls_.push_back(what);
+    if (boot_.empty()) return;
+    const ssize_t n = write(master_, boot_.data(), boot_.size());
+    EXPECT_EQ(n, static_cast<ssize_t>(boot_.size()));
+  }
+  int master_;
+  std::string boot_;
+  std::vector<std::string>& calls_;
+};
+
+/// Passes requests to the twin's engine; before the first request of pattern buffer
+/// `crash_buffer` it writes a kernel panic to the console (a board dying mid-fixture).
+class CrashingEngine final : public DeviceClient {
+ public:
+  CrashingEngine(std::unique_ptr<DeviceClient> inner, int master, uint32_t crash_buffer)
+      : inner_(std::move(inner)), master_(master), crash_buffer_(crash_buffer) {}
+  v1::DeviceResponse Transact(const v1::DeviceRequest& request) override {
+    const v1::PatternSpec* p = request.has_fill()    ? &request.fill().pattern()
+                               : request.has_check() ? &request.check().pattern()
+                                                     : nullptr;
+    if (crash_buffer_ != 0 && p != nullptr && p->buffer_id() == crash_buffer_ && !crashed_) {
+      crashed_ = true;
+      const std::string panic =
+          "[  812.000000] Unable to handle kernel paging request at virtual address 0\n"
+          "[  812.000100] Kernel panic - not syncing: Oops: Fatal exception\n";
+      const ssize_t n = write(master_, panic.data(), panic.size());
+      EXPECT_EQ(n, static_cast<ssize_t>(panic.size()));
+      // Let the console's reader take the lines in before the fixture ends.
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return inner_->Transact(request);
+  }
+
+ private:
+  std::unique_ptr<DeviceClient> inner_;
+  int master_;
+  uint32_t crash_buffer_;
+  bool crashed_ = false;
+};
+
+class LabBoardTwin : public ::testing::Test, public LabOpener {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("dmahil-lab-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    char name[256];
+    ASSERT_EQ(openpty(&master_, &slave_, name, nullptr, nullptr), 0);
+    tty_ = name;
+  }
+  void TearDown() override {
+    vboard_.reset();
+    close(master_);
+    close(slave_);
+    if (!HasFailure()) fs::remove_all(dir_);
+  }
+
+  /// Starts the twin (zcu102-virtual with `faults`) and a farm of `fixtures` around it.
+  void StartTwin(const std::vector<std::string>& faults, const std::vector<std::string>& fixtures,
+                 uint32_t boot_timeout_ms = 10000) {
+    const fs::path board_file = Src() / "boards/zcu102-virtual.textproto";
+    vboard_ = std::make_unique<VirtualBoardProcess>(
+        fs::path(DMAHIL_TEST_BINARY_DIR) / "bin/dmahil-vboard", board_file, faults, 7,
+        dir_ / "vboard.log", 10000);
+    LoadedBoard lb;
+    lb.file = board_file;
+    lb.board = LoadBoard(board_file);
+    lb.entry.set_name("zcu102-twin");
+    v1::BoardWiring& w = *lb.entry.mutable_wiring();
+    w.mutable_console()->set_device(tty_);
+    w.mutable_console()->set_agent_ready("dmahil-agent: dom0 ready");
+    w.set_dom0_agent(vboard_->ready().dom0);
+    w.set_guest_agent(vboard_->ready().guest);
+    w.set_boot_timeout_ms(boot_timeout_ms);
+    farm_.boards = {lb};
+    for (const std::string& f : fixtures) {
+      LoadedFixture lf;
+      lf.file = Src() / "fixtures" / (f + ".textproto");
+      lf.fixture = LoadFixture(lf.file);
+      farm_.fixtures.push_back(lf);
+    }
+  }
+
+  std::vector<v1::FixtureResult> Run() {
+    CampaignOptions opt;
+    opt.seed = 11;
+    opt.out_dir = dir_ / "out";
+    return RunLabBoard(farm_, farm_.boards[0], opt, *this);
+  }
+
+  std::unique_ptr<lab::PowerSwitch> OpenPower(const v1::PowerControl&) override {
+    return std::make_unique<TwinPower>(master_, boot_, calls_);
+  }
+  std::unique_ptr<lab::SerialConsole> OpenConsole(const v1::SerialConsole& c,
+                                                  const fs::path& log) override {
+    return std::make_unique<lab::SerialConsole>(c, log);
+  }
+  std::unique_ptr<DeviceClient> OpenEngine(const v1::UsbEngine&) override {
+    auto tcp = std::make_unique<TcpDeviceClient>(vboard_->ready().device_host,
+                                                 vboard_->ready().device_port);
+    return std::make_unique<CrashingEngine>(std::move(tcp), master_, crash_buffer_);
+  }
+
+  fs::path dir_;
+  int master_ = -1;
+  int slave_ = -1;
+  std::string tty_;
+  std::unique_ptr<VirtualBoardProcess> vboard_;
+  LoadedFarm farm_;
+  std::string boot_ = "U-Boot 2023.01\nXen 4.17\n[    3.1] dmahil-agent: dom0 ready\n";
+  std::vector<std::string> calls_;
+  uint32_t crash_buffer_ = 0;
+};
+
+TEST_F(LabBoardTwin, AHealthyBoardIsPowerCycledCheckedRunAndSwitchedOff) {
+  StartTwin({}, {"foreign-to-device", "foreign-from-device"});
+  const auto results = Run();
+  ASSERT_EQ(results.size(), 2u);
+  for (const auto& r : results) EXPECT_EQ(r.verdict(), v1::VERDICT_PASS) << r.ShortDebugString();
+  EXPECT_EQ(calls_, (std::vector<std::string>{"cycle", "off"}));
+  const std::string console = Slurp(dir_ / "out/zcu102-twin/console.log");
+  EXPECT_NE(console.find("dmahil-agent: dom0 ready"), std::string::npos) << console;
+}
+
+TEST_F(LabBoardTwin, AFailingHealthCheckMakesTheBoardOfflineNeverAFailure) {
+  // The board's kernel has a cache bug: the known-good fixture fails. That is no verdict
+  // on tonight's fixtures, it is a board that cannot give any.
+  StartTwin({"cache-flush-local-addr"}, {"foreign-to-device", "foreign-from-device"});
+  const auto results = Run();
+  ASSERT_EQ(results.size(), 2u);
+  for (const auto& r : results) {
+    EXPECT_EQ(r.verdict(), v1::VERDICT_ERROR);
+    EXPECT_NE(r.detail().find("board offline: health check: known-good fixture "
+                              "foreign-to-device gave VERDICT_FAIL (stale-line"),
+              std::string::npos)
+        << r.detail();
+  }
+  EXPECT_EQ(calls_, (std::vector<std::string>{"cycle", "off"}));
+}
+
+TEST_F(LabBoardTwin, APanicWhileBootingIsReportedWithItsExcerptAtOnce) {
+  boot_ =
+      "Xen 4.17\n[    2.0] Unable to handle kernel NULL pointer dereference\n"
+      "[    2.1] Kernel panic - not syncing: Attempted to kill init!\n";
+  StartTwin({}, {"foreign-to-device"}, 60000);
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto results = Run();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));  // not 60 s
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].verdict(), v1::VERDICT_ERROR);
+  EXPECT_NE(results[0].detail().find("crashed while booting"), std::string::npos);
+  EXPECT_NE(results[0].detail().find("Attempted to kill init"), std::string::npos)
+      << results[0].detail();
+}
+
+TEST_F(LabBoardTwin, NoAgentOnTheConsoleWithinTheBootTimeoutIsOffline) {
+  boot_ = "U-Boot 2023.01\nStarting kernel ...\n";
+  StartTwin({}, {"foreign-to-device"}, 500);
+  const auto results = Run();
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].verdict(), v1::VERDICT_ERROR);
+  EXPECT_NE(
+      results[0].detail().find("no \"dmahil-agent: dom0 ready\" on " + tty_ + " within 500 ms"),
+      std::string::npos)
+      << results[0].detail();
+  EXPECT_EQ(calls_, (std::vector<std::string>{"cycle", "off"}));
+}
+
+TEST_F(LabBoardTwin, ACrashUnderAFixtureIsAnInfrastructureErrorAndEndsTheRun) {
+  crash_buffer_ = 3;  // the second farm fixture's buffer (fixture i uses 2i + 1)
+  StartTwin({}, {"foreign-to-device", "foreign-from-device", "local-to-device"});
+  const auto results = Run();
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_EQ(results[0].verdict(), v1::VERDICT_PASS);
+  EXPECT_EQ(results[1].verdict(), v1::VERDICT_ERROR);
+  EXPECT_NE(results[1].detail().find("board crashed under this fixture"), std::string::npos)
+      << results[1].detail();
+  EXPECT_NE(results[1].detail().find("Kernel panic - not syncing"), std::string::npos);
+  EXPECT_EQ(results[2].verdict(), v1::VERDICT_ERROR);
+  EXPECT_NE(results[2].detail().find("board lost earlier in the run"), std::string::npos);
+  EXPECT_EQ(calls_.back(), "off");
+}
+
+TEST(LabBoardFarm, EveryMissingResourceIsNamedAndTheOtherBoardsStillRun) {
+  const fs::path dir = fs::temp_directory_path() / ("dmahil-lab-farm-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string src = Src().string();
+  std::ofstream(dir / "farm.textproto") << R"(
+name: "lab-missing"
+fixture_file: ")" << src << R"(/fixtures/foreign-to-device.textproto"
+board { name: "zcu102-virtual" board_file: ")"
+                                        << src << R"(/boards/zcu102-virtual.textproto" }
+board {
+  name: "zcu102-lab"
+  board_file: ")" << src << R"(/boards/zcu102.textproto"
+  wiring {
+    power { gpio { power { chip: "gpiochip-dmahil-nosuch" offset: 3 } } }
+    console { device: "/dev/ttyDMAHIL-nosuch" baud: 115200 agent_ready: "ready" }
+    engine { vid: 0x1d50 pid: 0x6170 serial: "DMAHIL-NOSUCH" ep_out: 0x02 ep_in: 0x82 }
+    dom0_agent: "127.0.0.1:1"
+    guest_agent: "127.0.0.1:2"
+  }
+}
+)";
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(RunDmahil("run --farm " + (dir / "farm.textproto").string() + " --out " +
+                          (dir / "out").string(),
+                      dir / "out"),
+            2);  // an infrastructure error, not a test failure
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(30));  // no hang
+  const auto results = nlohmann::json::parse(Slurp(dir / "out/results.json"));
+  bool virtual_passed = false;
+  bool lab_offline = false;
+  for (const auto& r : results["results"]) {
+    if (r["board"] == "zcu102-virtual") virtual_passed = r["verdict"] == "pass";
+    if (r["board"] != "zcu102-lab") continue;
+    const std::string detail = r["detail"];
+    lab_offline = r["verdict"] == "error" && detail.find("board offline") != std::string::npos;
+    EXPECT_NE(detail.find("power: gpiochip-dmahil-nosuch"), std::string::npos) << detail;
+    EXPECT_NE(detail.find("console: /dev/ttyDMAHIL-nosuch"), std::string::npos) << detail;
+    EXPECT_NE(detail.find("engine: usb 1d50:6170 serial DMAHIL-NOSUCH"), std::string::npos)
+        << detail;
+  }
+  EXPECT_TRUE(virtual_passed) << Slurp(dir / "out/results.json");
+  EXPECT_TRUE(lab_offline) << Slurp(dir / "out/results.json");
+  if (!::testing::Test::HasFailure()) fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace dmahil::controller
