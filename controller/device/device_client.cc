@@ -1,6 +1,22 @@
 #include "controller/device/device_client.h"
 
+#include <fmt/format.h>
+
+#include "common/framing.h"
+
 namespace dmahil::controller {
+
+FramedRequest FrameRequest(const v1::DeviceRequest& request, uint64_t& next_tag,
+                           std::string_view device) {
+  FramedRequest out{request, {}};
+  if (out.request.tag() == 0) out.request.set_tag(++next_tag);
+  try {
+    out.frame = framing::EncodeFrame(out.request);
+  } catch (const framing::FramingError& e) {
+    throw DeviceError(fmt::format("{}: {}", device, e.what()));
+  }
+  return out;
+}
 
 v1::DeviceResponse DeviceClient::Info() {
   v1::DeviceRequest req;

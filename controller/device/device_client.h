@@ -19,6 +19,16 @@ class DeviceError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// What a stream transport sends for `request`: the request with its tag (a request with
+/// tag 0 gets ++*next_tag, so the response can be matched) and its frame
+/// (common/framing.h). Throws DeviceError "<device>: ..." if it is too large to frame.
+struct FramedRequest {
+  v1::DeviceRequest request;
+  std::string frame;
+};
+FramedRequest FrameRequest(const v1::DeviceRequest& request, uint64_t& next_tag,
+                           std::string_view device);
+
 /// A DMA engine. Every op returns the device's response: a refused or failed op is a
 /// response with status DEVICE_BAD_REQUEST or DEVICE_BUS_ERROR (and a message), not an
 /// exception. Transports throw DeviceError when no valid response could be obtained.

@@ -75,14 +75,7 @@ void TcpDeviceClient::Connect() {
 }
 
 v1::DeviceResponse TcpDeviceClient::Transact(const v1::DeviceRequest& request) {
-  v1::DeviceRequest req = request;
-  if (req.tag() == 0) req.set_tag(++next_tag_);
-  std::string frame;
-  try {
-    frame = framing::EncodeFrame(req);
-  } catch (const framing::FramingError& e) {
-    Fail(e.what());
-  }
+  auto [req, frame] = FrameRequest(request, next_tag_, "device " + endpoint());
   if (!socket_.is_open()) Connect();
   const Clock::time_point deadline = Clock::now() + timeout_;
 

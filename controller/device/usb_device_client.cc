@@ -248,14 +248,7 @@ void UsbDeviceClient::ReceiveFrame(std::string& frame, Clock::time_point deadlin
 }
 
 v1::DeviceResponse UsbDeviceClient::Transact(const v1::DeviceRequest& request) {
-  v1::DeviceRequest req = request;
-  if (req.tag() == 0) req.set_tag(++next_tag_);
-  std::string frame;
-  try {
-    frame = framing::EncodeFrame(req);
-  } catch (const framing::FramingError& e) {
-    Fail(e.what());
-  }
+  auto [req, frame] = FrameRequest(request, next_tag_, port_->name());
 
   Clock::time_point deadline;
   for (int attempt = 0;; ++attempt) {
