@@ -50,11 +50,15 @@ ProcessOutput RunCapture(const std::string& program, const std::vector<std::stri
 
 int RunLogged(const std::string& command, const std::filesystem::path& cwd,
               const std::map<std::string, std::string>& env, const std::filesystem::path& log) {
-  bp::environment child_env = boost::this_process::environment();
-  for (const auto& [key, value] : env) child_env[key] = value;
+  // The variables go in through env(1), not bp::environment: Boost 1.74's
+  // basic_environment_impl::find reads past the end of shorter entries (ASan
+  // heap-buffer-overflow in environment.hpp:266).
+  std::vector<std::string> args;
+  for (const auto& [key, value] : env) args.push_back(key + "=" + value);
+  args.insert(args.end(), {"/bin/sh", "-c", command});
   try {
-    bp::child child("/bin/sh", bp::args({"-c", command}), bp::start_dir(Dir(cwd)),
-                    bp::std_in<bp::null, (bp::std_out & bp::std_err)> log.string(), child_env);
+    bp::child child("/usr/bin/env", bp::args(args), bp::start_dir(Dir(cwd)),
+                    bp::std_in<bp::null, (bp::std_out & bp::std_err)> log.string());
     child.wait();
     return ExitStatus(child);
   } catch (const bp::process_error& e) {
