@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/scratch_dir_test_support.h"
 #include "sim/faults.h"
 
 namespace dmahil::agent {
@@ -15,20 +16,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class BootRevisionTest : public ::testing::Test {
+class BootRevisionTest : public dmahil::testing::ScratchDirTest {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           (std::string("dmahil_bootrev_") + info->name() + "_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  void Write(const std::string& name, const std::string& text) {
-    std::ofstream(dir_ / name) << text;
-  }
-  fs::path dir_;
+  BootRevisionTest() : ScratchDirTest("bootrev") {}
 };
 
 TEST_F(BootRevisionTest, DecidesEverySwitchFromTheSeedLinuxFirst) {

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include "common/scratch_dir_test_support.h"
 #include "common/validate.h"
 
 namespace dmahil {
@@ -74,23 +75,9 @@ seed: 42
 )";
 
 // Each test gets its own scratch folder, removed afterwards.
-class ConfigTest : public ::testing::Test {
+class ConfigTest : public dmahil::testing::ScratchDirTest {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           (std::string("dmahil_config_") + info->name() + "_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  fs::path Write(const std::string& rel, const std::string& text) {
-    const fs::path p = dir_ / rel;
-    fs::create_directories(p.parent_path());
-    std::ofstream(p) << text;
-    return p;
-  }
+  ConfigTest() : ScratchDirTest("config") {}
 
   // The ConfigError message of `fn`, or "" if it did not throw.
   template <class Fn>
@@ -109,8 +96,6 @@ class ConfigTest : public ::testing::Test {
     if (at != std::string::npos) text.replace(at, from.size(), to);
     return text;
   }
-
-  fs::path dir_;
 };
 
 TEST_F(ConfigTest, ValidBoardFixtureAndFarmLoad) {

@@ -1,4 +1,5 @@
 #include "common/revision.h"
+#include "common/scratch_dir_test_support.h"
 
 #include <unistd.h>
 
@@ -30,22 +31,9 @@ CatalogueFault FakeCatalogue(std::string_view id) {
   return {};
 }
 
-class RevisionTest : public ::testing::Test {
+class RevisionTest : public dmahil::testing::ScratchDirTest {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           (std::string("dmahil_revision_") + info->name() + "_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  fs::path Write(const std::string& name, const std::string& text) {
-    const fs::path p = dir_ / name;
-    std::ofstream(p) << text;
-    return p;
-  }
+  RevisionTest() : ScratchDirTest("revision") {}
 
   // The ConfigError message of loading dir_, or "" if it loaded.
   std::string ErrorOf() const {
@@ -56,8 +44,6 @@ class RevisionTest : public ::testing::Test {
     }
     return "";
   }
-
-  fs::path dir_;
 };
 
 TEST_F(RevisionTest, GoodFolderLoadsBothTreesLinuxFirst) {

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "common/scratch_dir_test_support.h"
 #include "common/validate.h"
 #include "controller/run/cli_test_support.h"
 
@@ -49,22 +50,9 @@ std::string Replace(std::string text, const std::string& from, const std::string
   return text;
 }
 
-class BoardCheckTest : public ::testing::Test {
+class BoardCheckTest : public dmahil::testing::ScratchDirTest {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           (std::string("dmahil_boardcheck_") + info->name() + "_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  fs::path Write(const std::string& name, const std::string& text) {
-    const fs::path p = dir_ / name;
-    std::ofstream(p) << text;
-    return p;
-  }
+  BoardCheckTest() : ScratchDirTest("boardcheck") {}
 
   // Runs `dmahil board check <args>`; fills out_ and err_.
   int Check(const std::string& args) {
@@ -76,7 +64,6 @@ class BoardCheckTest : public ::testing::Test {
 
   std::string ZcuText() { return Slurp(SourceDir() / "boards/zcu102.textproto"); }
 
-  fs::path dir_;
   std::string out_;
   std::string err_;
 };

@@ -6,6 +6,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <thread>
 
+#include "controller/device/device_test_support.h"
 #include "firmware/host/device_server.h"
 #include "firmware/host/ram_port.h"
 
@@ -17,27 +18,8 @@ using asio::ip::tcp;
 
 constexpr uint64_t kBase = 0x8000'0000;
 
-v1::PatternSpec Spec() {
-  v1::PatternSpec s;
-  s.set_seed(5);
-  s.set_buffer_id(2);
-  s.set_generation(1);
-  s.set_line_size(64);
-  return s;
-}
-
-// Expects `f` to throw DeviceError whose message contains every string of `parts`.
-template <typename F>
-void ExpectDeviceError(F&& f, std::initializer_list<std::string> parts) {
-  try {
-    f();
-    ADD_FAILURE() << "no DeviceError";
-  } catch (const DeviceError& e) {
-    for (const std::string& p : parts) {
-      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what() << " / " << p;
-    }
-  }
-}
+using device_testing::ExpectDeviceError;
+using device_testing::Spec;
 
 class TcpDeviceClientTest : public ::testing::Test {
  protected:

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "common/framing.h"
+#include "controller/device/device_test_support.h"
 #include "controller/device/usb_fake_port.h"
 #include "firmware/host/codec.h"
 #include "firmware/host/ram_port.h"
@@ -19,27 +20,8 @@ const std::string kName = "usb 1d50:6170 serial FAKE";
 
 using Clock = std::chrono::steady_clock;
 
-v1::PatternSpec Spec() {
-  v1::PatternSpec s;
-  s.set_seed(5);
-  s.set_buffer_id(2);
-  s.set_generation(1);
-  s.set_line_size(64);
-  return s;
-}
-
-// Expects `f` to throw DeviceError whose message contains every string of `parts`.
-template <typename F>
-void ExpectDeviceError(F&& f, std::initializer_list<std::string> parts) {
-  try {
-    f();
-    ADD_FAILURE() << "no DeviceError";
-  } catch (const DeviceError& e) {
-    for (const std::string& p : parts) {
-      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what() << " / " << p;
-    }
-  }
-}
+using device_testing::ExpectDeviceError;
+using device_testing::Spec;
 
 std::string RandomBytes(size_t n, uint32_t seed) {
   std::mt19937 rng(seed);
