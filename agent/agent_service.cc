@@ -138,19 +138,19 @@ Status AgentService::DmaMap(grpc::ServerContext*, const v1::DmaMapRequest* req,
 }
 
 Status AgentService::DmaSync(grpc::ServerContext*, const v1::DmaSyncRequest* req,
-                             v1::DmaSyncResponse*) {
+                             v1::DmaSyncResponse* resp) {
   if (Status s = RequireRole(v1::ROLE_DOM0, "DmaSync"); !s.ok()) return s;
   if (req->for_() != v1::SYNC_FOR_CPU && req->for_() != v1::SYNC_FOR_DEVICE)
     return Invalid("for_ must be SYNC_FOR_CPU or SYNC_FOR_DEVICE");
   std::lock_guard lock(mutex_);
-  return backend_.DmaSync(req->mapping(), req->for_());
+  return backend_.DmaSync(req->mapping(), req->for_(), resp);
 }
 
 Status AgentService::DmaUnmap(grpc::ServerContext*, const v1::DmaUnmapRequest* req,
-                              v1::DmaUnmapResponse*) {
+                              v1::DmaUnmapResponse* resp) {
   if (Status s = RequireRole(v1::ROLE_DOM0, "DmaUnmap"); !s.ok()) return s;
   std::lock_guard lock(mutex_);
-  return backend_.DmaUnmap(req->mapping());
+  return backend_.DmaUnmap(req->mapping(), resp);
 }
 
 Status AgentService::Fill(grpc::ServerContext*, const v1::FillRequest* req, v1::FillResponse*) {

@@ -45,8 +45,12 @@ class Backend {
   /// inside the buffer). RESOURCE_EXHAUSTED if the DMA API fails (swiotlb full, not
   /// DMA-capable); nothing stays mapped then.
   virtual grpc::Status DmaMap(const v1::DmaMapRequest& req, v1::DmaMapping* resp) = 0;
-  virtual grpc::Status DmaSync(uint32_t mapping, v1::SyncFor for_) = 0;
-  virtual grpc::Status DmaUnmap(uint32_t mapping) = 0;
+  /// dma_sync_*_for_cpu / _for_device over a mapping; NOT_FOUND for an unknown mapping.
+  /// `resp->maintenance` gets the cache maintenance the kernel issued, if the backend
+  /// records it (Maintenance.audited).
+  virtual grpc::Status DmaSync(uint32_t mapping, v1::SyncFor for_, v1::DmaSyncResponse* resp) = 0;
+  /// dma_unmap_page / dma_unmap_sg; NOT_FOUND for an unknown mapping. Maintenance as DmaSync.
+  virtual grpc::Status DmaUnmap(uint32_t mapping, v1::DmaUnmapResponse* resp) = 0;
 
   /// CPU access to [offset, offset + len) of a buffer (validated by the service).
   virtual grpc::Status CpuWrite(uint32_t buffer, uint64_t offset, const uint8_t* src,

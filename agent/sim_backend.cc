@@ -228,7 +228,7 @@ Status SimBackend::DmaMap(const v1::DmaMapRequest& req, v1::DmaMapping* resp) {
   return Status::OK;
 }
 
-Status SimBackend::DmaSync(uint32_t mapping, v1::SyncFor for_) {
+Status SimBackend::DmaSync(uint32_t mapping, v1::SyncFor for_, v1::DmaSyncResponse*) {
   std::lock_guard lock(board_.mutex());
   auto it = mappings_.find(mapping);
   if (it == mappings_.end())
@@ -243,7 +243,7 @@ Status SimBackend::DmaSync(uint32_t mapping, v1::SyncFor for_) {
   return Status::OK;
 }
 
-Status SimBackend::DmaUnmap(uint32_t mapping) {
+Status SimBackend::DmaUnmap(uint32_t mapping, v1::DmaUnmapResponse*) {
   std::lock_guard lock(board_.mutex());
   auto it = mappings_.find(mapping);
   if (it == mappings_.end())

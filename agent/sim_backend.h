@@ -26,8 +26,8 @@ class SimBackend final : public Backend {
   grpc::Status ComposeBuffer(const v1::ComposeBufferRequest& req, v1::BufferInfo* resp) override;
   grpc::Status ReleaseBuffer(uint32_t buffer) override;
   grpc::Status DmaMap(const v1::DmaMapRequest& req, v1::DmaMapping* resp) override;
-  grpc::Status DmaSync(uint32_t mapping, v1::SyncFor for_) override;
-  grpc::Status DmaUnmap(uint32_t mapping) override;
+  grpc::Status DmaSync(uint32_t mapping, v1::SyncFor for_, v1::DmaSyncResponse* resp) override;
+  grpc::Status DmaUnmap(uint32_t mapping, v1::DmaUnmapResponse* resp) override;
   grpc::Status CpuWrite(uint32_t buffer, uint64_t offset, const uint8_t* src,
                         uint64_t len) override;
   grpc::Status CpuRead(uint32_t buffer, uint64_t offset, uint8_t* dst, uint64_t len) override;

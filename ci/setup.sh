@@ -9,7 +9,8 @@ shift || true
 PKGS=(cmake ninja-build g++ pkg-config protobuf-compiler libprotobuf-dev libgrpc++-dev
       protobuf-compiler-grpc libboost-dev libgtest-dev libgmock-dev libcli11-dev
       libspdlog-dev libfmt-dev nlohmann-json3-dev libpugixml-dev clang-format
-      libboost-filesystem-dev git nanopb libgpiod-dev libusb-1.0-0-dev pdudaemon)
+      libboost-filesystem-dev git nanopb libgpiod-dev libusb-1.0-0-dev pdudaemon
+      libxen-dev)
 ci/apt-install.sh setup "${PKGS[@]}"
 
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <set>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -441,7 +442,8 @@ TEST_F(ConfigTest, WiringOnAVirtualBoardAndMissingWiringRejected) {
   const fs::path p = Write("farms/lab.textproto", text);
   const std::string err = ErrorOf([&] { LoadFarm(p); });
   EXPECT_TRUE(Contains(err, p.string() + ":6:3: board \"a\" has wiring, but only "
-                                         "BOARD_KIND_HARDWARE boards are wired"))
+                                         "BOARD_KIND_HARDWARE and BOARD_KIND_QEMU_XEN boards "
+                                         "are wired"))
       << err;
   EXPECT_TRUE(Contains(err, p.string() + ":26:1: board \"c\" is BOARD_KIND_HARDWARE")) << err;
   EXPECT_TRUE(Contains(err, "needs wiring { power console engine dom0_agent guest_agent }")) << err;
@@ -519,6 +521,148 @@ TEST_F(ConfigTest, TwoBoardsCannotShareARelayUartEngineOrAgent) {
                        "agent endpoint 192.0.2.1:50051 is already used by "
                        "board[0].wiring.dom0_agent"))
       << err;
+}
+
+// ---- The qemu-xen board's wiring (issue 4) ----
+
+constexpr const char* kQemuBoard = R"(name: "qemu"
+kind: BOARD_KIND_QEMU_XEN
+ram { name: "ram" base: 0x40000000 size: 0x80000000 }
+cache { line_size: 64 sets: 1024 ways: 16 }
+dma { mask_bits: 64 coherent: true }
+linux_page_size: 4096
+)";
+
+constexpr const char* kQemuFarm = R"(name: "qemu"
+fixture_file: "../fixtures/grant.textproto"
+board {
+  name: "q"
+  board_file: "../boards/qemu.textproto"
+  wiring {
+    power { qemu { fetch_env: "../build-qemu/cache/fetch.env" initrd: "../build-qemu/board.cpio.gz" dom0_agent_port: 17000 guest_agent_port: 17001 engine_port: 17002 } }
+    console { agent_ready: "dmahil-qemu: board ready" }
+    engine_tcp: "127.0.0.1:17002"
+    dom0_agent: "127.0.0.1:17000"
+    guest_agent: "127.0.0.1:17001"
+    boot_timeout_ms: 180000
+  }
+}
+)";
+
+TEST_F(ConfigTest, QemuFarmLoadsWithPathsResolvedAgainstTheFarmFolder) {
+  Write("boards/qemu.textproto", kQemuBoard);
+  Write("fixtures/grant.textproto", kFixture);
+  const fs::path p = Write("farms/qemu.textproto", kQemuFarm);
+  const LoadedFarm farm = LoadFarm(p);
+  ASSERT_EQ(farm.boards.size(), 1u);
+  const v1::QemuPower& q = farm.boards[0].entry.wiring().power().qemu();
+  const fs::path root = p.parent_path().parent_path();
+  EXPECT_EQ(q.fetch_env(), (root / "build-qemu/cache/fetch.env").string());
+  EXPECT_EQ(q.initrd(), (root / "build-qemu/board.cpio.gz").string());
+  EXPECT_EQ(q.qemu(), "");  // a bare name (or none) stays for PATH
+  EXPECT_EQ(farm.boards[0].entry.wiring().engine_tcp(), "127.0.0.1:17002");
+}
+
+TEST_F(ConfigTest, QemuBoardsNeedQemuPowerAndOnlyThey) {
+  Write("boards/qemu.textproto", kQemuBoard);
+  Write("boards/hw.textproto", kHwBoard);
+  Write("fixtures/grant.textproto", kFixture);
+  // A qemu board with a relay and a USB engine; a hardware board with QEMU and engine_tcp.
+  std::string text =
+      Replace(kQemuFarm,
+              "power { qemu { fetch_env: \"../build-qemu/cache/fetch.env\" initrd: "
+              "\"../build-qemu/board.cpio.gz\" dom0_agent_port: 17000 guest_agent_port: 17001 "
+              "engine_port: 17002 } }",
+              "power { gpio { power { chip: \"gpiochip0\" offset: 1 } } }");
+  text = Replace(text, "engine_tcp: \"127.0.0.1:17002\"",
+                 "engine { vid: 0x0403 pid: 0x601f ep_out: 0x02 ep_in: 0x82 }");
+  text += R"(board {
+  name: "h"
+  board_file: "../boards/hw.textproto"
+  wiring {
+    power { qemu { initrd: "x" } }
+    console { device: "/dev/ttyUSB0" baud: 115200 }
+    engine_tcp: "127.0.0.1:1"
+    dom0_agent: "192.0.2.1:1"
+    guest_agent: "192.0.2.1:2"
+  }
+}
+board { name: "n" board_file: "../boards/qemu.textproto" }
+)";
+  const fs::path p = Write("farms/qemu.textproto", text);
+  const std::string err = ErrorOf([&] { LoadFarm(p); });
+  const std::string f = p.string();
+  EXPECT_TRUE(Contains(err, f + ":7:5: board[0].wiring.power must be qemu { ... }: a "
+                                "BOARD_KIND_QEMU_XEN board's power is its QEMU process"))
+      << err;
+  EXPECT_TRUE(Contains(err, f + ":9:5: board[0].wiring.engine (USB) cannot drive a "
+                                "BOARD_KIND_QEMU_XEN board"))
+      << err;
+  EXPECT_TRUE(Contains(err, f + ":19:13: board[1].wiring.power.qemu is only for "
+                                "BOARD_KIND_QEMU_XEN boards (this board is BOARD_KIND_HARDWARE)"))
+      << err;
+  EXPECT_TRUE(Contains(err, f + ":21:5: board[1].wiring.engine_tcp is only for "
+                                "BOARD_KIND_QEMU_XEN boards"))
+      << err;
+  EXPECT_TRUE(Contains(err, f + ":26:1: board \"n\" is BOARD_KIND_QEMU_XEN (")) << err;
+  EXPECT_TRUE(Contains(err, "needs wiring { power console engine_tcp dom0_agent guest_agent }"))
+      << err;
+}
+
+TEST_F(ConfigTest, QemuPowerFieldsAndForwardedPortsChecked) {
+  Write("boards/qemu.textproto", kQemuBoard);
+  Write("fixtures/grant.textproto", kFixture);
+  std::string text =
+      Replace(kQemuFarm,
+              "power { qemu { fetch_env: \"../build-qemu/cache/fetch.env\" initrd: "
+              "\"../build-qemu/board.cpio.gz\" dom0_agent_port: 17000 guest_agent_port: 17001 "
+              "engine_port: 17002 } }",
+              "power { qemu { memory_mib: 600 dom0_mem_mib: 512 cpus: 9 edu_dma_mask: 0xff00\n"
+              "      dom0_agent_port: 17000 guest_agent_port: 70000 engine_port: 17003 } }");
+  text = Replace(text, "console { agent_ready: \"dmahil-qemu: board ready\" }",
+                 "console { device: \"/dev/ttyUSB0\" }");
+  text = Replace(text, "dom0_agent: \"127.0.0.1:17000\"", "dom0_agent: \"localhost:17000\"");
+  // A second qemu board forwarding a port the first already uses.
+  text += R"(board {
+  name: "q2"
+  board_file: "../boards/qemu.textproto"
+  wiring {
+    power { qemu { xen: "x" kernel: "k" initrd: "i" dom0_agent_port: 17000 guest_agent_port: 17011 engine_port: 17012 } }
+    console { agent_ready: "ready" }
+    engine_tcp: "127.0.0.1:17012"
+    dom0_agent: "127.0.0.2:17000"
+    guest_agent: "127.0.0.1:17011"
+  }
+}
+)";
+  const fs::path p = Write("farms/qemu.textproto", text);
+  const std::string err = ErrorOf([&] { LoadFarm(p); });
+  const std::string f = p.string();
+  for (const std::string& want : std::vector<std::string>{
+           f + ":7:13: board[0].wiring.power.qemu.initrd is empty",
+           "board[0].wiring.power.qemu.xen is empty and there is no fetch_env",
+           "board[0].wiring.power.qemu.kernel is empty and there is no fetch_env",
+           f + ":7:36: board[0].wiring.power.qemu.dom0_mem_mib 512 leaves less than 128 MiB "
+               "of memory_mib 600",
+           f + ":7:54: board[0].wiring.power.qemu.cpus 9 must be 0 (2) or 1..8",
+           f + ":7:62: board[0].wiring.power.qemu.edu_dma_mask 0xff00 must be 0 (64 bits) or "
+               "2^n - 1",
+           f + ":8:30: board[0].wiring.power.qemu.guest_agent_port 70000 must be a host TCP "
+               "port 1..65535",
+           f + ":9:15: board[0].wiring.console.device \"/dev/ttyUSB0\" must be empty for power "
+               "{ qemu }",
+           f + ":9:5: board[0].wiring.console needs agent_ready",
+           f + ":10:5: board[0].wiring.engine_tcp \"127.0.0.1:17002\" must be "
+               "\"127.0.0.1:17003\" (QEMU forwards that host port into dom0)",
+           f + ":11:5: board[0].wiring.dom0_agent \"localhost:17000\" must be "
+               "\"127.0.0.1:17000\"",
+           f +
+               ":20:53: host TCP port 127.0.0.1:17000 is already used by "
+               "board[0].wiring.power.qemu.dom0_agent_port at " +
+               f + ":8:7",
+           f + ":23:5: board[1].wiring.dom0_agent \"127.0.0.2:17000\" must be "
+               "\"127.0.0.1:17000\""})
+    EXPECT_TRUE(Contains(err, want)) << err;
 }
 
 // Every board, fixture and farm checked into the repository loads.

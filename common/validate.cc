@@ -484,6 +484,8 @@ void CheckPower(Problems& p, Claims& claims, const std::string& path,
                      f + ".port");
       break;
     }
+    case v1::PowerControl::kQemu:
+      break;  // CheckQemu, with the rest of the wiring it must agree with
     case v1::PowerControl::BACKEND_NOT_SET:
       p.Add(path, "{} has no backend; set gpio {{ ... }} (relay) or pdu {{ ... }} (pdudaemon)",
             path);
@@ -491,14 +493,81 @@ void CheckPower(Problems& p, Claims& claims, const std::string& path,
   }
 }
 
+// Why `endpoint` is not 127.0.0.1:<port> (QEMU's hostfwd listens on the host loopback
+// address only); "" if it is.
+std::string LoopbackProblem(const std::string& endpoint, uint32_t port) {
+  const std::string want = fmt::format("127.0.0.1:{}", port);
+  if (endpoint == want) return "";
+  return fmt::format("must be \"{}\" (QEMU forwards that host port into dom0)", want);
+}
+
+// A qemu-xen board's power (lab.proto QemuPower) and the rest of its wiring, which must
+// name the ports QEMU forwards. Files are not checked here: they are build outputs, and
+// opening the power switch names any that is missing.
+void CheckQemu(Problems& p, Claims& claims, const std::string& wiring_path,
+               const v1::BoardWiring& w) {
+  const v1::QemuPower& q = w.power().qemu();
+  const std::string path = wiring_path + ".power.qemu";
+  if (q.initrd().empty())
+    p.Add(path,
+          "{}.initrd is empty; give dom0's initramfs (e.g. \"../../build-qemu/board.cpio.gz\")",
+          path);
+  if (q.fetch_env().empty()) {
+    if (q.xen().empty())
+      p.Add(path, "{}.xen is empty and there is no fetch_env to take XEN= from", path);
+    if (q.kernel().empty())
+      p.Add(path, "{}.kernel is empty and there is no fetch_env to take KERNEL= from", path);
+  }
+  const uint32_t mem = q.memory_mib() != 0 ? q.memory_mib() : 2048;
+  const uint32_t dom0 = q.dom0_mem_mib() != 0 ? q.dom0_mem_mib() : 512;
+  if (mem < 256 || mem > 65536)
+    p.Add(path + ".memory_mib", "{}.memory_mib {} must be 0 (2048) or 256..65536 MiB", path, mem);
+  else if (dom0 + 128 > mem)
+    p.Add(path + ".dom0_mem_mib",
+          "{}.dom0_mem_mib {} leaves less than 128 MiB of memory_mib {} for Xen and the domU", path,
+          dom0, mem);
+  if (q.cpus() > 8)
+    p.Add(path + ".cpus", "{}.cpus {} must be 0 (2) or 1..8 (TCG runs each vCPU on a host thread)",
+          path, q.cpus());
+  if (q.edu_dma_mask() != 0 && (q.edu_dma_mask() & (q.edu_dma_mask() + 1)) != 0)
+    p.Add(path + ".edu_dma_mask", "{}.edu_dma_mask {:#x} must be 0 (64 bits) or 2^n - 1", path,
+          q.edu_dma_mask());
+  const std::tuple<const char*, uint32_t, const char*, const std::string*> ports[] = {
+      {"dom0_agent_port", q.dom0_agent_port(), "dom0_agent", &w.dom0_agent()},
+      {"guest_agent_port", q.guest_agent_port(), "guest_agent", &w.guest_agent()},
+      {"engine_port", q.engine_port(), "engine_tcp", &w.engine_tcp()}};
+  for (const auto& [name, port, field, endpoint] : ports) {
+    const std::string f = fmt::format("{}.{}", path, name);
+    if (port < 1 || port > 65535) {
+      p.Add(f, "{} {} must be a host TCP port 1..65535 (QEMU hostfwd)", f, port);
+      continue;
+    }
+    claims.Claim(p, "host TCP port", fmt::format("127.0.0.1:{}", port), f);
+    if (const std::string why = LoopbackProblem(*endpoint, port); !why.empty())
+      p.Add(fmt::format("{}.{}", wiring_path, field), "{}.{} \"{}\" {}", wiring_path, field,
+            *endpoint, why);
+  }
+}
+
 void CheckSerial(Problems& p, Claims& claims, const std::string& path, const v1::SerialConsole& c,
                  const v1::Board& board) {
-  if (c.device().empty())
+  if (board.kind() == v1::BOARD_KIND_QEMU_XEN) {
+    // QEMU's serial port is a pty the power switch makes: nothing to name, nothing to set.
+    if (!c.device().empty())
+      p.Add(path + ".device",
+            "{}.device \"{}\" must be empty for power {{ qemu }}: the console is the pty the "
+            "controller gives QEMU",
+            path, c.device());
+    if (c.agent_ready().empty())
+      p.Add(path, "{} needs agent_ready (e.g. \"dmahil-qemu: board ready\")", path);
+  } else if (c.device().empty())
     p.Add(path + ".device",
           "{}.device is empty; give the serial device (e.g. /dev/serial/by-id/...)", path);
   else
     claims.Claim(p, "serial device", c.device(), path + ".device");
-  if (!StandardBaud(c.baud()))
+  if (board.kind() == v1::BOARD_KIND_QEMU_XEN) {
+    // no line settings on a pty
+  } else if (!StandardBaud(c.baud()))
     p.Add(path + ".baud", "{}.baud {} is not a standard serial rate ({})", path, c.baud(),
           StandardBauds());
   else if (board.has_console() && StandardBaud(board.console().baud()) &&
@@ -553,18 +622,46 @@ void CheckUsb(Problems& p, Claims& claims, const std::string& path, const v1::Us
 // the farm's folder).
 void CheckWiring(Problems& p, Claims& claims, const std::string& path, const v1::BoardWiring& w,
                  const v1::Board& board) {
-  if (!w.has_power())
-    p.Add(path, "{} needs power {{ gpio {{ ... }} }} or power {{ pdu {{ ... }} }}", path);
-  else
+  const bool qemu_board = board.kind() == v1::BOARD_KIND_QEMU_XEN;
+  if (!w.has_power()) {
+    p.Add(path, "{} needs power {}", path,
+          qemu_board ? "{ qemu { ... } }" : "{ gpio { ... } } or power { pdu { ... } }");
+  } else if (qemu_board && !w.power().has_qemu()) {
+    p.Add(path + ".power",
+          "{}.power must be qemu {{ ... }}: a BOARD_KIND_QEMU_XEN board's power is "
+          "its QEMU process",
+          path);
+  } else if (!qemu_board && w.power().has_qemu()) {
+    p.Add(path + ".power.qemu",
+          "{}.power.qemu is only for BOARD_KIND_QEMU_XEN boards (this board is {})", path,
+          v1::BoardKind_Name(board.kind()));
+  } else {
     CheckPower(p, claims, path + ".power", w.power());
+  }
   if (!w.has_console())
-    p.Add(path, "{} needs console {{ device baud }}", path);
+    p.Add(path, "{} needs console {}", path, qemu_board ? "{ agent_ready }" : "{ device baud }");
   else
     CheckSerial(p, claims, path + ".console", w.console(), board);
-  if (!w.has_engine())
+  if (qemu_board) {
+    if (w.has_engine())
+      p.Add(path + ".engine",
+            "{}.engine (USB) cannot drive a BOARD_KIND_QEMU_XEN board; give engine_tcp: "
+            "\"127.0.0.1:<power.qemu.engine_port>\"",
+            path);
+    else if (const std::string why = EndpointProblem(w.engine_tcp()); !why.empty())
+      p.Add(path + ".engine_tcp", "{}.engine_tcp \"{}\" {}; give the engine's host:port", path,
+            w.engine_tcp(), why);
+    if (w.power().has_qemu()) CheckQemu(p, claims, path, w);
+  } else if (w.engine_link_case() == v1::BoardWiring::kEngineTcp) {
+    p.Add(path + ".engine_tcp",
+          "{}.engine_tcp is only for BOARD_KIND_QEMU_XEN boards; a {} board's engine is "
+          "engine {{ vid pid ep_out ep_in }} (USB)",
+          path, v1::BoardKind_Name(board.kind()));
+  } else if (!w.has_engine()) {
     p.Add(path, "{} needs engine {{ vid pid ep_out ep_in }} (the USB DMA engine)", path);
-  else
+  } else {
     CheckUsb(p, claims, path + ".engine", w.engine());
+  }
   const std::pair<const char*, const std::string*> agents[] = {{"dom0_agent", &w.dom0_agent()},
                                                                {"guest_agent", &w.guest_agent()}};
   for (const auto& [name, endpoint] : agents) {
@@ -725,19 +822,32 @@ LoadedFarm LoadFarm(const std::filesystem::path& file, const KnownFault& known_f
           "into virtual boards ({} is not BOARD_KIND_VIRTUAL)",
           out.source.Where(fmt::format("board[{}].faults", i)), entry.name(), b.file.string()));
     const std::string wiring_field = fmt::format("board[{}].wiring", i);
-    if (entry.has_wiring() && b.board.kind() != v1::BOARD_KIND_HARDWARE) {
+    const bool wired_kind =
+        b.board.kind() == v1::BOARD_KIND_HARDWARE || b.board.kind() == v1::BOARD_KIND_QEMU_XEN;
+    if (entry.has_wiring() && !wired_kind) {
       errors.push_back(fmt::format(
-          "{}: board \"{}\" has wiring, but only BOARD_KIND_HARDWARE boards are wired ({} is "
-          "{})",
+          "{}: board \"{}\" has wiring, but only BOARD_KIND_HARDWARE and BOARD_KIND_QEMU_XEN "
+          "boards are wired ({} is {})",
           out.source.Where(wiring_field), entry.name(), b.file.string(),
           v1::BoardKind_Name(b.board.kind())));
-    } else if (b.board.kind() == v1::BOARD_KIND_HARDWARE && !entry.has_wiring()) {
-      errors.push_back(fmt::format(
-          "{}: board \"{}\" is BOARD_KIND_HARDWARE ({}) and needs wiring {{ power console "
-          "engine dom0_agent guest_agent }}",
-          out.source.Where(fmt::format("board[{}]", i)), entry.name(), b.file.string()));
+    } else if (wired_kind && !entry.has_wiring()) {
+      errors.push_back(
+          fmt::format("{}: board \"{}\" is {} ({}) and needs wiring {{ power console {} dom0_agent "
+                      "guest_agent }}",
+                      out.source.Where(fmt::format("board[{}]", i)), entry.name(),
+                      v1::BoardKind_Name(b.board.kind()), b.file.string(),
+                      b.board.kind() == v1::BOARD_KIND_QEMU_XEN ? "engine_tcp" : "engine"));
     } else if (entry.has_wiring()) {
       CheckWiring(wiring, claims, wiring_field, entry.wiring(), b.board);
+      if (entry.wiring().power().has_qemu()) {
+        // QemuPower's files, like every path in a farm file, are relative to its folder.
+        v1::QemuPower& q = *b.entry.mutable_wiring()->mutable_power()->mutable_qemu();
+        for (std::string* f :
+             {q.mutable_fetch_env(), q.mutable_xen(), q.mutable_kernel(), q.mutable_initrd()})
+          if (!f->empty()) *f = (dir / *f).lexically_normal().string();
+        if (q.qemu().find('/') != std::string::npos)  // a path; a bare name is looked up on PATH
+          q.set_qemu((dir / q.qemu()).lexically_normal().string());
+      }
       if (!entry.wiring().health_fixture().empty()) {
         const std::filesystem::path health =
             (dir / entry.wiring().health_fixture()).lexically_normal();

@@ -92,16 +92,24 @@ struct LoadedFarm {
 /// board's revision_dir the same way (LoadedBoard::revision_dir; the folder itself is not
 /// read). Also checks that faults and revision_dir are only given to virtual boards and
 /// that fixture names are unique.
-/// Wiring (lab.proto BoardWiring): required for BOARD_KIND_HARDWARE boards and an error on
-/// any other kind. It needs a power backend (gpio: a power line with a chip, optional reset
-/// and boot-mode lines with chips; pdu: an http(s) url and a hostname), a console (device,
-/// a standard baud equal to the board's console.baud, data_bits 0 or 5..8, stop_bits
-/// 0..2, agent_ready a valid ECMAScript regex if given), a USB engine (16-bit nonzero
-/// vid and pid, ep_in an IN bulk address (bit 0x80 set), ep_out an OUT one (bit clear),
-/// endpoint numbers 1..15, interface 0..255), dom0_agent and guest_agent as host:port or
-/// [ipv6]:port (port 1..65535), and a health_fixture (relative to the farm file) that loads
-/// as a fixture. No two wired boards may share a GPIO line, serial device, USB engine,
-/// PDU outlet or agent endpoint.
+/// Wiring (lab.proto BoardWiring): required for BOARD_KIND_HARDWARE and BOARD_KIND_QEMU_XEN
+/// boards and an error on any other kind.
+/// BOARD_KIND_QEMU_XEN (issue 4): power must be qemu (and qemu is only for them): an initrd,
+/// xen and kernel or a fetch_env to take them from, memory_mib 0 or 256..65536 with at
+/// least 128 MiB beyond dom0_mem_mib, cpus 0..8, edu_dma_mask 0 or 2^n - 1, three host
+/// ports 1..65535; the console has no device (the controller's pty) and needs
+/// agent_ready; the engine is engine_tcp (USB engine is refused), and dom0_agent,
+/// guest_agent and engine_tcp must be 127.0.0.1:<the matching port>. Its relative paths
+/// (fetch_env, xen, kernel, initrd, a qemu given as a path) are resolved against the farm
+/// file's folder in LoadedBoard::entry. The rules below are for BOARD_KIND_HARDWARE. It needs a
+/// power backend (gpio: a power line with a chip, optional reset and boot-mode lines with chips;
+/// pdu: an http(s) url and a hostname), a console (device, a standard baud equal to the board's
+/// console.baud, data_bits 0 or 5..8, stop_bits 0..2, agent_ready a valid ECMAScript regex if
+/// given), a USB engine (16-bit nonzero vid and pid, ep_in an IN bulk address (bit 0x80 set),
+/// ep_out an OUT one (bit clear), endpoint numbers 1..15, interface 0..255), dom0_agent and
+/// guest_agent as host:port or [ipv6]:port (port 1..65535), and a health_fixture (relative to the
+/// farm file) that loads as a fixture. No two wired boards may share a GPIO line, serial device,
+/// USB engine, PDU outlet, agent endpoint or forwarded host port. engine_tcp is refused on them.
 /// Throws ConfigError listing every problem found; an error inside a board or fixture file
 /// names that file and line, followed by a note pointing at the farm line that names it.
 LoadedFarm LoadFarm(const std::filesystem::path& file, const KnownFault& known_fault = {});

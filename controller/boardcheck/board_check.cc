@@ -140,13 +140,23 @@ std::string SummarizeWiring(const v1::BoardWiring& w) {
                         line.active_low() ? " (active-low)" : "");
   } else if (w.power().has_pdu()) {
     power = fmt::format("power pdu {} port {}", w.power().pdu().hostname(), w.power().pdu().port());
+  } else if (w.power().has_qemu()) {
+    const v1::QemuPower& q = w.power().qemu();
+    power = fmt::format("power qemu ({} MiB, dom0 {} MiB{})", q.memory_mib(), q.dom0_mem_mib(),
+                        q.non_coherent() ? ", non-coherent PCIe" : "");
   } else {
     power = "power none";
   }
+  const std::string console =
+      w.console().device().empty()
+          ? std::string("console pty")
+          : fmt::format("console {}@{}", w.console().device(), w.console().baud());
   const v1::UsbEngine& e = w.engine();
-  return fmt::format("{}, console {}@{}, engine {:04x}:{:04x}{}, agents {} / {}", power,
-                     w.console().device(), w.console().baud(), e.vid(), e.pid(),
-                     e.serial().empty() ? "" : " serial " + e.serial(), w.dom0_agent(),
+  const std::string engine = w.engine_link_case() == v1::BoardWiring::kEngineTcp
+                                 ? "engine tcp " + w.engine_tcp()
+                                 : fmt::format("engine {:04x}:{:04x}{}", e.vid(), e.pid(),
+                                               e.serial().empty() ? "" : " serial " + e.serial());
+  return fmt::format("{}, {}, {}, agents {} / {}", power, console, engine, w.dom0_agent(),
                      w.guest_agent());
 }
 

@@ -1,8 +1,10 @@
-// Board power (DESIGN §8, issue 5): one interface over the two lab backends of
+// Board power (DESIGN §8, issue 5): one interface over the backends of
 // proto/dmahil/v1/lab.proto PowerControl: relays on GPIO lines (GpioPowerSwitch,
-// gpio_power.h) and pdudaemon's HTTP API (PduPowerSwitch, pdu_power.h).
+// gpio_power.h), pdudaemon's HTTP API (PduPowerSwitch, pdu_power.h) and, for the qemu-xen
+// board (issue 4), a qemu-system-aarch64 process (QemuPowerSwitch, qemu_power.h).
 #pragma once
 
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -28,11 +30,17 @@ class PowerSwitch {
   /// One line for logs and errors, e.g. "gpio power gpiochip3 line 17 (active-low)" or
   /// "pdudaemon http://127.0.0.1:16421 pdu lab-pdu port 3".
   virtual std::string Describe() const = 0;
+  /// Why a board that should be on cannot be running, or "": QEMU exited on its own (its
+  /// status and stderr). Relays and PDUs cannot tell, so they always return "".
+  virtual std::string Failure() { return {}; }
 };
 
-/// Builds the switch `control` selects: GpioPowerSwitch on the real libgpiod lines, or
-/// PduPowerSwitch with its default timeout. Throws LabError when no backend is set or its
-/// configuration is invalid, and (GPIO) when a chip or line cannot be opened or requested.
-std::unique_ptr<PowerSwitch> MakePowerSwitch(const v1::PowerControl& control);
+/// Builds the switch `control` selects: GpioPowerSwitch on the real libgpiod lines,
+/// PduPowerSwitch with its default timeout, or QemuPowerSwitch writing its qemu.log (and
+/// DTB) into `dir` (the board's output folder; required for qemu). Throws LabError when no
+/// backend is set or its configuration is invalid, (GPIO) when a chip or line cannot be
+/// opened or requested, and (qemu) when an image or program is missing.
+std::unique_ptr<PowerSwitch> MakePowerSwitch(const v1::PowerControl& control,
+                                             const std::filesystem::path& dir = {});
 
 }  // namespace dmahil::lab

@@ -10,6 +10,8 @@
 #include <regex>
 #include <system_error>
 
+#include <unistd.h>
+
 #include "controller/lab/lab_error.h"
 
 namespace dmahil::lab {
@@ -80,16 +82,35 @@ SerialConsole::SerialConsole(const v1::SerialConsole& config, const std::filesys
                                            : Base::flow_control::none),
       config_.rts_cts() ? "rts/cts flow control" : "no flow control");
 
+  OpenLog(fmt::format("{} {}{}{}{}", baud, data_bits, parity_char, stop_bits,
+                      config_.rts_cts() ? " rts/cts" : ""));
+}
+
+SerialConsole::SerialConsole(const v1::SerialConsole& config, int fd, const std::string& name,
+                             const std::filesystem::path& log)
+    : config_(config), log_path_(log), work_(io_.get_executor()), port_(io_) {
+  config_.set_device(name);
+  error_code ec;
+  port_.assign(fd, ec);
+  if (ec) {
+    ::close(fd);
+    throw LabError(fmt::format("{}: cannot use descriptor {}: {}", name, fd, ec.message()));
+  }
+  OpenLog("(pty)");
+}
+
+void SerialConsole::OpenLog(const std::string& settings) {
+  const std::string& dev = config_.device();
   std::error_code fs_ec;
-  if (log.has_parent_path()) std::filesystem::create_directories(log.parent_path(), fs_ec);
-  log_.open(log, std::ios::app);
+  if (log_path_.has_parent_path())
+    std::filesystem::create_directories(log_path_.parent_path(), fs_ec);
+  log_.open(log_path_, std::ios::app);
   if (!log_) {
-    throw LabError(fmt::format("{}: cannot open the console log for {}", log.string(), dev));
+    throw LabError(fmt::format("{}: cannot open the console log for {}", log_path_.string(), dev));
   }
   opened_ = Clock::now();
-  log_ << fmt::format("# dmahil console {} {} {}{}{}{}, opened {} (line times: ms since open)\n",
-                      dev, baud, data_bits, parity_char, stop_bits,
-                      config_.rts_cts() ? " rts/cts" : "", UtcNow());
+  log_ << fmt::format("# dmahil console {} {}, opened {} (line times: ms since open)\n", dev,
+                      settings, UtcNow());
   log_.flush();
 
   StartRead();

@@ -51,6 +51,14 @@ class SerialConsole {
   /// Throws LabError naming the device for a device that cannot be opened (e.g. missing)
   /// or configured, or naming the log file if it cannot be opened.
   SerialConsole(const v1::SerialConsole& config, const std::filesystem::path& log);
+  /// Captures a tty that is already open, e.g. the master of a pty pair whose slave QEMU
+  /// writes its serial port to (qemu_power.h). Takes ownership of `fd` (closed by Close(),
+  /// also when this throws). `name` stands for the device in the log header, device() and
+  /// errors (config.device is replaced by it). The line settings of `config` are not
+  /// applied: the tty keeps its own (a pty has no baud rate). Throws LabError naming
+  /// `name` if `fd` is not an open descriptor, or the log file if it cannot be opened.
+  SerialConsole(const v1::SerialConsole& config, int fd, const std::string& name,
+                const std::filesystem::path& log);
   /// Close()s.
   ~SerialConsole();
 
@@ -95,6 +103,7 @@ class SerialConsole {
  private:
   using Clock = std::chrono::steady_clock;
 
+  void OpenLog(const std::string& settings);  // opens log_, writes the header, starts reading
   void StartRead();
   void OnBytes(const char* data, size_t n);
   void CompleteLine();  // called with mu_ held

@@ -16,6 +16,10 @@ std::string_view DiagnosisName(v1::Diagnosis diagnosis) {
       return "never-landed";
     case v1::DIAGNOSIS_TORN_LINE:
       return "torn-line";
+    case v1::DIAGNOSIS_MISSING_MAINTENANCE:
+      return "missing-maintenance";
+    case v1::DIAGNOSIS_MISADDRESSED_MAINTENANCE:
+      return "misaddressed-maintenance";
     default:
       return "none";
   }

@@ -13,6 +13,8 @@ TEST(ReportNames, Diagnoses) {
   EXPECT_EQ(DiagnosisName(v1::DIAGNOSIS_STRAY_DMA), "stray-dma");
   EXPECT_EQ(DiagnosisName(v1::DIAGNOSIS_NEVER_LANDED), "never-landed");
   EXPECT_EQ(DiagnosisName(v1::DIAGNOSIS_TORN_LINE), "torn-line");
+  EXPECT_EQ(DiagnosisName(v1::DIAGNOSIS_MISSING_MAINTENANCE), "missing-maintenance");
+  EXPECT_EQ(DiagnosisName(v1::DIAGNOSIS_MISADDRESSED_MAINTENANCE), "misaddressed-maintenance");
   EXPECT_EQ(DiagnosisName(v1::DIAGNOSIS_NONE), "none");
 }
 

@@ -46,6 +46,13 @@ std::string_view Meaning(v1::Diagnosis diagnosis) {
     case v1::DIAGNOSIS_TORN_LINE:
       return "lines are part new, part old: maintenance covered the wrong length or offset "
              "(e.g. 4 KiB grants inside a 64 KiB Linux page)";
+    case v1::DIAGNOSIS_MISSING_MAINTENANCE:
+      return "the kernel issued no clean (before the device read) or no invalidate (before "
+             "the CPU read) for a page of a non-coherent mapping: stale data on silicon, "
+             "caught here from the recorded GNTTABOP_cache_flush / arch_sync_dma_* calls";
+    case v1::DIAGNOSIS_MISADDRESSED_MAINTENANCE:
+      return "the kernel cleaned or invalidated, but another address than the page's bus "
+             "frame (e.g. dom0's pfn instead of the mfn): the real lines stay stale";
     default:
       return "";
   }

@@ -107,17 +107,20 @@ v1::DmaMapping AgentClient::DmaMap(uint32_t buffer, uint64_t offset, uint64_t le
   return Invoke<v1::DmaMapRequest, v1::DmaMapping>("DmaMap", req, &v1::Agent::Stub::DmaMap);
 }
 
-void AgentClient::DmaSync(uint32_t mapping, v1::SyncFor for_) {
+v1::Maintenance AgentClient::DmaSync(uint32_t mapping, v1::SyncFor for_) {
   v1::DmaSyncRequest req;
   req.set_mapping(mapping);
   req.set_for_(for_);
-  Invoke<v1::DmaSyncRequest, v1::DmaSyncResponse>("DmaSync", req, &v1::Agent::Stub::DmaSync);
+  return Invoke<v1::DmaSyncRequest, v1::DmaSyncResponse>("DmaSync", req, &v1::Agent::Stub::DmaSync)
+      .maintenance();
 }
 
-void AgentClient::DmaUnmap(uint32_t mapping) {
+v1::Maintenance AgentClient::DmaUnmap(uint32_t mapping) {
   v1::DmaUnmapRequest req;
   req.set_mapping(mapping);
-  Invoke<v1::DmaUnmapRequest, v1::DmaUnmapResponse>("DmaUnmap", req, &v1::Agent::Stub::DmaUnmap);
+  return Invoke<v1::DmaUnmapRequest, v1::DmaUnmapResponse>("DmaUnmap", req,
+                                                           &v1::Agent::Stub::DmaUnmap)
+      .maintenance();
 }
 
 void AgentClient::Fill(uint32_t buffer, uint64_t offset, uint64_t length,

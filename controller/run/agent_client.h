@@ -37,8 +37,9 @@ class AgentClient {
                         uint32_t dma_mask_bits, bool sg = false);
   /// A dom0 buffer of other buffers' pages: pages[i] = (buffer, page index).
   v1::BufferInfo ComposeBuffer(const std::vector<std::pair<uint32_t, uint32_t>>& pages);
-  void DmaSync(uint32_t mapping, v1::SyncFor for_);
-  void DmaUnmap(uint32_t mapping);
+  /// Returns the cache maintenance the kernel issued (Maintenance.audited false if unknown).
+  v1::Maintenance DmaSync(uint32_t mapping, v1::SyncFor for_);
+  v1::Maintenance DmaUnmap(uint32_t mapping);
   void Fill(uint32_t buffer, uint64_t offset, uint64_t length, const v1::PatternSpec& pattern);
   void Prime(uint32_t buffer, uint64_t offset, uint64_t length, v1::PrimeOp op);
   std::string ReadBytes(uint32_t buffer, uint64_t offset, uint64_t length);

@@ -53,7 +53,8 @@ std::vector<v1::FixtureResult> RunBoard(const LoadedFarm& farm, const LoadedBoar
   switch (lb.board.kind()) {
     case v1::BOARD_KIND_VIRTUAL:
       return RunVirtualBoard(farm, lb, opt);
-    case v1::BOARD_KIND_HARDWARE: {
+    case v1::BOARD_KIND_HARDWARE:
+    case v1::BOARD_KIND_QEMU_XEN: {  // QEMU is the board's power (lab::QemuPowerSwitch)
       RealLabOpener real;
       return RunLabBoard(farm, lb, opt, opt.lab != nullptr ? *opt.lab : real);
     }

@@ -163,8 +163,10 @@ class Run {
     if (!mapping_) {
       mapping_ = link_.dom0.DmaMap(b_.dom0_buffer, ev.dma_offset, ev.dma_bytes, dir,
                                    fx_.dma_mask_bits(), Mixed());
+      ev.maintenance.push_back({MaintenancePhase::kBeforeDevice, mapping_->maintenance()});
     } else {
-      link_.dom0.DmaSync(mapping_->mapping(), v1::SYNC_FOR_DEVICE);
+      ev.maintenance.push_back({MaintenancePhase::kBeforeDevice,
+                                link_.dom0.DmaSync(mapping_->mapping(), v1::SYNC_FOR_DEVICE)});
     }
     ev.segments.assign(mapping_->segments().begin(), mapping_->segments().end());
     if (device_writes) {
@@ -190,9 +192,10 @@ class Run {
     }
     link_.device.guard().Clear();
     if (fx_.reuse_mapping()) {
-      link_.dom0.DmaSync(mapping_->mapping(), v1::SYNC_FOR_CPU);
+      ev.maintenance.push_back({MaintenancePhase::kAfterDevice,
+                                link_.dom0.DmaSync(mapping_->mapping(), v1::SYNC_FOR_CPU)});
     } else {
-      Unmap();
+      ev.maintenance.push_back({MaintenancePhase::kAfterDevice, Unmap()});
     }
 
     if (device_writes) {
@@ -223,12 +226,12 @@ class Run {
     return ev;
   }
 
-  /// dma_unmap of the current mapping, if any.
-  void Unmap() {
-    if (!mapping_) return;
+  /// dma_unmap of the current mapping, if any; the maintenance it issued.
+  v1::Maintenance Unmap() {
+    if (!mapping_) return {};
     const uint32_t m = mapping_->mapping();
     mapping_.reset();
-    link_.dom0.DmaUnmap(m);
+    return link_.dom0.DmaUnmap(m);
   }
 
  private:

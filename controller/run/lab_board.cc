@@ -1,12 +1,18 @@
 #include "controller/run/lab_board.h"
 
 #include <chrono>
+#include <deque>
+#include <fstream>
+#include <thread>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "controller/device/tcp_device_client.h"
 #include "controller/device/usb_device_client.h"
 #include "controller/device/window_guard.h"
+#include "controller/lab/lab_error.h"
+#include "controller/lab/qemu_power.h"
 #include "controller/report/names.h"
 #include "controller/run/agent_client.h"
 #include "controller/run/fixture_runner.h"
@@ -20,6 +26,19 @@ std::string Join(const std::vector<std::string>& parts) {
   return s;
 }
 
+/// The last `n` lines of `file`, or "" if it cannot be read.
+std::string Tail(const std::filesystem::path& file, size_t n) {
+  std::ifstream in(file);
+  std::deque<std::string> lines;
+  for (std::string line; std::getline(in, line);) {
+    lines.push_back(std::move(line));
+    if (lines.size() > n) lines.pop_front();
+  }
+  std::string out;
+  for (const std::string& l : lines) out += "\n" + l;
+  return out;
+}
+
 /// What the console says about a crash, or "" if none.
 std::string CrashReport(const lab::SerialConsole& console) {
   const auto crash = console.crash();
@@ -27,19 +46,68 @@ std::string CrashReport(const lab::SerialConsole& console) {
   return fmt::format("console: {}\n{}", crash->Summary(), crash->FormatExcerpt());
 }
 
+/// TcpDeviceClient, connected at the first Transact.
+class LazyTcpDeviceClient final : public DeviceClient {
+ public:
+  LazyTcpDeviceClient(std::string host, uint16_t port) : host_(std::move(host)), port_(port) {}
+  v1::DeviceResponse Transact(const v1::DeviceRequest& request) override {
+    if (!client_) client_ = std::make_unique<TcpDeviceClient>(host_, port_);
+    return client_->Transact(request);
+  }
+
+ private:
+  std::string host_;
+  uint16_t port_;
+  std::unique_ptr<TcpDeviceClient> client_;
+};
+
 }  // namespace
 
-std::unique_ptr<lab::PowerSwitch> RealLabOpener::OpenPower(const v1::PowerControl& power) {
-  return lab::MakePowerSwitch(power);
+std::unique_ptr<DeviceClient> MakeLazyTcpDeviceClient(const std::string& endpoint) {
+  std::string host;
+  std::string port;
+  if (!endpoint.empty() && endpoint.front() == '[') {
+    const size_t close = endpoint.find(']');
+    if (close != std::string::npos && close + 1 < endpoint.size() && endpoint[close + 1] == ':') {
+      host = endpoint.substr(1, close - 1);
+      port = endpoint.substr(close + 2);
+    }
+  } else if (const size_t colon = endpoint.rfind(':'); colon != std::string::npos) {
+    host = endpoint.substr(0, colon);
+    port = endpoint.substr(colon + 1);
+  }
+  unsigned long n = 0;
+  try {
+    n = port.empty() ? 0 : std::stoul(port);
+  } catch (const std::exception&) {
+    n = 0;
+  }
+  if (host.empty() || n < 1 || n > 65535)
+    throw DeviceError(fmt::format("device {}: not host:port", endpoint));
+  return std::make_unique<LazyTcpDeviceClient>(host, static_cast<uint16_t>(n));
+}
+
+std::unique_ptr<lab::PowerSwitch> RealLabOpener::OpenPower(const v1::PowerControl& power,
+                                                           const std::filesystem::path& dir) {
+  return lab::MakePowerSwitch(power, dir);
 }
 
 std::unique_ptr<lab::SerialConsole> RealLabOpener::OpenConsole(const v1::SerialConsole& console,
-                                                               const std::filesystem::path& log) {
+                                                               const std::filesystem::path& log,
+                                                               lab::PowerSwitch* power) {
+  if (auto* qemu = dynamic_cast<lab::QemuPowerSwitch*>(power))
+    return qemu->OpenConsole(console, log);
+  if (console.device().empty())
+    throw lab::LabError(
+        "no console device (a qemu board's console comes with its qemu power, "
+        "which did not open)");
   return std::make_unique<lab::SerialConsole>(console, log);
 }
 
-std::unique_ptr<DeviceClient> RealLabOpener::OpenEngine(const v1::UsbEngine& engine) {
-  return MakeUsbDeviceClient(engine);
+std::unique_ptr<DeviceClient> RealLabOpener::OpenEngine(const v1::BoardWiring& wiring) {
+  if (wiring.engine_link_case() == v1::BoardWiring::kEngineTcp)
+    return MakeLazyTcpDeviceClient(wiring.engine_tcp());
+  return MakeUsbDeviceClient(wiring.engine());
 }
 
 std::vector<v1::FixtureResult> RunLabBoard(const LoadedFarm& farm, const LoadedBoard& lb,
@@ -68,42 +136,77 @@ std::vector<v1::FixtureResult> RunLabBoard(const LoadedFarm& farm, const LoadedB
     return offline(e.what());
   }
   try {
-    power = opener.OpenPower(w.power());
+    power = opener.OpenPower(w.power(), dir);
   } catch (const std::exception& e) {
     missing.push_back(fmt::format("power: {}", e.what()));
   }
   try {
-    console = opener.OpenConsole(w.console(), dir / "console.log");
+    console = opener.OpenConsole(w.console(), dir / "console.log", power.get());
   } catch (const std::exception& e) {
     missing.push_back(fmt::format("console: {}", e.what()));
   }
   try {
-    engine = opener.OpenEngine(w.engine());
+    engine = opener.OpenEngine(w);
   } catch (const std::exception& e) {
     missing.push_back(fmt::format("engine: {}", e.what()));
   }
   if (!missing.empty()) return offline(Join(missing));
+  const std::string console_name = console->device();
+  // What the board printed last: every health-check error quotes it, so a CI log shows why.
+  const auto console_tail = [&] {
+    const std::string tail = Tail(dir / "console.log", kConsoleTailLines);
+    return tail.empty() ? std::string()
+                        : fmt::format("\nlast {} lines of {}:{}", kConsoleTailLines,
+                                      (dir / "console.log").string(), tail);
+  };
 
   std::vector<v1::FixtureResult> results;
   try {
     // 2. The health check: this board can give verdicts tonight, or it gives none.
-    const auto t0 = std::chrono::steady_clock::now();
+    using Clock = std::chrono::steady_clock;
+    const auto t0 = Clock::now();
+    const auto deadline = t0 + std::chrono::milliseconds(boot_ms);
+    const auto left_ms = [&] {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      return static_cast<uint32_t>(std::max<int64_t>(left.count(), 1));
+    };
     power->Cycle();
     std::string ready_line;
-    if (!console->WaitForAgentReady(boot_ms, &ready_line)) {
+    // In slices of at most 1 s, so a QEMU that died (bad image, port taken) ends the wait
+    // at once instead of after the whole boot timeout.
+    bool ready = false;
+    std::string power_failure;
+    while (!ready && Clock::now() < deadline && !console->crash()) {
+      ready = console->WaitForAgentReady(std::min<uint32_t>(left_ms(), 1000), &ready_line);
+      if (!ready && !(power_failure = power->Failure()).empty()) break;
+    }
+    if (!ready) {
       const std::string crash = CrashReport(*console);
       power->Off();
-      return offline(crash.empty()
-                         ? fmt::format("health check: no \"{}\" on {} within {} ms "
-                                       "of power-on",
-                                       w.console().agent_ready(), w.console().device(), boot_ms)
-                         : "health check: crashed while booting: " + crash);
+      if (!crash.empty()) return offline("health check: crashed while booting: " + crash);
+      if (!power_failure.empty())
+        return offline(fmt::format("health check: power: {}{}", power_failure, console_tail()));
+      return offline(fmt::format("health check: no \"{}\" on {} within {} ms of power-on{}",
+                                 w.console().agent_ready(), console_name, boot_ms, console_tail()));
     }
     AgentClient dom0(w.dom0_agent());
     AgentClient guest(w.guest_agent());
-    const v1::AgentInfo info = dom0.WaitReady(boot_ms);
-    guest.WaitReady(boot_ms);
-    const v1::DeviceResponse answer = engine->Info();
+    const v1::AgentInfo info = dom0.WaitReady(left_ms());
+    guest.WaitReady(left_ms());
+    v1::DeviceResponse answer;
+    for (;;) {
+      try {
+        answer = engine->Info();
+        break;
+      } catch (const DeviceError& e) {
+        // A TCP engine behind QEMU's hostfwd: QEMU accepts the connection and drops it
+        // while nothing listens inside dom0 yet. Retry until the boot deadline.
+        if (w.engine_link_case() != v1::BoardWiring::kEngineTcp || Clock::now() >= deadline) throw;
+        spdlog::debug("{}: engine not answering yet: {}", name, e.what());
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      }
+    }
     if (answer.status() != v1::DEVICE_OK)
       throw std::runtime_error(fmt::format(
           "engine Info: {} {}", v1::DeviceStatus_Name(answer.status()), answer.message()));
@@ -132,13 +235,16 @@ std::vector<v1::FixtureResult> RunLabBoard(const LoadedFarm& farm, const LoadedB
       return crash.empty() ? std::string() : "board crashed under this fixture: " + crash;
     });
   } catch (const std::exception& e) {
+    const std::string failure = power->Failure();  // before Off(), which reaps QEMU
     try {
       power->Off();
     } catch (const std::exception& off) {
       spdlog::error("{}: power off failed: {}", name, off.what());
     }
     const std::string crash = CrashReport(*console);
-    return offline(fmt::format("health check: {}{}", e.what(), crash.empty() ? "" : "; " + crash));
+    return offline(fmt::format("health check: {}{}{}", e.what(),
+                               failure.empty() ? "" : "; power: " + failure,
+                               crash.empty() ? console_tail() : "; " + crash));
   }
   // 4. Off: a board left on overnight is a board someone else cannot use.
   try {

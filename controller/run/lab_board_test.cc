@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <fstream>
 #include <string_view>
 #include <thread>
 
@@ -132,14 +133,14 @@ class LabBoardTwin : public ::testing::Test, public LabOpener {
     return RunLabBoard(farm_, farm_.boards[0], opt, *this);
   }
 
-  std::unique_ptr<lab::PowerSwitch> OpenPower(const v1::PowerControl&) override {
+  std::unique_ptr<lab::PowerSwitch> OpenPower(const v1::PowerControl&, const fs::path&) override {
     return std::make_unique<TwinPower>(master_, boot_, calls_);
   }
-  std::unique_ptr<lab::SerialConsole> OpenConsole(const v1::SerialConsole& c,
-                                                  const fs::path& log) override {
+  std::unique_ptr<lab::SerialConsole> OpenConsole(const v1::SerialConsole& c, const fs::path& log,
+                                                  lab::PowerSwitch*) override {
     return std::make_unique<lab::SerialConsole>(c, log);
   }
-  std::unique_ptr<DeviceClient> OpenEngine(const v1::UsbEngine&) override {
+  std::unique_ptr<DeviceClient> OpenEngine(const v1::BoardWiring&) override {
     auto tcp = std::make_unique<TcpDeviceClient>(vboard_->ready().device_host,
                                                  vboard_->ready().device_port);
     return std::make_unique<CrashingEngine>(std::move(tcp), master_, crash_buffer_);
@@ -223,6 +224,172 @@ TEST_F(LabBoardTwin, ACrashUnderAFixtureIsAnInfrastructureErrorAndEndsTheRun) {
   EXPECT_EQ(results[2].verdict(), v1::VERDICT_ERROR);
   EXPECT_NE(results[2].detail().find("board lost earlier in the run"), std::string::npos);
   EXPECT_EQ(calls_.back(), "off");
+}
+
+// ---- The qemu-xen board: RealLabOpener with QEMU as power (a stand-in QEMU here) ----
+
+/// The qemu path through the real opener: lab::QemuPowerSwitch starting
+/// controller/lab/testdata/fake-qemu.sh on a pty, the console on that pty, the engine over
+/// (lazy) TCP. The healthy run borrows a dmahil-vboard's agents and engine.
+class QemuBoardTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("dmahil-qemu-board-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "images");
+    for (const char* f : {"xen", "vmlinuz", "board.cpio.gz"})
+      std::ofstream(dir_ / "images" / f) << "x";
+    setenv("FAKE_QEMU_DIR", dir_.c_str(), 1);
+  }
+  void TearDown() override {
+    vboard_.reset();
+    if (!HasFailure()) fs::remove_all(dir_);
+  }
+  void Mode(const std::string& mode) { std::ofstream(dir_ / "mode") << mode << "\n"; }
+
+  /// A farm of `fixtures` on one QEMU_XEN-wired board; agents and engine at `dom0`,
+  /// `guest`, `engine` (nothing listens there unless a vboard does).
+  void Wire(const std::vector<std::string>& fixtures, uint32_t boot_timeout_ms,
+            const std::string& dom0 = "127.0.0.1:1", const std::string& guest = "127.0.0.1:2",
+            const std::string& engine = "127.0.0.1:3") {
+    LoadedBoard lb;
+    lb.file = Src() / "boards/zcu102-virtual.textproto";  // the vboard's facts, for the oracle
+    lb.board = LoadBoard(lb.file);
+    lb.entry.set_name("qemu-fake");
+    v1::BoardWiring& w = *lb.entry.mutable_wiring();
+    v1::QemuPower& q = *w.mutable_power()->mutable_qemu();
+    q.set_qemu((Src() / "controller/lab/testdata/fake-qemu.sh").string());
+    q.set_xen((dir_ / "images/xen").string());
+    q.set_kernel((dir_ / "images/vmlinuz").string());
+    q.set_initrd((dir_ / "images/board.cpio.gz").string());
+    q.set_dom0_agent_port(17900);
+    q.set_guest_agent_port(17901);
+    q.set_engine_port(17902);
+    w.mutable_console()->set_agent_ready("dmahil-qemu: board ready");
+    w.set_engine_tcp(engine);
+    w.set_dom0_agent(dom0);
+    w.set_guest_agent(guest);
+    w.set_boot_timeout_ms(boot_timeout_ms);
+    farm_.boards = {lb};
+    for (const std::string& f : fixtures) {
+      LoadedFixture lf;
+      lf.file = Src() / "fixtures" / (f + ".textproto");
+      lf.fixture = LoadFixture(lf.file);
+      farm_.fixtures.push_back(lf);
+    }
+  }
+  std::vector<v1::FixtureResult> Run() {
+    CampaignOptions opt;
+    opt.seed = 11;
+    opt.out_dir = dir_ / "out";
+    RealLabOpener real;
+    return RunLabBoard(farm_, farm_.boards[0], opt, real);
+  }
+  /// Every process the fake started is gone (zombies count as gone).
+  void ExpectQemuGone() {
+    std::ifstream in(dir_ / "pids");
+    int n = 0;
+    for (pid_t p; in >> p; ++n) {
+      bool alive = true;
+      for (int i = 0; i < 250 && alive; ++i) {
+        std::ifstream stat("/proc/" + std::to_string(p) + "/stat");
+        std::string text;
+        alive = std::getline(stat, text) && text.substr(text.rfind(')') + 2, 1) != "Z";
+        if (alive) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      EXPECT_FALSE(alive) << "pid " << p << " survived power off";
+    }
+    EXPECT_GT(n, 0) << "the fake QEMU never ran";
+  }
+
+  fs::path dir_;
+  LoadedFarm farm_;
+  std::unique_ptr<VirtualBoardProcess> vboard_;
+};
+
+TEST_F(QemuBoardTest, NoReadyLineWithinTheBootTimeoutIsAnErrorWithTheConsoleTail) {
+  Mode("silent");
+  Wire({"foreign-to-device", "foreign-from-device"}, 1500);
+  const auto results = Run();
+  ASSERT_EQ(results.size(), 2u);
+  for (const auto& r : results) {
+    EXPECT_EQ(r.verdict(), v1::VERDICT_ERROR);
+    EXPECT_NE(r.detail().find("board offline: health check: no \"dmahil-qemu: board ready\" on "
+                              "/dev/pts/"),
+              std::string::npos)
+        << r.detail();
+    EXPECT_NE(r.detail().find("(QEMU serial) within 1500 ms of power-on"), std::string::npos)
+        << r.detail();
+    EXPECT_NE(r.detail().find("last 40 lines of " + (dir_ / "out/qemu-fake/console.log").string()),
+              std::string::npos)
+        << r.detail();
+    EXPECT_NE(r.detail().find("Linux version 6.1.0-fake-arm64"), std::string::npos) << r.detail();
+  }
+  ExpectQemuGone();
+  EXPECT_NE(Slurp(dir_ / "out/qemu-fake/qemu.log").find("killed by power off"), std::string::npos);
+}
+
+TEST_F(QemuBoardTest, AQemuThatExitsEndsTheBootAtOnceWithItsStderr) {
+  Mode("exit");
+  Wire({"foreign-to-device"}, 60000);
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto results = Run();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));  // not 60 s
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].verdict(), v1::VERDICT_ERROR);
+  EXPECT_NE(results[0].detail().find("health check: power: fake-qemu.sh (pid "), std::string::npos)
+      << results[0].detail();
+  EXPECT_NE(results[0].detail().find("exited on its own, exit status 1"), std::string::npos)
+      << results[0].detail();
+  EXPECT_NE(results[0].detail().find("fake-qemu: cannot boot"), std::string::npos)
+      << results[0].detail();
+}
+
+TEST_F(QemuBoardTest, AXenPanicWhileBootingIsReportedWithItsExcerpt) {
+  Mode("panic");
+  Wire({"foreign-to-device"}, 60000);
+  const auto results = Run();
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].verdict(), v1::VERDICT_ERROR);
+  EXPECT_NE(results[0].detail().find("crashed while booting"), std::string::npos)
+      << results[0].detail();
+  EXPECT_NE(results[0].detail().find("Panic on CPU 0"), std::string::npos) << results[0].detail();
+  ExpectQemuGone();
+}
+
+TEST_F(QemuBoardTest, MissingImagesAreNamedAndNothingStarts) {
+  Wire({"foreign-to-device"}, 1000);
+  fs::remove(dir_ / "images/board.cpio.gz");
+  const auto results = Run();
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].verdict(), v1::VERDICT_ERROR);
+  EXPECT_NE(results[0].detail().find("power: " + (dir_ / "images/board.cpio.gz").string() +
+                                     ": the dom0 initrd does not exist"),
+            std::string::npos)
+      << results[0].detail();
+  EXPECT_NE(results[0].detail().find("console: no console device"), std::string::npos)
+      << results[0].detail();
+  EXPECT_FALSE(fs::exists(dir_ / "args"));
+}
+
+TEST_F(QemuBoardTest, AHealthyBoardRunsItsFixturesOverTcpAndIsKilledAfter) {
+  vboard_ = std::make_unique<VirtualBoardProcess>(
+      fs::path(DMAHIL_TEST_BINARY_DIR) / "bin/dmahil-vboard",
+      Src() / "boards/zcu102-virtual.textproto", std::vector<std::string>{}, 7, dir_ / "vboard.log",
+      10000);
+  const VboardReady& r = vboard_->ready();
+  Wire({"foreign-to-device", "foreign-from-device"}, 20000, r.dom0, r.guest,
+       r.device_host + ":" + std::to_string(r.device_port));
+  const auto results = Run();
+  ASSERT_EQ(results.size(), 2u);
+  for (const auto& res : results)
+    EXPECT_EQ(res.verdict(), v1::VERDICT_PASS) << res.ShortDebugString();
+  ExpectQemuGone();
+  const std::string console = Slurp(dir_ / "out/qemu-fake/console.log");
+  EXPECT_NE(console.find("dmahil-qemu: board ready"), std::string::npos) << console;
+  EXPECT_NE(Slurp(dir_ / "out/qemu-fake/qemu.log").find("# dmahil power on"), std::string::npos);
 }
 
 TEST(LabBoardFarm, EveryMissingResourceIsNamedAndTheOtherBoardsStillRun) {

@@ -167,6 +167,16 @@ void Diagnose(const v1::Board& board, const Evidence& ev, v1::FixtureResult* r) 
                                               ev.canary_mismatches, lines_note));
     return;
   }
+  if (!board.dma().coherent()) {
+    if (std::optional<MaintenanceFinding> f =
+            AuditMaintenance(board, ev.direction, ev.segments, ev.maintenance)) {
+      r->set_verdict(f->verdict);
+      r->set_diagnosis(f->diagnosis);
+      r->set_displacement(f->displacement);
+      r->set_detail(fmt::format("{}; {}", f->detail, lines_note));
+      return;
+    }
+  }
   if (bad == 0) {
     r->set_verdict(v1::VERDICT_PASS);
     r->set_diagnosis(v1::DIAGNOSIS_NONE);

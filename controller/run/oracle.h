@@ -16,12 +16,17 @@
 //     never landed, torn -> torn line, stale -> stale line (or, on a bounced page read
 //     by the CPU, a bounce never copied back -> never landed), zero/corrupt -> never
 //     landed; a changed canary -> stray DMA.
+// Between the two, for a board whose engine is not coherent (board.dma.coherent false):
+// the maintenance audit (maintenance_audit.h) of what dmahil.ko recorded, when the backend
+// records it. A missing or misaddressed clean/invalidate is a failure even though the
+// data matched: QEMU models no caches, so the data alone cannot show it.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "controller/run/maintenance_audit.h"
 #include "dmahil/v1/agent.pb.h"
 #include "dmahil/v1/board.pb.h"
 #include "dmahil/v1/result.pb.h"
@@ -43,6 +48,9 @@ struct Evidence {
   size_t device_read_findings = 0;        // the first ones come from the device reading the buffer
   uint64_t lines_checked = 0;
   uint64_t canary_mismatches = 0;  // lines changed in the canary pages
+  // What dmahil.ko recorded around the device's access (linux-xen; empty or not audited
+  // elsewhere), for the maintenance audit (maintenance_audit.h).
+  std::vector<MaintenanceRecord> maintenance;
 };
 
 /// Audit of one segment against the board description.

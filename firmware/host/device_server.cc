@@ -112,10 +112,12 @@ class Session : public std::enable_shared_from_this<Session> {
 }  // namespace
 
 struct DeviceServer::Impl {
-  Impl(firmware::MemoryPort& memory, uint16_t tcp_port, const firmware::EngineInfo& info)
+  Impl(firmware::MemoryPort& memory, uint16_t tcp_port, const firmware::EngineInfo& info,
+       const std::string& bind_address)
       : engine(memory, info),
-        acceptor(io, tcp::endpoint(asio::ip::address_v4::loopback(), tcp_port)),
-        port(acceptor.local_endpoint().port()) {}
+        acceptor(io, tcp::endpoint(asio::ip::make_address(bind_address), tcp_port)),
+        port(acceptor.local_endpoint().port()),
+        address(bind_address) {}
 
   void Accept() {
     acceptor.async_accept([this](error_code ec, tcp::socket socket) {
@@ -146,6 +148,7 @@ struct DeviceServer::Impl {
   asio::io_context io;
   tcp::acceptor acceptor;
   const uint16_t port;
+  const std::string address;
   std::vector<std::weak_ptr<Session>> sessions;  // io thread only
   std::mutex mu;                                 // guards started / stopped
   bool started = false;
@@ -154,8 +157,8 @@ struct DeviceServer::Impl {
 };
 
 DeviceServer::DeviceServer(firmware::MemoryPort& memory, uint16_t tcp_port,
-                           const firmware::EngineInfo& info)
-    : impl_(std::make_unique<Impl>(memory, tcp_port, info)) {}
+                           const firmware::EngineInfo& info, const std::string& bind_address)
+    : impl_(std::make_unique<Impl>(memory, tcp_port, info, bind_address)) {}
 
 DeviceServer::~DeviceServer() { Stop(); }
 
@@ -173,7 +176,7 @@ void DeviceServer::Start() {
       spdlog::error("device server: stopped by an exception: {}", e.what());
     }
   });
-  spdlog::info("device server: listening on 127.0.0.1:{}", impl_->port);
+  spdlog::info("device server: listening on {}:{}", impl_->address, impl_->port);
 }
 
 void DeviceServer::Stop() {

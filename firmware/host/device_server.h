@@ -20,12 +20,15 @@ namespace dmahil::device_host {
 /// (tag 0) saying so; an oversize length prefix is not answered.
 class DeviceServer {
  public:
-  /// Binds 127.0.0.1:`tcp_port` (0: an ephemeral port, see port()) and listens; does not
-  /// serve until Start(). `memory` must outlive the server. Throws
-  /// boost::system::system_error if the port cannot be bound.
+  /// Binds `bind_address`:`tcp_port` (0: an ephemeral port, see port()) and listens; does
+  /// not serve until Start(). `memory` must outlive the server. The default address is
+  /// loopback; the qemu-xen dom0 agent binds 0.0.0.0 inside the guest, where QEMU's user
+  /// networking forwards a host loopback port to it. Throws boost::system::system_error
+  /// if the address is not an IP address or the port cannot be bound.
   explicit DeviceServer(firmware::MemoryPort& memory, uint16_t tcp_port = 0,
                         const firmware::EngineInfo& info = {"dmahil-virtual-engine",
-                                                            firmware::kMaxDataBytes, 64});
+                                                            firmware::kMaxDataBytes, 64},
+                        const std::string& bind_address = "127.0.0.1");
   /// Stops the server (see Stop()).
   ~DeviceServer();
 

@@ -1,0 +1,602 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * dmahil.ko: the dom0 side of dmahil's linux-xen backend (issue 4).  /dev/dmahil pins
+ * user pages (a gntdev mapping of another domain's grants, or anonymous memory), maps
+ * them for the DMA engine with the real DMA API (under Xen on Arm: swiotlb-xen,
+ * drivers/xen/swiotlb-xen.c), syncs and unmaps them, drives the engine (edu.c) only
+ * inside the windows it mapped, and returns the cache maintenance each call caused
+ * (audit.c).  The ABI, limits and errno values are in dmahil_uapi.h.
+ *
+ * Pins and mappings belong to the open file and are released on close (mappings are
+ * unmapped first, then pins unpinned).  One mutex (dmahil_lock) serialises every ioctl,
+ * the release and the engine's bind/unbind, so the engine runs one transfer at a time.
+ *
+ * Module parameter `faults` (DMAHIL_FAULT_*, read when a mapping is made and kept for
+ * its life; writable at run time through /sys/module/dmahil/parameters/faults):
+ *   BYPASS          segments report (and XFER windows use) page_to_phys(page) + offset,
+ *                   i.e. the dom0 pfn address, instead of the DMA API's bus address; the
+ *                   real mapping is still made and unmapped.
+ *   SKIP_CPU_SYNC   map and unmap with DMA_ATTR_SKIP_CPU_SYNC (no maintenance); the SYNC
+ *                   ioctl is unaffected.
+ *   SYNC_MISADDRESS map with DMA_ATTR_SKIP_CPU_SYNC, then dma_sync_single_for_device() at
+ *                   each segment's bus address + 4096 (one 4 KiB page off); SYNC ioctls
+ *                   on the mapping are misaddressed the same way; unmap is normal.
+ */
+#include <linux/dma-map-ops.h>
+#include <linux/dma-mapping.h>
+#include <linux/fs.h>
+#include <linux/idr.h>
+#include <linux/miscdevice.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/overflow.h>
+#include <linux/scatterlist.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <xen/page.h>
+
+#include "dmahil.h"
+
+#define DMAHIL_PAGE 4096u        /* bytes: a Xen page; the module requires PAGE_SIZE == it */
+#define DMAHIL_MAX_HANDLES 4096u /* live pins (and, separately, mappings) per open file */
+#define DMAHIL_FAULTS_ALL \
+  (DMAHIL_FAULT_BYPASS | DMAHIL_FAULT_SKIP_CPU_SYNC | DMAHIL_FAULT_SYNC_MISADDRESS)
+
+DEFINE_MUTEX(dmahil_lock);
+
+static unsigned int faults;
+module_param(faults, uint, 0644);
+MODULE_PARM_DESC(faults,
+                 "DMAHIL_FAULT_* bit mask: 1 bypass (report page_to_phys), 2 map/unmap with "
+                 "DMA_ATTR_SKIP_CPU_SYNC, 4 sync one page past each segment");
+
+struct dmahil_pin_k {
+  u32 id;
+  u32 npages;
+  u32 nmaps; /* live mappings of this pin: UNPIN is EBUSY while > 0 */
+  struct page** pages;
+};
+
+struct dmahil_map_k {
+  u32 id;
+  u32 faults; /* DMAHIL_FAULT_* when mapped */
+  struct dmahil_pin_k* pin;
+  struct device* dev; /* referenced (get_device) for the mapping's life */
+  enum dma_data_direction dir;
+  unsigned long attrs;       /* map */
+  unsigned long unmap_attrs; /* unmap: SKIP_CPU_SYNC only under the SKIP_CPU_SYNC fault */
+  bool sg;
+  struct sg_table sgt; /* sg mappings */
+  u32 nsegs;
+  struct dmahil_seg* segs; /* as reported: the XFER windows */
+  dma_addr_t* bus;         /* the DMA API's address of each segment */
+};
+
+struct dmahil_file {
+  struct idr pins;
+  struct idr maps;
+};
+
+/* ---- ops_out ------------------------------------------------------------------------ */
+static int ops_check(const struct dmahil_ops_out* o) {
+  if (o->pad) return -EINVAL;
+  if (o->cap && !o->ptr) return -EINVAL;
+  return 0;
+}
+
+/* End the audit begun for `o` and copy its records out; -EFAULT if that fails. */
+static int ops_finish(struct dmahil_ops_out* o) {
+  const struct dmahil_cache_op* r = dmahil_audit_end(&o->count, &o->dropped);
+
+  if (o->count && copy_to_user(u64_to_user_ptr(o->ptr), r, o->count * sizeof(*r))) return -EFAULT;
+  return 0;
+}
+
+/* ---- INFO --------------------------------------------------------------------------- */
+static long do_info(void __user* arg) {
+  struct dmahil_info info = {};
+  struct device* dev = dmahil_edu_dev();
+
+  info.abi_version = DMAHIL_ABI_VERSION;
+  info.faults = READ_ONCE(faults) & DMAHIL_FAULTS_ALL;
+  info.engine_bound = dev != NULL;
+  if (dev) {
+    info.coherent = dev_is_dma_coherent(dev);
+    info.dma_mask = dev->dma_mask ? *dev->dma_mask : 0;
+  }
+  info.audit_hypercall = dmahil_audit_hypercall_armed();
+  info.audit_arch_sync = dmahil_audit_arch_sync_armed();
+  dmahil_edu_name(info.engine, sizeof(info.engine));
+  return copy_to_user(arg, &info, sizeof(info)) ? -EFAULT : 0;
+}
+
+/* ---- PIN / UNPIN -------------------------------------------------------------------- */
+static void pin_free(struct dmahil_pin_k* p) {
+  unpin_user_pages(p->pages, p->npages);
+  kvfree(p->pages);
+  kfree(p);
+}
+
+static int put_u64s(u64 uptr, const u64* v, u32 n) {
+  if (!uptr) return 0; /* the caller does not want them */
+  return copy_to_user(u64_to_user_ptr(uptr), v, n * sizeof(*v)) ? -EFAULT : 0;
+}
+
+static long do_pin(struct dmahil_file* f, void __user* arg) {
+  struct dmahil_pin a;
+  struct dmahil_pin_k* p;
+  u64 *pfns = NULL, *bfns = NULL, end;
+  long got;
+  int err, id;
+  u32 i;
+
+  if (copy_from_user(&a, arg, sizeof(a))) return -EFAULT;
+  if (!a.pages || a.pages > DMAHIL_MAX_PIN_PAGES || !a.uaddr || a.uaddr % DMAHIL_PAGE ||
+      check_add_overflow(a.uaddr, (u64)a.pages * DMAHIL_PAGE, &end) || end > TASK_SIZE)
+    return -EINVAL;
+
+  p = kzalloc(sizeof(*p), GFP_KERNEL);
+  if (!p) return -ENOMEM;
+  p->pages = kvcalloc(a.pages, sizeof(*p->pages), GFP_KERNEL);
+  pfns = kvcalloc(a.pages, sizeof(*pfns), GFP_KERNEL);
+  bfns = kvcalloc(a.pages, sizeof(*bfns), GFP_KERNEL);
+  if (!p->pages || !pfns || !bfns) {
+    err = -ENOMEM;
+    goto out_free;
+  }
+  got = pin_user_pages_fast(a.uaddr, a.pages, FOLL_WRITE | FOLL_LONGTERM, p->pages);
+  if (got != a.pages) {
+    if (got > 0) unpin_user_pages(p->pages, got);
+    err = got < 0 ? (int)got : -EFAULT;
+    goto out_free;
+  }
+  p->npages = a.pages;
+  for (i = 0; i < a.pages; i++) {
+    pfns[i] = page_to_pfn(p->pages[i]);
+    bfns[i] = pfn_to_bfn(pfns[i]); /* include/xen/arm/page.h: the p2m's machine frame */
+  }
+  id = idr_alloc(&f->pins, p, 1, DMAHIL_MAX_HANDLES + 1, GFP_KERNEL);
+  if (id < 0) {
+    err = id; /* -ENOSPC: out of handles, -ENOMEM */
+    goto out_unpin;
+  }
+  p->id = a.pin = id;
+  err = put_u64s(a.pfns_ptr, pfns, a.pages);
+  if (!err) err = put_u64s(a.bfns_ptr, bfns, a.pages);
+  if (!err && copy_to_user(arg, &a, sizeof(a))) err = -EFAULT;
+  if (err) {
+    idr_remove(&f->pins, id);
+    goto out_unpin;
+  }
+  kvfree(pfns);
+  kvfree(bfns);
+  return 0;
+
+out_unpin:
+  unpin_user_pages(p->pages, p->npages);
+out_free:
+  kvfree(pfns);
+  kvfree(bfns);
+  kvfree(p->pages);
+  kfree(p);
+  return err;
+}
+
+static long do_unpin(struct dmahil_file* f, void __user* arg) {
+  struct dmahil_pin_k* p;
+  u32 id;
+
+  if (copy_from_user(&id, arg, sizeof(id))) return -EFAULT;
+  p = id ? idr_find(&f->pins, id) : NULL;
+  if (!p) return -ENOENT;
+  if (p->nmaps) return -EBUSY;
+  idr_remove(&f->pins, id);
+  pin_free(p);
+  return 0;
+}
+
+/* ---- MAP / SYNC / UNMAP ------------------------------------------------------------- */
+/* Undo the DMA API mapping of m's first `nmapped` page segments (or its sg table). */
+static void map_undo(struct dmahil_map_k* m, u32 nmapped, unsigned long attrs) {
+  u32 i;
+
+  if (m->sg) {
+    dma_unmap_sgtable(m->dev, &m->sgt, m->dir, attrs);
+    return;
+  }
+  for (i = 0; i < nmapped; i++)
+    dma_unmap_page_attrs(m->dev, m->bus[i], m->segs[i].length, m->dir, attrs);
+}
+
+static void map_free(struct dmahil_map_k* m) {
+  if (m->sg) sg_free_table(&m->sgt);
+  kvfree(m->segs);
+  kvfree(m->bus);
+  put_device(m->dev);
+  kfree(m);
+}
+
+/* Fill in segment i: its bytes [off, off + len) of the pin and its bus address. */
+static void seg_fill(struct dmahil_map_k* m, u32 i, u64 off, u32 len, dma_addr_t bus) {
+  struct page* page = m->pin->pages[off / DMAHIL_PAGE];
+  struct dmahil_seg* s = &m->segs[i];
+
+  m->bus[i] = bus;
+  s->offset = off;
+  s->length = len;
+  s->pfn = page_to_pfn(page);
+  s->bfn = pfn_to_bfn(s->pfn);
+  s->flags = s->pfn != s->bfn ? DMAHIL_SEG_FOREIGN : 0;
+  if (m->faults & DMAHIL_FAULT_BYPASS) {
+    s->dma_addr = page_to_phys(page) + off % DMAHIL_PAGE; /* the fault: not the bus address */
+  } else {
+    s->dma_addr = bus;
+    if ((u64)bus / DMAHIL_PAGE != s->bfn) s->flags |= DMAHIL_SEG_BOUNCED; /* swiotlb slot */
+  }
+}
+
+/* Map m->pin's [off, off + len) in `n` page pieces; fills m->segs/m->bus, sets m->nsegs. */
+static int map_dma(struct dmahil_map_k* m, u64 off, u64 len, u32 n) {
+  struct scatterlist* sg;
+  u64 pos = off, left = len;
+  u32 i;
+  int err;
+
+  if (m->sg) {
+    err = sg_alloc_table(&m->sgt, n, GFP_KERNEL);
+    if (err) return err;
+    for_each_sgtable_sg(&m->sgt, sg, i) {
+      u32 poff = pos % DMAHIL_PAGE, plen = min_t(u64, DMAHIL_PAGE - poff, left);
+
+      sg_set_page(sg, m->pin->pages[pos / DMAHIL_PAGE], plen, poff);
+      pos += plen;
+      left -= plen;
+    }
+    /* one dma_map_sg_attrs() over the table (swiotlb-xen maps entry by entry) */
+    err = dma_map_sgtable(m->dev, &m->sgt, m->dir, m->attrs);
+    if (err) {
+      sg_free_table(&m->sgt);
+      m->sg = false; /* nothing left to free */
+      return -ENOMEM;
+    }
+    pos = off;
+    for_each_sgtable_dma_sg(&m->sgt, sg, i) {
+      seg_fill(m, i, pos, sg_dma_len(sg), sg_dma_address(sg));
+      pos += sg_dma_len(sg);
+    }
+    m->nsegs = m->sgt.nents;
+    m->sg = true;
+    return 0;
+  }
+  for (i = 0; i < n; i++) {
+    u32 poff = pos % DMAHIL_PAGE, plen = min_t(u64, DMAHIL_PAGE - poff, left);
+    dma_addr_t bus =
+        dma_map_page_attrs(m->dev, m->pin->pages[pos / DMAHIL_PAGE], poff, plen, m->dir, m->attrs);
+
+    if (dma_mapping_error(m->dev, bus)) {
+      map_undo(m, i, m->attrs | DMA_ATTR_SKIP_CPU_SYNC);
+      return -ENOMEM;
+    }
+    seg_fill(m, i, pos, plen, bus);
+    pos += plen;
+    left -= plen;
+  }
+  m->nsegs = n;
+  return 0;
+}
+
+/* The SYNC_MISADDRESS fault: sync each segment one 4 KiB page past its bus address. */
+static void misaddressed_sync(struct dmahil_map_k* m, bool for_device) {
+  u32 i;
+
+  for (i = 0; i < m->nsegs; i++) {
+    if (for_device)
+      dma_sync_single_for_device(m->dev, m->bus[i] + DMAHIL_PAGE, m->segs[i].length, m->dir);
+    else
+      dma_sync_single_for_cpu(m->dev, m->bus[i] + DMAHIL_PAGE, m->segs[i].length, m->dir);
+  }
+}
+
+static long do_map(struct dmahil_file* f, void __user* arg) {
+  struct dmahil_map a;
+  struct dmahil_map_k* m;
+  struct dmahil_pin_k* p;
+  struct device* dev;
+  u64 end;
+  u32 n;
+  int err, ops_err, id;
+
+  if (copy_from_user(&a, arg, sizeof(a))) return -EFAULT;
+  err = ops_check(&a.ops);
+  if (err) return err;
+  if (a.direction > DMAHIL_DMA_FROM_DEVICE || a.sg > 1 || !a.length ||
+      check_add_overflow(a.offset, a.length, &end) ||
+      (a.mask_bits && (a.mask_bits < 32 || a.mask_bits > 64)))
+    return -EINVAL;
+  p = a.pin ? idr_find(&f->pins, a.pin) : NULL;
+  if (!p) return -ENOENT;
+  if (end > (u64)p->npages * DMAHIL_PAGE) return -EINVAL;
+  n = (end - 1) / DMAHIL_PAGE - a.offset / DMAHIL_PAGE + 1; /* pages spanned */
+  if (a.nsegs < n || !a.segs_ptr) return -EINVAL;
+  dev = dmahil_edu_dev();
+  if (!dev) return -ENODEV;
+  if (a.mask_bits && dma_set_mask_and_coherent(dev, DMA_BIT_MASK(a.mask_bits))) {
+    dev_err(dev, "dmahil: dma_set_mask_and_coherent(%u bits) refused\n", a.mask_bits);
+    return -EINVAL;
+  }
+
+  m = kzalloc(sizeof(*m), GFP_KERNEL);
+  if (!m) return -ENOMEM;
+  m->segs = kvcalloc(n, sizeof(*m->segs), GFP_KERNEL);
+  m->bus = kvcalloc(n, sizeof(*m->bus), GFP_KERNEL);
+  if (!m->segs || !m->bus) {
+    kvfree(m->segs);
+    kvfree(m->bus);
+    kfree(m);
+    return -ENOMEM;
+  }
+  m->pin = p;
+  m->dev = get_device(dev);
+  m->dir = (enum dma_data_direction)a.direction;
+  m->sg = a.sg;
+  m->faults = READ_ONCE(faults) & DMAHIL_FAULTS_ALL;
+  if (m->faults & (DMAHIL_FAULT_SKIP_CPU_SYNC | DMAHIL_FAULT_SYNC_MISADDRESS))
+    m->attrs = DMA_ATTR_SKIP_CPU_SYNC;
+  if (m->faults & DMAHIL_FAULT_SKIP_CPU_SYNC) m->unmap_attrs = DMA_ATTR_SKIP_CPU_SYNC;
+
+  dmahil_audit_begin(a.ops.cap);
+  err = map_dma(m, a.offset, a.length, n);
+  if (!err && (m->faults & DMAHIL_FAULT_SYNC_MISADDRESS)) misaddressed_sync(m, true);
+  ops_err = ops_finish(&a.ops);
+  if (err) goto out_unmapped;
+  if (ops_err) {
+    err = ops_err;
+    goto out_unmap;
+  }
+
+  id = idr_alloc(&f->maps, m, 1, DMAHIL_MAX_HANDLES + 1, GFP_KERNEL);
+  if (id < 0) {
+    err = id;
+    goto out_unmap;
+  }
+  m->id = a.mapping = id;
+  a.nsegs = m->nsegs;
+  if (copy_to_user(u64_to_user_ptr(a.segs_ptr), m->segs, m->nsegs * sizeof(*m->segs)) ||
+      copy_to_user(arg, &a, sizeof(a))) {
+    idr_remove(&f->maps, id);
+    err = -EFAULT;
+    goto out_unmap;
+  }
+  p->nmaps++;
+  return 0;
+
+out_unmap:
+  map_undo(m, m->nsegs, m->attrs | DMA_ATTR_SKIP_CPU_SYNC);
+  map_free(m); /* frees the sg table */
+  return err;
+
+out_unmapped: /* map_dma() failed and cleaned up after itself */
+  if (err == -ENOMEM)
+    dev_info(dev, "dmahil: DMA mapping of %llu bytes failed (swiotlb full or mask too small?)\n",
+             a.length);
+  m->sg = false;
+  map_free(m);
+  return err;
+}
+
+static long do_sync(struct dmahil_file* f, void __user* arg) {
+  struct dmahil_sync a;
+  struct dmahil_map_k* m;
+  bool for_device;
+  u32 i;
+  int err;
+
+  if (copy_from_user(&a, arg, sizeof(a))) return -EFAULT;
+  err = ops_check(&a.ops);
+  if (err) return err;
+  if (a.for_ != DMAHIL_SYNC_FOR_CPU && a.for_ != DMAHIL_SYNC_FOR_DEVICE) return -EINVAL;
+  m = a.mapping ? idr_find(&f->maps, a.mapping) : NULL;
+  if (!m) return -ENOENT;
+  for_device = a.for_ == DMAHIL_SYNC_FOR_DEVICE;
+
+  dmahil_audit_begin(a.ops.cap);
+  if (m->faults & DMAHIL_FAULT_SYNC_MISADDRESS) {
+    misaddressed_sync(m, for_device);
+  } else if (m->sg) {
+    if (for_device)
+      dma_sync_sgtable_for_device(m->dev, &m->sgt, m->dir);
+    else
+      dma_sync_sgtable_for_cpu(m->dev, &m->sgt, m->dir);
+  } else {
+    for (i = 0; i < m->nsegs; i++) {
+      if (for_device)
+        dma_sync_single_for_device(m->dev, m->bus[i], m->segs[i].length, m->dir);
+      else
+        dma_sync_single_for_cpu(m->dev, m->bus[i], m->segs[i].length, m->dir);
+    }
+  }
+  err = ops_finish(&a.ops);
+  if (!err && copy_to_user(arg, &a, sizeof(a))) err = -EFAULT;
+  return err;
+}
+
+/* Unmap (the maintenance is the caller's to record) and free m. */
+static void map_destroy(struct dmahil_file* f, struct dmahil_map_k* m) {
+  idr_remove(&f->maps, m->id);
+  map_undo(m, m->nsegs, m->unmap_attrs);
+  m->pin->nmaps--;
+  map_free(m);
+}
+
+static long do_unmap(struct dmahil_file* f, void __user* arg) {
+  struct dmahil_unmap a;
+  struct dmahil_map_k* m;
+  int err;
+
+  if (copy_from_user(&a, arg, sizeof(a))) return -EFAULT;
+  err = ops_check(&a.ops);
+  if (err) return err;
+  if (a.pad) return -EINVAL;
+  m = a.mapping ? idr_find(&f->maps, a.mapping) : NULL;
+  if (!m) return -ENOENT;
+  dmahil_audit_begin(a.ops.cap);
+  map_destroy(f, m);
+  err = ops_finish(&a.ops);
+  if (!err && copy_to_user(arg, &a, sizeof(a))) err = -EFAULT;
+  return err;
+}
+
+/* ---- XFER --------------------------------------------------------------------------- */
+/* Is [addr, addr + len) inside one segment (as reported) of a live mapping of f? */
+static bool in_window(struct dmahil_file* f, u64 addr, u32 len) {
+  struct dmahil_map_k* m;
+  int id;
+  u32 i;
+
+  idr_for_each_entry(&f->maps, m, id) {
+    for (i = 0; i < m->nsegs; i++) {
+      u64 start = m->segs[i].dma_addr;
+
+      if (addr >= start && addr - start <= m->segs[i].length &&
+          len <= m->segs[i].length - (addr - start))
+        return true;
+    }
+  }
+  return false;
+}
+
+static long do_xfer(struct dmahil_file* f, void __user* arg) {
+  struct dmahil_xfer a;
+  u64 end;
+
+  if (copy_from_user(&a, arg, sizeof(a))) return -EFAULT;
+  if ((a.op != DMAHIL_XFER_READ && a.op != DMAHIL_XFER_WRITE) || !a.length ||
+      a.length > DMAHIL_MAX_XFER_BYTES || !a.uaddr ||
+      check_add_overflow(a.dma_addr, (u64)a.length, &end))
+    return -EINVAL;
+  if (!dmahil_edu_dev()) return -ENODEV;
+  if (!in_window(f, a.dma_addr, a.length)) return -EACCES;
+  return dmahil_edu_xfer(a.dma_addr, u64_to_user_ptr(a.uaddr), a.length, a.op);
+}
+
+/* ---- file operations ---------------------------------------------------------------- */
+static int dmahil_open(struct inode* inode, struct file* file) {
+  struct dmahil_file* f = kzalloc(sizeof(*f), GFP_KERNEL);
+
+  if (!f) return -ENOMEM;
+  idr_init(&f->pins);
+  idr_init(&f->maps);
+  file->private_data = f;
+  return 0;
+}
+
+static int dmahil_release(struct inode* inode, struct file* file) {
+  struct dmahil_file* f = file->private_data;
+  struct dmahil_map_k* m;
+  struct dmahil_pin_k* p;
+  int id;
+
+  mutex_lock(&dmahil_lock);
+  idr_for_each_entry(&f->maps, m, id) map_destroy(f, m);
+  idr_for_each_entry(&f->pins, p, id) pin_free(p);
+  mutex_unlock(&dmahil_lock);
+  idr_destroy(&f->maps);
+  idr_destroy(&f->pins);
+  kfree(f);
+  return 0;
+}
+
+static long dmahil_ioctl(struct file* file, unsigned int cmd, unsigned long arg) {
+  struct dmahil_file* f = file->private_data;
+  void __user* uarg = (void __user*)arg;
+  long ret;
+
+  mutex_lock(&dmahil_lock);
+  switch (cmd) {
+    case DMAHIL_IOC_INFO:
+      ret = do_info(uarg);
+      break;
+    case DMAHIL_IOC_PIN:
+      ret = do_pin(f, uarg);
+      break;
+    case DMAHIL_IOC_UNPIN:
+      ret = do_unpin(f, uarg);
+      break;
+    case DMAHIL_IOC_MAP:
+      ret = do_map(f, uarg);
+      break;
+    case DMAHIL_IOC_SYNC:
+      ret = do_sync(f, uarg);
+      break;
+    case DMAHIL_IOC_UNMAP:
+      ret = do_unmap(f, uarg);
+      break;
+    case DMAHIL_IOC_XFER:
+      ret = do_xfer(f, uarg);
+      break;
+    default:
+      ret = -ENOTTY;
+      break;
+  }
+  mutex_unlock(&dmahil_lock);
+  return ret;
+}
+
+static const struct file_operations dmahil_fops = {
+    .owner = THIS_MODULE,
+    .open = dmahil_open,
+    .release = dmahil_release,
+    .unlocked_ioctl = dmahil_ioctl,
+    .compat_ioctl = compat_ptr_ioctl,
+    .llseek = noop_llseek,
+};
+
+static struct miscdevice dmahil_misc = {
+    .minor = MISC_DYNAMIC_MINOR,
+    .name = "dmahil",
+    .fops = &dmahil_fops,
+    .mode = 0600,
+};
+
+static int __init dmahil_init(void) {
+  int err;
+
+  if (PAGE_SIZE != DMAHIL_PAGE) {
+    pr_err("dmahil: PAGE_SIZE is %lu; the ABI's pages are 4096 bytes\n", PAGE_SIZE);
+    return -EINVAL;
+  }
+  dmahil_audit_init();
+  err = dmahil_edu_register();
+  if (err) {
+    pr_err("dmahil: pci_register_driver failed (%d)\n", err);
+    goto out_audit;
+  }
+  err = misc_register(&dmahil_misc);
+  if (err) {
+    pr_err("dmahil: misc_register(%s) failed (%d)\n", DMAHIL_DEVICE_PATH, err);
+    goto out_edu;
+  }
+  pr_info("dmahil: %s ready (ABI %u, faults %#x, engine %s)\n", DMAHIL_DEVICE_PATH,
+          DMAHIL_ABI_VERSION, faults, dmahil_edu_dev() ? "bound" : "not bound");
+  return 0;
+
+out_edu:
+  dmahil_edu_unregister();
+out_audit:
+  dmahil_audit_exit();
+  return err;
+}
+
+static void __exit dmahil_exit(void) {
+  misc_deregister(&dmahil_misc);
+  dmahil_edu_unregister();
+  dmahil_audit_exit();
+}
+
+module_init(dmahil_init);
+module_exit(dmahil_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION(
+    "dmahil: DMA API on (foreign) pages with QEMU's edu as engine, and a cache-maintenance audit");
+MODULE_AUTHOR("dmahil");

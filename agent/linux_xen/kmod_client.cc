@@ -1,0 +1,231 @@
+#include "agent/linux_xen/kmod_client.h"
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace dmahil::agent::linux_xen {
+namespace {
+
+using grpc::Status;
+using grpc::StatusCode;
+
+constexpr uint64_t kPage = 4096;
+
+Status Invalid(const std::string& m) { return Status(StatusCode::INVALID_ARGUMENT, m); }
+
+const char* DirName(uint32_t d) {
+  switch (d) {
+    case DMAHIL_DMA_BIDIRECTIONAL:
+      return "DMA_BIDIRECTIONAL";
+    case DMAHIL_DMA_TO_DEVICE:
+      return "DMA_TO_DEVICE";
+    case DMAHIL_DMA_FROM_DEVICE:
+      return "DMA_FROM_DEVICE";
+    default:
+      return "?";
+  }
+}
+
+}  // namespace
+
+Status ErrnoStatus(int err, const std::string& what) {
+  StatusCode code = StatusCode::INTERNAL;
+  switch (err) {
+    case EINVAL:
+      code = StatusCode::INVALID_ARGUMENT;
+      break;
+    case ENOENT:
+      code = StatusCode::NOT_FOUND;
+      break;
+    case EBUSY:
+    case ENODEV:
+      code = StatusCode::FAILED_PRECONDITION;
+      break;
+    case ENOMEM:
+    case ENOSPC:
+      code = StatusCode::RESOURCE_EXHAUSTED;
+      break;
+    case EACCES:
+    case EPERM:
+      code = StatusCode::PERMISSION_DENIED;
+      break;
+    default:
+      break;
+  }
+  return Status(code, fmt::format("{}: {} (errno {})", what, std::strerror(err), err));
+}
+
+bool ToKernelDirection(v1::DmaDirection dir, uint32_t* out) {
+  switch (dir) {
+    case v1::DMA_BIDIRECTIONAL:
+      *out = DMAHIL_DMA_BIDIRECTIONAL;
+      return true;
+    case v1::DMA_TO_DEVICE:
+      *out = DMAHIL_DMA_TO_DEVICE;
+      return true;
+    case v1::DMA_FROM_DEVICE:
+      *out = DMAHIL_DMA_FROM_DEVICE;
+      return true;
+    default:
+      return false;
+  }
+}
+
+Kmod::Kmod(std::unique_ptr<DeviceFile> file) : file_(std::move(file)) {}
+
+Status Kmod::Call(unsigned long request, void* arg, const std::string& what) {
+  const int err = file_->Ioctl(request, arg);
+  if (err != 0) return ErrnoStatus(err, fmt::format("{} {}", file_->path(), what));
+  return Status::OK;
+}
+
+Status Kmod::Info(dmahil_info* out) {
+  std::memset(out, 0, sizeof(*out));
+  if (Status s = Call(DMAHIL_IOC_INFO, out, "INFO"); !s.ok()) return s;
+  out->engine[sizeof(out->engine) - 1] = '\0';
+  if (out->abi_version != DMAHIL_ABI_VERSION)
+    return Status(StatusCode::FAILED_PRECONDITION,
+                  fmt::format("{} speaks ABI {}, this agent ABI {}: rebuild dmahil.ko and the "
+                              "agent from the same tree",
+                              file_->path(), out->abi_version, DMAHIL_ABI_VERSION));
+  audited_ = out->audit_hypercall != 0;
+  return Status::OK;
+}
+
+Status Kmod::Pin(const void* uaddr, uint64_t pages, KmodPin* out) {
+  const auto addr = reinterpret_cast<uintptr_t>(uaddr);
+  if (pages == 0 || pages > DMAHIL_MAX_PIN_PAGES)
+    return Invalid(fmt::format("pin of {} pages: must be 1..{}", pages, DMAHIL_MAX_PIN_PAGES));
+  if (addr % kPage != 0) return Invalid(fmt::format("pin at {:#x}: not 4 KiB aligned", addr));
+  out->pfns.assign(pages, 0);
+  out->bfns.assign(pages, 0);
+  dmahil_pin arg{};
+  arg.uaddr = addr;
+  arg.pages = static_cast<uint32_t>(pages);
+  arg.pfns_ptr = reinterpret_cast<uintptr_t>(out->pfns.data());
+  arg.bfns_ptr = reinterpret_cast<uintptr_t>(out->bfns.data());
+  if (Status s = Call(DMAHIL_IOC_PIN, &arg, fmt::format("PIN ({} pages at {:#x})", pages, addr));
+      !s.ok())
+    return s;
+  if (arg.pin == 0) return Status(StatusCode::INTERNAL, "dmahil.ko PIN returned handle 0");
+  out->pin = arg.pin;
+  return Status::OK;
+}
+
+Status Kmod::Unpin(uint32_t pin) {
+  uint32_t arg = pin;
+  return Call(DMAHIL_IOC_UNPIN, &arg, fmt::format("UNPIN (pin {})", pin));
+}
+
+void Kmod::ToMaintenance(const std::vector<dmahil_cache_op>& ops, const dmahil_ops_out& out,
+                         v1::Maintenance* m) const {
+  m->set_audited(audited_);
+  m->set_dropped(out.dropped);
+  const uint32_t n = std::min<uint32_t>(out.count, static_cast<uint32_t>(ops.size()));
+  for (uint32_t i = 0; i < n; ++i) {
+    v1::CacheOp* op = m->add_ops();
+    op->set_kind(ops[i].kind == DMAHIL_OP_HYPERCALL   ? v1::CACHE_OP_HYPERCALL
+                 : ops[i].kind == DMAHIL_OP_ARCH_SYNC ? v1::CACHE_OP_ARCH_SYNC
+                                                      : v1::CACHE_OP_KIND_UNSPECIFIED);
+    op->set_clean((ops[i].op & DMAHIL_CACHE_CLEAN) != 0);
+    op->set_invalidate((ops[i].op & DMAHIL_CACHE_INVAL) != 0);
+    op->set_addr(ops[i].addr);
+    op->set_length(ops[i].length);
+  }
+}
+
+Status Kmod::Map(uint32_t pin, uint64_t pin_pages, v1::DmaDirection dir, uint64_t offset,
+                 uint64_t length, bool sg, uint32_t mask_bits, v1::DmaMapping* out) {
+  uint32_t kdir = 0;
+  if (!ToKernelDirection(dir, &kdir))
+    return Invalid(fmt::format("map: unknown direction {}", static_cast<int>(dir)));
+  if (length == 0) return Invalid("map of 0 bytes");
+  if (offset > pin_pages * kPage || length > pin_pages * kPage - offset)
+    return Invalid(fmt::format("map of [{:#x}, +{:#x}) outside the pin's {} bytes", offset, length,
+                               pin_pages * kPage));
+  if (mask_bits != 0 && (mask_bits < 32 || mask_bits > 64))
+    return Invalid(fmt::format("dma mask of {} bits: must be 0 or 32..64", mask_bits));
+  std::vector<dmahil_seg> segs(DMAHIL_MAX_SEGMENTS);
+  std::vector<dmahil_cache_op> ops(kMaxMaintenanceOps);
+  dmahil_map arg{};
+  arg.pin = pin;
+  arg.direction = kdir;
+  arg.offset = offset;
+  arg.length = length;
+  arg.sg = sg ? 1 : 0;
+  arg.mask_bits = mask_bits;
+  arg.nsegs = static_cast<uint32_t>(segs.size());
+  arg.segs_ptr = reinterpret_cast<uintptr_t>(segs.data());
+  arg.ops.ptr = reinterpret_cast<uintptr_t>(ops.data());
+  arg.ops.cap = static_cast<uint32_t>(ops.size());
+  if (Status s = Call(DMAHIL_IOC_MAP, &arg,
+                      fmt::format("MAP (pin {}, {} bytes at {:#x}, {}{})", pin, length, offset,
+                                  DirName(kdir), sg ? ", sg" : ""));
+      !s.ok())
+    return s;
+  if (arg.mapping == 0 || arg.nsegs == 0 || arg.nsegs > segs.size())
+    return Status(
+        StatusCode::INTERNAL,
+        fmt::format("dmahil.ko MAP returned mapping {} with {} segments", arg.mapping, arg.nsegs));
+  out->set_mapping(arg.mapping);
+  for (uint32_t i = 0; i < arg.nsegs; ++i) {
+    v1::DmaSegment* s = out->add_segments();
+    s->set_offset(segs[i].offset);
+    s->set_length(segs[i].length);
+    s->set_dma_addr(segs[i].dma_addr);
+    s->set_pfn(segs[i].pfn);
+    s->set_bfn(segs[i].bfn);
+    s->set_foreign((segs[i].flags & DMAHIL_SEG_FOREIGN) != 0);
+    s->set_bounced((segs[i].flags & DMAHIL_SEG_BOUNCED) != 0);
+  }
+  ToMaintenance(ops, arg.ops, out->mutable_maintenance());
+  return Status::OK;
+}
+
+Status Kmod::Sync(uint32_t mapping, v1::SyncFor for_, v1::Maintenance* maintenance) {
+  if (for_ != v1::SYNC_FOR_CPU && for_ != v1::SYNC_FOR_DEVICE)
+    return Invalid(fmt::format("sync: unknown target {}", static_cast<int>(for_)));
+  std::vector<dmahil_cache_op> ops(kMaxMaintenanceOps);
+  dmahil_sync arg{};
+  arg.mapping = mapping;
+  arg.for_ = for_ == v1::SYNC_FOR_CPU ? DMAHIL_SYNC_FOR_CPU : DMAHIL_SYNC_FOR_DEVICE;
+  arg.ops.ptr = reinterpret_cast<uintptr_t>(ops.data());
+  arg.ops.cap = static_cast<uint32_t>(ops.size());
+  if (Status s = Call(DMAHIL_IOC_SYNC, &arg,
+                      fmt::format("SYNC (mapping {}, for {})", mapping,
+                                  for_ == v1::SYNC_FOR_CPU ? "cpu" : "device"));
+      !s.ok())
+    return s;
+  ToMaintenance(ops, arg.ops, maintenance);
+  return Status::OK;
+}
+
+Status Kmod::Unmap(uint32_t mapping, v1::Maintenance* maintenance) {
+  std::vector<dmahil_cache_op> ops(kMaxMaintenanceOps);
+  dmahil_unmap arg{};
+  arg.mapping = mapping;
+  arg.ops.ptr = reinterpret_cast<uintptr_t>(ops.data());
+  arg.ops.cap = static_cast<uint32_t>(ops.size());
+  if (Status s = Call(DMAHIL_IOC_UNMAP, &arg, fmt::format("UNMAP (mapping {})", mapping)); !s.ok())
+    return s;
+  ToMaintenance(ops, arg.ops, maintenance);
+  return Status::OK;
+}
+
+Status Kmod::Xfer(uint64_t dma_addr, void* buf, uint32_t length, bool device_writes) {
+  if (length == 0 || length > DMAHIL_MAX_XFER_BYTES)
+    return Invalid(
+        fmt::format("engine transfer of {} bytes: must be 1..{}", length, DMAHIL_MAX_XFER_BYTES));
+  dmahil_xfer arg{};
+  arg.dma_addr = dma_addr;
+  arg.uaddr = reinterpret_cast<uintptr_t>(buf);
+  arg.length = length;
+  arg.op = device_writes ? DMAHIL_XFER_WRITE : DMAHIL_XFER_READ;
+  return Call(DMAHIL_IOC_XFER, &arg,
+              fmt::format("XFER ({} {} bytes at bus address {:#x})",
+                          device_writes ? "device write of" : "device read of", length, dma_addr));
+}
+
+}  // namespace dmahil::agent::linux_xen

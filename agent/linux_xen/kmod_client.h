@@ -1,0 +1,80 @@
+// Typed calls into dmahil.ko (/dev/dmahil, agent/kmod/dmahil_uapi.h) for the linux-xen
+// backend: every ioctl argument struct is built and checked here, and every errno comes
+// back as a grpc::Status whose message names the call, its arguments and the errno.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/support/status.h>
+
+#include "agent/kmod/dmahil_uapi.h"
+#include "agent/linux_xen/device_file.h"
+#include "dmahil/v1/agent.pb.h"
+
+namespace dmahil::agent::linux_xen {
+
+/// Records one ioctl may return: enough for any one map/sync/unmap of 1024 pages.
+inline constexpr uint32_t kMaxMaintenanceOps = 4096;
+
+/// The errno of a dmahil.ko (or gntdev/gntalloc) call as a gRPC status, as the uapi header
+/// documents them: EINVAL -> INVALID_ARGUMENT, ENOENT -> NOT_FOUND, EBUSY ->
+/// FAILED_PRECONDITION, ENOMEM/ENOSPC -> RESOURCE_EXHAUSTED, EACCES -> PERMISSION_DENIED,
+/// ENODEV -> FAILED_PRECONDITION, anything else -> INTERNAL. The message is
+/// "<what>: <strerror> (errno N)".
+grpc::Status ErrnoStatus(int err, const std::string& what);
+
+/// A pin: user pages held by the module (pin_user_pages_fast, FOLL_LONGTERM).
+struct KmodPin {
+  uint32_t pin = 0;            // handle, never 0
+  std::vector<uint64_t> pfns;  // dom0 pfn per 4 KiB page
+  std::vector<uint64_t> bfns;  // pfn_to_bfn(pfn) per page: the mfn for a foreign page
+};
+
+class Kmod {
+ public:
+  /// `file`: /dev/dmahil (or a test's fake). Takes ownership.
+  explicit Kmod(std::unique_ptr<DeviceFile> file);
+
+  /// DMAHIL_IOC_INFO. FAILED_PRECONDITION if the module speaks another ABI version.
+  grpc::Status Info(dmahil_info* out);
+  /// Pins `pages` 4 KiB pages at `uaddr` (page aligned; 1..DMAHIL_MAX_PIN_PAGES).
+  /// INVALID_ARGUMENT before any ioctl for a bad count or alignment.
+  grpc::Status Pin(const void* uaddr, uint64_t pages, KmodPin* out);
+  /// FAILED_PRECONDITION (EBUSY) while a mapping of the pin lives.
+  grpc::Status Unpin(uint32_t pin);
+  /// Maps [offset, offset + length) bytes of a pin (pin of `pin_pages` pages) for the
+  /// engine, direction `dir`, one dma_map_page per 4 KiB page or one dma_map_sg (`sg`);
+  /// `mask_bits` 0 or 32..64. Fills out->mapping, out->segments (offsets relative to the
+  /// pin) and out->maintenance. INVALID_ARGUMENT before any ioctl for a zero or
+  /// out-of-range length, an unknown direction or a bad mask.
+  grpc::Status Map(uint32_t pin, uint64_t pin_pages, v1::DmaDirection dir, uint64_t offset,
+                   uint64_t length, bool sg, uint32_t mask_bits, v1::DmaMapping* out);
+  /// dma_sync_*_for_cpu or _for_device over every segment of the mapping.
+  grpc::Status Sync(uint32_t mapping, v1::SyncFor for_, v1::Maintenance* maintenance);
+  /// Unmaps; the mapping handle is gone afterwards.
+  grpc::Status Unmap(uint32_t mapping, v1::Maintenance* maintenance);
+  /// The engine moves `length` bytes (1..DMAHIL_MAX_XFER_BYTES) between bus address
+  /// `dma_addr` and `buf`: `device_writes` true = memory at dma_addr gets buf's bytes.
+  /// PERMISSION_DENIED (EACCES) outside every live mapping's windows.
+  grpc::Status Xfer(uint64_t dma_addr, void* buf, uint32_t length, bool device_writes);
+
+  /// Whether the GNTTABOP_cache_flush probe is armed (from the last Info()).
+  bool audited() const { return audited_; }
+
+ private:
+  grpc::Status Call(unsigned long request, void* arg, const std::string& what);
+  void ToMaintenance(const std::vector<dmahil_cache_op>& ops, const dmahil_ops_out& out,
+                     v1::Maintenance* m) const;
+
+  std::unique_ptr<DeviceFile> file_;
+  bool audited_ = false;
+};
+
+/// DmaDirection -> the kernel's enum dma_data_direction value (DMAHIL_DMA_*); false for
+/// DMA_DIRECTION_UNSPECIFIED or an unknown value.
+bool ToKernelDirection(v1::DmaDirection dir, uint32_t* out);
+
+}  // namespace dmahil::agent::linux_xen

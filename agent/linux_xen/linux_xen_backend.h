@@ -1,0 +1,106 @@
+// The agent's `linux-xen` backend (DESIGN §3): the real one, for the qemu-xen board and
+// hardware boards. guest role: grants through /dev/xen/gntalloc (drivers/xen/gntalloc.c).
+// dom0 role: foreign grants through /dev/xen/gntdev (drivers/xen/gntdev.c), dom0's own
+// pages from anonymous memory, and every DMA-API call through dmahil.ko (/dev/dmahil,
+// agent/kmod/dmahil_uapi.h), which pins the pages and maps them for the engine.
+//
+// The service (agent_service.h) validates ranges and roles before a call gets here; this
+// backend checks what only it can (handles, what the kernel accepts) and turns each errno
+// into a status that names the device, the call and its arguments.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "agent/backend.h"
+#include "agent/linux_xen/device_file.h"
+#include "agent/linux_xen/kmod_client.h"
+
+namespace dmahil::agent::linux_xen {
+
+/// Reads this process's pfn of a virtual address (/proc/self/pagemap, needs
+/// CAP_SYS_ADMIN for the frame bits). Returns false if the page is not present.
+using PfnLookup = std::function<bool(const void* addr, uint64_t* pfn)>;
+
+/// The pagemap lookup (Documentation/admin-guide/mm/pagemap.rst: bits 0-54 pfn, bit 63
+/// present).
+bool PagemapPfn(const void* addr, uint64_t* pfn);
+
+/// The open devices of one role. guest: gntalloc. dom0: gntdev and kmod.
+struct LinuxXenDevices {
+  std::unique_ptr<DeviceFile> gntalloc;
+  std::unique_ptr<DeviceFile> gntdev;
+  std::shared_ptr<Kmod> kmod;  // shared with the engine (edu_port.h): same open file
+  PfnLookup pfn_of = PagemapPfn;
+};
+
+/// Opens the devices a role needs from their standard paths (/dev/xen/gntalloc;
+/// /dev/xen/gntdev and /dev/dmahil). Throws std::runtime_error naming the device, the
+/// errno and the module to load (xen-gntalloc, xen-gntdev, dmahil.ko) if one cannot be
+/// opened, or if dmahil.ko's ABI differs.
+LinuxXenDevices OpenLinuxXenDevices(v1::Role role);
+
+class LinuxXenBackend final : public Backend {
+ public:
+  /// role: ROLE_DOM0 or ROLE_GUEST; domid: this domain's id; board: the board name
+  /// AgentInfo reports. `devices` must hold what the role needs (see LinuxXenDevices).
+  LinuxXenBackend(v1::Role role, uint32_t domid, std::string board, LinuxXenDevices devices);
+  /// Unmaps every mapping and releases every buffer (closing the devices would too).
+  ~LinuxXenBackend() override;
+
+  v1::AgentInfo Info() override;
+  std::optional<uint64_t> BufferBytes(uint32_t buffer) override;
+  /// gntalloc IOCTL_GNTALLOC_ALLOC_GREF + mmap. UNIMPLEMENTED for grants_per_page 2
+  /// (gntalloc grants each page it allocates once). The placement is not checked: Xen, not
+  /// the guest, places the domU's frames (the qemu-xen board boots the domU where the
+  /// fixtures need it), and dom0 reports the bus frames that result.
+  grpc::Status AllocGrants(const v1::AllocGrantsRequest& req,
+                           v1::AllocGrantsResponse* resp) override;
+  /// gntdev IOCTL_GNTDEV_MAP_GRANT_REF + mmap (where gntdev maps the grants on Arm), then a
+  /// dmahil.ko pin for the pfns. NOT_FOUND if Xen refuses the grants; nothing stays mapped.
+  grpc::Status MapForeign(const v1::MapForeignRequest& req, v1::BufferInfo* resp) override;
+  /// Anonymous, locked memory pinned by dmahil.ko. UNIMPLEMENTED for a placement other
+  /// than ANY.
+  grpc::Status AllocLocal(const v1::AllocLocalRequest& req, v1::BufferInfo* resp) override;
+  /// UNIMPLEMENTED: dmahil.ko ABI 1 maps one pin at a time.
+  grpc::Status ComposeBuffer(const v1::ComposeBufferRequest& req, v1::BufferInfo* resp) override;
+  grpc::Status ReleaseBuffer(uint32_t buffer) override;
+  grpc::Status DmaMap(const v1::DmaMapRequest& req, v1::DmaMapping* resp) override;
+  grpc::Status DmaSync(uint32_t mapping, v1::SyncFor for_, v1::DmaSyncResponse* resp) override;
+  grpc::Status DmaUnmap(uint32_t mapping, v1::DmaUnmapResponse* resp) override;
+  grpc::Status CpuWrite(uint32_t buffer, uint64_t offset, const uint8_t* src,
+                        uint64_t len) override;
+  grpc::Status CpuRead(uint32_t buffer, uint64_t offset, uint8_t* dst, uint64_t len) override;
+  /// DC CIVAC by line (arm64 only: FAILED_PRECONDITION elsewhere).
+  grpc::Status CpuCleanInvalidate(uint32_t buffer, uint64_t offset, uint64_t len) override;
+
+ private:
+  enum class Kind { kGranted, kForeign, kLocal };
+  struct Buffer {
+    Kind kind;
+    uint8_t* addr = nullptr;
+    uint64_t pages = 0;
+    uint64_t index = 0;  // gntalloc / gntdev mmap offset
+    uint32_t pin = 0;    // dmahil.ko pin (dom0 role)
+    uint32_t mappings = 0;
+  };
+
+  grpc::Status NeedRole(v1::Role role, const char* call) const;
+  grpc::Status PinInto(Buffer* b, v1::BufferInfo* resp, uint32_t* id);
+  /// Undoes everything of `b` that exists; returns the first error.
+  grpc::Status Teardown(Buffer& b);
+  Buffer* Find(uint32_t buffer);
+
+  v1::Role role_;
+  uint32_t domid_;
+  std::string board_;
+  LinuxXenDevices dev_;
+  std::map<uint32_t, Buffer> buffers_;
+  std::map<uint32_t, uint32_t> mappings_;  // dmahil.ko mapping -> buffer
+  uint32_t next_buffer_ = 1;
+};
+
+}  // namespace dmahil::agent::linux_xen

@@ -1,0 +1,438 @@
+// The linux-xen backend's ioctl argument handling, against a fake kernel behind the
+// DeviceFile seam: the structs it hands gntalloc, gntdev and dmahil.ko, how it reads their
+// answers back, how each errno becomes a status, and that a refused request reaches no
+// ioctl and leaves nothing mapped. The real devices are exercised under QEMU (issue 4).
+#include "agent/linux_xen/linux_xen_backend.h"
+
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "agent/linux_xen/engine_port.h"
+
+typedef uint32_t grant_ref_t;
+typedef uint16_t domid_t;
+#include <xen/gntalloc.h>
+#include <xen/gntdev.h>
+
+namespace dmahil::agent::linux_xen {
+namespace {
+
+constexpr uint64_t kPage = 4096;
+
+/// One fake character device: every ioctl goes to `on_ioctl`; Map hands out anonymous
+/// memory unless `map_errno` is set. Records every call.
+class FakeFile final : public DeviceFile {
+ public:
+  explicit FakeFile(std::string path) : path_(std::move(path)) {}
+  int Ioctl(unsigned long request, void* arg) override {
+    requests.push_back(request);
+    return on_ioctl ? on_ioctl(request, arg) : ENOTTY;
+  }
+  void* Map(size_t bytes, uint64_t offset, int* err) override {
+    maps.emplace_back(bytes, offset);
+    if (map_errno != 0) {
+      *err = map_errno;
+      return nullptr;
+    }
+    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? nullptr : p;
+  }
+  int Unmap(void* addr, size_t bytes) override {
+    unmaps.push_back(bytes);
+    return ::munmap(addr, bytes) < 0 ? errno : 0;
+  }
+  const std::string& path() const override { return path_; }
+
+  std::function<int(unsigned long, void*)> on_ioctl;
+  int map_errno = 0;
+  std::vector<unsigned long> requests;
+  std::vector<std::pair<size_t, uint64_t>> maps;
+  std::vector<size_t> unmaps;
+
+ private:
+  std::string path_;
+};
+
+/// A fake dmahil.ko: pfns from 0x68000 up, foreign bfns = pfn + 0x52000 (as a domU frame
+/// would be), dma_addr = bfn << 12 (+ offset), one CLEAN hypercall per segment on map.
+struct FakeKmod {
+  FakeFile* file = nullptr;
+  dmahil_map last_map{};
+  std::vector<dmahil_xfer> xfers;
+  uint32_t next = 1;
+  uint32_t abi = DMAHIL_ABI_VERSION;
+  bool foreign = true;
+  int xfer_errno = 0;
+  std::map<uint32_t, uint32_t> pins;  // pin -> pages
+
+  int Handle(unsigned long req, void* arg) {
+    switch (req) {
+      case DMAHIL_IOC_INFO: {
+        auto* i = static_cast<dmahil_info*>(arg);
+        i->abi_version = abi;
+        i->audit_hypercall = 1;
+        i->faults = DMAHIL_FAULT_SKIP_CPU_SYNC;
+        std::strcpy(i->engine, "edu 0000:00:02.0");
+        return 0;
+      }
+      case DMAHIL_IOC_PIN: {
+        auto* p = static_cast<dmahil_pin*>(arg);
+        auto* pfns = reinterpret_cast<uint64_t*>(p->pfns_ptr);
+        auto* bfns = reinterpret_cast<uint64_t*>(p->bfns_ptr);
+        for (uint32_t i = 0; i < p->pages; ++i) {
+          pfns[i] = 0x68000 + i;
+          bfns[i] = foreign ? pfns[i] + 0x52000 : pfns[i];
+        }
+        p->pin = next++;
+        pins[p->pin] = p->pages;
+        return 0;
+      }
+      case DMAHIL_IOC_UNPIN:
+        return pins.erase(*static_cast<uint32_t*>(arg)) ? 0 : ENOENT;
+      case DMAHIL_IOC_MAP: {
+        auto* m = static_cast<dmahil_map*>(arg);
+        last_map = *m;
+        auto* segs = reinterpret_cast<dmahil_seg*>(m->segs_ptr);
+        auto* ops = reinterpret_cast<dmahil_cache_op*>(m->ops.ptr);
+        const uint64_t first = m->offset / kPage, last = (m->offset + m->length - 1) / kPage;
+        uint32_t n = 0;
+        for (uint64_t pg = first; pg <= last; ++pg, ++n) {
+          const uint64_t lo = std::max<uint64_t>(m->offset, pg * kPage);
+          const uint64_t hi = std::min<uint64_t>(m->offset + m->length, (pg + 1) * kPage);
+          const uint64_t pfn = 0x68000 + pg, bfn = foreign ? pfn + 0x52000 : pfn;
+          segs[n] =
+              dmahil_seg{lo,  (bfn << 12) + lo % kPage,       pfn,
+                         bfn, static_cast<uint32_t>(hi - lo), foreign ? DMAHIL_SEG_FOREIGN : 0u};
+          if (n < m->ops.cap)
+            ops[n] = dmahil_cache_op{segs[n].dma_addr, segs[n].length, DMAHIL_CACHE_CLEAN,
+                                     DMAHIL_OP_HYPERCALL, 0};
+        }
+        m->nsegs = n;
+        m->ops.count = std::min(n, m->ops.cap);
+        m->mapping = 100 + next++;
+        return 0;
+      }
+      case DMAHIL_IOC_SYNC:
+      case DMAHIL_IOC_UNMAP: {
+        // One INVAL hypercall: what sync for cpu / unmap of FROM_DEVICE issue.
+        dmahil_ops_out* o = req == DMAHIL_IOC_SYNC ? &static_cast<dmahil_sync*>(arg)->ops
+                                                   : &static_cast<dmahil_unmap*>(arg)->ops;
+        auto* ops = reinterpret_cast<dmahil_cache_op*>(o->ptr);
+        ops[0] = dmahil_cache_op{0xba842000, 4096, DMAHIL_CACHE_INVAL, DMAHIL_OP_HYPERCALL, 0};
+        o->count = 1;
+        return 0;
+      }
+      case DMAHIL_IOC_XFER:
+        xfers.push_back(*static_cast<dmahil_xfer*>(arg));
+        return xfer_errno;
+      default:
+        return ENOTTY;
+    }
+  }
+};
+
+class LinuxXenBackendTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<LinuxXenBackend> Dom0() {
+    LinuxXenDevices d;
+    auto gntdev = std::make_unique<FakeFile>("/dev/xen/gntdev");
+    gntdev_ = gntdev.get();
+    gntdev_->on_ioctl = [this](unsigned long req, void* arg) {
+      if (req == IOCTL_GNTDEV_MAP_GRANT_REF) {
+        auto* a = static_cast<ioctl_gntdev_map_grant_ref*>(arg);
+        for (uint32_t i = 0; i < a->count; ++i) mapped_refs_.push_back(a->refs[i]);
+        a->index = 0x3000;
+      } else if (req == IOCTL_GNTDEV_UNMAP_GRANT_REF) {
+        unmapped_index_ = static_cast<ioctl_gntdev_unmap_grant_ref*>(arg)->index;
+      }
+      return 0;
+    };
+    auto kfile = std::make_unique<FakeFile>("/dev/dmahil");
+    kmod_.file = kfile.get();
+    kfile->on_ioctl = [this](unsigned long r, void* a) { return kmod_.Handle(r, a); };
+    d.gntdev = std::move(gntdev);
+    d.kmod = std::make_shared<Kmod>(std::move(kfile));
+    dmahil_info info{};
+    EXPECT_TRUE(d.kmod->Info(&info).ok());
+    kmod_ptr_ = d.kmod;
+    return std::make_unique<LinuxXenBackend>(v1::ROLE_DOM0, 0, "qemu-xen-arm64", std::move(d));
+  }
+  std::unique_ptr<LinuxXenBackend> Guest() {
+    LinuxXenDevices d;
+    auto f = std::make_unique<FakeFile>("/dev/xen/gntalloc");
+    gntalloc_ = f.get();
+    gntalloc_->on_ioctl = [this](unsigned long req, void* arg) {
+      if (req == IOCTL_GNTALLOC_ALLOC_GREF) {
+        auto* a = static_cast<ioctl_gntalloc_alloc_gref*>(arg);
+        alloc_ = *a;
+        for (uint32_t i = 0; i < a->count; ++i) a->gref_ids[i] = 8 + i;
+        a->index = 0x5000;
+      } else if (req == IOCTL_GNTALLOC_DEALLOC_GREF) {
+        dealloc_ = *static_cast<ioctl_gntalloc_dealloc_gref*>(arg);
+      }
+      return 0;
+    };
+    d.gntalloc = std::move(f);
+    d.pfn_of = [](const void*, uint64_t* pfn) {
+      static uint64_t next = 0x40100;
+      *pfn = next++;
+      return true;
+    };
+    return std::make_unique<LinuxXenBackend>(v1::ROLE_GUEST, 3, "qemu-xen-arm64", std::move(d));
+  }
+  uint32_t MapTwoGrefs(LinuxXenBackend& b) {
+    v1::MapForeignRequest req;
+    req.set_domid(3);
+    req.add_grefs(8);
+    req.add_grefs(9);
+    v1::BufferInfo info;
+    EXPECT_TRUE(b.MapForeign(req, &info).ok());
+    return info.buffer();
+  }
+
+  FakeFile* gntdev_ = nullptr;
+  FakeFile* gntalloc_ = nullptr;
+  FakeKmod kmod_;
+  std::shared_ptr<Kmod> kmod_ptr_;
+  std::vector<ioctl_gntdev_grant_ref> mapped_refs_;
+  uint64_t unmapped_index_ = 0;
+  ioctl_gntalloc_alloc_gref alloc_{};
+  ioctl_gntalloc_dealloc_gref dealloc_{};
+};
+
+TEST_F(LinuxXenBackendTest, MapForeignHandsGntdevEveryGrefWithTheDomidAndMmapsItsIndex) {
+  auto b = Dom0();
+  v1::MapForeignRequest req;
+  req.set_domid(3);
+  req.add_grefs(8);
+  req.add_grefs(9);
+  req.add_grefs(77);
+  v1::BufferInfo info;
+  ASSERT_TRUE(b->MapForeign(req, &info).ok());
+  ASSERT_EQ(mapped_refs_.size(), 3u);
+  EXPECT_EQ(mapped_refs_[2].domid, 3);
+  EXPECT_EQ(mapped_refs_[2].ref, 77u);
+  ASSERT_EQ(gntdev_->maps.size(), 1u);
+  EXPECT_EQ(gntdev_->maps[0], std::make_pair(size_t{3 * kPage}, uint64_t{0x3000}));
+  ASSERT_EQ(info.pfns_size(), 3);
+  EXPECT_EQ(info.pfns(1), 0x68001u);
+  EXPECT_EQ(b->BufferBytes(info.buffer()), 3 * kPage);
+}
+
+TEST_F(LinuxXenBackendTest, RefusedGrantsAreNotFoundAndLeaveNothingMapped) {
+  auto b = Dom0();
+  gntdev_->map_errno = EINVAL;  // GNTTABOP_map_grant_ref failed inside gntdev's mmap
+  v1::MapForeignRequest req;
+  req.set_domid(3);
+  req.add_grefs(4242);
+  v1::BufferInfo info;
+  const grpc::Status s = b->MapForeign(req, &info);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_NE(s.error_message().find("4242"), std::string::npos) << s.error_message();
+  EXPECT_NE(s.error_message().find("domain 3"), std::string::npos) << s.error_message();
+  EXPECT_EQ(unmapped_index_, 0x3000u);  // the gntdev slot was given back
+  EXPECT_TRUE(kmod_.pins.empty());
+}
+
+TEST_F(LinuxXenBackendTest, DmaMapPassesTheKernelDirectionRangeSgAndMask) {
+  auto b = Dom0();
+  const uint32_t buf = MapTwoGrefs(*b);
+  struct Case {
+    v1::DmaDirection dir;
+    uint32_t kernel;
+  };
+  for (const Case c :
+       {Case{v1::DMA_BIDIRECTIONAL, 0}, Case{v1::DMA_TO_DEVICE, 1}, Case{v1::DMA_FROM_DEVICE, 2}}) {
+    v1::DmaMapRequest req;
+    req.set_buffer(buf);
+    req.set_offset(0x800);
+    req.set_length(0x1000);
+    req.set_direction(c.dir);
+    req.set_sg(true);
+    req.set_dma_mask_bits(32);
+    v1::DmaMapping m;
+    ASSERT_TRUE(b->DmaMap(req, &m).ok());
+    EXPECT_EQ(kmod_.last_map.direction, c.kernel);
+    EXPECT_EQ(kmod_.last_map.offset, 0x800u);
+    EXPECT_EQ(kmod_.last_map.length, 0x1000u);
+    EXPECT_EQ(kmod_.last_map.sg, 1u);
+    EXPECT_EQ(kmod_.last_map.mask_bits, 32u);
+    EXPECT_EQ(kmod_.last_map.nsegs, DMAHIL_MAX_SEGMENTS);  // the capacity handed in
+    ASSERT_EQ(m.segments_size(), 2);
+    EXPECT_EQ(m.segments(0).offset(), 0x800u);
+    EXPECT_EQ(m.segments(0).length(), 0x800u);
+    EXPECT_EQ(m.segments(1).pfn(), 0x68001u);
+    EXPECT_EQ(m.segments(1).bfn(), 0x68001u + 0x52000u);
+    EXPECT_EQ(m.segments(1).dma_addr(), (0x68001ull + 0x52000) << 12);
+    EXPECT_TRUE(m.segments(1).foreign());
+    EXPECT_FALSE(m.segments(1).bounced());
+    ASSERT_TRUE(m.maintenance().audited());
+    ASSERT_EQ(m.maintenance().ops_size(), 2);
+    EXPECT_EQ(m.maintenance().ops(0).kind(), v1::CACHE_OP_HYPERCALL);
+    EXPECT_TRUE(m.maintenance().ops(0).clean());
+    EXPECT_FALSE(m.maintenance().ops(0).invalidate());
+    EXPECT_EQ(m.maintenance().ops(0).addr(), m.segments(0).dma_addr());
+    v1::DmaUnmapResponse u;
+    ASSERT_TRUE(b->DmaUnmap(m.mapping(), &u).ok());
+    ASSERT_EQ(u.maintenance().ops_size(), 1);
+    EXPECT_TRUE(u.maintenance().ops(0).invalidate());
+  }
+}
+
+TEST_F(LinuxXenBackendTest, BadDirectionLengthOrMaskIsRefusedBeforeAnyIoctl) {
+  auto b = Dom0();
+  const uint32_t buf = MapTwoGrefs(*b);
+  const size_t before = kmod_.file->requests.size();
+  auto map = [&](v1::DmaDirection dir, uint64_t off, uint64_t len, uint32_t mask) {
+    v1::DmaMapRequest req;
+    req.set_buffer(buf);
+    req.set_offset(off);
+    req.set_length(len);
+    req.set_direction(dir);
+    req.set_dma_mask_bits(mask);
+    v1::DmaMapping m;
+    return b->DmaMap(req, &m);
+  };
+  const grpc::Status dir = map(v1::DMA_DIRECTION_UNSPECIFIED, 0, kPage, 0);
+  EXPECT_EQ(dir.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(dir.error_message().find("direction"), std::string::npos);
+  EXPECT_EQ(map(v1::DMA_TO_DEVICE, 0, 0, 0).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(map(v1::DMA_TO_DEVICE, kPage, 2 * kPage, 0).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  const grpc::Status mask = map(v1::DMA_TO_DEVICE, 0, kPage, 31);
+  EXPECT_EQ(mask.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(mask.error_message().find("31 bits"), std::string::npos);
+  EXPECT_EQ(kmod_.file->requests.size(), before);
+}
+
+TEST_F(LinuxXenBackendTest, EachKernelErrnoBecomesAStatusNamingTheCall) {
+  auto b = Dom0();
+  const uint32_t buf = MapTwoGrefs(*b);
+  kmod_.file->on_ioctl = [](unsigned long, void*) { return ENOSPC; };  // swiotlb full
+  v1::DmaMapRequest req;
+  req.set_buffer(buf);
+  req.set_length(kPage);
+  req.set_direction(v1::DMA_FROM_DEVICE);
+  v1::DmaMapping m;
+  const grpc::Status s = b->DmaMap(req, &m);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(s.error_message().find("/dev/dmahil MAP"), std::string::npos) << s.error_message();
+  EXPECT_NE(s.error_message().find("DMA_FROM_DEVICE"), std::string::npos) << s.error_message();
+  EXPECT_EQ(ErrnoStatus(EBUSY, "x").error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(ErrnoStatus(ENOENT, "x").error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(ErrnoStatus(EACCES, "x").error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(ErrnoStatus(EIO, "x").error_code(), grpc::StatusCode::INTERNAL);
+}
+
+TEST_F(LinuxXenBackendTest, AMappedBufferCannotBeReleasedAndUnknownHandlesAreNotFound) {
+  auto b = Dom0();
+  const uint32_t buf = MapTwoGrefs(*b);
+  v1::DmaMapRequest req;
+  req.set_buffer(buf);
+  req.set_length(kPage);
+  req.set_direction(v1::DMA_TO_DEVICE);
+  v1::DmaMapping m;
+  ASSERT_TRUE(b->DmaMap(req, &m).ok());
+  EXPECT_EQ(b->ReleaseBuffer(buf).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  v1::DmaSyncResponse sr;
+  EXPECT_EQ(b->DmaSync(m.mapping() + 1, v1::SYNC_FOR_CPU, &sr).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(b->DmaSync(m.mapping(), v1::SYNC_FOR_UNSPECIFIED, &sr).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  v1::DmaUnmapResponse ur;
+  ASSERT_TRUE(b->DmaUnmap(m.mapping(), &ur).ok());
+  EXPECT_EQ(b->DmaUnmap(m.mapping(), &ur).error_code(), grpc::StatusCode::NOT_FOUND);
+  ASSERT_TRUE(b->ReleaseBuffer(buf).ok());
+  EXPECT_TRUE(kmod_.pins.empty());
+  EXPECT_EQ(unmapped_index_, 0x3000u);
+  EXPECT_EQ(b->ReleaseBuffer(buf).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(LinuxXenBackendTest, GuestGrantsThroughGntallocAndRefusesWhatGntallocCannotDo) {
+  auto g = Guest();
+  v1::AllocGrantsRequest req;
+  req.set_pages(2);
+  req.set_to_domid(0);
+  v1::AllocGrantsResponse resp;
+  ASSERT_TRUE(g->AllocGrants(req, &resp).ok());
+  EXPECT_EQ(alloc_.domid, 0);
+  EXPECT_EQ(alloc_.flags, GNTALLOC_FLAG_WRITABLE);
+  EXPECT_EQ(alloc_.count, 2u);
+  ASSERT_EQ(resp.grefs_size(), 2);
+  EXPECT_EQ(resp.grefs(1), 9u);
+  EXPECT_EQ(resp.gfns(1), resp.gfns(0) + 1);
+  EXPECT_EQ(gntalloc_->maps.at(0).second, 0x5000u);
+
+  const size_t before = gntalloc_->requests.size();
+  req.set_grants_per_page(2);
+  EXPECT_EQ(g->AllocGrants(req, &resp).error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(gntalloc_->requests.size(), before);
+
+  v1::DmaMapping m;
+  EXPECT_EQ(g->DmaMap(v1::DmaMapRequest(), &m).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);  // a dom0 call
+
+  ASSERT_TRUE(g->ReleaseBuffer(resp.buffer()).ok());
+  EXPECT_EQ(dealloc_.index, 0x5000u);
+  EXPECT_EQ(dealloc_.count, 2u);
+}
+
+TEST_F(LinuxXenBackendTest, AModuleOfAnotherAbiIsRefusedByName) {
+  FakeKmod k;
+  k.abi = DMAHIL_ABI_VERSION + 1;
+  auto f = std::make_unique<FakeFile>("/dev/dmahil");
+  f->on_ioctl = [&k](unsigned long r, void* a) { return k.Handle(r, a); };
+  Kmod kmod(std::move(f));
+  dmahil_info info{};
+  const grpc::Status s = kmod.Info(&info);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(s.error_message().find("ABI"), std::string::npos);
+}
+
+TEST_F(LinuxXenBackendTest, InfoReportsTheEngineAndTheModulesFaultSwitches) {
+  auto b = Dom0();
+  const v1::AgentInfo info = b->Info();
+  EXPECT_EQ(info.backend(), "linux-xen");
+  EXPECT_EQ(info.engine(), "edu 0000:00:02.0");
+  ASSERT_EQ(info.module_faults_size(), 1);
+  EXPECT_EQ(info.module_faults(0), "skip-cpu-sync");
+  EXPECT_FALSE(info.dma_coherent());
+}
+
+TEST_F(LinuxXenBackendTest, TheEnginePortSplitsTransfersAndTurnsARefusalIntoABusFault) {
+  auto b = Dom0();
+  KmodEnginePort port(kmod_ptr_);
+  std::vector<uint8_t> buf(DMAHIL_MAX_XFER_BYTES + 100);
+  ASSERT_TRUE(port.Read(0xba842000, buf.data(), buf.size()).ok);
+  ASSERT_EQ(kmod_.xfers.size(), 2u);
+  EXPECT_EQ(kmod_.xfers[0].op, DMAHIL_XFER_READ);
+  EXPECT_EQ(kmod_.xfers[1].dma_addr, 0xba842000u + DMAHIL_MAX_XFER_BYTES);
+  EXPECT_EQ(kmod_.xfers[1].length, 100u);
+  kmod_.xfer_errno = EACCES;  // outside every mapped window
+  const firmware::BusResult r = port.Write(0x1000, buf.data(), 64);
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.fault_addr, 0x1000u);
+  EXPECT_EQ(kmod_.xfers.back().op, DMAHIL_XFER_WRITE);
+}
+
+TEST_F(LinuxXenBackendTest, CacheMaintenanceFromUserSpaceIsArm64Only) {
+  auto b = Dom0();
+  const uint32_t buf = MapTwoGrefs(*b);
+  const grpc::Status s = b->CpuCleanInvalidate(buf, 0, kPage);
+#if defined(__aarch64__)
+  EXPECT_TRUE(s.ok());
+#else
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(s.error_message().find("arm64"), std::string::npos);
+#endif
+}
+
+}  // namespace
+}  // namespace dmahil::agent::linux_xen

@@ -1,0 +1,61 @@
+#include "agent/transport/xen_domains.h"
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "agent/transport/byte_channel.h"
+
+extern "C" {
+#include <xenstore.h>
+}
+
+namespace dmahil::agent::transport {
+namespace {
+
+struct XsCloser {
+  void operator()(xs_handle* h) const { xs_close(h); }
+};
+struct FreeDeleter {
+  void operator()(void* p) const { std::free(p); }
+};
+
+}  // namespace
+
+int FindDomainIdByName(std::string_view name) {
+  const std::unique_ptr<xs_handle, XsCloser> xs(xs_open(XS_OPEN_READONLY));
+  if (!xs) {
+    throw TransportError(std::string("xs_open (xenstore) failed: ") + strerror(errno) +
+                         " (is this dom0 with xenstored running?)");
+  }
+  unsigned int count = 0;
+  const std::unique_ptr<char*, FreeDeleter> ids(
+      xs_directory(xs.get(), XBT_NULL, "/local/domain", &count));
+  if (!ids) {
+    throw TransportError(std::string("xs_directory /local/domain failed: ") + strerror(errno));
+  }
+  std::vector<int> matches;
+  std::string seen;
+  for (unsigned int i = 0; i < count; ++i) {
+    const std::string id = ids.get()[i];
+    const std::string node = "/local/domain/" + id + "/name";
+    unsigned int len = 0;
+    const std::unique_ptr<char, FreeDeleter> value(
+        static_cast<char*>(xs_read(xs.get(), XBT_NULL, node.c_str(), &len)));
+    if (!value) continue;  // a domain being created or destroyed has no name yet
+    const std::string domain_name(value.get(), len);
+    seen += (seen.empty() ? "" : ", ") + domain_name + " (" + id + ")";
+    if (domain_name == name) matches.push_back(std::atoi(id.c_str()));
+  }
+  if (matches.size() == 1) return matches.front();
+  throw TransportError("xenstore: " + std::to_string(matches.size()) + " domains are named '" +
+                       std::string(name) + "' (domains: " + (seen.empty() ? "none" : seen) + ")");
+}
+
+std::string GuestXenstorePath(int domid, std::string_view relative_path) {
+  return "/local/domain/" + std::to_string(domid) + "/" + std::string(relative_path);
+}
+
+}  // namespace dmahil::agent::transport

@@ -1,0 +1,392 @@
+#include "controller/lab/qemu_power.h"
+
+#include <fcntl.h>
+#include <pty.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <boost/process/args.hpp>
+#include <boost/process/extend.hpp>
+#include <boost/process/io.hpp>
+#include <boost/process/search_path.hpp>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <deque>
+#include <fstream>
+#include <system_error>
+#include <thread>
+
+#include "controller/lab/lab_error.h"
+
+namespace dmahil::lab {
+
+namespace bp = boost::process;
+namespace fs = std::filesystem;
+
+namespace {
+
+// QEMU's option parser (util/qemu-option.c) splits "a=b,c=d" at commas; a literal comma
+// in a value is written ",,".
+std::string OptValue(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    out += c;
+    if (c == ',') out += ',';
+  }
+  return out;
+}
+
+std::string Hex(uint64_t v) { return fmt::format("{:#x}", v); }
+
+std::string UtcNow() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+// One shell-like word per argument, for the log (so the command can be pasted).
+std::string ShellJoin(const fs::path& exe, const std::vector<std::string>& args) {
+  const auto quote = [](const std::string& a) {
+    if (!a.empty() && a.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                          "0123456789-_=.,:/@+") == std::string::npos)
+      return a;
+    std::string q = "'";
+    for (char c : a) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return q + "'";
+  };
+  std::string s = quote(exe.string());
+  for (const std::string& a : args) s += " " + quote(a);
+  return s;
+}
+
+// How a reaped child ended: "exit status N" or "killed by signal N (NAME)".
+std::string HowEnded(int native_status) {
+  if (WIFSIGNALED(native_status))
+    return fmt::format("killed by signal {} ({})", WTERMSIG(native_status),
+                       strsignal(WTERMSIG(native_status)));
+  return fmt::format("exit status {}", WEXITSTATUS(native_status));
+}
+
+// The last `n` lines of `file` ("" if it cannot be read), '\n'-separated.
+std::string TailLines(const fs::path& file, size_t n) {
+  std::ifstream in(file);
+  std::deque<std::string> lines;
+  for (std::string line; std::getline(in, line);) {
+    lines.push_back(std::move(line));
+    if (lines.size() > n) lines.pop_front();
+  }
+  std::string out;
+  for (const std::string& l : lines) out += (out.empty() ? "" : "\n") + l;
+  return out;
+}
+
+// A program given as a path (contains '/') or a name on PATH; "" if not found.
+fs::path FindProgram(const std::string& program) {
+  if (program.find('/') != std::string::npos)
+    return access(program.c_str(), X_OK) == 0 ? fs::path(program) : fs::path();
+  return fs::path(bp::search_path(program).string());
+}
+
+// Waits up to `timeout_ms` for `child` to exit (polling waitpid through running(), every
+// 20 ms: Boost 1.74's wait_for is unreliable). True if it exited.
+bool WaitExit(bp::child& child, uint32_t timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    std::error_code ec;
+    if (!child.running(ec)) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+// Starts `exe args` in its own process group with stdin from /dev/null and stdout and
+// stderr appended to `log`. The child gets SIGKILL if the controller thread that started
+// it dies (PR_SET_PDEATHSIG), so a crashed controller leaves no QEMU behind.
+std::unique_ptr<bp::child> Spawn(const fs::path& exe, const std::vector<std::string>& args,
+                                 const fs::path& log, bp::group& group) {
+  FILE* out = std::fopen(log.c_str(), "a");
+  if (out == nullptr)
+    throw LabError(
+        fmt::format("{}: cannot open for QEMU's output: {}", log.string(), std::strerror(errno)));
+  try {
+    auto child = std::make_unique<bp::child>(
+        exe.string(), bp::args(args), bp::std_in<bp::null, (bp::std_out & bp::std_err)> out, group,
+        bp::extend::on_exec_setup([](auto&) { ::prctl(PR_SET_PDEATHSIG, SIGKILL); }));
+    std::fclose(out);
+    return child;
+  } catch (const std::exception& e) {
+    std::fclose(out);
+    throw LabError(fmt::format("{}: cannot start: {}", exe.string(), e.what()));
+  }
+}
+
+}  // namespace
+
+std::map<std::string, std::string> ReadEnvFile(const fs::path& file) {
+  std::ifstream in(file);
+  if (!in) throw LabError(fmt::format("{}: cannot read: {}", file.string(), std::strerror(errno)));
+  std::map<std::string, std::string> env;
+  int number = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++number;
+    if (line.empty() || line[0] == '#') continue;
+    const size_t eq = line.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw LabError(fmt::format("{}:{}: not KEY=VALUE: \"{}\"", file.string(), number, line));
+    env[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return env;
+}
+
+QemuImages ResolveQemuImages(const v1::QemuPower& power) {
+  std::map<std::string, std::string> env;
+  if (!power.fetch_env().empty() && (power.xen().empty() || power.kernel().empty()))
+    env = ReadEnvFile(power.fetch_env());
+  const auto pick = [&](const std::string& given, const char* key, const char* field) {
+    if (!given.empty()) return fs::path(given);
+    if (power.fetch_env().empty())
+      throw LabError(
+          fmt::format("qemu power: {} is not set and there is no fetch_env to take "
+                      "{}= from",
+                      field, key));
+    const auto it = env.find(key);
+    if (it == env.end() || it->second.empty())
+      throw LabError(fmt::format("{}: no {}= line for qemu power's {} (run qemu/fetch.sh)",
+                                 power.fetch_env(), key, field));
+    return fs::path(it->second);
+  };
+  QemuImages images{pick(power.xen(), "XEN", "xen"), pick(power.kernel(), "KERNEL", "kernel"),
+                    power.initrd()};
+  if (images.initrd.empty()) throw LabError("qemu power: initrd is not set");
+  const std::pair<const char*, const fs::path*> all[] = {
+      {"Xen image", &images.xen}, {"dom0 kernel", &images.kernel}, {"dom0 initrd", &images.initrd}};
+  for (const auto& [what, path] : all) {
+    std::error_code ec;
+    if (!fs::is_regular_file(*path, ec))
+      throw LabError(
+          fmt::format("{}: the {} does not exist (qemu/fetch.sh fetches Xen and the "
+                      "kernel; the initrd is built for the board)",
+                      path->string(), what));
+  }
+  return images;
+}
+
+std::vector<std::string> QemuArgs(const v1::QemuPower& power, const QemuImages& images,
+                                  const std::string& serial, const fs::path& dtb,
+                                  const fs::path& dump_dtb) {
+  const uint32_t mem = power.memory_mib() != 0 ? power.memory_mib() : kQemuDefaultMemoryMib;
+  const uint32_t dom0 = power.dom0_mem_mib() != 0 ? power.dom0_mem_mib() : kQemuDefaultDom0MemMib;
+  const uint32_t cpus = power.cpus() != 0 ? power.cpus() : kQemuDefaultCpus;
+  const uint64_t mask = power.edu_dma_mask() != 0 ? power.edu_dma_mask() : kQemuDefaultEduDmaMask;
+  // Xen on the virt machine's first PL011 (hw/arm/virt.c: VIRT_UART at 0x09000000).
+  std::string xen_cmdline = fmt::format(
+      "dom0_mem={0}M,max:{0}M console=dtuart dtuart=/pl011@9000000 loglvl=all guest_loglvl=all",
+      dom0);
+  for (const std::string& a : power.xen_args()) xen_cmdline += " " + a;
+  // pci=nomsi: Debian's Xen 4.17 has no GICv3 ITS support, so dom0 has no MSI controller;
+  // without it virtio_net's probe warns (qemu/README.md).
+  std::string bootargs = "console=hvc0 earlycon=xenboot rdinit=/init pci=nomsi";
+  for (const std::string& a : power.dom0_args()) bootargs += " " + a;
+  std::string machine = "virt,virtualization=on,gic-version=3";
+  if (!dump_dtb.empty()) machine += ",dumpdtb=" + OptValue(dump_dtb.string());
+  const auto fwd = [](uint32_t host, uint16_t guest) {
+    return fmt::format("hostfwd=tcp:127.0.0.1:{}-{}:{}", host, kQemuDom0Address, guest);
+  };
+  std::vector<std::string> args = {
+      "-machine", machine, "-cpu", "cortex-a57", "-smp", std::to_string(cpus), "-m",
+      std::to_string(mem),
+      // No display; the serial port goes to the pty; no monitor (nothing may read stdin).
+      "-display", "none", "-no-reboot", "-serial", serial, "-monitor", "none", "-parallel", "none",
+      "-kernel", images.xen.string(), "-append", xen_cmdline,
+      // guest-loader (hw/core/guest-loader.c) writes the /chosen multiboot,module nodes
+      // Xen's boot finds dom0's kernel and initrd by.
+      "-device",
+      fmt::format("guest-loader,addr=0x49000000,kernel={},bootargs={}",
+                  OptValue(images.kernel.string()), OptValue(bootargs)),
+      "-device",
+      fmt::format("guest-loader,addr=0x4d000000,initrd={}", OptValue(images.initrd.string())),
+      "-netdev",
+      fmt::format("user,id=n0,{},{},{}", fwd(power.dom0_agent_port(), kQemuDom0AgentGuestPort),
+                  fwd(power.guest_agent_port(), kQemuGuestRelayGuestPort),
+                  fwd(power.engine_port(), kQemuEngineGuestPort)),
+      // romfile= (empty): QEMU 7.2 otherwise stops for want of efi-virtio.rom.
+      "-device", "virtio-net-pci,netdev=n0,romfile=", "-device",
+      fmt::format("edu,dma_mask={}", Hex(mask))};
+  if (!dtb.empty()) args.insert(args.end(), {"-dtb", dtb.string()});
+  for (const std::string& a : power.qemu_args()) args.push_back(a);
+  return args;
+}
+
+QemuPowerSwitch::QemuPowerSwitch(const v1::QemuPower& power, const fs::path& dir)
+    : power_(power), dir_(dir) {
+  images_ = ResolveQemuImages(power_);
+  const std::string program = power_.qemu().empty() ? "qemu-system-aarch64" : power_.qemu();
+  qemu_ = FindProgram(program);
+  if (qemu_.empty())
+    throw LabError(
+        fmt::format("{}: not found or not executable (Debian: apt-get install "
+                    "qemu-system-arm)",
+                    program));
+  if (power_.non_coherent()) {
+    fdtput_ = FindProgram("fdtput");
+    if (fdtput_.empty())
+      throw LabError("fdtput: not on PATH (Debian: apt-get install device-tree-compiler)");
+  }
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  if (ec) throw LabError(fmt::format("{}: cannot create: {}", dir_.string(), ec.message()));
+  char name[256] = {};
+  if (openpty(&master_, &slave_, name, nullptr, nullptr) != 0)
+    throw LabError(fmt::format("openpty for QEMU's serial port: {}", std::strerror(errno)));
+  serial_path_ = name;
+  // Raw: no echo of what the master writes, no "\n" -> "\r\n"; QEMU's tty chardev sets its
+  // own raw mode when it opens the slave (chardev/char-serial.c tty_serial_init).
+  termios t{};
+  if (tcgetattr(slave_, &t) == 0) {
+    cfmakeraw(&t);
+    tcsetattr(slave_, TCSANOW, &t);
+  }
+  fcntl(master_, F_SETFD, FD_CLOEXEC);
+  fcntl(slave_, F_SETFD, FD_CLOEXEC);
+}
+
+QemuPowerSwitch::~QemuPowerSwitch() {
+  try {
+    Off();
+  } catch (...) {  // a destructor must not throw; Off() only logs
+  }
+  if (master_ >= 0) ::close(master_);
+  if (slave_ >= 0) ::close(slave_);
+}
+
+void QemuPowerSwitch::Log(const std::string& line) const {
+  std::ofstream(log_path(), std::ios::app) << line << "\n";
+}
+
+void QemuPowerSwitch::DumpDtb() {
+  const fs::path dtb = dtb_path();
+  std::error_code ec;
+  fs::remove(dtb, ec);
+  // The same arguments as the boot (the DTB records the initrd's size and the guest-loader
+  // nodes), so QEMU writes the tree it would have booted with (hw/arm/virt.c: dumpdtb
+  // exits right after machine init).
+  const std::vector<std::string> args = QemuArgs(power_, images_, serial_path_, {}, dtb);
+  Log(fmt::format("# dmahil dtb dump {}: {}", UtcNow(), ShellJoin(qemu_, args)));
+  bp::group group;
+  std::unique_ptr<bp::child> child = Spawn(qemu_, args, log_path(), group);
+  if (!WaitExit(*child, kDumpTimeoutMs)) {
+    std::error_code ignored;
+    group.terminate(ignored);
+    child->wait(ignored);
+    throw LabError(fmt::format("{}: dumping the DTB did not finish within {} ms", qemu_.string(),
+                               kDumpTimeoutMs));
+  }
+  const int status = child->native_exit_code();
+  if (!fs::is_regular_file(dtb, ec) || WIFSIGNALED(status) || WEXITSTATUS(status) != 0)
+    throw LabError(fmt::format("{}: dumping the DTB to {} failed ({}); see {}:\n{}", qemu_.string(),
+                               dtb.string(), HowEnded(status), log_path().string(),
+                               TailLines(log_path(), kFailureLogLines)));
+  // The virt machine's PCIe host bridge node is "/pcie@<VIRT_PCIE_MMIO base>" =
+  // /pcie@10000000 and create_pcie() gives it `dma-coherent` (QEMU 7.2 hw/arm/virt.c);
+  // without it, Linux's of_dma_is_coherent() makes the edu device non-coherent.
+  const std::vector<std::string> put = {"-d", dtb.string(), "/pcie@10000000", "dma-coherent"};
+  Log(fmt::format("# dmahil dtb edit: {}", ShellJoin(fdtput_, put)));
+  bp::group put_group;
+  std::unique_ptr<bp::child> editor = Spawn(fdtput_, put, log_path(), put_group);
+  if (!WaitExit(*editor, 10000)) {
+    std::error_code ignored;
+    put_group.terminate(ignored);
+    editor->wait(ignored);
+    throw LabError(fmt::format("{}: did not finish within 10000 ms", fdtput_.string()));
+  }
+  const int put_status = editor->native_exit_code();
+  if (WIFSIGNALED(put_status) || WEXITSTATUS(put_status) != 0)
+    throw LabError(fmt::format("{} -d {} /pcie@10000000 dma-coherent failed ({}); see {}:\n{}",
+                               fdtput_.string(), dtb.string(), HowEnded(put_status),
+                               log_path().string(), TailLines(log_path(), kFailureLogLines)));
+}
+
+void QemuPowerSwitch::On() {
+  if (child_) {
+    std::error_code ec;
+    if (child_->running(ec)) return;  // on already
+    Off();                            // exited on its own: reap, then start afresh
+  }
+  if (power_.non_coherent()) DumpDtb();
+  last_args_ = QemuArgs(power_, images_, serial_path_, power_.non_coherent() ? dtb_path() : "");
+  Log(fmt::format("# dmahil power on {}: {}", UtcNow(), ShellJoin(qemu_, last_args_)));
+  auto group = std::make_unique<bp::group>();
+  child_ = Spawn(qemu_, last_args_, log_path(), *group);
+  group_ = std::move(group);
+  exited_.reset();
+}
+
+void QemuPowerSwitch::Off() {
+  if (!child_) return;
+  std::error_code ec;
+  const bool was_running = child_->running(ec);
+  if (was_running) {
+    // SIGKILL to the whole group: QEMU and anything it started (bp::group on POSIX is a
+    // process group; terminate() is kill(-pgid, SIGKILL)).
+    group_->terminate(ec);
+    if (ec) ::kill(child_->id(), SIGKILL);
+  }
+  child_->wait(ec);
+  const std::string how =
+      was_running ? "killed by power off" : "had exited: " + HowEnded(child_->native_exit_code());
+  Log(fmt::format("# dmahil power off {}: qemu pid {} {}", UtcNow(), child_->id(), how));
+  child_.reset();
+  group_.reset();
+}
+
+void QemuPowerSwitch::Cycle() {
+  Off();
+  On();
+}
+
+void QemuPowerSwitch::Reset() { Cycle(); }
+
+std::string QemuPowerSwitch::Describe() const {
+  return fmt::format("{} (Xen {}, dom0 {}, initrd {}{})", qemu_.filename().string(),
+                     images_.xen.string(), images_.kernel.string(), images_.initrd.string(),
+                     power_.non_coherent() ? ", non-coherent" : "");
+}
+
+std::string QemuPowerSwitch::Failure() {
+  if (!child_) return "";
+  if (!exited_) {
+    std::error_code ec;
+    if (child_->running(ec)) return "";
+    exited_ =
+        fmt::format("{} (pid {}) exited on its own, {}; the end of {}:\n{}",
+                    qemu_.filename().string(), child_->id(), HowEnded(child_->native_exit_code()),
+                    log_path().string(), TailLines(log_path(), kFailureLogLines));
+  }
+  return *exited_;
+}
+
+pid_t QemuPowerSwitch::pid() {
+  std::error_code ec;
+  return child_ && child_->running(ec) ? child_->id() : -1;
+}
+
+std::unique_ptr<SerialConsole> QemuPowerSwitch::OpenConsole(const v1::SerialConsole& config,
+                                                            const fs::path& log) const {
+  const int fd = ::fcntl(master_, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0)
+    throw LabError(
+        fmt::format("{}: cannot duplicate the pty master: {}", serial_path_, std::strerror(errno)));
+  return std::make_unique<SerialConsole>(config, fd, serial_path_ + " (QEMU serial)", log);
+}
+
+}  // namespace dmahil::lab
