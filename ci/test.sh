@@ -24,6 +24,9 @@ ci/firmware-cross.sh build-cross
 echo "== firmware: protocol parser under libFuzzer (60 s)"
 ci/fuzz.sh 60 build-fuzz
 
+echo "== qemu-xen: real Xen 4.17 + Linux 6.1 under QEMU (set-up included)"
+ci/qemu-xen.sh build/qemu-xen
+
 echo "== tests under ASan + UBSan"
 ci/setup.sh build-asan -DDMAHIL_SANITIZE=ON
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \

@@ -12,7 +12,10 @@
  * the release and the engine's bind/unbind, so the engine runs one transfer at a time.
  *
  * Module parameter `faults` (DMAHIL_FAULT_*, read when a mapping is made and kept for
- * its life; writable at run time through /sys/module/dmahil/parameters/faults):
+ * its life; writable at run time through /sys/module/dmahil/parameters/faults). The
+ * switches act only on mappings that hold a foreign page (pfn != bfn): the bugs they
+ * reproduce are swiotlb-xen's for foreign grants, and dom0's own pages stay a known-good
+ * health check on a board booted with a fault:
  *   BYPASS          segments report (and XFER windows use) page_to_phys(page) + offset,
  *                   i.e. the dom0 pfn address, instead of the DMA API's bus address; the
  *                   real mapping is still made and unmapped.
@@ -298,6 +301,18 @@ static void misaddressed_sync(struct dmahil_map_k* m, bool for_device) {
   }
 }
 
+/* Whether [off, off + len) of the pin holds a foreign page (pfn != bfn). */
+static bool range_has_foreign(const struct dmahil_pin_k* p, u64 off, u64 len) {
+  u64 i;
+
+  for (i = off >> PAGE_SHIFT; i <= (off + len - 1) >> PAGE_SHIFT; i++) {
+    unsigned long pfn = page_to_pfn(p->pages[i]);
+
+    if (pfn_to_bfn(pfn) != pfn) return true;
+  }
+  return false;
+}
+
 static long do_map(struct dmahil_file* f, void __user* arg) {
   struct dmahil_map a;
   struct dmahil_map_k* m;
@@ -341,6 +356,7 @@ static long do_map(struct dmahil_file* f, void __user* arg) {
   m->dir = (enum dma_data_direction)a.direction;
   m->sg = a.sg;
   m->faults = READ_ONCE(faults) & DMAHIL_FAULTS_ALL;
+  if (!range_has_foreign(p, a.offset, a.length)) m->faults = 0;
   if (m->faults & (DMAHIL_FAULT_SKIP_CPU_SYNC | DMAHIL_FAULT_SYNC_MISADDRESS))
     m->attrs = DMA_ATTR_SKIP_CPU_SYNC;
   if (m->faults & DMAHIL_FAULT_SKIP_CPU_SYNC) m->unmap_attrs = DMA_ATTR_SKIP_CPU_SYNC;

@@ -10,6 +10,10 @@ namespace dmahil::report {
 struct RunInfo {
   uint64_t seed = 0;  // the run seed; rerunning with it reproduces a virtual-board run
   std::string farm;   // the farm's name (Farm.name)
+  // The summary lists every result's pages (dom0 pfn, bus frame, the bus address the
+  // device used), passing ones too: on for farms with qemu-xen or hardware boards, where
+  // those frames come from the real Xen and kernel.
+  bool segments = false;
 };
 
 }  // namespace dmahil::report

@@ -141,7 +141,8 @@ std::string Explain(const v1::FixtureResult& r) {
     return out;
   }
   out += fmt::format(": {}", DiagnosisName(r.diagnosis()));
-  if (r.diagnosis() == v1::DIAGNOSIS_WRONG_BUS_ADDRESS)
+  if (r.diagnosis() == v1::DIAGNOSIS_WRONG_BUS_ADDRESS ||
+      r.diagnosis() == v1::DIAGNOSIS_MISADDRESSED_MAINTENANCE)
     out += fmt::format(", displacement {}", SignedHex(r.displacement()));
   out += '\n';
   out += Wrap(Meaning(r.diagnosis()), "    ", kTextWidth);
@@ -193,6 +194,14 @@ std::string RenderSummary(const std::vector<v1::FixtureResult>& results, const R
       if (!first) out += '\n';
       out += Explain(r);
       first = false;
+    }
+  }
+  if (run.segments) {
+    out += "\nPages as mapped (dom0 pfn, bus frame, the bus address the device used):\n";
+    for (const auto& r : results) {
+      if (r.segments().empty()) continue;
+      out += fmt::format("  {} / {}:\n", r.board(), r.fixture());
+      out += RenderSegmentTable(r, kMaxSegments, "    ");
     }
   }
   if (failed + errors > 0)

@@ -19,7 +19,9 @@ namespace dmahil::report {
 ///  - for each board with a failure or error, a section per failing result: the
 ///    diagnosis and what it usually means, the displacement in signed hex for
 ///    wrong-bus-address, the counts, the full detail, the wrong segments (at most 8)
-///    and the line map (at most 16 pages).
+///    and the line map (at most 16 pages);
+///  - with run.segments, every result's pages (at most 8 per result): pfn, bfn, bus
+///    address, expected bus address, foreign / bounced.
 /// Plain ASCII apart from what the results contain; ends with '\n'. Deterministic.
 std::string RenderSummary(const std::vector<v1::FixtureResult>& results, const RunInfo& run);
 

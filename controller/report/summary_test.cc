@@ -54,3 +54,29 @@ TEST(ReportSummary, IdenticalAcrossRenders) {
 
 }  // namespace
 }  // namespace dmahil::report
+
+namespace dmahil::report {
+namespace {
+
+TEST(ReportSummary, WithSegmentsEveryResultListsItsPagesPassingOnesToo) {
+  v1::FixtureResult pass;
+  pass.set_board("qemu-xen-arm64");
+  pass.set_fixture("foreign-to-device");
+  pass.set_verdict(v1::VERDICT_PASS);
+  v1::SegmentReport* s = pass.add_segments();
+  s->set_pfn(0x63ab5);
+  s->set_bfn(0xbab25);
+  s->set_dma_addr(0xbab25000);
+  s->set_expected_dma_addr(0xbab25000);
+  s->set_foreign(true);
+  RunInfo run{7, "qemu-xen"};
+  EXPECT_EQ(RenderSummary({pass}, run).find("0xbab25000"), std::string::npos);
+  run.segments = true;
+  const std::string out = RenderSummary({pass}, run);
+  EXPECT_NE(out.find("qemu-xen-arm64 / foreign-to-device:"), std::string::npos) << out;
+  EXPECT_NE(out.find("0x63ab5"), std::string::npos) << out;
+  EXPECT_NE(out.find("0xbab25000"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace dmahil::report

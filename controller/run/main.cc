@@ -74,7 +74,9 @@ int Run(const std::string& farm_file, const std::filesystem::path& out,
   std::filesystem::create_directories(out);
   const auto results = dmahil::controller::RunCampaign(farm, opt);
 
-  const dmahil::report::RunInfo info{seed, farm.farm.name()};
+  dmahil::report::RunInfo info{seed, farm.farm.name()};
+  for (const dmahil::LoadedBoard& b : farm.boards)
+    info.segments |= b.board.kind() != dmahil::v1::BOARD_KIND_VIRTUAL;
   dmahil::report::WriteJunit(out / "junit.xml", results, info);
   dmahil::report::WriteResultsJson(out / "results.json", results, info);
   std::cout << dmahil::report::RenderSummary(results, info);
