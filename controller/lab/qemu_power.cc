@@ -19,12 +19,12 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
-#include <deque>
 #include <fstream>
 #include <system_error>
 #include <thread>
 
 #include "controller/lab/lab_error.h"
+#include "controller/lab/log_tail.h"
 
 namespace dmahil::lab {
 
@@ -75,19 +75,6 @@ std::string HowEnded(int native_status) {
     return fmt::format("killed by signal {} ({})", WTERMSIG(native_status),
                        strsignal(WTERMSIG(native_status)));
   return fmt::format("exit status {}", WEXITSTATUS(native_status));
-}
-
-// The last `n` lines of `file` ("" if it cannot be read), '\n'-separated.
-std::string TailLines(const fs::path& file, size_t n) {
-  std::ifstream in(file);
-  std::deque<std::string> lines;
-  for (std::string line; std::getline(in, line);) {
-    lines.push_back(std::move(line));
-    if (lines.size() > n) lines.pop_front();
-  }
-  std::string out;
-  for (const std::string& l : lines) out += (out.empty() ? "" : "\n") + l;
-  return out;
 }
 
 // A program given as a path (contains '/') or a name on PATH; "" if not found.

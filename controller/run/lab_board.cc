@@ -1,8 +1,6 @@
 #include "controller/run/lab_board.h"
 
 #include <chrono>
-#include <deque>
-#include <fstream>
 #include <thread>
 
 #include <fmt/format.h>
@@ -12,6 +10,7 @@
 #include "controller/device/usb_device_client.h"
 #include "controller/device/window_guard.h"
 #include "controller/lab/lab_error.h"
+#include "controller/lab/log_tail.h"
 #include "controller/lab/qemu_power.h"
 #include "controller/report/names.h"
 #include "controller/run/agent_client.h"
@@ -24,19 +23,6 @@ std::string Join(const std::vector<std::string>& parts) {
   std::string s;
   for (const std::string& p : parts) s += (s.empty() ? "" : "; ") + p;
   return s;
-}
-
-/// The last `n` lines of `file`, or "" if it cannot be read.
-std::string Tail(const std::filesystem::path& file, size_t n) {
-  std::ifstream in(file);
-  std::deque<std::string> lines;
-  for (std::string line; std::getline(in, line);) {
-    lines.push_back(std::move(line));
-    if (lines.size() > n) lines.pop_front();
-  }
-  std::string out;
-  for (const std::string& l : lines) out += "\n" + l;
-  return out;
 }
 
 /// What the console says about a crash, or "" if none.
@@ -154,9 +140,9 @@ std::vector<v1::FixtureResult> RunLabBoard(const LoadedFarm& farm, const LoadedB
   const std::string console_name = console->device();
   // What the board printed last: every health-check error quotes it, so a CI log shows why.
   const auto console_tail = [&] {
-    const std::string tail = Tail(dir / "console.log", kConsoleTailLines);
+    const std::string tail = lab::TailLines(dir / "console.log", kConsoleTailLines);
     return tail.empty() ? std::string()
-                        : fmt::format("\nlast {} lines of {}:{}", kConsoleTailLines,
+                        : fmt::format("\nlast {} lines of {}:\n{}", kConsoleTailLines,
                                       (dir / "console.log").string(), tail);
   };
 
