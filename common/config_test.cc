@@ -665,6 +665,31 @@ TEST_F(ConfigTest, QemuPowerFieldsAndForwardedPortsChecked) {
     EXPECT_TRUE(Contains(err, want)) << err;
 }
 
+TEST_F(ConfigTest, QemuPowerMustBootTheMachineTheBoardFileDescribes) {
+  // The oracle judges by the board file: coherency, the edu mask and the RAM must be the
+  // machine QEMU runs, or the maintenance audit and the bounce checks judge another one.
+  Write("boards/qemu.textproto", kQemuBoard);
+  Write("fixtures/grant.textproto", kFixture);
+  const std::string text = Replace(
+      kQemuFarm, "dom0_agent_port: 17000",
+      "non_coherent: true memory_mib: 4096 edu_dma_mask: 0xffffffff dom0_agent_port: 17000");
+  const fs::path p = Write("farms/qemu.textproto", text);
+  const std::string err = ErrorOf([&] { LoadFarm(p); });
+  EXPECT_TRUE(Contains(err,
+                       "board[0].wiring.power.qemu.non_coherent is true but board \"qemu\" "
+                       "says dma.coherent true"))
+      << err;
+  EXPECT_TRUE(Contains(err,
+                       "board[0].wiring.power.qemu.edu_dma_mask 0xffffffff is 32 bits but "
+                       "board \"qemu\" says dma.mask_bits 64"))
+      << err;
+  EXPECT_TRUE(Contains(err,
+                       "board[0].wiring.power.qemu.memory_mib 4096 but board \"qemu\" has "
+                       "2048 MiB of RAM"))
+      << err;
+  EXPECT_TRUE(Contains(err, p.string() + ":7:")) << err;  // the farm file's line
+}
+
 // Every board, fixture and farm checked into the repository loads.
 TEST(ConfigRepository, AllLoad) {
   const char* root = std::getenv("DMAHIL_SOURCE_DIR");

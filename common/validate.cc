@@ -1,6 +1,7 @@
 #include "common/validate.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -505,7 +506,7 @@ std::string LoopbackProblem(const std::string& endpoint, uint32_t port) {
 // name the ports QEMU forwards. Files are not checked here: they are build outputs, and
 // opening the power switch names any that is missing.
 void CheckQemu(Problems& p, Claims& claims, const std::string& wiring_path,
-               const v1::BoardWiring& w) {
+               const v1::BoardWiring& w, const v1::Board& board) {
   const v1::QemuPower& q = w.power().qemu();
   const std::string path = wiring_path + ".power.qemu";
   if (q.initrd().empty())
@@ -532,6 +533,23 @@ void CheckQemu(Problems& p, Claims& claims, const std::string& wiring_path,
   if (q.edu_dma_mask() != 0 && (q.edu_dma_mask() & (q.edu_dma_mask() + 1)) != 0)
     p.Add(path + ".edu_dma_mask", "{}.edu_dma_mask {:#x} must be 0 (64 bits) or 2^n - 1", path,
           q.edu_dma_mask());
+  // The board file is what the oracle judges by: it must describe the machine QEMU runs.
+  const uint64_t mask = q.edu_dma_mask() != 0 ? q.edu_dma_mask() : ~uint64_t{0};
+  const auto mask_bits = static_cast<uint32_t>(std::bit_width(mask));
+  if (board.dma().mask_bits() != 0 && board.dma().mask_bits() != mask_bits)
+    p.Add(path + ".edu_dma_mask",
+          "{}.edu_dma_mask {:#x} is {} bits but board \"{}\" says dma.mask_bits {}", path, mask,
+          mask_bits, board.name(), board.dma().mask_bits());
+  if (q.non_coherent() == board.dma().coherent())
+    p.Add(path + ".non_coherent",
+          "{}.non_coherent is {} but board \"{}\" says dma.coherent {}: boot the board file's "
+          "PCIe (non_coherent: {})",
+          path, q.non_coherent(), board.name(), board.dma().coherent(), !board.dma().coherent());
+  uint64_t ram = 0;
+  for (const v1::MemoryBank& b : board.ram()) ram += b.size();
+  if (ram != 0 && ram != uint64_t{mem} << 20)
+    p.Add(path + ".memory_mib", "{}.memory_mib {} but board \"{}\" has {} MiB of RAM", path, mem,
+          board.name(), ram >> 20);
   const std::tuple<const char*, uint32_t, const char*, const std::string*> ports[] = {
       {"dom0_agent_port", q.dom0_agent_port(), "dom0_agent", &w.dom0_agent()},
       {"guest_agent_port", q.guest_agent_port(), "guest_agent", &w.guest_agent()},
@@ -651,7 +669,7 @@ void CheckWiring(Problems& p, Claims& claims, const std::string& path, const v1:
     else if (const std::string why = EndpointProblem(w.engine_tcp()); !why.empty())
       p.Add(path + ".engine_tcp", "{}.engine_tcp \"{}\" {}; give the engine's host:port", path,
             w.engine_tcp(), why);
-    if (w.power().has_qemu()) CheckQemu(p, claims, path, w);
+    if (w.power().has_qemu()) CheckQemu(p, claims, path, w, board);
   } else if (w.engine_link_case() == v1::BoardWiring::kEngineTcp) {
     p.Add(path + ".engine_tcp",
           "{}.engine_tcp is only for BOARD_KIND_QEMU_XEN boards; a {} board's engine is "

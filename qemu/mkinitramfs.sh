@@ -286,17 +286,21 @@ listening() {
 board_main() {
   . /etc/dmahil/board
   # 1. virtio-net (a module in Debian's kernel) and dmahil.ko, which binds QEMU's edu
-  # dmahil.ko's fault switches come from the dom0 command line (`dmahil.faults=N`, the
-  # DMAHIL_FAULT_* bits of agent/kmod/dmahil_uapi.h): insmod, unlike modprobe, does not
-  # read module parameters from /proc/cmdline.
-  faults=0
+  # dmahil.ko's parameters come from the dom0 command line: `dmahil.faults=N` (the
+  # DMAHIL_FAULT_* bits of agent/kmod/dmahil_uapi.h) and `dmahil.dma_bits=N` (edu's mask,
+  # as QEMU's edu,dma_mask=). insmod, unlike modprobe, does not read /proc/cmdline.
+  faults=0 dma_bits=64
   for w in $cmdline; do
-    case $w in dmahil.faults=*) faults=${w#dmahil.faults=} ;; esac
+    case $w in
+      dmahil.faults=*) faults=${w#dmahil.faults=} ;;
+      dmahil.dma_bits=*) dma_bits=${w#dmahil.dma_bits=} ;;
+    esac
   done
   for m in $(cat /etc/dmahil/board-modules); do
     if [ "$m" = dmahil.ko ]; then
-      insmod "/lib/modules/board/$m" "faults=$faults" || fail "insmod $m faults=$faults"
-      say "dmahil.ko loaded, faults=$(cat /sys/module/dmahil/parameters/faults)"
+      insmod "/lib/modules/board/$m" "faults=$faults" "dma_bits=$dma_bits" ||
+        fail "insmod $m faults=$faults dma_bits=$dma_bits"
+      say "dmahil.ko loaded, faults=$(cat /sys/module/dmahil/parameters/faults) dma_bits=$(cat /sys/module/dmahil/parameters/dma_bits)"
     else
       insmod "/lib/modules/board/$m" || fail "insmod $m"
     fi

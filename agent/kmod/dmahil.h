@@ -25,6 +25,10 @@ void dmahil_edu_name(char* buf, size_t len);
  * 0 or -EFAULT / -EIO (engine timeout) / -ENODEV.  Caller holds dmahil_lock.
  */
 int dmahil_edu_xfer(u64 dma_addr, void __user* ubuf, u32 len, u32 op);
+/* The device's own DMA mask (module parameter dma_bits), bits. */
+u32 dmahil_edu_dma_bits(void);
+/* A DMA timed out: every transfer is refused from then on. */
+bool dmahil_edu_wedged(void);
 
 /* ---- audit.c ---------------------------------------------------------------------- */
 void dmahil_audit_init(void);

@@ -103,7 +103,7 @@ static long do_info(void __user* arg) {
 
   info.abi_version = DMAHIL_ABI_VERSION;
   info.faults = READ_ONCE(faults) & DMAHIL_FAULTS_ALL;
-  info.engine_bound = dev != NULL;
+  info.engine_bound = dev != NULL && !dmahil_edu_wedged();
   if (dev) {
     info.coherent = dev_is_dma_coherent(dev);
     info.dma_mask = dev->dma_mask ? *dev->dma_mask : 0;
@@ -336,7 +336,9 @@ static long do_map(struct dmahil_file* f, void __user* arg) {
   if (a.nsegs < n || !a.segs_ptr) return -EINVAL;
   dev = dmahil_edu_dev();
   if (!dev) return -ENODEV;
-  if (a.mask_bits && dma_set_mask_and_coherent(dev, DMA_BIT_MASK(a.mask_bits))) {
+  /* mask_bits 0: the device's own mask, so an earlier fixture's mask never lingers */
+  if (dma_set_mask_and_coherent(dev, DMA_BIT_MASK(a.mask_bits ? a.mask_bits
+                                                              : dmahil_edu_dma_bits()))) {
     dev_err(dev, "dmahil: dma_set_mask_and_coherent(%u bits) refused\n", a.mask_bits);
     return -EINVAL;
   }
@@ -464,8 +466,14 @@ static long do_unmap(struct dmahil_file* f, void __user* arg) {
 }
 
 /* ---- XFER --------------------------------------------------------------------------- */
-/* Is [addr, addr + len) inside one segment (as reported) of a live mapping of f? */
-static bool in_window(struct dmahil_file* f, u64 addr, u32 len) {
+/*
+ * Is [addr, addr + len) inside one segment (as reported) of a live mapping of f, and may
+ * the engine do `op` there?  Under the BYPASS fault a foreign segment's window is its
+ * ballooned pfn, whose machine frame Xen took back: the engine may read it (what the bug
+ * does: the device reads the wrong memory) but never writes it, so a fault board cannot
+ * corrupt Xen or another domain.
+ */
+static bool in_window(struct dmahil_file* f, u64 addr, u32 len, u32 op) {
   struct dmahil_map_k* m;
   int id;
   u32 i;
@@ -476,7 +484,8 @@ static bool in_window(struct dmahil_file* f, u64 addr, u32 len) {
 
       if (addr >= start && addr - start <= m->segs[i].length &&
           len <= m->segs[i].length - (addr - start))
-        return true;
+        return !(op == DMAHIL_XFER_WRITE && (m->faults & DMAHIL_FAULT_BYPASS) &&
+                 (m->segs[i].flags & DMAHIL_SEG_FOREIGN));
     }
   }
   return false;
@@ -492,7 +501,7 @@ static long do_xfer(struct dmahil_file* f, void __user* arg) {
       check_add_overflow(a.dma_addr, (u64)a.length, &end))
     return -EINVAL;
   if (!dmahil_edu_dev()) return -ENODEV;
-  if (!in_window(f, a.dma_addr, a.length)) return -EACCES;
+  if (!in_window(f, a.dma_addr, a.length, a.op)) return -EACCES;
   return dmahil_edu_xfer(a.dma_addr, u64_to_user_ptr(a.uaddr), a.length, a.op);
 }
 

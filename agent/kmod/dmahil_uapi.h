@@ -63,7 +63,7 @@ struct dmahil_info {
 	__u32 abi_version;   /* out: DMAHIL_ABI_VERSION */
 	__u32 faults;        /* out: DMAHIL_FAULT_* in effect */
 	__u32 coherent;      /* out: 1 if the engine's struct device is DMA-coherent */
-	__u32 engine_bound;  /* out: 1 if the edu device is bound */
+	__u32 engine_bound;  /* out: 1 if the edu device is bound and not wedged (a DMA timed out) */
 	__u64 dma_mask;      /* out: the engine's current DMA mask */
 	__u32 audit_hypercall; /* out: 1 if the GNTTABOP_cache_flush kprobe is armed */
 	__u32 audit_arch_sync; /* out: 1 if the arch_sync_dma_* kprobes are armed */

@@ -13,11 +13,20 @@
  * the buffer's last byte (edu_check_range() needs end < 0x41000), so data moves in
  * <= 2048-byte chunks through edu[0x40000, 0x40800).  The device completes a DMA on a
  * 100 ms QEMU_CLOCK_VIRTUAL timer: ~100 ms per chunk and direction.
+ *
+ * The address registers are written with one 8-byte access (writeq): edu_mmio_write()
+ * ignores 0x84/0x8c, so two 4-byte halves would leave a zero-extended low half and the
+ * device would drive another address than the window the module checked.  A DMA that
+ * times out is still armed in QEMU and may land later: the engine is then wedged, every
+ * later transfer is refused with -EIO, and INFO says so (the board goes offline).
+ *
+ * Module parameter `dma_bits` (default 64): the device's own DMA mask, which must match
+ * QEMU's `-device edu,dma_mask=` (QEMU clamps every address the device drives to it).
+ * A MAP with mask_bits 0 restores it, so a fixture's mask never leaks into the next.
  */
 #include <linux/delay.h>
 #include <linux/dma-map-ops.h>
 #include <linux/dma-mapping.h>
-#include <linux/io-64-nonatomic-lo-hi.h>
 #include <linux/io.h>
 #include <linux/jiffies.h>
 #include <linux/module.h>
@@ -49,6 +58,14 @@ struct edu {
 };
 
 static struct edu* edu; /* the bound engine; changes only under dmahil_lock */
+static bool edu_wedged;  /* a DMA timed out and may still land: refuse every transfer */
+
+static unsigned int dma_bits = 64;
+module_param(dma_bits, uint, 0444);
+MODULE_PARM_DESC(dma_bits, "the edu device's DMA mask in bits (32..64), as QEMU's edu,dma_mask=");
+
+u32 dmahil_edu_dma_bits(void) { return dma_bits; }
+bool dmahil_edu_wedged(void) { return edu_wedged; }
 
 struct device* dmahil_edu_dev(void) {
   return edu ? &edu->pdev->dev : NULL;
@@ -65,16 +82,23 @@ void dmahil_edu_name(char* buf, size_t len) {
 static int edu_dma(u64 src, u64 dst, u32 cnt, u32 to_ram) {
   unsigned long deadline;
 
-  lo_hi_writeq(src, edu->regs + EDU_REG_DMA_SRC);
-  lo_hi_writeq(dst, edu->regs + EDU_REG_DMA_DST);
-  lo_hi_writeq(cnt, edu->regs + EDU_REG_DMA_CNT);
+  writeq(src, edu->regs + EDU_REG_DMA_SRC);
+  writeq(dst, edu->regs + EDU_REG_DMA_DST);
+  writeq(cnt, edu->regs + EDU_REG_DMA_CNT);
+  if (readq(edu->regs + EDU_REG_DMA_SRC) != src || readq(edu->regs + EDU_REG_DMA_DST) != dst) {
+    dev_err(&edu->pdev->dev, "edu kept DMA %#llx -> %#llx as %#llx -> %#llx: not started\n",
+            src, dst, readq(edu->regs + EDU_REG_DMA_SRC), readq(edu->regs + EDU_REG_DMA_DST));
+    return -EIO;
+  }
   /* the command register must be written last: it starts the 100 ms timer */
   writel(EDU_CMD_START | (to_ram ? EDU_CMD_TO_RAM : 0), edu->regs + EDU_REG_DMA_CMD);
   deadline = jiffies + msecs_to_jiffies(EDU_DMA_TIMEOUT_MS);
   while (readl(edu->regs + EDU_REG_DMA_CMD) & EDU_CMD_START) {
     if (time_after(jiffies, deadline)) {
-      dev_err(&edu->pdev->dev, "edu DMA %#llx -> %#llx (%u bytes) timed out after %u ms\n", src,
+      dev_err(&edu->pdev->dev,
+              "edu DMA %#llx -> %#llx (%u bytes) timed out after %u ms: engine wedged\n", src,
               dst, cnt, EDU_DMA_TIMEOUT_MS);
+      edu_wedged = true;
       return -EIO;
     }
     usleep_range(2000, 5000);
@@ -88,6 +112,7 @@ int dmahil_edu_xfer(u64 dma_addr, void __user* ubuf, u32 len, u32 op) {
   int err;
 
   if (!edu) return -ENODEV;
+  if (edu_wedged) return -EIO;
   for (off = 0; off < len; off += n) {
     n = min(len - off, EDU_CHUNK);
     if (op == DMAHIL_XFER_READ) {
@@ -141,10 +166,14 @@ static int edu_probe(struct pci_dev* pdev, const struct pci_device_id* id) {
     dev_err(&pdev->dev, "dmahil: no coherent staging page (%d)\n", err);
     return err;
   }
-  /* QEMU's edu takes dma_mask=; -device edu,dma_mask=0xffffffffffffffff is 64 bits */
-  err = dma_set_mask_and_coherent(&pdev->dev, DMA_BIT_MASK(64));
+  /* QEMU's edu takes dma_mask=; dma_bits must say the same */
+  if (dma_bits < 32 || dma_bits > 64) {
+    dev_err(&pdev->dev, "dmahil: dma_bits=%u: must be 32..64\n", dma_bits);
+    return -EINVAL;
+  }
+  err = dma_set_mask_and_coherent(&pdev->dev, DMA_BIT_MASK(dma_bits));
   if (err) {
-    dev_err(&pdev->dev, "dmahil: 64-bit DMA mask refused (%d)\n", err);
+    dev_err(&pdev->dev, "dmahil: %u-bit DMA mask refused (%d)\n", dma_bits, err);
     return err;
   }
   mutex_lock(&dmahil_lock);

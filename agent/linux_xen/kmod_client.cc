@@ -90,7 +90,9 @@ Status Kmod::Info(dmahil_info* out) {
                   fmt::format("{} speaks ABI {}, this agent ABI {}: rebuild dmahil.ko and the "
                               "agent from the same tree",
                               file_->path(), out->abi_version, DMAHIL_ABI_VERSION));
-  audited_ = out->audit_hypercall != 0;
+  // Both or nothing: with only the hypercall probe, dom0's own and bounced pages would
+  // show no maintenance and fail the audit falsely.
+  audited_ = out->audit_hypercall != 0 && out->audit_arch_sync != 0;
   return Status::OK;
 }
 

@@ -61,7 +61,8 @@ class Kmod {
   /// PERMISSION_DENIED (EACCES) outside every live mapping's windows.
   grpc::Status Xfer(uint64_t dma_addr, void* buf, uint32_t length, bool device_writes);
 
-  /// Whether the GNTTABOP_cache_flush probe is armed (from the last Info()).
+  /// Whether every maintenance probe (GNTTABOP_cache_flush and arch_sync_dma_*) is armed,
+  /// from the last Info().
   bool audited() const { return audited_; }
 
  private:

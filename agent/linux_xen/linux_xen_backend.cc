@@ -151,6 +151,7 @@ v1::AgentInfo LinuxXenBackend::Info() {
     dmahil_info k{};
     if (dev_.kmod->Info(&k).ok()) {
       info.set_dma_coherent(k.coherent != 0);
+      info.set_maintenance_audited(k.audit_hypercall != 0 && k.audit_arch_sync != 0);
       info.set_engine(k.engine);
       for (const std::string& f : FaultNames(k.faults)) info.add_module_faults(f);
     }
@@ -228,6 +229,10 @@ Status LinuxXenBackend::PinInto(Buffer* b, v1::BufferInfo* resp, uint32_t* id) {
 
 Status LinuxXenBackend::MapForeign(const v1::MapForeignRequest& req, v1::BufferInfo* resp) {
   if (Status s = NeedRole(v1::ROLE_DOM0, "MapForeign"); !s.ok()) return s;
+  if (req.domid() >= 0x7FF0)  // DOMID_FIRST_RESERVED (xen/include/public/xen.h)
+    return Status(
+        StatusCode::INVALID_ARGUMENT,
+        fmt::format("domain {} is not a guest's id: Xen reserves 0x7ff0 and above", req.domid()));
   const auto n = static_cast<uint32_t>(req.grefs_size());
   std::vector<uint64_t> arg = VarArg<ioctl_gntdev_map_grant_ref, ioctl_gntdev_grant_ref>(n);
   auto* a = reinterpret_cast<ioctl_gntdev_map_grant_ref*>(arg.data());

@@ -69,6 +69,7 @@ struct FakeKmod {
   uint32_t next = 1;
   uint32_t abi = DMAHIL_ABI_VERSION;
   bool foreign = true;
+  bool arch_probe = true;  // the arch_sync_dma_* kprobes armed
   int xfer_errno = 0;
   std::map<uint32_t, uint32_t> pins;  // pin -> pages
 
@@ -78,6 +79,7 @@ struct FakeKmod {
         auto* i = static_cast<dmahil_info*>(arg);
         i->abi_version = abi;
         i->audit_hypercall = 1;
+        i->audit_arch_sync = arch_probe ? 1 : 0;
         i->faults = DMAHIL_FAULT_SKIP_CPU_SYNC;
         std::strcpy(i->engine, "edu 0000:00:02.0");
         return 0;
@@ -396,9 +398,36 @@ TEST_F(LinuxXenBackendTest, AModuleOfAnotherAbiIsRefusedByName) {
   EXPECT_NE(s.error_message().find("ABI"), std::string::npos);
 }
 
+TEST_F(LinuxXenBackendTest, WithoutEveryMaintenanceProbeNothingClaimsToBeAudited) {
+  FakeKmod k;
+  k.arch_probe = false;  // only the GNTTABOP_cache_flush probe armed
+  auto f = std::make_unique<FakeFile>("/dev/dmahil");
+  f->on_ioctl = [&k](unsigned long r, void* a) { return k.Handle(r, a); };
+  Kmod kmod(std::move(f));
+  dmahil_info info{};
+  ASSERT_TRUE(kmod.Info(&info).ok());
+  EXPECT_FALSE(kmod.audited());
+  v1::Maintenance m;
+  ASSERT_TRUE(kmod.Unmap(5, &m).ok());
+  EXPECT_FALSE(m.audited());  // so the audit is skipped and the lab health check refuses
+}
+
+TEST_F(LinuxXenBackendTest, ADomidXenReservesIsRefusedBeforeGntdev) {
+  auto b = Dom0();
+  v1::MapForeignRequest req;
+  req.set_domid(0x10001);  // would be domain 1 once cut to domid_t
+  req.add_grefs(8);
+  v1::BufferInfo info;
+  const grpc::Status s = b->MapForeign(req, &info);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("65537"), std::string::npos) << s.error_message();
+  EXPECT_TRUE(mapped_refs_.empty());
+}
+
 TEST_F(LinuxXenBackendTest, InfoReportsTheEngineAndTheModulesFaultSwitches) {
   auto b = Dom0();
   const v1::AgentInfo info = b->Info();
+  EXPECT_TRUE(info.maintenance_audited());
   EXPECT_EQ(info.backend(), "linux-xen");
   EXPECT_EQ(info.engine(), "edu 0000:00:02.0");
   ASSERT_EQ(info.module_faults_size(), 1);

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include <bit>
 #include <boost/process/args.hpp>
 #include <boost/process/extend.hpp>
 #include <boost/process/io.hpp>
@@ -182,7 +183,11 @@ std::vector<std::string> QemuArgs(const v1::QemuPower& power, const QemuImages& 
   for (const std::string& a : power.xen_args()) xen_cmdline += " " + a;
   // pci=nomsi: Debian's Xen 4.17 has no GICv3 ITS support, so dom0 has no MSI controller;
   // without it virtio_net's probe warns (qemu/README.md).
-  std::string bootargs = "console=hvc0 earlycon=xenboot rdinit=/init pci=nomsi";
+  // dmahil.dma_bits: dmahil.ko gives edu the mask QEMU clamps its addresses to (dom0's
+  // /init passes it to insmod), so the DMA API bounces what the device cannot reach.
+  std::string bootargs =
+      fmt::format("console=hvc0 earlycon=xenboot rdinit=/init pci=nomsi dmahil.dma_bits={}",
+                  std::bit_width(mask));
   for (const std::string& a : power.dom0_args()) bootargs += " " + a;
   std::string machine = "virt,virtualization=on,gic-version=3";
   if (!dump_dtb.empty()) machine += ",dumpdtb=" + OptValue(dump_dtb.string());

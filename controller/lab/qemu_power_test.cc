@@ -148,7 +148,7 @@ TEST_F(QemuPowerTest, TheCommandLineIsTheVerifiedOne) {
       "dom0_mem=512M,max:512M console=dtuart dtuart=/pl011@9000000 loglvl=all guest_loglvl=all",
       "-device",
       "guest-loader,addr=0x49000000,kernel=" + k +
-          ",bootargs=console=hvc0 earlycon=xenboot rdinit=/init pci=nomsi",
+          ",bootargs=console=hvc0 earlycon=xenboot rdinit=/init pci=nomsi dmahil.dma_bits=64",
       "-device",
       "guest-loader,addr=0x4d000000,initrd=" + images.initrd.string(),
       "-netdev",
@@ -178,9 +178,9 @@ TEST_F(QemuPowerTest, TheCommandLineIsTheVerifiedOne) {
   EXPECT_EQ(a[20],
             "dom0_mem=1024M,max:1024M console=dtuart dtuart=/pl011@9000000 loglvl=all "
             "guest_loglvl=all bootscrub=0");
-  EXPECT_EQ(a[22],
-            "guest-loader,addr=0x49000000,kernel=" + k +
-                ",bootargs=console=hvc0 earlycon=xenboot rdinit=/init pci=nomsi swiotlb=force");
+  EXPECT_EQ(a[22], "guest-loader,addr=0x49000000,kernel=" + k +
+                       ",bootargs=console=hvc0 earlycon=xenboot rdinit=/init pci=nomsi "
+                       "dmahil.dma_bits=32 swiotlb=force");
   EXPECT_EQ(a[24], "guest-loader,addr=0x4d000000,initrd=/tmp/a,,b.cpio.gz");
   EXPECT_EQ(a[30], "edu,dma_mask=0xffffffff");
   EXPECT_EQ(std::vector<std::string>(a.end() - 3, a.end()),

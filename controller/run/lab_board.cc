@@ -180,6 +180,21 @@ std::vector<v1::FixtureResult> RunLabBoard(const LoadedFarm& farm, const LoadedB
     AgentClient guest(w.guest_agent());
     const v1::AgentInfo info = dom0.WaitReady(left_ms());
     guest.WaitReady(left_ms());
+    if (info.backend() == "linux-xen") {
+      // The oracle judges by the board file: the kernel must see the engine the same way,
+      // and a non-coherent board needs the maintenance audit (maintenance_audit.h).
+      if (info.dma_coherent() != lb.board.dma().coherent())
+        return offline(fmt::format(
+            "health check: dom0's kernel sees the engine ({}) as {}, the board file says {} "
+            "(is dma-coherent in the DTB's PCIe node what the board says?){}",
+            info.engine(), info.dma_coherent() ? "dma-coherent" : "not dma-coherent",
+            lb.board.dma().coherent() ? "coherent" : "not coherent", console_tail()));
+      if (!lb.board.dma().coherent() && !info.maintenance_audited())
+        return offline(
+            fmt::format("health check: the engine is not coherent but dmahil.ko records no cache "
+                        "maintenance (its kprobes did not arm; see dmesg): the audit cannot run{}",
+                        console_tail()));
+    }
     v1::DeviceResponse answer;
     for (;;) {
       try {

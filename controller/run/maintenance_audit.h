@@ -17,6 +17,13 @@
 // the page's pfn (a dom0-local grant is cleaned through its ballooned pfn on map:
 // drivers/xen/swiotlb-xen.c xen_swiotlb_map_page()). This is what the kernel must do, not
 // a copy of what 6.1 does: arm64 cleaning for DMA_FROM_DEVICE too is accepted, not needed.
+//
+// A page without its operation is MISADDRESSED (with the displacement to the nearest op
+// of the right kind) when the kernel issued at least one such op per page of the mapping,
+// so one went elsewhere; with fewer ops, or an op covering only part of the page, it is
+// MISSING. Known limit: an arch_sync op at a foreign frame's machine address counts as
+// covering it, although dom0's linear map reaches that frame only for a dom0-local grant
+// (the segment does not say whether its bfn is dom0 RAM).
 #pragma once
 
 #include <cstdint>

@@ -121,9 +121,58 @@ TEST(MaintenanceAudit, AHypercallByTheForeignPagesPfnIsMisaddressed) {
   EXPECT_EQ(f->displacement, static_cast<int64_t>((kPfn - kBfn) << 12));
 }
 
-TEST(MaintenanceAudit, HalfAPageCleanedDoesNotCoverThePage) {
+TEST(MaintenanceAudit, HalfAPageCleanedIsMissingTheOtherHalf) {
   const auto f = AuditMaintenance(NonCoherent(), v1::DMA_TO_DEVICE, {Foreign()},
                                   {{kBefore, Ops({Op(kHyp, true, kBfn << 12, 2048)})}});
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->diagnosis, v1::DIAGNOSIS_MISSING_MAINTENANCE);
+  EXPECT_NE(f->detail.find("2048 of 4096 bytes"), std::string::npos) << f->detail;
+}
+
+v1::DmaSegment ForeignAt(uint32_t page, uint64_t bfn) {
+  v1::DmaSegment s = Foreign(page * 4096ull);
+  s.set_pfn(kPfn + page);
+  s.set_bfn(bfn);
+  s.set_dma_addr(bfn << 12);
+  return s;
+}
+
+TEST(MaintenanceAudit, OnePageOfSeveralSkippedIsMissingNotItsNeighboursOp) {
+  // Contiguous bus frames: page 1's op is one page from page 0, but page 0 has none.
+  const std::vector<v1::DmaSegment> segs = {ForeignAt(0, kBfn), ForeignAt(1, kBfn + 1),
+                                            ForeignAt(2, kBfn + 2)};
+  const auto f = AuditMaintenance(
+      NonCoherent(), v1::DMA_TO_DEVICE, segs,
+      {{kBefore, Ops({Op(kHyp, true, (kBfn + 1) << 12), Op(kHyp, true, (kBfn + 2) << 12)})}});
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->diagnosis, v1::DIAGNOSIS_MISSING_MAINTENANCE);
+  EXPECT_NE(f->detail.find("pfn 0x6355d"), std::string::npos) << f->detail;
+}
+
+TEST(MaintenanceAudit, EveryPageOnePageOffIsMisaddressedByOnePage) {
+  // dmahil.ko faults=4 on three contiguous frames: each op lands on the next page.
+  const std::vector<v1::DmaSegment> segs = {ForeignAt(0, kBfn), ForeignAt(1, kBfn + 1),
+                                            ForeignAt(2, kBfn + 2)};
+  const auto f = AuditMaintenance(
+      NonCoherent(), v1::DMA_TO_DEVICE, segs,
+      {{kBefore, Ops({Op(kHyp, true, (kBfn + 1) << 12), Op(kHyp, true, (kBfn + 2) << 12),
+                      Op(kHyp, true, (kBfn + 3) << 12)})}});
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->diagnosis, v1::DIAGNOSIS_MISADDRESSED_MAINTENANCE);
+  EXPECT_EQ(f->displacement, 4096);
+}
+
+TEST(MaintenanceAudit, ABouncedPageIsMaintainedAtItsSwiotlbSlot) {
+  v1::DmaSegment s = Foreign();
+  s.set_bounced(true);
+  s.set_dma_addr(0x7782e000);  // the slot in dom0's swiotlb pool
+  EXPECT_FALSE(AuditMaintenance(NonCoherent(), v1::DMA_FROM_DEVICE, {s},
+                                {{kBefore, Ops({Op(kArch, true, 0x7782e000)})},
+                                 {kAfter, Ops({Op(kArch, false, 0x7782e000)})}}));
+  // Maintaining the original frame instead leaves the slot the device used unmaintained.
+  const auto f = AuditMaintenance(NonCoherent(), v1::DMA_FROM_DEVICE, {s},
+                                  {{kBefore, Ops({Op(kArch, true, 0x7782e000)})},
+                                   {kAfter, Ops({Op(kHyp, false, kBfn << 12)})}});
   ASSERT_TRUE(f);
   EXPECT_EQ(f->diagnosis, v1::DIAGNOSIS_MISADDRESSED_MAINTENANCE);
 }
