@@ -358,10 +358,15 @@ Status LinuxXenBackend::DmaUnmap(uint32_t mapping, v1::DmaUnmapResponse* resp) {
   auto it = mappings_.find(mapping);
   if (it == mappings_.end())
     return Status(StatusCode::NOT_FOUND, fmt::format("no DMA mapping {}", mapping));
-  if (Status s = dev_.kmod->Unmap(mapping, resp->mutable_maintenance()); !s.ok()) return s;
-  if (Buffer* b = Find(it->second)) --b->mappings;
-  mappings_.erase(it);
-  return Status::OK;
+  Status s = dev_.kmod->Unmap(mapping, resp->mutable_maintenance());
+  // dmahil.ko unmaps before it copies the records out: after any error but an unknown
+  // handle or a bad argument, the mapping is gone and the buffer must be releasable.
+  if (s.ok() || (s.error_code() != grpc::StatusCode::NOT_FOUND &&
+                 s.error_code() != grpc::StatusCode::INVALID_ARGUMENT)) {
+    if (Buffer* b = Find(it->second)) --b->mappings;
+    mappings_.erase(it);
+  }
+  return s;
 }
 
 Status LinuxXenBackend::CpuWrite(uint32_t buffer, uint64_t offset, const uint8_t* src,

@@ -357,6 +357,24 @@ TEST_F(LinuxXenBackendTest, AMappedBufferCannotBeReleasedAndUnknownHandlesAreNot
   EXPECT_EQ(b->ReleaseBuffer(buf).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
+TEST_F(LinuxXenBackendTest, AnUnmapThatFailsAfterUnmappingStillFreesTheBuffer) {
+  auto b = Dom0();
+  const uint32_t buf = MapTwoGrefs(*b);
+  v1::DmaMapRequest req;
+  req.set_buffer(buf);
+  req.set_length(kPage);
+  req.set_direction(v1::DMA_TO_DEVICE);
+  v1::DmaMapping m;
+  ASSERT_TRUE(b->DmaMap(req, &m).ok());
+  // The records could not be copied out (EFAULT), after dma_unmap_page.
+  kmod_.file->on_ioctl = [this](unsigned long r, void* a) {
+    return r == DMAHIL_IOC_UNMAP ? EFAULT : kmod_.Handle(r, a);
+  };
+  v1::DmaUnmapResponse ur;
+  EXPECT_EQ(b->DmaUnmap(m.mapping(), &ur).error_code(), grpc::StatusCode::INTERNAL);
+  EXPECT_TRUE(b->ReleaseBuffer(buf).ok());
+}
+
 TEST_F(LinuxXenBackendTest, GuestGrantsThroughGntallocAndRefusesWhatGntallocCannotDo) {
   auto g = Guest();
   v1::AllocGrantsRequest req;
