@@ -13,7 +13,8 @@
  *               and sg mappings; XFER outside a mapping -> EACCES; bad args -> EINVAL,
  *               unknown handles -> ENOENT, UNPIN while mapped -> EBUSY;
  *   bypass    - faults=1: dma_addr == pfn << 12 and an XFER READ of the foreign page
- *               returns the wrong data (READ only: a WRITE would hit memory dom0 does not own);
+ *               returns the wrong data; a WRITE there (memory dom0 no longer owns) is
+ *               refused with EACCES;
  *   audit     - for faults 0, 2 and 4: the maintenance MAP and UNMAP of one 4 KiB page
  *               (foreign and anonymous, TO_DEVICE and FROM_DEVICE) report.  Coherent engine:
  *               none at all.  Non-coherent (Linux 6.1, drivers/xen/swiotlb-xen.c,
@@ -23,7 +24,8 @@
  *               INVAL; unmap TO_DEVICE -> none; the address is bfn << 12 for a HYPERCALL
  *               record; an ARCH_SYNC one is at pfn << 12 on map, bfn << 12 on unmap.
  *               faults=2 -> no records.  faults=4 -> the map's record is at
- *               (bfn + 1) << 12; the unmap is normal.
+ *               (bfn + 1) << 12; the unmap is normal.  The faults act on mappings that
+ *               hold a foreign page only: the anonymous page keeps the faults=0 records.
  *
  *   domU page - with --grant DOMID:REF (a page another domain granted, filled by
  *               dmahil_grant with seed 7): pfn != bfn, dma_addr == bfn << 12, XFER READ
@@ -416,6 +418,9 @@ int main(int argc, char** argv) {
     check(!err && same < PG / 8 / 2,
           "bypass XFER READ of the foreign page returns wrong data (%u of %u words right): %d",
           same, PG / 8, err);
+    err = xfer(m.seg[0].dma_addr, buf, 64, DMAHIL_XFER_WRITE);
+    check(err == -EACCES, "bypass XFER WRITE to the pfn window (Xen's frame now) -> EACCES (%d)",
+          err);
     check(!do_unmap(m.id, &u), "UNMAP bypass mapping");
   }
   err = do_map(pa.pin, DMAHIL_DMA_BIDIRECTIONAL, 0, PG, 0, &m);
@@ -433,6 +438,8 @@ int main(int argc, char** argv) {
     set_faults(fl);
     for (int foreign = 1; foreign >= 0; foreign--) {
       const struct pinned* p = foreign ? &pf : &pa;
+      /* the fault switches act on mappings holding a foreign page only */
+      const unsigned efl = foreign ? fl : 0;
       for (uint32_t dir = DMAHIL_DMA_TO_DEVICE; dir <= DMAHIL_DMA_FROM_DEVICE; dir++) {
         char what[96];
         const char* d = dir == DMAHIL_DMA_TO_DEVICE ? "TO_DEVICE" : "FROM_DEVICE";
@@ -441,7 +448,7 @@ int main(int argc, char** argv) {
               err);
         if (err) continue;
         snprintf(what, sizeof what, "faults=%u %s map %s", fl, foreign ? "foreign" : "anon", d);
-        if (info.coherent || fl == DMAHIL_FAULT_SKIP_CPU_SYNC) {
+        if (info.coherent || efl == DMAHIL_FAULT_SKIP_CPU_SYNC) {
           expect_ops(what, &m, 0, NULL, 0, 0, 0);
         } else {
           /* for_device: HYPERCALL -> CLEAN / INVAL by direction; ARCH_SYNC -> CLEAN always */
@@ -449,12 +456,12 @@ int main(int argc, char** argv) {
               (dir == DMAHIL_DMA_FROM_DEVICE && m.nops && m.ops[0].kind == DMAHIL_OP_HYPERCALL)
                   ? INVAL
                   : CLEAN;
-          expect_ops(what, &m, 1, o, p->pfn[0], p->bfn[0], fl == DMAHIL_FAULT_SYNC_MISADDRESS);
+          expect_ops(what, &m, 1, o, p->pfn[0], p->bfn[0], efl == DMAHIL_FAULT_SYNC_MISADDRESS);
         }
         err = do_unmap(m.id, &u);
         snprintf(what, sizeof what, "faults=%u %s unmap %s", fl, foreign ? "foreign" : "anon", d);
         check(!err, "%s: %d", what, err);
-        if (info.coherent || fl == DMAHIL_FAULT_SKIP_CPU_SYNC || dir == DMAHIL_DMA_TO_DEVICE)
+        if (info.coherent || efl == DMAHIL_FAULT_SKIP_CPU_SYNC || dir == DMAHIL_DMA_TO_DEVICE)
           expect_ops(what, &u, 0, NULL, 0, 0, 0);
         else
           expect_ops(what, &u, 1, INVAL, p->bfn[0], p->bfn[0], 0);
