@@ -15,6 +15,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+
+#include "agent/agent_service.h"
 #include "controller/device/tcp_device_client.h"
 #include "controller/run/cli_test_support.h"
 #include "controller/run/vboard_process.h"
@@ -181,6 +185,74 @@ TEST_F(LabBoardTwin, AFailingHealthCheckMakesTheBoardOfflineNeverAFailure) {
         << r.detail();
   }
   EXPECT_EQ(calls_, (std::vector<std::string>{"cycle", "off"}));
+}
+
+/// A dom0 agent that says it is linux-xen and how its kernel sees the engine; nothing else.
+class LinuxXenInfoOnly final : public agent::Backend {
+ public:
+  LinuxXenInfoOnly(bool coherent, bool audited) : coherent_(coherent), audited_(audited) {}
+  v1::AgentInfo Info() override {
+    v1::AgentInfo i;
+    i.set_role(v1::ROLE_DOM0);
+    i.set_backend("linux-xen");
+    i.set_line_size(64);
+    i.set_page_size(4096);
+    i.set_engine("edu 0000:00:02.0");
+    i.set_dma_coherent(coherent_);
+    i.set_maintenance_audited(audited_);
+    return i;
+  }
+  std::optional<uint64_t> BufferBytes(uint32_t) override { return std::nullopt; }
+  grpc::Status AllocGrants(const v1::AllocGrantsRequest&, v1::AllocGrantsResponse*) override {
+    return No();
+  }
+  grpc::Status MapForeign(const v1::MapForeignRequest&, v1::BufferInfo*) override { return No(); }
+  grpc::Status AllocLocal(const v1::AllocLocalRequest&, v1::BufferInfo*) override { return No(); }
+  grpc::Status ComposeBuffer(const v1::ComposeBufferRequest&, v1::BufferInfo*) override {
+    return No();
+  }
+  grpc::Status ReleaseBuffer(uint32_t) override { return No(); }
+  grpc::Status DmaMap(const v1::DmaMapRequest&, v1::DmaMapping*) override { return No(); }
+  grpc::Status DmaSync(uint32_t, v1::SyncFor, v1::DmaSyncResponse*) override { return No(); }
+  grpc::Status DmaUnmap(uint32_t, v1::DmaUnmapResponse*) override { return No(); }
+  grpc::Status CpuWrite(uint32_t, uint64_t, const uint8_t*, uint64_t) override { return No(); }
+  grpc::Status CpuRead(uint32_t, uint64_t, uint8_t*, uint64_t) override { return No(); }
+  grpc::Status CpuCleanInvalidate(uint32_t, uint64_t, uint64_t) override { return No(); }
+
+ private:
+  static grpc::Status No() { return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "info only"); }
+  bool coherent_, audited_;
+};
+
+TEST_F(LabBoardTwin, ALinuxXenKernelThatDisagreesWithTheBoardFileIsOfflineBeforeAnyFixture) {
+  struct Case {
+    bool coherent, audited;
+    const char* why;
+  };
+  // The twin's board file (zcu102-virtual) says the engine is not coherent.
+  for (const Case c :
+       {Case{true, true,
+             "dom0's kernel sees the engine (edu 0000:00:02.0) as dma-coherent, the board "
+             "file says not coherent"},
+        Case{false, false,
+             "the engine is not coherent but dmahil.ko records no cache maintenance"}}) {
+    farm_ = LoadedFarm{};
+    StartTwin({}, {"foreign-to-device"});
+    LinuxXenInfoOnly backend(c.coherent, c.audited);
+    agent::AgentService service(backend);
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(&service);
+    std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+    ASSERT_NE(port, 0);
+    farm_.boards[0].entry.mutable_wiring()->set_dom0_agent("127.0.0.1:" + std::to_string(port));
+    const auto results = Run();
+    server->Shutdown();
+    ASSERT_EQ(results.size(), 1u);
+    EXPECT_EQ(results[0].verdict(), v1::VERDICT_ERROR);
+    EXPECT_NE(results[0].detail().find(c.why), std::string::npos) << results[0].detail();
+  }
 }
 
 TEST_F(LabBoardTwin, APanicWhileBootingIsReportedWithItsExcerptAtOnce) {
