@@ -52,6 +52,8 @@ if [[ -n "$dtb" ]]; then
   if fdtget "$dtb" /pcie@10000000 dma-coherent >/dev/null 2>&1; then coherent="dma-coherent"
   else coherent="not dma-coherent"; fi
 fi
+# stderr first: the test powers off as soon as the serial port says ready
+echo "fake-qemu: running" >&2
 {
   echo "Xen 4.17 (fake-qemu pid $$)"
   echo "(XEN) pcie@10000000: $coherent"
@@ -61,5 +63,4 @@ fi
     panic) echo "(XEN) Panic on CPU 0:"; echo "(XEN) fake panic" ;;
   esac
 } >"$serial"
-echo "fake-qemu: running" >&2
 wait
