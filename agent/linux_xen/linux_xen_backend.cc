@@ -66,16 +66,19 @@ std::vector<std::string> FaultNames(uint32_t faults) {
 
 }  // namespace
 
-bool PagemapPfn(const void* addr, uint64_t* pfn) {
+size_t PagemapPfns(const void* addr, size_t pages, uint64_t* pfns) {
   const int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  uint64_t entry = 0;
+  if (fd < 0) return 0;
   const off_t off = static_cast<off_t>(reinterpret_cast<uintptr_t>(addr) / kPage * 8);
-  const ssize_t n = ::pread(fd, &entry, sizeof(entry), off);
+  const ssize_t n = ::pread(fd, pfns, pages * 8, off);
   ::close(fd);
-  if (n != sizeof(entry) || (entry >> 63) == 0) return false;
-  *pfn = entry & ((1ull << 55) - 1);
-  return *pfn != 0;  // 0: no CAP_SYS_ADMIN, the kernel hides frames
+  const size_t got = n > 0 ? static_cast<size_t>(n) / 8 : 0;
+  for (size_t i = 0; i < got; ++i) {
+    if ((pfns[i] >> 63) == 0) return i;  // not present
+    pfns[i] &= (1ull << 55) - 1;
+    if (pfns[i] == 0) return i;  // no CAP_SYS_ADMIN: the kernel hides frames
+  }
+  return got;
 }
 
 LinuxXenDevices OpenLinuxXenDevices(v1::Role role) {
@@ -194,14 +197,12 @@ Status LinuxXenBackend::AllocGrants(const v1::AllocGrantsRequest& req,
     return s;
   }
   std::vector<uint64_t> gfns(n);
-  for (uint32_t i = 0; i < n; ++i) {
-    if (!dev_.pfn_of(b.addr + i * kPage, &gfns[i])) {
-      (void)Teardown(b);
-      return Status(StatusCode::INTERNAL,
-                    fmt::format("no gfn for granted page {} in /proc/self/pagemap (the agent "
-                                "needs CAP_SYS_ADMIN)",
-                                i));
-    }
+  if (const size_t missing = dev_.pfns_of(b.addr, n, gfns.data()); missing < n) {
+    (void)Teardown(b);
+    return Status(StatusCode::INTERNAL,
+                  fmt::format("no gfn for granted page {} in /proc/self/pagemap (the agent "
+                              "needs CAP_SYS_ADMIN)",
+                              missing));
   }
   const uint32_t id = next_buffer_++;
   buffers_.emplace(id, b);

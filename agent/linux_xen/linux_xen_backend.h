@@ -21,20 +21,22 @@
 
 namespace dmahil::agent::linux_xen {
 
-/// Reads this process's pfn of a virtual address (/proc/self/pagemap, needs
-/// CAP_SYS_ADMIN for the frame bits). Returns false if the page is not present.
-using PfnLookup = std::function<bool(const void* addr, uint64_t* pfn)>;
+/// This process's pfns of `pages` 4 KiB pages from `addr` (page aligned) into `pfns`.
+/// Returns the index of the first page with no frame (not present, or frames hidden),
+/// or `pages` if all have one.
+using PfnLookup = std::function<size_t(const void* addr, size_t pages, uint64_t* pfns)>;
 
-/// The pagemap lookup (Documentation/admin-guide/mm/pagemap.rst: bits 0-54 pfn, bit 63
-/// present).
-bool PagemapPfn(const void* addr, uint64_t* pfn);
+/// The pagemap lookup: one read of /proc/self/pagemap for the whole range
+/// (Documentation/admin-guide/mm/pagemap.rst: bits 0-54 pfn, bit 63 present; the pfn
+/// reads as 0 without CAP_SYS_ADMIN).
+size_t PagemapPfns(const void* addr, size_t pages, uint64_t* pfns);
 
 /// The open devices of one role. guest: gntalloc. dom0: gntdev and kmod.
 struct LinuxXenDevices {
   std::unique_ptr<DeviceFile> gntalloc;
   std::unique_ptr<DeviceFile> gntdev;
   std::shared_ptr<Kmod> kmod;  // shared with the engine (edu_port.h): same open file
-  PfnLookup pfn_of = PagemapPfn;
+  PfnLookup pfns_of = PagemapPfns;
 };
 
 /// Opens the devices a role needs from their standard paths (/dev/xen/gntalloc;

@@ -5,6 +5,7 @@
 #include "agent/linux_xen/linux_xen_backend.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -140,6 +141,14 @@ struct FakeKmod {
   }
 };
 
+/// /dev/dmahil answered by `k` (which must outlive the file).
+std::unique_ptr<FakeFile> KmodFile(FakeKmod& k) {
+  auto f = std::make_unique<FakeFile>("/dev/dmahil");
+  k.file = f.get();
+  f->on_ioctl = [&k](unsigned long r, void* a) { return k.Handle(r, a); };
+  return f;
+}
+
 class LinuxXenBackendTest : public ::testing::Test {
  protected:
   std::unique_ptr<LinuxXenBackend> Dom0() {
@@ -156,11 +165,8 @@ class LinuxXenBackendTest : public ::testing::Test {
       }
       return 0;
     };
-    auto kfile = std::make_unique<FakeFile>("/dev/dmahil");
-    kmod_.file = kfile.get();
-    kfile->on_ioctl = [this](unsigned long r, void* a) { return kmod_.Handle(r, a); };
     d.gntdev = std::move(gntdev);
-    d.kmod = std::make_shared<Kmod>(std::move(kfile));
+    d.kmod = std::make_shared<Kmod>(KmodFile(kmod_));
     dmahil_info info{};
     EXPECT_TRUE(d.kmod->Info(&info).ok());
     kmod_ptr_ = d.kmod;
@@ -182,10 +188,9 @@ class LinuxXenBackendTest : public ::testing::Test {
       return 0;
     };
     d.gntalloc = std::move(f);
-    d.pfn_of = [](const void*, uint64_t* pfn) {
-      static uint64_t next = 0x40100;
-      *pfn = next++;
-      return true;
+    d.pfns_of = [](const void*, size_t pages, uint64_t* pfns) {
+      for (size_t i = 0; i < pages; ++i) pfns[i] = 0x40100 + i;
+      return pages;
     };
     return std::make_unique<LinuxXenBackend>(v1::ROLE_GUEST, 3, "qemu-xen-arm64", std::move(d));
   }
@@ -407,9 +412,7 @@ TEST_F(LinuxXenBackendTest, GuestGrantsThroughGntallocAndRefusesWhatGntallocCann
 TEST_F(LinuxXenBackendTest, AModuleOfAnotherAbiIsRefusedByName) {
   FakeKmod k;
   k.abi = DMAHIL_ABI_VERSION + 1;
-  auto f = std::make_unique<FakeFile>("/dev/dmahil");
-  f->on_ioctl = [&k](unsigned long r, void* a) { return k.Handle(r, a); };
-  Kmod kmod(std::move(f));
+  Kmod kmod(KmodFile(k));
   dmahil_info info{};
   const grpc::Status s = kmod.Info(&info);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
@@ -419,9 +422,7 @@ TEST_F(LinuxXenBackendTest, AModuleOfAnotherAbiIsRefusedByName) {
 TEST_F(LinuxXenBackendTest, WithoutEveryMaintenanceProbeNothingClaimsToBeAudited) {
   FakeKmod k;
   k.arch_probe = false;  // only the GNTTABOP_cache_flush probe armed
-  auto f = std::make_unique<FakeFile>("/dev/dmahil");
-  f->on_ioctl = [&k](unsigned long r, void* a) { return k.Handle(r, a); };
-  Kmod kmod(std::move(f));
+  Kmod kmod(KmodFile(k));
   dmahil_info info{};
   ASSERT_TRUE(kmod.Info(&info).ok());
   EXPECT_FALSE(kmod.audited());
@@ -451,6 +452,26 @@ TEST_F(LinuxXenBackendTest, InfoReportsTheEngineAndTheModulesFaultSwitches) {
   ASSERT_EQ(info.module_faults_size(), 1);
   EXPECT_EQ(info.module_faults(0), "skip-cpu-sync");
   EXPECT_FALSE(info.dma_coherent());
+}
+
+TEST(PagemapPfns, GivesEachPresentPagesFrameAndStopsAtTheFirstMissingOne) {
+  const size_t pages = 4;
+  void* p =
+      ::mmap(nullptr, pages * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(p, MAP_FAILED);
+  auto* bytes = static_cast<uint8_t*>(p);
+  for (size_t i = 0; i < 3; ++i) bytes[i * kPage] = 1;  // page 3 is never touched
+  uint64_t pfns[pages] = {};
+  const size_t got = PagemapPfns(p, pages, pfns);
+  if (::geteuid() == 0) {
+    EXPECT_EQ(got, 3u);  // the untouched page has no frame
+    EXPECT_NE(pfns[0], 0u);
+    EXPECT_NE(pfns[0], pfns[1]);
+    EXPECT_NE(pfns[1], pfns[2]);
+  } else {
+    EXPECT_EQ(got, 0u);  // without CAP_SYS_ADMIN the kernel hides every frame
+  }
+  ::munmap(p, pages * kPage);
 }
 
 TEST_F(LinuxXenBackendTest, TheEnginePortSplitsTransfersAndTurnsARefusalIntoABusFault) {

@@ -14,17 +14,6 @@ struct Range {
   uint64_t lo, hi;  // [lo, hi)
 };
 
-const char* DirName(v1::DmaDirection d) {
-  switch (d) {
-    case v1::DMA_TO_DEVICE:
-      return "DMA_TO_DEVICE";
-    case v1::DMA_FROM_DEVICE:
-      return "DMA_FROM_DEVICE";
-    default:
-      return "DMA_BIDIRECTIONAL";
-  }
-}
-
 /// Whether the union of `parts` covers `want`.
 bool Covers(std::vector<Range> parts, Range want) {
   std::sort(parts.begin(), parts.end(), [](Range a, Range b) { return a.lo < b.lo; });
@@ -131,8 +120,8 @@ std::optional<MaintenanceFinding> AuditMaintenance(const v1::Board& board, v1::D
         return MaintenanceFinding{
             v1::VERDICT_FAIL, v1::DIAGNOSIS_MISSING_MAINTENANCE, 0,
             fmt::format("{}: the {} of {} covers only part of it (about {} of {} bytes)",
-                        DirName(dir), n.what, page, std::min<uint64_t>(covered, s.length()),
-                        s.length())};
+                        v1::DmaDirection_Name(dir), n.what, page,
+                        std::min<uint64_t>(covered, s.length()), s.length())};
       }
       // Misaddressed only if the kernel issued one op per page or more: fewer, and this
       // page's op is simply missing (the nearest op then is its neighbour's).
@@ -140,14 +129,14 @@ std::optional<MaintenanceFinding> AuditMaintenance(const v1::Board& board, v1::D
         return MaintenanceFinding{
             v1::VERDICT_FAIL, v1::DIAGNOSIS_MISSING_MAINTENANCE, 0,
             fmt::format("{}: no {} of {}: the kernel issued none (non-coherent engine)",
-                        DirName(dir), n.what, page)};
+                        v1::DmaDirection_Name(dir), n.what, page)};
       const auto disp = static_cast<int64_t>(stray->addr() - want.lo);
       return MaintenanceFinding{
           v1::VERDICT_FAIL, v1::DIAGNOSIS_MISADDRESSED_MAINTENANCE, disp,
           fmt::format(
               "{}: the {} of {} went to {} {:#x} (+{} bytes) instead of {:#x}: "
               "displacement {}",
-              DirName(dir), n.what, page,
+              v1::DmaDirection_Name(dir), n.what, page,
               stray->kind() == v1::CACHE_OP_HYPERCALL ? "machine address" : "physical address",
               stray->addr(), stray->length(), want.lo, report::SignedHex(disp))};
     }
