@@ -30,6 +30,8 @@ OUT=$REPO/build-qemu/kmod
 FORCE=0
 die() { echo "build-kmod.sh: error: $*" >&2; exit 1; }
 log() { echo "build-kmod.sh: $*"; }
+# shellcheck source=qemu/lib.sh
+. "$REPO/qemu/lib.sh"
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
@@ -97,13 +99,7 @@ if [ -z "$kbuild_deb" ]; then
 fi
 
 # --- 2. unpack + fix the absolute include ----------------------------------------------
-for deb in "$hdr_deb" "$common_deb" "$kbuild_deb"; do
-  stamp=$KROOT/.unpacked/$(basename "$deb")
-  [ -e "$stamp" ] && continue
-  log "unpacking $(basename "$deb")"
-  dpkg-deb -x "$deb" "$KROOT" || die "dpkg-deb -x $deb failed"
-  touch "$stamp"
-done
+unpack_debs "$KROOT" "$hdr_deb" "$common_deb" "$kbuild_deb"
 KDIR=$KROOT/usr/src/$HDR
 [ -f "$KDIR/Makefile" ] || die "no $KDIR/Makefile after unpacking $hdr_deb"
 [ -x "$KROOT/usr/lib/$KBUILD/scripts/basic/fixdep" ] \

@@ -26,6 +26,8 @@ mkdir -p "$DEBS" "$ROOT/.unpacked"
 
 die() { echo "fetch.sh: error: $*" >&2; exit 1; }
 log() { echo "fetch.sh: $*"; }
+# shellcheck source=qemu/lib.sh
+. "$REPO/qemu/lib.sh"
 
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -94,15 +96,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     || die "apt-get download failed for: ${missing[*]}"
 fi
 
+debs=()
 for p in "${ARM64_PKGS[@]}"; do
   deb=$(cached_deb "$p")
   [ -n "$deb" ] || die "no .deb for $p in $DEBS"
-  stamp=$ROOT/.unpacked/$(basename "$deb")
-  [ -e "$stamp" ] && continue
-  log "unpacking $(basename "$deb")"
-  dpkg-deb -x "$deb" "$ROOT" || die "dpkg-deb -x $deb failed"
-  touch "$stamp"
+  debs+=("$deb")
 done
+unpack_debs "$ROOT" "${debs[@]}"
 
 # --- locate the pieces ---------------------------------------------------------------
 XEN=$(find "$ROOT/boot" -maxdepth 1 -name 'xen-4.17*-arm64' | sort -V | tail -n1)

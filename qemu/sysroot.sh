@@ -37,6 +37,8 @@ OUT=$REPO/build-qemu/sysroot
 CLEAN=0
 die() { echo "sysroot.sh: error: $*" >&2; exit 1; }
 log() { echo "sysroot.sh: $*"; }
+# shellcheck source=qemu/lib.sh
+. "$REPO/qemu/lib.sh"
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
@@ -172,15 +174,10 @@ else
 fi
 
 # ---- unpack -------------------------------------------------------------------------
-n=0
-for s in "${specs[@]}"; do
-  f=$(debfile "$s")
-  [ -e "$STAMPS/$f" ] && continue
-  dpkg-deb -x "$DEBS/$f" "$OUT" || die "dpkg-deb -x $f failed"
-  : > "$STAMPS/$f"
-  n=$((n + 1))
-done
-log "unpacked $n new packages"
+debs=()
+for s in "${specs[@]}"; do debs+=("$DEBS/$(debfile "$s")"); done
+unpack_debs "$OUT" "${debs[@]}" >/dev/null  # 74 packages: the count, not a line each
+log "unpacked $UNPACKED new packages"
 mv "$OUT/.packages.new" "$OUT/.packages.done"
 
 # ---- absolute symlinks -> relative ones inside the sysroot --------------------------
