@@ -26,10 +26,6 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
-extern "C" {
-#include <xenstore.h>  // libxenstore's header has no extern "C" of its own
-}
-
 #include "agent/agent_service.h"
 #include "agent/linux_xen/engine_port.h"
 #include "agent/linux_xen/linux_xen_backend.h"
@@ -48,19 +44,6 @@ StopSignal* g_stop = nullptr;
 
 extern "C" void OnSignal(int) {
   if (g_stop) g_stop->Set();
-}
-
-/// This domain's id from xenstore's "domid" node (relative to /local/domain/<self>).
-uint32_t OwnDomid() {
-  xs_handle* xs = xs_open(0);
-  if (!xs) throw std::runtime_error("cannot open xenstore (is /dev/xen/xenbus there?)");
-  unsigned int len = 0;
-  char* v = static_cast<char*>(xs_read(xs, XBT_NULL, "domid", &len));
-  xs_close(xs);
-  if (!v) throw std::runtime_error("xenstore has no \"domid\" for this domain");
-  const std::string s(v, len);
-  free(v);
-  return static_cast<uint32_t>(std::stoul(s));
 }
 
 /// "host:port" -> host and port; throws std::invalid_argument naming the option.
@@ -130,7 +113,8 @@ int main(int argc, char** argv) {
     std::signal(SIGTERM, OnSignal);
     std::signal(SIGINT, OnSignal);
 
-    const uint32_t domid = role == dmahil::v1::ROLE_DOM0 ? 0 : OwnDomid();
+    const uint32_t domid =
+        role == dmahil::v1::ROLE_DOM0 ? 0 : static_cast<uint32_t>(tr::OwnDomainId());
     lx::LinuxXenDevices devices = lx::OpenLinuxXenDevices(role);
     std::shared_ptr<lx::Kmod> kmod = devices.kmod;
     lx::LinuxXenBackend backend(role, domid, board, std::move(devices));

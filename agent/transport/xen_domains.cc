@@ -54,6 +54,26 @@ int FindDomainIdByName(std::string_view name) {
                        std::string(name) + "' (domains: " + (seen.empty() ? "none" : seen) + ")");
 }
 
+int OwnDomainId() {
+  const std::unique_ptr<xs_handle, XsCloser> xs(xs_open(0));
+  if (!xs)
+    throw TransportError(std::string("xs_open (xenstore) failed: ") + strerror(errno) +
+                         " (is /dev/xen/xenbus there?)");
+  unsigned int len = 0;
+  // Relative paths are under /local/domain/<own id>; "domid" is the toolstack's.
+  const std::unique_ptr<char, FreeDeleter> value(
+      static_cast<char*>(xs_read(xs.get(), XBT_NULL, "domid", &len)));
+  if (!value)
+    throw TransportError(std::string("xenstore has no \"domid\" for this domain: ") +
+                         strerror(errno));
+  const std::string s(value.get(), len);
+  char* end = nullptr;
+  const long id = std::strtol(s.c_str(), &end, 10);
+  if (s.empty() || *end != '\0' || id < 0 || id >= 0x7ff0)
+    throw TransportError("xenstore \"domid\" is \"" + s + "\", not a domain id");
+  return static_cast<int>(id);
+}
+
 std::string GuestXenstorePath(int domid, std::string_view relative_path) {
   return "/local/domain/" + std::to_string(domid) + "/" + std::string(relative_path);
 }

@@ -33,6 +33,13 @@ std::string MessageOf(const std::function<void()>& f) {
   return "(no TransportError)";
 }
 
+TEST(XenOffHostTest, OwnDomainIdWithoutXenstoreSaysWhy) {
+  SKIP_ON_XEN();
+  const std::string m = MessageOf([] { OwnDomainId(); });
+  EXPECT_NE(m.find("xs_open (xenstore) failed"), std::string::npos) << m;
+  EXPECT_NE(m.find("/dev/xen/xenbus"), std::string::npos) << m;
+}
+
 TEST(XenOffHostTest, ListenNamesTheCallAndPath) {
   SKIP_ON_XEN();
   const std::string m = MessageOf([] { VchanChannel::Listen(0, kAgentVchanPath); });
