@@ -44,6 +44,8 @@ v1::AgentInfo SimBackend::Info() {
   info.set_line_size(board_.board().cache().line_size());
   info.set_page_size(role_ == v1::ROLE_DOM0 ? board_.board().linux_page_size() : 4096);
   info.set_revision(board_.faults().ToString());
+  // The model's engine sees memory as the board file says (sim/device_view.h).
+  info.set_dma_coherent(board_.board().dma().coherent());
   return info;
 }
 

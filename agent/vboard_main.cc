@@ -1,4 +1,4 @@
-// dmahil-vboard: one virtual board as one process (DESIGN §6).
+// dmahil-vboard: one virtual board as one process (docs/architecture.md §7).
 //
 //   dmahil-vboard --board boards/zcu102-virtual.textproto --faults dma-ops-bypass-xen --seed 7
 //   dmahil-vboard --board boards/zcu102-virtual.textproto --revision-dir deploy/rev --seed 7
@@ -8,9 +8,10 @@
 // boot (its boot_rate, drawn from --seed), logged on the console (stderr). The injected
 // faults are --faults plus the taken switches.
 //
-// Prints one JSON line on stdout when ready:
-//   {"board":"...","dom0":"127.0.0.1:P","guest":"127.0.0.1:P","device":"127.0.0.1:P",
-//    "revision":"..."}
+// Prints its ready line on stdout (the controller puts stdout and stderr on one pty, the
+// board's console: controller/run/kinds/virtual_kind.h):
+//   dmahil-vboard: ready {"board":"...","dom0":"127.0.0.1:P","guest":"127.0.0.1:P",
+//                         "device":"127.0.0.1:P","revision":"..."}
 // and serves until stdin closes or SIGTERM/SIGINT. Exit 2 on a configuration error.
 #include <csignal>
 #include <iostream>
@@ -18,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -39,12 +40,14 @@ int main(int argc, char** argv) {
   app.add_option("--revision-dir", revision_dir,
                  "folder of revision files (linux.textproto, xen.textproto) read at boot");
   CLI11_PARSE(app, argc, argv);
-  spdlog::set_default_logger(spdlog::stderr_color_mt("vboard"));
+  spdlog::set_default_logger(spdlog::stderr_logger_mt("vboard"));
 
   try {
     const dmahil::v1::Board board = dmahil::LoadBoard(board_file);
-    if (board.kind() != dmahil::v1::BOARD_KIND_VIRTUAL)
-      throw std::runtime_error(board_file + ": kind must be BOARD_KIND_VIRTUAL for dmahil-vboard");
+    if (!board.has_xen())
+      throw std::runtime_error(board_file +
+                               ": the model needs the board's xen layout (dom0 and domU RAM, the "
+                               "grant-map region, the swiotlb pool)");
     if (!revision_dir.empty()) {
       const dmahil::agent::BootedRevision rev = dmahil::agent::BootRevision(revision_dir, seed);
       if (rev.files.empty())
@@ -59,7 +62,7 @@ int main(int argc, char** argv) {
                             {"guest", ep.guest},
                             {"device", "127.0.0.1:" + std::to_string(ep.device_port)},
                             {"revision", server.board().faults().ToString()}};
-    std::cout << ready.dump() << std::endl;
+    std::cout << "dmahil-vboard: ready " << ready.dump() << std::endl;
 
     sigset_t set;
     sigemptyset(&set);

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "common/dma_ranges.h"
+#include "common/host_port.h"
 
 namespace dmahil {
 namespace {
@@ -397,33 +398,6 @@ void CheckXen(Problems& p, const v1::Board& board, const std::vector<Range>& ram
 
 // ---- Lab wiring of real boards (lab.proto BoardWiring, issue 5) ----
 
-// Why `endpoint` is not "host:port" or "[ipv6]:port" with port 1..65535; "" if it is.
-std::string EndpointProblem(const std::string& endpoint) {
-  if (endpoint.empty()) return "is empty";
-  std::string host;
-  std::string port;
-  if (endpoint.front() == '[') {
-    const size_t close = endpoint.find(']');
-    if (close == std::string::npos || close + 1 >= endpoint.size() || endpoint[close + 1] != ':')
-      return "is not [ipv6]:port";
-    host = endpoint.substr(1, close - 1);
-    port = endpoint.substr(close + 2);
-  } else {
-    const size_t colon = endpoint.rfind(':');
-    if (colon == std::string::npos) return "has no :port";
-    host = endpoint.substr(0, colon);
-    port = endpoint.substr(colon + 1);
-    if (host.find(':') != std::string::npos) return "has an IPv6 host without [brackets]";
-  }
-  if (host.empty()) return "has no host";
-  if (port.empty() || port.size() > 5 ||
-      !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))
-    return "has a port that is not a number";
-  const int n = std::stoi(port);
-  if (n < 1 || n > 65535) return "has a port outside 1..65535";
-  return "";
-}
-
 // Things two boards of one lab host cannot share: a GPIO line, a serial device, a USB
 // engine, a PDU outlet, an agent endpoint. Maps what -> the field that first used it.
 class Claims {
@@ -666,7 +640,7 @@ void CheckWiring(Problems& p, Claims& claims, const std::string& path, const v1:
             "{}.engine (USB) cannot drive a BOARD_KIND_QEMU_XEN board; give engine_tcp: "
             "\"127.0.0.1:<power.qemu.engine_port>\"",
             path);
-    else if (const std::string why = EndpointProblem(w.engine_tcp()); !why.empty())
+    else if (const std::string why = HostPortProblem(w.engine_tcp()); !why.empty())
       p.Add(path + ".engine_tcp", "{}.engine_tcp \"{}\" {}; give the engine's host:port", path,
             w.engine_tcp(), why);
     if (w.power().has_qemu()) CheckQemu(p, claims, path, w, board);
@@ -685,7 +659,7 @@ void CheckWiring(Problems& p, Claims& claims, const std::string& path, const v1:
   for (const auto& [name, endpoint] : agents) {
     const std::string& value = *endpoint;
     const std::string f = fmt::format("{}.{}", path, name);
-    if (const std::string why = EndpointProblem(value); !why.empty())
+    if (const std::string why = HostPortProblem(value); !why.empty())
       p.Add(f, "{} \"{}\" {}; give the agent's gRPC endpoint as host:port", f, value, why);
     else
       claims.Claim(p, "agent endpoint", value, f);

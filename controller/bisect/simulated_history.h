@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/seed_mix.h"
 #include "controller/bisect/bisection.h"
 
 namespace dmahil::bisect {
@@ -35,11 +36,8 @@ class SimulatedHistory : public RevisionRunner {
   RunOutcome Run(const std::string& rev, uint32_t run_index) override {
     if (runs.size() >= throw_after_runs) throw BisectError("killed");
     runs.emplace_back(rev, run_index);
-    uint64_t x = seed_ ^ (Index(rev) * 0x9E3779B97F4A7C15ULL) ^ (uint64_t{run_index} << 40);
-    x += 0x9E3779B97F4A7C15ULL;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-    x ^= x >> 31;
+    const uint64_t x =
+        MixSeed(seed_ ^ (Index(rev) * 0x9E3779B97F4A7C15ULL) ^ (uint64_t{run_index} << 40));
     const double u = static_cast<double>(x >> 11) / 9007199254740992.0;
     RunOutcome out;
     out.board_ms = 100;

@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common/config.h"
+#include "controller/run/board_kind.h"
 
 namespace dmahil::boardcheck {
 namespace {
@@ -22,19 +23,6 @@ std::string HumanSize(uint64_t bytes) {
   if (bytes != 0 && bytes % kMiB == 0) return fmt::format("{} MiB", bytes / kMiB);
   if (bytes != 0 && bytes % kKiB == 0) return fmt::format("{} KiB", bytes / kKiB);
   return fmt::format("{:#x} B", bytes);
-}
-
-std::string KindName(v1::BoardKind kind) {
-  switch (kind) {
-    case v1::BOARD_KIND_VIRTUAL:
-      return "virtual";
-    case v1::BOARD_KIND_QEMU_XEN:
-      return "qemu-xen";
-    case v1::BOARD_KIND_HARDWARE:
-      return "hardware";
-    default:
-      return "unspecified";
-  }
 }
 
 std::string ReadAll(const std::filesystem::path& file, bool& ok) {
@@ -127,8 +115,9 @@ std::string Summarize(const v1::Board& board) {
   if (ranges.empty()) ranges = "identity";
   const uint32_t cpus = board.cpus() == 0 ? 1 : board.cpus();
   return fmt::format("{}: {}, {}, {} CPU{}, {}, {}, dma-ranges {}, mask {}-bit{}", board.name(),
-                     KindName(board.kind()), board.soc().empty() ? "SoC not given" : board.soc(),
-                     cpus, cpus == 1 ? "" : "s", lines, engine, ranges, dma.mask_bits(),
+                     controller::TraitsOf(board).name,
+                     board.soc().empty() ? "SoC not given" : board.soc(), cpus,
+                     cpus == 1 ? "" : "s", lines, engine, ranges, dma.mask_bits(),
                      board.smmu().present() ? ", behind SMMU" : "");
 }
 

@@ -24,6 +24,7 @@
 #include <system_error>
 #include <thread>
 
+#include "controller/lab/child_process.h"
 #include "controller/lab/lab_error.h"
 #include "controller/lab/log_tail.h"
 
@@ -70,14 +71,6 @@ std::string ShellJoin(const fs::path& exe, const std::vector<std::string>& args)
   return s;
 }
 
-// How a reaped child ended: "exit status N" or "killed by signal N (NAME)".
-std::string HowEnded(int native_status) {
-  if (WIFSIGNALED(native_status))
-    return fmt::format("killed by signal {} ({})", WTERMSIG(native_status),
-                       strsignal(WTERMSIG(native_status)));
-  return fmt::format("exit status {}", WEXITSTATUS(native_status));
-}
-
 // A program given as a path (contains '/') or a name on PATH; "" if not found.
 fs::path FindProgram(const std::string& program) {
   if (program.find('/') != std::string::npos)
@@ -85,21 +78,7 @@ fs::path FindProgram(const std::string& program) {
   return fs::path(bp::search_path(program).string());
 }
 
-// Waits up to `timeout_ms` for `child` to exit (polling waitpid through running(), every
-// 20 ms: Boost 1.74's wait_for is unreliable). True if it exited.
-bool WaitExit(bp::child& child, uint32_t timeout_ms) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  for (;;) {
-    std::error_code ec;
-    if (!child.running(ec)) return true;
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-}
-
-// Starts `exe args` in its own process group with stdin from /dev/null and stdout and
-// stderr appended to `log`. The child gets SIGKILL if the controller thread that started
-// it dies (PR_SET_PDEATHSIG), so a crashed controller leaves no QEMU behind.
+// Starts `exe args` (SpawnChild) with stdout and stderr appended to `log`.
 std::unique_ptr<bp::child> Spawn(const fs::path& exe, const std::vector<std::string>& args,
                                  const fs::path& log, bp::group& group) {
   FILE* out = std::fopen(log.c_str(), "a");
@@ -107,14 +86,12 @@ std::unique_ptr<bp::child> Spawn(const fs::path& exe, const std::vector<std::str
     throw LabError(
         fmt::format("{}: cannot open for QEMU's output: {}", log.string(), std::strerror(errno)));
   try {
-    auto child = std::make_unique<bp::child>(
-        exe.string(), bp::args(args), bp::std_in<bp::null, (bp::std_out & bp::std_err)> out, group,
-        bp::extend::on_exec_setup([](auto&) { ::prctl(PR_SET_PDEATHSIG, SIGKILL); }));
+    auto child = SpawnChild(exe, args, out, group);
     std::fclose(out);
     return child;
-  } catch (const std::exception& e) {
+  } catch (...) {
     std::fclose(out);
-    throw LabError(fmt::format("{}: cannot start: {}", exe.string(), e.what()));
+    throw;
   }
 }
 
@@ -237,19 +214,9 @@ QemuPowerSwitch::QemuPowerSwitch(const v1::QemuPower& power, const fs::path& dir
   std::error_code ec;
   fs::create_directories(dir_, ec);
   if (ec) throw LabError(fmt::format("{}: cannot create: {}", dir_.string(), ec.message()));
-  char name[256] = {};
-  if (openpty(&master_, &slave_, name, nullptr, nullptr) != 0)
-    throw LabError(fmt::format("openpty for QEMU's serial port: {}", std::strerror(errno)));
-  serial_path_ = name;
-  // Raw: no echo of what the master writes, no "\n" -> "\r\n"; QEMU's tty chardev sets its
-  // own raw mode when it opens the slave (chardev/char-serial.c tty_serial_init).
-  termios t{};
-  if (tcgetattr(slave_, &t) == 0) {
-    cfmakeraw(&t);
-    tcsetattr(slave_, TCSANOW, &t);
-  }
-  fcntl(master_, F_SETFD, FD_CLOEXEC);
-  fcntl(slave_, F_SETFD, FD_CLOEXEC);
+  // QEMU's tty chardev sets its own raw mode when it opens the slave
+  // (chardev/char-serial.c tty_serial_init).
+  pty_ = std::make_unique<PtyPair>("QEMU's serial port");
 }
 
 QemuPowerSwitch::~QemuPowerSwitch() {
@@ -257,8 +224,6 @@ QemuPowerSwitch::~QemuPowerSwitch() {
     Off();
   } catch (...) {  // a destructor must not throw; Off() only logs
   }
-  if (master_ >= 0) ::close(master_);
-  if (slave_ >= 0) ::close(slave_);
 }
 
 void QemuPowerSwitch::Log(const std::string& line) const {
@@ -272,7 +237,7 @@ void QemuPowerSwitch::DumpDtb() {
   // The same arguments as the boot (the DTB records the initrd's size and the guest-loader
   // nodes), so QEMU writes the tree it would have booted with (hw/arm/virt.c: dumpdtb
   // exits right after machine init).
-  const std::vector<std::string> args = QemuArgs(power_, images_, serial_path_, {}, dtb);
+  const std::vector<std::string> args = QemuArgs(power_, images_, serial_path(), {}, dtb);
   Log(fmt::format("# dmahil dtb dump {}: {}", UtcNow(), ShellJoin(qemu_, args)));
   bp::group group;
   std::unique_ptr<bp::child> child = Spawn(qemu_, args, log_path(), group);
@@ -315,7 +280,7 @@ void QemuPowerSwitch::On() {
     Off();                            // exited on its own: reap, then start afresh
   }
   if (power_.non_coherent()) DumpDtb();
-  last_args_ = QemuArgs(power_, images_, serial_path_, power_.non_coherent() ? dtb_path() : "");
+  last_args_ = QemuArgs(power_, images_, serial_path(), power_.non_coherent() ? dtb_path() : "");
   Log(fmt::format("# dmahil power on {}: {}", UtcNow(), ShellJoin(qemu_, last_args_)));
   auto group = std::make_unique<bp::group>();
   child_ = Spawn(qemu_, last_args_, log_path(), *group);
@@ -374,11 +339,7 @@ pid_t QemuPowerSwitch::pid() {
 
 std::unique_ptr<SerialConsole> QemuPowerSwitch::OpenConsole(const v1::SerialConsole& config,
                                                             const fs::path& log) const {
-  const int fd = ::fcntl(master_, F_DUPFD_CLOEXEC, 0);
-  if (fd < 0)
-    throw LabError(
-        fmt::format("{}: cannot duplicate the pty master: {}", serial_path_, std::strerror(errno)));
-  return std::make_unique<SerialConsole>(config, fd, serial_path_ + " (QEMU serial)", log);
+  return pty_->OpenConsole(config, serial_path() + " (QEMU serial)", log);
 }
 
 }  // namespace dmahil::lab

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "controller/lab/child_process.h"
 #include "controller/lab/power.h"
 #include "controller/lab/serial_console.h"
 #include "dmahil/v1/lab.pb.h"
@@ -108,7 +109,7 @@ class QemuPowerSwitch final : public PowerSwitch {
                                              const std::filesystem::path& log) const;
 
   /// The pty slave QEMU writes its serial port to, e.g. "/dev/pts/7".
-  const std::string& serial_path() const { return serial_path_; }
+  const std::string& serial_path() const { return pty_->slave_path(); }
   /// The arguments of the last QEMU started for a boot (not the DTB dump); empty before.
   const std::vector<std::string>& last_args() const { return last_args_; }
   /// QEMU's pid while it runs, else -1.
@@ -126,9 +127,7 @@ class QemuPowerSwitch final : public PowerSwitch {
   std::filesystem::path qemu_;    // the binary, resolved
   std::filesystem::path fdtput_;  // resolved for non_coherent
   std::filesystem::path dir_;
-  int master_ = -1;
-  int slave_ = -1;
-  std::string serial_path_;
+  std::unique_ptr<PtyPair> pty_;  // the serial port: QEMU writes the slave
   std::vector<std::string> last_args_;
   std::unique_ptr<boost::process::group> group_;
   std::unique_ptr<boost::process::child> child_;

@@ -97,6 +97,8 @@ class SerialConsole {
 
   /// The device path, as configured.
   const std::string& device() const { return config_.device(); }
+  /// The regex WaitForAgentReady waits for (config.agent_ready).
+  const std::string& agent_ready() const { return config_.agent_ready(); }
   /// The number of lines received since open.
   uint64_t line_count() const;
 

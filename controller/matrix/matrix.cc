@@ -17,6 +17,7 @@
 #include "controller/report/names.h"
 #include "controller/report/results_json.h"
 #include "controller/report/write_file.h"
+#include "controller/run/board_kind.h"
 #include "controller/run/campaign.h"
 #include "sim/faults.h"
 
@@ -104,11 +105,12 @@ MatrixPlan MakePlan(const MatrixRequest& request) {
       errors.push_back(e.what());
       continue;
     }
-    if (b.board.kind() != v1::BOARD_KIND_VIRTUAL) {
-      errors.push_back(
-          fmt::format("{}: board kind {}: the matrix injects faults, which only virtual boards "
-                      "(BOARD_KIND_VIRTUAL) have",
-                      source.Where("kind"), v1::BoardKind_Name(b.board.kind())));
+    if (const controller::BoardKindTraits traits = controller::TraitsOf(b.board);
+        !traits.runs_model) {
+      errors.push_back(fmt::format(
+          "{}: board kind {}: the matrix injects faults into the model, which {} boards do not "
+          "run",
+          source.Where("kind"), v1::BoardKind_Name(b.board.kind()), traits.name));
       continue;
     }
     b.name = b.board.name().empty() ? file.stem().string() : b.board.name();

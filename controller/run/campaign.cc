@@ -6,62 +6,29 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "controller/device/tcp_device_client.h"
-#include "controller/device/window_guard.h"
+#include "common/seed_mix.h"
+#include "controller/run/board_kind.h"
+#include "controller/run/board_runner.h"
 #include "controller/run/fixture_runner.h"
-#include "controller/run/lab_board.h"
-#include "controller/run/vboard_process.h"
 
 namespace dmahil::controller {
 namespace {
 
-uint64_t Mix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
-
-std::vector<v1::FixtureResult> RunVirtualBoard(const LoadedFarm& farm, const LoadedBoard& lb,
-                                               const CampaignOptions& opt) {
-  const std::string& name = lb.entry.name();
-  const uint64_t seed = BoardSeed(opt.seed, name);
-  const std::filesystem::path dir = opt.out_dir / name;
+std::vector<v1::FixtureResult> RunOneBoard(const LoadedFarm& farm, const LoadedBoard& lb,
+                                           const CampaignOptions& opt) {
+  const BoardKindEntry* entry = FindBoardKind(lb.board.kind());
+  if (entry == nullptr)
+    return AllError(
+        farm, lb.entry.name(),
+        fmt::format("board kind {} is not supported by this controller",
+                    v1::BoardKind_IsValid(lb.board.kind()) ? v1::BoardKind_Name(lb.board.kind())
+                                                           : std::to_string(lb.board.kind())));
   try {
-    std::filesystem::create_directories(dir);  // inside: a failure is this board's ERROR
-    const std::vector<std::string> faults(lb.entry.faults().begin(), lb.entry.faults().end());
-    VirtualBoardProcess power(opt.vboard, lb.file, faults, seed, dir / "console.log",
-                              opt.boot_timeout_ms, lb.revision_dir);
-    AgentClient dom0(power.ready().dom0);
-    AgentClient guest(power.ready().guest);
-    const v1::AgentInfo info = dom0.WaitReady(opt.boot_timeout_ms);
-    guest.WaitReady(opt.boot_timeout_ms);
-    TcpDeviceClient tcp(power.ready().device_host, power.ready().device_port);
-    GuardedDeviceClient device(tcp);
-    BoardLink link{dom0, guest, device, info.line_size()};
-    spdlog::info("{}: up ({} board, revision {}, seed {})", name, info.backend(),
-                 power.ready().revision, seed);
-    return RunFixtures(farm, lb, link, seed);
-  } catch (const std::exception& e) {
-    spdlog::error("{}: {}", name, e.what());
-    return AllError(farm, name, fmt::format("board did not come up: {}", e.what()));
-  }
-}
-
-std::vector<v1::FixtureResult> RunBoard(const LoadedFarm& farm, const LoadedBoard& lb,
-                                        const CampaignOptions& opt) {
-  switch (lb.board.kind()) {
-    case v1::BOARD_KIND_VIRTUAL:
-      return RunVirtualBoard(farm, lb, opt);
-    case v1::BOARD_KIND_HARDWARE:
-    case v1::BOARD_KIND_QEMU_XEN: {  // QEMU is the board's power (lab::QemuPowerSwitch)
-      RealLabOpener real;
-      return RunLabBoard(farm, lb, opt, opt.lab != nullptr ? *opt.lab : real);
-    }
-    default:
-      return AllError(farm, lb.entry.name(),
-                      fmt::format("board kind {} is not supported by this controller yet",
-                                  v1::BoardKind_Name(lb.board.kind())));
+    const std::unique_ptr<BoardKind> kind = entry->make(lb, opt);
+    return RunBoard(farm, lb, opt, *kind);
+  } catch (const std::exception& e) {  // RunBoard never throws; making the kind may
+    spdlog::error("{}: {}", lb.entry.name(), e.what());
+    return AllError(farm, lb.entry.name(), fmt::format("board did not come up: {}", e.what()));
   }
 }
 
@@ -81,7 +48,9 @@ std::vector<v1::FixtureResult> AllError(const LoadedFarm& farm, const std::strin
   return results;
 }
 
-uint64_t FixtureSeed(uint64_t board_seed, size_t index) { return Mix(board_seed ^ (index + 1)); }
+uint64_t FixtureSeed(uint64_t board_seed, size_t index) {
+  return MixSeed(board_seed ^ (index + 1));
+}
 
 std::vector<v1::FixtureResult> RunFixtures(const LoadedFarm& farm, const LoadedBoard& lb,
                                            BoardLink& link, uint64_t board_seed,
@@ -123,7 +92,7 @@ std::vector<v1::FixtureResult> RunFixtures(const LoadedFarm& farm, const LoadedB
 uint64_t BoardSeed(uint64_t run_seed, const std::string& board_name) {
   uint64_t h = 0xcbf29ce484222325ULL;
   for (unsigned char c : board_name) h = (h ^ c) * 0x100000001b3ULL;
-  return Mix(run_seed ^ h);
+  return MixSeed(run_seed ^ h);
 }
 
 std::vector<v1::FixtureResult> RunCampaign(const LoadedFarm& farm, const CampaignOptions& opt) {
@@ -134,7 +103,8 @@ std::vector<v1::FixtureResult> RunCampaign(const LoadedFarm& farm, const Campaig
   std::vector<std::thread> threads;
   for (size_t w = 0; w < workers; ++w)
     threads.emplace_back([&] {
-      for (size_t i = next++; i < n; i = next++) per_board[i] = RunBoard(farm, farm.boards[i], opt);
+      for (size_t i = next++; i < n; i = next++)
+        per_board[i] = RunOneBoard(farm, farm.boards[i], opt);
     });
   for (std::thread& t : threads) t.join();
   std::vector<v1::FixtureResult> all;

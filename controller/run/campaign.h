@@ -1,4 +1,4 @@
-// A nightly campaign (DESIGN §9): every fixture of a farm on every board, boards in
+// A nightly campaign (docs/architecture.md §11): every fixture of a farm on every board, boards in
 // parallel, each board powered on, driven, powered off; results in farm order.
 #pragma once
 
@@ -13,7 +13,6 @@
 
 namespace dmahil::controller {
 
-class LabOpener;
 struct BoardLink;
 
 struct CampaignOptions {
@@ -22,7 +21,6 @@ struct CampaignOptions {
   std::filesystem::path vboard;      // the dmahil-vboard executable
   uint32_t parallel = 0;             // boards driven at once; 0: all
   uint32_t boot_timeout_ms = 15000;  // virtual board power-on to agents answering
-  LabOpener* lab = nullptr;          // hardware boards' resources; null: the real ones
 };
 
 /// The seed a board's model and patterns use: a stable hash (FNV-1a) of the board name
@@ -45,8 +43,10 @@ std::vector<v1::FixtureResult> RunFixtures(const LoadedFarm& farm, const LoadedB
                                            BoardLink& link, uint64_t board_seed,
                                            const std::function<std::string()>& board_lost = {});
 
-/// Runs the campaign. Never throws for board or fixture problems: a board that does not
-/// come up gives VERDICT_ERROR for each of its fixtures, with the reason.
+/// Runs the campaign: each board through the one board runner (board_runner.h) with the
+/// BoardKind its kind's registry entry makes (board_kind.h). Never throws for board or
+/// fixture problems: a board that does not come up, or whose kind is not registered, gives
+/// VERDICT_ERROR for each of its fixtures, with the reason.
 std::vector<v1::FixtureResult> RunCampaign(const LoadedFarm& farm, const CampaignOptions& options);
 
 }  // namespace dmahil::controller

@@ -141,7 +141,10 @@ TEST(VirtualFarm, ABoardThatDoesNotComeUpIsAnInfrastructureError) {
   EXPECT_EQ(Dmahil("run --vboard /bin/false --farm " + kFarm + " --out " + out.string(), out), 2);
   const nlohmann::json j = nlohmann::json::parse(Slurp(out / "results.json"));
   for (const auto& r : j["results"]) EXPECT_EQ(r["verdict"], "error");
-  EXPECT_NE(j["results"][0]["detail"].get<std::string>().find("did not"), std::string::npos);
+  const std::string detail = j["results"][0]["detail"];
+  EXPECT_NE(detail.find("board offline: health check: power: false (pid "), std::string::npos)
+      << detail;
+  EXPECT_NE(detail.find("exited on its own, exit status 1"), std::string::npos) << detail;
   fs::remove_all(out);
 }
 
@@ -250,7 +253,7 @@ TEST(VirtualFarm, RevisionFolderSetsTheBoardsFaultsAtPowerOn) {
                             " does not exist: did the deploy hook run?"),
                 std::string::npos)
           << detail;
-      EXPECT_NE(detail.find("exited with status 2"), std::string::npos) << detail;
+      EXPECT_NE(detail.find("exited on its own, exit status 2"), std::string::npos) << detail;
     }
   }
   EXPECT_EQ(seen, (std::set<std::string>{"faulty", "clean", "undeployed"}));

@@ -36,6 +36,7 @@
 #include "controller/report/junit.h"
 #include "controller/report/results_json.h"
 #include "controller/report/summary.h"
+#include "controller/run/board_kind.h"
 #include "controller/run/campaign.h"
 #include "controller/run/expectations.h"
 #include "sim/faults.h"
@@ -76,7 +77,7 @@ int Run(const std::string& farm_file, const std::filesystem::path& out,
 
   dmahil::report::RunInfo info{seed, farm.farm.name()};
   for (const dmahil::LoadedBoard& b : farm.boards)
-    info.segments |= b.board.kind() != dmahil::v1::BOARD_KIND_VIRTUAL;
+    info.segments |= dmahil::controller::TraitsOf(b.board).shows_segments;
   dmahil::report::WriteJunit(out / "junit.xml", results, info);
   dmahil::report::WriteResultsJson(out / "results.json", results, info);
   std::cout << dmahil::report::RenderSummary(results, info);

@@ -1,8 +1,10 @@
-// The hardware-board runner (lab_board.h) on a virtual twin: a real SerialConsole on a pty
+// The one board runner (board_runner.h) on a virtual twin: a real SerialConsole on a pty
 // pair, a relay that "boots" the board by writing its console, the DMA engine over TCP and
-// the agents of a dmahil-vboard. And the real opener against resources that do not exist,
-// through the `dmahil` binary, with a virtual board in the same farm that must still run.
-#include "controller/run/lab_board.h"
+// the agents of a dmahil-vboard. A board kind added by a test in one class and one
+// registration line. The qemu-xen kind against a stand-in QEMU, and the hardware kind
+// against resources that do not exist, through the `dmahil` binary, with a virtual board in
+// the same farm that must still run.
+#include "controller/run/board_runner.h"
 
 #include <pty.h>
 #include <unistd.h>
@@ -12,6 +14,7 @@
 #include <string_view>
 #include <thread>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -19,15 +22,18 @@
 #include <grpcpp/server_builder.h>
 
 #include "agent/agent_service.h"
+#include "common/host_port.h"
 #include "controller/device/tcp_device_client.h"
 #include "controller/run/cli_test_support.h"
-#include "controller/run/vboard_process.h"
+#include "controller/run/kinds/virtual_kind.h"
+#include "controller/run/vboard_test_support.h"
 
 namespace dmahil::controller {
 namespace {
 
 namespace fs = std::filesystem;
 using dmahil::testing::RunDmahil;
+using dmahil::testing::RunningVboard;
 using dmahil::testing::Slurp;
 
 fs::path Src() { return std::getenv("DMAHIL_SOURCE_DIR"); }
@@ -85,7 +91,7 @@ class CrashingEngine final : public DeviceClient {
   bool crashed_ = false;
 };
 
-class LabBoardTwin : public ::testing::Test, public LabOpener {
+class LabBoardTwin : public ::testing::Test, public BoardKind {
  protected:
   void SetUp() override {
     dir_ = fs::temp_directory_path() /
@@ -108,9 +114,7 @@ class LabBoardTwin : public ::testing::Test, public LabOpener {
   void StartTwin(const std::vector<std::string>& faults, const std::vector<std::string>& fixtures,
                  uint32_t boot_timeout_ms = 10000) {
     const fs::path board_file = Src() / "boards/zcu102-virtual.textproto";
-    vboard_ = std::make_unique<VirtualBoardProcess>(
-        fs::path(DMAHIL_TEST_BINARY_DIR) / "bin/dmahil-vboard", board_file, faults, 7,
-        dir_ / "vboard.log", 10000);
+    vboard_ = std::make_unique<RunningVboard>(board_file, faults, dir_);
     LoadedBoard lb;
     lb.file = board_file;
     lb.board = LoadBoard(board_file);
@@ -118,8 +122,8 @@ class LabBoardTwin : public ::testing::Test, public LabOpener {
     v1::BoardWiring& w = *lb.entry.mutable_wiring();
     w.mutable_console()->set_device(tty_);
     w.mutable_console()->set_agent_ready("dmahil-agent: dom0 ready");
-    w.set_dom0_agent(vboard_->ready().dom0);
-    w.set_guest_agent(vboard_->ready().guest);
+    w.set_dom0_agent(vboard_->ready().agents.dom0);
+    w.set_guest_agent(vboard_->ready().agents.guest);
     w.set_boot_timeout_ms(boot_timeout_ms);
     farm_.boards = {lb};
     for (const std::string& f : fixtures) {
@@ -134,31 +138,45 @@ class LabBoardTwin : public ::testing::Test, public LabOpener {
     CampaignOptions opt;
     opt.seed = 11;
     opt.out_dir = dir_ / "out";
-    return RunLabBoard(farm_, farm_.boards[0], opt, *this);
+    return RunBoard(farm_, farm_.boards[0], opt, *this);
   }
 
-  std::unique_ptr<lab::PowerSwitch> OpenPower(const v1::PowerControl&, const fs::path&) override {
+  // The twin as a board kind: a relay, a UART on a pty, the vboard's engine and agents.
+  BoardKindTraits traits() const override {
+    BoardKindTraits t;
+    t.name = "twin";
+    t.stale_lines_observable = stale_lines_observable_;
+    return t;
+  }
+  uint32_t BootTimeoutMs() const override {
+    return farm_.boards[0].entry.wiring().boot_timeout_ms();
+  }
+  std::unique_ptr<lab::PowerSwitch> OpenPower(const fs::path&) override {
     return std::make_unique<TwinPower>(master_, boot_, calls_);
   }
-  std::unique_ptr<lab::SerialConsole> OpenConsole(const v1::SerialConsole& c, const fs::path& log,
-                                                  lab::PowerSwitch*) override {
-    return std::make_unique<lab::SerialConsole>(c, log);
+  std::unique_ptr<lab::SerialConsole> OpenConsole(const fs::path& log) override {
+    return std::make_unique<lab::SerialConsole>(farm_.boards[0].entry.wiring().console(), log);
   }
-  std::unique_ptr<DeviceClient> OpenEngine(const v1::BoardWiring&) override {
-    auto tcp = std::make_unique<TcpDeviceClient>(vboard_->ready().device_host,
-                                                 vboard_->ready().device_port);
+  std::unique_ptr<DeviceClient> OpenEngine() override {
+    const HostPort hp = ParseHostPort(vboard_->ready().device);
+    auto tcp = std::make_unique<TcpDeviceClient>(hp.host, hp.port);
     return std::make_unique<CrashingEngine>(std::move(tcp), master_, crash_buffer_);
+  }
+  AgentEndpoints Agents(const std::string&) override {
+    const v1::BoardWiring& w = farm_.boards[0].entry.wiring();
+    return {w.dom0_agent(), w.guest_agent()};
   }
 
   fs::path dir_;
   int master_ = -1;
   int slave_ = -1;
   std::string tty_;
-  std::unique_ptr<VirtualBoardProcess> vboard_;
+  std::unique_ptr<RunningVboard> vboard_;
   LoadedFarm farm_;
   std::string boot_ = "U-Boot 2023.01\nXen 4.17\n[    3.1] dmahil-agent: dom0 ready\n";
   std::vector<std::string> calls_;
   uint32_t crash_buffer_ = 0;
+  bool stale_lines_observable_ = true;  // false: a board like qemu-xen, without caches
 };
 
 TEST_F(LabBoardTwin, AHealthyBoardIsPowerCycledCheckedRunAndSwitchedOff) {
@@ -171,16 +189,34 @@ TEST_F(LabBoardTwin, AHealthyBoardIsPowerCycledCheckedRunAndSwitchedOff) {
   EXPECT_NE(console.find("dmahil-agent: dom0 ready"), std::string::npos) << console;
 }
 
-TEST_F(LabBoardTwin, AFailingHealthCheckMakesTheBoardOfflineNeverAFailure) {
-  // The board's kernel has a cache bug: the known-good fixture fails. That is no verdict
-  // on tonight's fixtures, it is a board that cannot give any.
-  StartTwin({"cache-flush-local-addr"}, {"foreign-to-device", "foreign-from-device"});
+TEST_F(LabBoardTwin, AFailingKnownGoodFixtureIsTheCodeUnderTestAndTheFixturesStillRun) {
+  // The board's kernel has a cache bug: the known-good fixture fails. The board works (the
+  // fixture ran and the oracle judged it), so tonight's fixtures run and say what is wrong;
+  // an offline board would hide the regression behind ERRORs.
+  StartTwin({"cache-flush-local-addr"}, {"foreign-to-device", "local-to-device"});
+  const auto results = Run();
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0].verdict(), v1::VERDICT_FAIL) << results[0].ShortDebugString();
+  EXPECT_EQ(results[0].diagnosis(), v1::DIAGNOSIS_STALE_LINE) << results[0].ShortDebugString();
+  // Local pages take the arch path, which the fault leaves alone.
+  EXPECT_EQ(results[1].verdict(), v1::VERDICT_PASS) << results[1].ShortDebugString();
+  EXPECT_EQ(calls_, (std::vector<std::string>{"cycle", "off"}));
+}
+
+TEST_F(LabBoardTwin, AKnownGoodFixtureThatCannotRunMakesTheBoardOfflineNeverAFailure) {
+  StartTwin({}, {"foreign-to-device", "foreign-from-device"});
+  // More pages than an agent maps for one buffer (1024): the agents refuse the health
+  // fixture, which cannot run at all.
+  v1::Fixture too_big = farm_.fixtures[0].fixture;
+  too_big.set_name("too-big");
+  too_big.set_pages(4096);
+  farm_.boards[0].health_fixture = too_big;
   const auto results = Run();
   ASSERT_EQ(results.size(), 2u);
   for (const auto& r : results) {
     EXPECT_EQ(r.verdict(), v1::VERDICT_ERROR);
-    EXPECT_NE(r.detail().find("board offline: health check: known-good fixture "
-                              "foreign-to-device gave VERDICT_FAIL (stale-line"),
+    EXPECT_NE(r.detail().find("board offline: health check: known-good fixture too-big could "
+                              "not run: "),
               std::string::npos)
         << r.detail();
   }
@@ -235,8 +271,10 @@ TEST_F(LabBoardTwin, ALinuxXenKernelThatDisagreesWithTheBoardFileIsOfflineBefore
              "dom0's kernel sees the engine (edu 0000:00:02.0) as dma-coherent, the board "
              "file says not coherent"},
         Case{false, false,
-             "the engine is not coherent but dmahil.ko records no cache maintenance"}}) {
+             "the engine is not coherent and a twin board shows no stale lines, but dmahil.ko "
+             "records no cache maintenance"}}) {
     farm_ = LoadedFarm{};
+    stale_lines_observable_ = false;
     StartTwin({}, {"foreign-to-device"});
     LinuxXenInfoOnly backend(c.coherent, c.audited);
     agent::AgentService service(backend);
@@ -298,7 +336,7 @@ TEST_F(LabBoardTwin, ACrashUnderAFixtureIsAnInfrastructureErrorAndEndsTheRun) {
   EXPECT_EQ(calls_.back(), "off");
 }
 
-// ---- The qemu-xen board: RealLabOpener with QEMU as power (a stand-in QEMU here) ----
+// ---- The qemu-xen kind, as registered: QEMU as power (a stand-in QEMU here) ----
 
 /// The qemu path through the real opener: lab::QemuPowerSwitch starting
 /// controller/lab/testdata/fake-qemu.sh on a pty, the console on that pty, the engine over
@@ -320,14 +358,24 @@ class QemuBoardTest : public ::testing::Test {
     if (!HasFailure()) fs::remove_all(dir_);
   }
   void Mode(const std::string& mode) { std::ofstream(dir_ / "mode") << mode << "\n"; }
+  /// zcu102-virtual with a dma-coherent engine, in the test's folder.
+  fs::path CoherentTwin() {
+    std::string text = Slurp(Src() / "boards/zcu102-virtual.textproto");
+    for (size_t at; (at = text.find("coherent: false")) != std::string::npos;)
+      text.replace(at, 15, "coherent: true");
+    const fs::path file = dir_ / "zcu102-coherent.textproto";
+    std::ofstream(file) << text;
+    return file;
+  }
 
   /// A farm of `fixtures` on one QEMU_XEN-wired board; agents and engine at `dom0`,
   /// `guest`, `engine` (nothing listens there unless a vboard does).
   void Wire(const std::vector<std::string>& fixtures, uint32_t boot_timeout_ms,
             const std::string& dom0 = "127.0.0.1:1", const std::string& guest = "127.0.0.1:2",
-            const std::string& engine = "127.0.0.1:3") {
+            const std::string& engine = "127.0.0.1:3",
+            const fs::path& board_file = Src() / "boards/zcu102-virtual.textproto") {
     LoadedBoard lb;
-    lb.file = Src() / "boards/zcu102-virtual.textproto";  // the vboard's facts, for the oracle
+    lb.file = board_file;  // the vboard's facts, for the oracle
     lb.board = LoadBoard(lb.file);
     lb.entry.set_name("qemu-fake");
     v1::BoardWiring& w = *lb.entry.mutable_wiring();
@@ -356,8 +404,9 @@ class QemuBoardTest : public ::testing::Test {
     CampaignOptions opt;
     opt.seed = 11;
     opt.out_dir = dir_ / "out";
-    RealLabOpener real;
-    return RunLabBoard(farm_, farm_.boards[0], opt, real);
+    const std::unique_ptr<BoardKind> kind =
+        FindBoardKind(v1::BOARD_KIND_QEMU_XEN)->make(farm_.boards[0], opt);
+    return RunBoard(farm_, farm_.boards[0], opt, *kind);
   }
   /// Every process the fake started is gone (zombies count as gone).
   void ExpectQemuGone() {
@@ -378,7 +427,7 @@ class QemuBoardTest : public ::testing::Test {
 
   fs::path dir_;
   LoadedFarm farm_;
-  std::unique_ptr<VirtualBoardProcess> vboard_;
+  std::unique_ptr<RunningVboard> vboard_;
 };
 
 TEST_F(QemuBoardTest, NoReadyLineWithinTheBootTimeoutIsAnErrorWithTheConsoleTail) {
@@ -447,13 +496,13 @@ TEST_F(QemuBoardTest, MissingImagesAreNamedAndNothingStarts) {
 }
 
 TEST_F(QemuBoardTest, AHealthyBoardRunsItsFixturesOverTcpAndIsKilledAfter) {
-  vboard_ = std::make_unique<VirtualBoardProcess>(
-      fs::path(DMAHIL_TEST_BINARY_DIR) / "bin/dmahil-vboard",
-      Src() / "boards/zcu102-virtual.textproto", std::vector<std::string>{}, 7, dir_ / "vboard.log",
-      10000);
-  const VboardReady& r = vboard_->ready();
-  Wire({"foreign-to-device", "foreign-from-device"}, 20000, r.dom0, r.guest,
-       r.device_host + ":" + std::to_string(r.device_port));
+  // A coherent twin: a non-coherent qemu-xen board would need dmahil.ko's maintenance
+  // audit, which a vboard's agent does not have (the next test).
+  const fs::path board = CoherentTwin();
+  vboard_ = std::make_unique<RunningVboard>(board, std::vector<std::string>{}, dir_);
+  const kinds::VboardEndpoints& r = vboard_->ready();
+  Wire({"foreign-to-device", "foreign-from-device"}, 20000, r.agents.dom0, r.agents.guest, r.device,
+       board);
   const auto results = Run();
   ASSERT_EQ(results.size(), 2u);
   for (const auto& res : results)
