@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages dmahil builds with (only the missing ones) and builds it.
 #   ci/setup.sh [BUILD_DIR] [extra cmake args...]     (default BUILD_DIR: build)
+# DMAHIL_TARGETS="a b ...": build only these targets (and what they need); default: all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
@@ -14,4 +15,5 @@ PKGS=(cmake ninja-build g++ pkg-config protobuf-compiler libprotobuf-dev libgrpc
 ci/apt-install.sh setup "${PKGS[@]}"
 
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
-cmake --build "$BUILD" -j"$(nproc)"
+# shellcheck disable=SC2086  # a list of target names
+cmake --build "$BUILD" -j"$(nproc)" ${DMAHIL_TARGETS:+--target $DMAHIL_TARGETS}
