@@ -1,5 +1,8 @@
 #include "agent/transport/xen_domains.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -37,7 +40,7 @@ int FindDomainIdByName(std::string_view name) {
     throw TransportError(std::string("xs_directory /local/domain failed: ") + strerror(errno));
   }
   std::vector<int> matches;
-  std::string seen;
+  std::vector<std::string> seen;
   for (unsigned int i = 0; i < count; ++i) {
     const std::string id = ids.get()[i];
     const std::string node = "/local/domain/" + id + "/name";
@@ -46,12 +49,14 @@ int FindDomainIdByName(std::string_view name) {
         static_cast<char*>(xs_read(xs.get(), XBT_NULL, node.c_str(), &len)));
     if (!value) continue;  // a domain being created or destroyed has no name yet
     const std::string domain_name(value.get(), len);
-    seen += (seen.empty() ? "" : ", ") + domain_name + " (" + id + ")";
+    seen.push_back(domain_name + " (" + id + ")");
     if (domain_name == name) matches.push_back(std::atoi(id.c_str()));
   }
   if (matches.size() == 1) return matches.front();
-  throw TransportError("xenstore: " + std::to_string(matches.size()) + " domains are named '" +
-                       std::string(name) + "' (domains: " + (seen.empty() ? "none" : seen) + ")");
+  throw TransportError(fmt::format("xenstore: {} domains are named '{}' (domains: {})",
+                                   matches.size(), name,
+                                   seen.empty() ? std::string("none")
+                                                : fmt::format("{}", fmt::join(seen, ", "))));
 }
 
 int OwnDomainId() {

@@ -3,14 +3,13 @@
 #include <algorithm>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace dmahil::bisect {
 namespace {
 
 std::string Join(const std::vector<std::string>& parts) {
-  std::string s;
-  for (const std::string& p : parts) s += (s.empty() ? "" : "; ") + p;
-  return s;
+  return fmt::format("{}", fmt::join(parts, "; "));
 }
 
 /// What one run of `step.rev` said.

@@ -5,6 +5,7 @@
 #include <random>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -254,14 +255,15 @@ LoadedFarm LoadBoardFarm(const BoardOptions& o) {
   LoadedFarm farm =
       LoadFarm(o.farm, [](std::string_view id) { return sim::FindFault(id) != nullptr; });
   std::vector<LoadedBoard> boards;
-  std::string names;
+  std::vector<std::string> names;
   for (LoadedBoard& b : farm.boards) {
-    names += (names.empty() ? "" : ", ") + b.entry.name();
+    names.push_back(b.entry.name());
     if (b.entry.name() == o.board) boards.push_back(std::move(b));
   }
   if (boards.empty())
     throw BisectError(
-        fmt::format("{}: no board \"{}\" (it has: {})", o.farm.string(), o.board, names));
+        fmt::format("{}: no board \"{}\" (it has: {})", o.farm.string(), o.board,
+                    fmt::join(names, ", ")));
   farm.boards = std::move(boards);
   if (!o.fixtures.empty()) {
     std::vector<LoadedFixture> chosen;

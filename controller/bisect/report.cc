@@ -1,6 +1,7 @@
 #include "controller/bisect/report.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace dmahil::bisect {
 namespace {
@@ -54,9 +55,7 @@ std::string RenderReport(const BisectContext& c, const BisectResult& r) {
   s += fmt::format("dmahil bisect: {} tree {}, {} commits after good {} up to bad {}\n", c.tree,
                    c.repo, c.revs.size() - 1, Short(c.revs.front()), Short(c.revs.back()));
   if (!c.pinned.empty()) s += fmt::format("pinned: {}\n", c.pinned);
-  std::string fixtures;
-  for (const std::string& f : c.fixtures) fixtures += (fixtures.empty() ? "" : ", ") + f;
-  s += fmt::format("board {}, fixtures {}; rule {}, seed {}\n", c.board, fixtures,
+  s += fmt::format("board {}, fixtures {}; rule {}, seed {}\n", c.board, fmt::join(c.fixtures, ", "),
                    sequential ? fmt::format("sequential, confidence {}", c.requested_confidence)
                               : "fixed runs per step",
                    c.seed);

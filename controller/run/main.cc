@@ -1,4 +1,4 @@
-// dmahil: the controller CLI (DESIGN §1).
+// dmahil: the controller CLI (docs/architecture.md §1).
 //
 //   dmahil run --farm ci/farms/virtual.textproto --out out/ [--seed N] [--parallel N]
 //   dmahil bisect --farm F --board B --tree linux=<path> --good G --bad B --out DIR ...
@@ -24,6 +24,7 @@
 #include <random>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
@@ -33,8 +34,7 @@
 #include "controller/bisect/command.h"
 #include "controller/boardcheck/board_check.h"
 #include "controller/matrix/matrix.h"
-#include "controller/report/junit.h"
-#include "controller/report/results_json.h"
+#include "controller/report/formats.h"
 #include "controller/report/summary.h"
 #include "controller/run/board_kind.h"
 #include "controller/run/campaign.h"
@@ -78,12 +78,12 @@ int Run(const std::string& farm_file, const std::filesystem::path& out,
   dmahil::report::RunInfo info{seed, farm.farm.name()};
   for (const dmahil::LoadedBoard& b : farm.boards)
     info.segments |= dmahil::controller::TraitsOf(b.board).shows_segments;
-  dmahil::report::WriteJunit(out / "junit.xml", results, info);
-  dmahil::report::WriteResultsJson(out / "results.json", results, info);
+  std::vector<std::string> written;
+  for (const auto& file : dmahil::report::WriteReports(out, results, info))
+    written.push_back(file.string());
   std::cout << dmahil::report::RenderSummary(results, info);
-  std::cout << fmt::format(
-      "reports: {}/junit.xml {}/results.json; consoles: {}/<board>/console.log\n", out.string(),
-      out.string(), out.string());
+  std::cout << fmt::format("reports: {}; consoles: {}/<board>/console.log\n",
+                           fmt::join(written, " "), out.string());
 
   bool error = false;
   bool failed = false;

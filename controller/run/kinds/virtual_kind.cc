@@ -1,6 +1,7 @@
 #include "controller/run/kinds/virtual_kind.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include <unistd.h>
