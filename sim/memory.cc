@@ -1,6 +1,5 @@
 #include "sim/memory.h"
 
-#include <algorithm>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -10,12 +9,9 @@
 
 namespace dmahil::sim {
 
-MachineMemory::MachineMemory(const std::vector<v1::MemoryBank>& banks) : banks_(banks) {}
-
-bool MachineMemory::Contains(uint64_t addr, uint64_t len) const {
-  return std::any_of(banks_.begin(), banks_.end(), [&](const v1::MemoryBank& b) {
-    return addr >= b.base() && len <= b.size() && addr - b.base() <= b.size() - len;
-  });
+MachineMemory::MachineMemory(const std::vector<v1::MemoryBank>& banks) {
+  banks_.reserve(banks.size());
+  for (const v1::MemoryBank& b : banks) banks_.push_back({b.base(), b.size()});
 }
 
 void MachineMemory::CheckRange(uint64_t addr, uint64_t len) const {
@@ -24,14 +20,23 @@ void MachineMemory::CheckRange(uint64_t addr, uint64_t len) const {
                    fmt::format("machine range {:#x}+{:#x} is not RAM", addr, len));
 }
 
+MachineMemory::Frame& MachineMemory::FrameForWrite(uint64_t mfn) {
+  if (mfn == last_mfn_) return *last_frame_;
+  auto& frame = frames_[mfn];
+  if (!frame) frame = std::make_unique<Frame>(Frame{});
+  last_mfn_ = mfn;
+  last_frame_ = frame.get();
+  return *frame;
+}
+
 void MachineMemory::Read(uint64_t addr, uint8_t* dst, uint64_t len) const {
   CheckRange(addr, len);
   ForEachChunk(addr, len, kXenPageSize, [&](uint64_t at, uint64_t done, uint64_t n) {
-    auto it = frames_.find(at >> kXenPageShift);
-    if (it == frames_.end()) {
+    const Frame* frame = FindFrame(at >> kXenPageShift);
+    if (frame == nullptr) {
       std::memset(dst + done, 0, n);
     } else {
-      std::memcpy(dst + done, it->second->data() + (at & (kXenPageSize - 1)), n);
+      CopyBytes(dst + done, frame->data() + (at & (kXenPageSize - 1)), n);
     }
   });
 }
@@ -39,9 +44,7 @@ void MachineMemory::Read(uint64_t addr, uint8_t* dst, uint64_t len) const {
 void MachineMemory::Write(uint64_t addr, const uint8_t* src, uint64_t len) {
   CheckRange(addr, len);
   ForEachChunk(addr, len, kXenPageSize, [&](uint64_t at, uint64_t done, uint64_t n) {
-    auto& frame = frames_[at >> kXenPageShift];
-    if (!frame) frame = std::make_unique<Frame>(Frame{});
-    std::memcpy(frame->data() + (at & (kXenPageSize - 1)), src + done, n);
+    CopyBytes(FrameForWrite(at >> kXenPageShift).data() + (at & (kXenPageSize - 1)), src + done, n);
   });
 }
 
