@@ -43,6 +43,13 @@ Cache::Cache(const v1::Board& board, MachineMemory& memory, uint64_t seed)
   for (unsigned c = 0; c < cpus_; ++c) l1_.emplace_back(board.l1());
 }
 
+// rng_.Below(n), the same draw and the same value, without a division when n is a power
+// of two (Next() % n == Next() & (n - 1) then).
+uint64_t Cache::Pick(uint64_t n) {
+  if ((n & (n - 1)) == 0) return rng_.Next() & (n - 1);
+  return rng_.Below(n);
+}
+
 void Cache::CheckCpu(unsigned cpu) const {
   if (cpu >= cpus_)
     throw SimError(ErrorCode::kInvalidArgument,
@@ -63,7 +70,7 @@ uint64_t Cache::SharedVictim(uint64_t line) {
   const int64_t free = shared_.FirstInSet(line, kNoLine);
   if (free >= 0) return static_cast<uint64_t>(free);
   const uint64_t base = ((line >> shared_.line_shift) & shared_.set_mask) * shared_.ways;
-  const uint64_t slot = base + rng_.Below(shared_.ways);
+  const uint64_t slot = base + Pick(shared_.ways);
   EvictShared(slot);
   return slot;
 }
@@ -97,7 +104,7 @@ uint64_t Cache::L1Victim(unsigned cpu, uint64_t line) {
   const int64_t free = l1.FirstInSet(line, kNoLine);
   if (free >= 0) return static_cast<uint64_t>(free);
   const uint64_t base = ((line >> l1.line_shift) & l1.set_mask) * l1.ways;
-  const uint64_t slot = base + rng_.Below(l1.ways);
+  const uint64_t slot = base + Pick(l1.ways);
   EvictL1(cpu, slot);
   return slot;
 }
@@ -202,7 +209,7 @@ void Cache::AfterAccessTwoLevels(unsigned cpu, uint64_t line) {
 
 void Cache::RandomEviction(Level* l1, unsigned cpu) {
   const Level& level = l1 != nullptr ? *l1 : shared_;
-  const uint64_t slot = rng_.Below(level.tags.size());
+  const uint64_t slot = Pick(level.tags.size());
   if (level.tags[slot] == kNoLine) return;
   if (l1 != nullptr) {
     EvictL1(cpu, slot);

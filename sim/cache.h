@@ -203,6 +203,7 @@ class Cache {
   void CleanLine(uint64_t line, bool invalidate);  // DC CVAC / DC CIVAC everywhere
   void DropLine(uint64_t line);                    // DC IVAC everywhere
   void CheckCpu(unsigned cpu) const;
+  uint64_t Pick(uint64_t n);  // rng_.Below(n), n > 0
 
   uint32_t line_size_;
   uint64_t line_mask_;  // ~(line_size - 1)

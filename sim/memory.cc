@@ -11,40 +11,45 @@ namespace dmahil::sim {
 
 MachineMemory::MachineMemory(const std::vector<v1::MemoryBank>& banks) {
   banks_.reserve(banks.size());
-  for (const v1::MemoryBank& b : banks) banks_.push_back({b.base(), b.size()});
+  for (const v1::MemoryBank& b : banks) {
+    const uint64_t frames = (b.size() + kXenPageSize - 1) >> kXenPageShift;
+    banks_.push_back({b.base(), b.size(), {}});
+    banks_.back().tables.resize((frames + (uint64_t{1} << kTableShift) - 1) >> kTableShift);
+  }
 }
 
-void MachineMemory::CheckRange(uint64_t addr, uint64_t len) const {
-  if (!Contains(addr, len))
+size_t MachineMemory::CheckRange(uint64_t addr, uint64_t len) const {
+  const size_t bank = BankOf(addr, len);
+  if (bank == kNoBank)
     throw SimError(ErrorCode::kOutOfRange,
                    fmt::format("machine range {:#x}+{:#x} is not RAM", addr, len));
-}
-
-MachineMemory::Frame& MachineMemory::FrameForWrite(uint64_t mfn) {
-  if (mfn == last_mfn_) return *last_frame_;
-  auto& frame = frames_[mfn];
-  if (!frame) frame = std::make_unique<Frame>(Frame{});
-  last_mfn_ = mfn;
-  last_frame_ = frame.get();
-  return *frame;
+  return bank;
 }
 
 void MachineMemory::Read(uint64_t addr, uint8_t* dst, uint64_t len) const {
-  CheckRange(addr, len);
+  const Bank& bank = banks_[CheckRange(addr, len)];
   ForEachChunk(addr, len, kXenPageSize, [&](uint64_t at, uint64_t done, uint64_t n) {
-    const Frame* frame = FindFrame(at >> kXenPageShift);
-    if (frame == nullptr) {
+    const uint64_t frame = (at - bank.base) >> kXenPageShift;
+    const Table* table = bank.tables[frame >> kTableShift].get();
+    const Frame* f =
+        table == nullptr ? nullptr : (*table)[frame & ((uint64_t{1} << kTableShift) - 1)].get();
+    if (f == nullptr) {
       std::memset(dst + done, 0, n);
     } else {
-      CopyBytes(dst + done, frame->data() + (at & (kXenPageSize - 1)), n);
+      CopyBytes(dst + done, f->data() + (at & (kXenPageSize - 1)), n);
     }
   });
 }
 
 void MachineMemory::Write(uint64_t addr, const uint8_t* src, uint64_t len) {
-  CheckRange(addr, len);
+  Bank& bank = banks_[CheckRange(addr, len)];
   ForEachChunk(addr, len, kXenPageSize, [&](uint64_t at, uint64_t done, uint64_t n) {
-    CopyBytes(FrameForWrite(at >> kXenPageShift).data() + (at & (kXenPageSize - 1)), src + done, n);
+    const uint64_t frame = (at - bank.base) >> kXenPageShift;
+    std::unique_ptr<Table>& table = bank.tables[frame >> kTableShift];
+    if (!table) table = std::make_unique<Table>();
+    std::unique_ptr<Frame>& f = (*table)[frame & ((uint64_t{1} << kTableShift) - 1)];
+    if (!f) f = std::make_unique<Frame>(Frame{});
+    CopyBytes(f->data() + (at & (kXenPageSize - 1)), src + done, n);
   });
 }
 

@@ -5,7 +5,6 @@
 #include <array>
 #include <cstdint>
 #include <memory>
-#include <unordered_map>
 #include <vector>
 
 #include "dmahil/v1/board.pb.h"
@@ -20,15 +19,9 @@ class MachineMemory {
  public:
   /// banks: machine address ranges (4 KiB aligned, validated by the board loader).
   explicit MachineMemory(const std::vector<v1::MemoryBank>& banks);
-  MachineMemory(const MachineMemory&) = delete;  // FindFrame's memo points into frames_
-  MachineMemory& operator=(const MachineMemory&) = delete;
 
   /// True if [addr, addr + len) lies entirely inside one RAM bank.
-  bool Contains(uint64_t addr, uint64_t len) const {
-    for (const Bank& b : banks_)
-      if (addr >= b.base && len <= b.size && addr - b.base <= b.size - len) return true;
-    return false;
-  }
+  bool Contains(uint64_t addr, uint64_t len) const { return BankOf(addr, len) != kNoBank; }
 
   /// Copies len bytes at machine address addr. Throws SimError(kOutOfRange) outside RAM.
   void Read(uint64_t addr, uint8_t* dst, uint64_t len) const;
@@ -37,27 +30,27 @@ class MachineMemory {
 
  private:
   using Frame = std::array<uint8_t, kXenPageSize>;
+  // A bank's frames in a two-level table indexed by frame number within the bank: one
+  // directory entry per 2 MiB, each a table of 512 frames, both allocated on first write.
+  static constexpr unsigned kTableShift = 9;  // 512 frames per table
+  using Table = std::array<std::unique_ptr<Frame>, size_t{1} << kTableShift>;
   struct Bank {
     uint64_t base;
     uint64_t size;
+    std::vector<std::unique_ptr<Table>> tables;
   };
-  void CheckRange(uint64_t addr, uint64_t len) const;
-  // The frame of mfn, or nullptr if it was never written. Frames are never freed and
-  // never move, so the last one found is remembered (accesses come line by line).
-  const Frame* FindFrame(uint64_t mfn) const {
-    if (mfn == last_mfn_) return last_frame_;
-    auto it = frames_.find(mfn);
-    if (it == frames_.end()) return nullptr;
-    last_mfn_ = mfn;
-    last_frame_ = it->second.get();
-    return last_frame_;
+
+  static constexpr size_t kNoBank = ~size_t{0};
+  size_t BankOf(uint64_t addr, uint64_t len) const {  // index in banks_, or kNoBank
+    for (size_t i = 0; i < banks_.size(); ++i) {
+      const Bank& b = banks_[i];
+      if (addr >= b.base && len <= b.size && addr - b.base <= b.size - len) return i;
+    }
+    return kNoBank;
   }
-  Frame& FrameForWrite(uint64_t mfn);
+  size_t CheckRange(uint64_t addr, uint64_t len) const;  // BankOf; throws outside RAM
 
   std::vector<Bank> banks_;
-  std::unordered_map<uint64_t, std::unique_ptr<Frame>> frames_;  // by mfn
-  mutable uint64_t last_mfn_ = ~uint64_t{0};                     // FindFrame's memo
-  mutable Frame* last_frame_ = nullptr;
 };
 
 }  // namespace dmahil::sim
