@@ -60,7 +60,7 @@ void Cache::CheckCpu(unsigned cpu) const {
 
 void Cache::EvictShared(uint64_t slot) {
   if (shared_.state[slot] & kDirty) {
-    memory_.Write(shared_.tags[slot], shared_.Data(slot), line_size_);
+    memory_.WriteBack(shared_.tags[slot], shared_.Data(slot), line_size_);
     ++stats_.write_backs;
   }
   shared_.Drop(slot);
@@ -229,6 +229,7 @@ void Cache::Read(uint64_t addr, uint8_t* dst, uint64_t len, unsigned cpu) {
     CopyBytes(dst + done, Access(cpu, line, false) + (at - line), n);
     AfterAccess(cpu, line);
   });
+  memory_.FinishWriteBacks();
 }
 
 void Cache::Write(uint64_t addr, const uint8_t* src, uint64_t len, unsigned cpu) {
@@ -239,6 +240,7 @@ void Cache::Write(uint64_t addr, const uint8_t* src, uint64_t len, unsigned cpu)
     CopyBytes(Access(cpu, line, true) + (at - line), src + done, n);
     AfterAccess(cpu, line);
   });
+  memory_.FinishWriteBacks();
 }
 
 // ---- maintenance ---------------------------------------------------------------------------
@@ -268,7 +270,7 @@ void Cache::CleanLine(uint64_t line, bool invalidate) {
     if (invalidate) shared_.Drop(s);
   }
   if (newest != nullptr) {
-    memory_.Write(line, newest, line_size_);  // an invalidated slot's data is still intact
+    memory_.WriteBack(line, newest, line_size_);  // an invalidated slot's data is still intact
     ++stats_.write_backs;
   }
 }
@@ -287,11 +289,13 @@ void Cache::DropLine(uint64_t line) {
 void Cache::Clean(uint64_t addr, uint64_t len) {
   if (len == 0) return;
   for (uint64_t a = addr & line_mask_; a < addr + len; a += line_size_) CleanLine(a, false);
+  memory_.FinishWriteBacks();
 }
 
 void Cache::CleanInvalidate(uint64_t addr, uint64_t len) {
   if (len == 0) return;
   for (uint64_t a = addr & line_mask_; a < addr + len; a += line_size_) CleanLine(a, true);
+  memory_.FinishWriteBacks();
 }
 
 void Cache::Invalidate(uint64_t addr, uint64_t len) {
@@ -304,6 +308,7 @@ void Cache::Invalidate(uint64_t addr, uint64_t len) {
       DropLine(a);  // DC IVAC: dirty data is lost
     }
   }
+  memory_.FinishWriteBacks();
 }
 
 // ---- coherent device -------------------------------------------------------------------------

@@ -2,6 +2,10 @@
 
 #include <cstring>
 
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#endif
+
 #include <fmt/format.h>
 
 #include "sim/chunks.h"
@@ -51,6 +55,34 @@ void MachineMemory::Write(uint64_t addr, const uint8_t* src, uint64_t len) {
     if (!f) f = std::make_unique<Frame>(Frame{});
     CopyBytes(f->data() + (at & (kXenPageSize - 1)), src + done, n);
   });
+}
+
+void MachineMemory::WriteBack(uint64_t addr, const uint8_t* src, uint64_t len) {
+#if defined(__x86_64__)
+  if (len == 64 && (addr & 63) == 0) {
+    Bank& bank = banks_[CheckRange(addr, len)];
+    const uint64_t frame = (addr - bank.base) >> kXenPageShift;
+    std::unique_ptr<Table>& table = bank.tables[frame >> kTableShift];
+    if (!table) table = std::make_unique<Table>();
+    std::unique_ptr<Frame>& f = (*table)[frame & ((uint64_t{1} << kTableShift) - 1)];
+    if (!f) f = std::make_unique<Frame>(Frame{});
+    auto* dst = reinterpret_cast<__m128i*>(f->data() + (addr & (kXenPageSize - 1)));
+    if (reinterpret_cast<uintptr_t>(dst) % 16 == 0) {
+      const auto* from = reinterpret_cast<const __m128i*>(src);
+      for (int i = 0; i < 4; ++i) _mm_stream_si128(dst + i, _mm_loadu_si128(from + i));
+      streamed_ = true;
+      return;
+    }
+  }
+#endif
+  Write(addr, src, len);
+}
+
+void MachineMemory::FenceStreams() {
+#if defined(__x86_64__)
+  _mm_sfence();
+#endif
+  streamed_ = false;
 }
 
 }  // namespace dmahil::sim

@@ -28,6 +28,17 @@ class MachineMemory {
   /// Writes len bytes at machine address addr. Throws SimError(kOutOfRange) outside RAM.
   void Write(uint64_t addr, const uint8_t* src, uint64_t len);
 
+  /// Write for a cache's write-back of a line: the same bytes land in memory, but a whole
+  /// 64-byte-aligned 64-byte line is written with non-temporal stores on x86-64 (the
+  /// written-back line is rarely read again soon, and a store to a line that is not in
+  /// the host's caches would first read it). The writer must call FinishWriteBacks()
+  /// before it returns to code that may hand the memory to another thread.
+  void WriteBack(uint64_t addr, const uint8_t* src, uint64_t len);
+  /// Orders the non-temporal stores of WriteBack before any later store (SFENCE).
+  void FinishWriteBacks() {
+    if (streamed_) FenceStreams();
+  }
+
  private:
   using Frame = std::array<uint8_t, kXenPageSize>;
   // A bank's frames in a two-level table indexed by frame number within the bank: one
@@ -50,7 +61,10 @@ class MachineMemory {
   }
   size_t CheckRange(uint64_t addr, uint64_t len) const;  // BankOf; throws outside RAM
 
+  void FenceStreams();
+
   std::vector<Bank> banks_;
+  bool streamed_ = false;  // WriteBack used non-temporal stores since the last fence
 };
 
 }  // namespace dmahil::sim
