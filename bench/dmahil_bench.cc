@@ -150,12 +150,19 @@ int main(int argc, char** argv) {
   a.resize(std::max(bytes, dma_bytes));
   b.resize(a.size());
   pattern::FastFill(spec, a.data(), dma_bytes);
-  const uint64_t base_addr = 0x10000000;  // dom0 RAM on the shipped boards
+  const uint64_t base_addr = 0x10000000;                     // dom0 RAM on the shipped boards
+  std::vector<double> phase_write, phase_clean, phase_read;  // per run, for the detail line
   const double model = MedianSeconds(runs, [&] {
+    const double t0 = Now();
     vb.CpuWrite(dmahil::sim::kDom0, base_addr, a.data(), dma_bytes);
+    const double t1 = Now();
     vb.CpuCleanInvalidate(dmahil::sim::kDom0, base_addr, dma_bytes);
+    const double t2 = Now();
     uint64_t fault = 0;
     vb.device().Read(vb.dma().PhysToDma(base_addr), b.data(), dma_bytes, &fault);
+    phase_write.push_back(t1 - t0);
+    phase_clean.push_back(t2 - t1);
+    phase_read.push_back(Now() - t2);
   });
   if (std::memcmp(a.data(), b.data(), dma_bytes) != 0) {
     fmt::print(stderr, "model: the device did not read what the CPU wrote and cleaned\n");
@@ -167,5 +174,12 @@ int main(int argc, char** argv) {
   });
   ok &= Report("model: CPU write+clean, device read", "memcpy", dma_bytes, model, model_base,
                kModelFloor);
+  const auto median_ms = [](std::vector<double> t) {
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2] * 1e3;
+  };
+  fmt::print(
+      "  model phases (median ms): CPU write {:.2f}, clean+invalidate {:.2f}, device read {:.2f}\n",
+      median_ms(phase_write), median_ms(phase_clean), median_ms(phase_read));
   return check && !ok ? 1 : 0;
 }

@@ -44,6 +44,10 @@ struct Neon {
   static void Store(uint8_t* p, T v) { vst1q_u8(p, vreinterpretq_u8_u64(v)); }
   static void Stream(uint8_t* p, T v) { Store(p, v); }
   static void StreamFence() {}
+  // [w0, w1]: a line of two lanes holds nothing but its header.
+  static T WithHeader(T, uint64_t w0, uint64_t w1) {
+    return vcombine_u64(vcreate_u64(w0), vcreate_u64(w1));
+  }
   static bool IsZero(T x) { return vmaxvq_u32(vreinterpretq_u32_u64(x)) == 0; }
 };
 

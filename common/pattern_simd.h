@@ -29,6 +29,24 @@ struct Params {
   unsigned word_shift;  // log2(line_size / 8): 1 (16 B) .. 9 (4096 B)
 };
 
+/// SplitMix64 of common/pattern.h, on one word (a template, as everything here).
+template <class V>
+uint64_t ScalarSplitMix(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+/// SplitMix64 on every lane.
+template <class V>
+typename V::T SplitMix(typename V::T x) {
+  x = V::Add(x, V::Set1(0x9E3779B97F4A7C15ULL));
+  x = V::Mul(V::Xor(x, V::template Srli<30>(x)), 0xBF58476D1CE4E5B9ULL);
+  x = V::Mul(V::Xor(x, V::template Srli<27>(x)), 0x94D049BB133111EBULL);
+  return V::Xor(x, V::template Srli<31>(x));
+}
+
 /// The expected words of a range, L lanes (V::kLanes) at a time, in order.
 template <class V>
 class WordStream {
@@ -55,23 +73,54 @@ class WordStream {
     j_ = V::Add(j_, step_);
     const auto is1 = V::Eq(k, one_);
     const T body_in = V::Xor(V::Xor(w0_, V::template Slli<20>(line)), k);
-    const T y = SplitMix(V::Select(is1, V::Add(c31_, line), body_in));
-    const T body = SplitMix(V::Xor(seed_, y));
+    const T y = SplitMix<V>(V::Select(is1, V::Add(c31_, line), body_in));
+    const T body = SplitMix<V>(V::Xor(seed_, y));
     const T w1 = V::Or(V::template Slli<32>(line), V::template Srli<32>(y));
     return V::Select(V::Eq(k, zero_), w0_, V::Select(is1, w1, body));
   }
 
  private:
-  static T SplitMix(T x) {
-    x = V::Add(x, V::Set1(0x9E3779B97F4A7C15ULL));
-    x = V::Mul(V::Xor(x, V::template Srli<30>(x)), 0xBF58476D1CE4E5B9ULL);
-    x = V::Mul(V::Xor(x, V::template Srli<27>(x)), 0x94D049BB133111EBULL);
-    return V::Xor(x, V::template Srli<31>(x));
-  }
-
   T seed_, w0_, c31_, first_, kmask_, low32_, one_, zero_, step_;
   T j_;
   unsigned shift_;
+};
+
+/// The expected lines of a range when a line has at least L words (W >= L), the usual
+/// case: per line, the two header words in scalar code and the body L words at a time,
+/// with the word index k of each lane known in advance.
+template <class V>
+class LineVectors {
+ public:
+  using T = typename V::T;
+
+  explicit LineVectors(const Params& p)
+      : seed_(V::Set1(p.seed)),
+        iota_(V::Iota()),
+        step_(V::Set1(V::kLanes)),
+        word0_(p.word0),
+        first_line_(p.first_line) {}
+
+  /// Starts line i of the range; returns its first L words.
+  T Begin(size_t i) {
+    const uint32_t line = first_line_ + static_cast<uint32_t>(i);
+    const uint64_t w1 = (uint64_t{line} << 32) | (ScalarSplitMix<V>(word0_ * 31 + line) >> 32);
+    base_ = V::Set1(word0_ ^ (uint64_t{line} << 20));
+    k_ = iota_;
+    return V::WithHeader(Body(), word0_, w1);
+  }
+  /// The next L words of the line.
+  T Next() {
+    k_ = V::Add(k_, step_);
+    return Body();
+  }
+
+ private:
+  T Body() const { return SplitMix<V>(V::Xor(seed_, SplitMix<V>(V::Xor(base_, k_)))); }
+
+  T seed_, iota_, step_;
+  T base_{}, k_{};
+  uint64_t word0_;
+  uint32_t first_line_;
 };
 
 /// Lines per kernel block: a block is max(W, L) words, whole lines and whole vectors.
@@ -87,6 +136,20 @@ constexpr size_t BlockLines(unsigned word_shift) {
 template <class V>
 size_t MatchBlocks(const Params& p, const uint8_t* data, size_t lines) {
   using T = typename V::T;
+  if ((size_t{1} << p.word_shift) >= V::kLanes) {
+    const size_t vectors = (size_t{1} << p.word_shift) / V::kLanes;  // per line
+    LineVectors<V> expected(p);
+    for (size_t i = 0; i < lines; ++i) {
+      T diff = V::Xor(V::Load(data), expected.Begin(i));
+      data += 8 * V::kLanes;
+      for (size_t v = 1; v < vectors; ++v) {
+        diff = V::Or(diff, V::Xor(V::Load(data), expected.Next()));
+        data += 8 * V::kLanes;
+      }
+      if (!V::IsZero(diff)) return i;
+    }
+    return lines;
+  }
   const size_t block_lines = BlockLines<V>(p.word_shift);
   const size_t vectors = (block_lines << p.word_shift) / V::kLanes;  // per block
   const size_t blocks = lines / block_lines;
@@ -111,6 +174,22 @@ size_t FillBlocks(const Params& p, uint8_t* out, size_t lines, bool stream) {
   const size_t block_lines = BlockLines<V>(p.word_shift);
   const size_t blocks = lines / block_lines;
   const size_t vectors = blocks * ((block_lines << p.word_shift) / V::kLanes);
+  if ((size_t{1} << p.word_shift) >= V::kLanes) {
+    const size_t per_line = (size_t{1} << p.word_shift) / V::kLanes;
+    LineVectors<V> expected(p);
+    for (size_t i = 0; i < lines; ++i) {
+      if (stream) {
+        V::Stream(out, expected.Begin(i));
+        for (size_t v = 1; v < per_line; ++v) V::Stream(out + 8 * V::kLanes * v, expected.Next());
+      } else {
+        V::Store(out, expected.Begin(i));
+        for (size_t v = 1; v < per_line; ++v) V::Store(out + 8 * V::kLanes * v, expected.Next());
+      }
+      out += 8 * V::kLanes * per_line;
+    }
+    if (stream) V::StreamFence();
+    return lines;
+  }
   WordStream<V> words(p);
   if (stream) {
     for (size_t v = 0; v < vectors; ++v, out += 8 * V::kLanes) V::Stream(out, words.Next());

@@ -32,13 +32,12 @@ struct Avx2 {
   static T SrlVar(T x, unsigned n) {
     return _mm256_srl_epi64(x, _mm_cvtsi32_si128(static_cast<int>(n)));
   }
-  // x * c mod 2^64 = lo(x) lo(c) + (hi(x) lo(c) + lo(x) hi(c)) << 32.
+  // x * c mod 2^64 = lo(x) lo(c) + (hi(x) lo(c) + lo(x) hi(c)) << 32, with both cross
+  // products from one 32-bit multiply against c with its halves swapped.
   static T Mul(T x, uint64_t c) {
-    const T cl = Set1(c);
-    const T ch = Set1(c >> 32);
-    const T cross =
-        _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(x, 32), cl), _mm256_mul_epu32(x, ch));
-    return _mm256_add_epi64(_mm256_mul_epu32(x, cl), _mm256_slli_epi64(cross, 32));
+    const T cross = _mm256_mullo_epi32(x, Set1((c << 32) | (c >> 32)));
+    const T sum = _mm256_add_epi32(cross, _mm256_srli_epi64(cross, 32));
+    return _mm256_add_epi64(_mm256_mul_epu32(x, Set1(c)), _mm256_slli_epi64(sum, 32));
   }
   static Mask Eq(T a, T b) { return _mm256_cmpeq_epi64(a, b); }
   static T Select(Mask m, T a, T b) { return _mm256_blendv_epi8(b, a, m); }
@@ -48,6 +47,11 @@ struct Avx2 {
   static void Store(uint8_t* p, T v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
   static void Stream(uint8_t* p, T v) { _mm256_stream_si256(reinterpret_cast<__m256i*>(p), v); }
   static void StreamFence() { _mm_sfence(); }
+  // v with lanes 0 and 1 replaced by w0 and w1.
+  static T WithHeader(T v, uint64_t w0, uint64_t w1) {
+    const __m128i h = _mm_set_epi64x(static_cast<long long>(w1), static_cast<long long>(w0));
+    return _mm256_blend_epi32(v, _mm256_castsi128_si256(h), 0x0F);
+  }
   static bool IsZero(T x) { return _mm256_testz_si256(x, x) != 0; }
 };
 

@@ -42,6 +42,11 @@ struct Avx512 {
   static void Store(uint8_t* p, T v) { _mm512_storeu_si512(p, v); }
   static void Stream(uint8_t* p, T v) { _mm512_stream_si512(reinterpret_cast<__m512i*>(p), v); }
   static void StreamFence() { _mm_sfence(); }
+  // v with lanes 0 and 1 replaced by w0 and w1.
+  static T WithHeader(T v, uint64_t w0, uint64_t w1) {
+    const __m128i h = _mm_set_epi64x(static_cast<long long>(w1), static_cast<long long>(w0));
+    return _mm512_mask_blend_epi64(0x03, v, _mm512_castsi128_si512(h));
+  }
   static bool IsZero(T x) { return _mm512_test_epi64_mask(x, x) == 0; }
 };
 

@@ -49,6 +49,10 @@ struct Sse2 {
   static void Store(uint8_t* p, T v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), v); }
   static void Stream(uint8_t* p, T v) { _mm_stream_si128(reinterpret_cast<__m128i*>(p), v); }
   static void StreamFence() { _mm_sfence(); }
+  // [w0, w1]: a line of two lanes holds nothing but its header.
+  static T WithHeader(T, uint64_t w0, uint64_t w1) {
+    return _mm_set_epi64x(static_cast<long long>(w1), static_cast<long long>(w0));
+  }
   static bool IsZero(T x) {
     return _mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_setzero_si128())) == 0xFFFF;
   }
