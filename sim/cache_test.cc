@@ -514,5 +514,29 @@ TEST(Cache, ModelBehaviourIsPinned) {
   EXPECT_EQ(ModelDigest(true, 2), 16615666474611541872u);
 }
 
+// The caches' write-back path (non-temporal stores for whole aligned lines on x86) must
+// leave memory exactly as Write does, and refuse what Write refuses.
+TEST(MachineMemory, WriteBackWritesWhatWriteWrites) {
+  MachineMemory a(OneBank());
+  MachineMemory b(OneBank());
+  Rng rng(5);
+  std::vector<uint8_t> src(256);
+  for (uint8_t& v : src) v = static_cast<uint8_t>(rng.Next());
+  const std::pair<uint64_t, uint64_t> ranges[] = {
+      {0x10000, 64}, {0x10fc0, 64}, {0x10040, 64},  {0x10ff0, 64},   // aligned, last, ...
+      {0x11008, 64}, {0x12000, 32}, {0x13000, 128}, {0x1ffc0, 64}};  // ... unaligned, sizes
+  for (const auto& [addr, len] : ranges) {
+    a.Write(addr, src.data(), len);
+    b.WriteBack(addr, src.data(), len);
+    b.FinishWriteBacks();
+  }
+  std::vector<uint8_t> want(0x10000), got(0x10000);
+  a.Read(0x10000, want.data(), want.size());
+  b.Read(0x10000, got.data(), got.size());
+  EXPECT_EQ(got, want);
+  EXPECT_THROW(b.WriteBack(0x20000, src.data(), 64), SimError);
+  EXPECT_THROW(b.WriteBack(0xffc0, src.data(), 64), SimError);
+}
+
 }  // namespace
 }  // namespace dmahil::sim
