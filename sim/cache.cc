@@ -162,7 +162,7 @@ inline uint8_t* Cache::Access(unsigned cpu, uint64_t line, bool write) {
   const bool single = l1_.empty();
   Level& level = single ? shared_ : l1_[cpu];
   const int64_t hit = level.Find(line);
-  if (hit < 0) return AccessMiss(cpu, line, write);
+  if (hit < 0) return single ? AccessMiss(cpu, line, write) : FillL1(cpu, line, write);
   const auto slot = static_cast<uint64_t>(hit);
   if (write) {
     if (!single && !(level.state[slot] & kExclusive)) return AccessMiss(cpu, line, write);

@@ -60,6 +60,9 @@ class MachineMemory {
     return kNoBank;
   }
   size_t CheckRange(uint64_t addr, uint64_t len) const;  // BankOf; throws outside RAM
+  // The bytes at addr (inside bank) in its frame; nullptr if the frame was never written.
+  const uint8_t* FrameData(const Bank& bank, uint64_t addr) const;
+  uint8_t* FrameDataForWrite(Bank& bank, uint64_t addr);  // allocates the frame
 
   void FenceStreams();
 
