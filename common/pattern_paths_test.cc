@@ -32,6 +32,9 @@ TEST(PatternFormat, WordsArePinned) {
   EXPECT_EQ(detail::Check32(w0, 77), 0x8AA4F67Du);
   EXPECT_EQ(LineWord(seed, w0, 77, 2), 0x766E7689DEB22469ull);
   EXPECT_EQ(LineWord(seed, w0, 0xFFFFFFFFu, 511), 0x7718D972219EE9B3ull);
+  // The scalar engine's words are constexpr (the firmware may build tables at compile time).
+  static_assert(LineWord(seed, w0, 77, 2) == 0x766E7689DEB22469ull);
+  static_assert(LineWord(seed, w0, 0xFFFFFFFFu, 511) == 0x7718D972219EE9B3ull);
 }
 
 TEST(PatternPaths, ScalarFirstAndTheDefaultIsAvailable) {

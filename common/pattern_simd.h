@@ -13,6 +13,8 @@
 // in pattern::Fill). Per lane, with y = SplitMix64(k == 1 ? word0 * 31 + line
 //                                                        : word0 ^ line << 20 ^ k):
 //   k == 0: word0;  k == 1: line << 32 | y >> 32 (= Check32);  k >= 2: SplitMix64(seed ^ y).
+// Two generators: LineVectors when a line holds at least one vector (the usual case),
+// WordStream otherwise.
 #pragma once
 
 #include <cstddef>
@@ -47,7 +49,9 @@ typename V::T SplitMix(typename V::T x) {
   return V::Xor(x, V::template Srli<31>(x));
 }
 
-/// The expected words of a range, L lanes (V::kLanes) at a time, in order.
+/// The expected words of a range, L lanes (V::kLanes) at a time, in order, for any line
+/// size; used when a line holds fewer than L words (16- and 32-byte lines with AVX2 and
+/// AVX-512), where one vector spans several lines.
 template <class V>
 class WordStream {
  public:
