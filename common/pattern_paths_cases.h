@@ -174,9 +174,9 @@ inline CheckResult ScalarCheck(const PathCase& c) {
 }
 
 /// Compares `path` with the scalar engine on `c`: FastCheck's ok count and every
-/// Finding, MatchingLines, and FastFill's bytes (written at an offset of 8 bytes into a
-/// junk-filled buffer, with a partial line after it that must stay untouched). Returns ""
-/// if all are identical, else what differs.
+/// Finding (and the ok and finding counts with the data 8-byte aligned), MatchingLines, and
+/// FastFill's bytes (written at an offset of 8 bytes into a junk-filled buffer, with a partial line
+/// after it that must stay untouched). Returns "" if all are identical, else what differs.
 inline std::string CompareWithScalar(const PathCase& c, Path path) {
   std::ostringstream err;
   const CheckResult want = ScalarCheck(c);
@@ -194,6 +194,16 @@ inline std::string CompareWithScalar(const PathCase& c, Path path) {
       break;
     }
   }
+  // The same data at an address that is only 8-byte aligned.
+  std::vector<uint8_t> shifted(c.data.size() + 8);
+  std::memcpy(shifted.data() + 8, c.data.data(), c.data.size());
+  CheckResult unaligned;
+  unaligned.ok = FastCheck(
+      c.spec, shifted.data() + 8, c.data.size(),
+      [&](const Finding& f) { unaligned.findings.push_back(f); }, path);
+  if (unaligned.ok != want.ok || unaligned.findings.size() != want.findings.size())
+    err << "unaligned: ok " << unaligned.ok << ", " << unaligned.findings.size()
+        << " findings != scalar " << want.ok << ", " << want.findings.size() << "; ";
   const size_t lines = c.data.size() / c.spec.line_size;
   const size_t want_prefix =
       want.findings.empty() ? lines : want.findings.front().line - c.spec.first_line;
