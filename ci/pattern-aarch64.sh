@@ -4,9 +4,9 @@
 # comparison common/pattern_paths_standalone.cc (the cases of common/pattern_paths_test.cc,
 # without GoogleTest) with Debian's g++-aarch64-linux-gnu, and runs it under qemu-aarch64
 # user mode: every path of the emulated CPU (scalar, neon) must write the same bytes and
-# report the same findings as the scalar engine. Prints its own elapsed time: 15.5 s
-# cold, 11 s with ccache warm, on a 2-core machine shared with other builds (the qemu run
-# itself is about 5 s).
+# report the same findings as the scalar engine. Prints its own elapsed time: 15-20 s
+# without ccache, 11-13 s with it, on a 2-core machine shared with other builds (load 8);
+# the qemu run itself is about 5 s.
 #   ci/pattern-aarch64.sh [BUILD_DIR]        (default BUILD_DIR: build-pattern-aarch64)
 set -euo pipefail
 cd "$(dirname "$0")/.."
