@@ -19,6 +19,7 @@ Cache::Level::Level(const v1::CacheGeometry& g)
       prefetch_ppm(g.prefetch_ppm()),
       tags(uint64_t{g.sets()} * g.ways(), kNoLine),
       state(uint64_t{g.sets()} * g.ways(), 0),
+      fingerprints(uint64_t{g.sets()} * g.ways() + 8, 0),
       data(uint64_t{g.sets()} * g.ways() * g.line_size()) {}
 
 Cache::Cache(const v1::CacheGeometry& geometry, MachineMemory& memory, uint64_t seed)
@@ -42,6 +43,13 @@ Cache::Cache(const v1::Board& board, MachineMemory& memory, uint64_t seed)
   for (unsigned c = 0; c < cpus_; ++c) l1_.emplace_back(board.l1());
 }
 
+// rng_.Below(n), the same draw and the same value, without a division when n is a power
+// of two (Next() % n == Next() & (n - 1) then).
+uint64_t Cache::Pick(uint64_t n) {
+  if ((n & (n - 1)) == 0) return rng_.Next() & (n - 1);
+  return rng_.Below(n);
+}
+
 void Cache::CheckCpu(unsigned cpu) const {
   if (cpu >= cpus_)
     throw SimError(ErrorCode::kInvalidArgument,
@@ -52,18 +60,17 @@ void Cache::CheckCpu(unsigned cpu) const {
 
 void Cache::EvictShared(uint64_t slot) {
   if (shared_.state[slot] & kDirty) {
-    memory_.Write(shared_.tags[slot], shared_.Data(slot), line_size_);
+    memory_.WriteBack(shared_.tags[slot], shared_.Data(slot), line_size_);
     ++stats_.write_backs;
   }
-  shared_.tags[slot] = kNoLine;
-  shared_.state[slot] = 0;
+  shared_.Drop(slot);
 }
 
 uint64_t Cache::SharedVictim(uint64_t line) {
+  const int64_t free = shared_.FirstInSet(line, kNoLine);
+  if (free >= 0) return static_cast<uint64_t>(free);
   const uint64_t base = ((line >> shared_.line_shift) & shared_.set_mask) * shared_.ways;
-  for (uint64_t s = base; s < base + shared_.ways; ++s)
-    if (shared_.tags[s] == kNoLine) return s;
-  const uint64_t slot = base + rng_.Below(shared_.ways);
+  const uint64_t slot = base + Pick(shared_.ways);
   EvictShared(slot);
   return slot;
 }
@@ -73,17 +80,15 @@ uint64_t Cache::SharedLookup(uint64_t line) {
   if (hit >= 0) return static_cast<uint64_t>(hit);
   const uint64_t slot = SharedVictim(line);
   memory_.Read(line, shared_.Data(slot), line_size_);
-  shared_.tags[slot] = line;
-  shared_.state[slot] = 0;
+  shared_.Place(slot, line, 0);
   return slot;
 }
 
 void Cache::SharedPut(uint64_t line, const uint8_t* data) {
   const int64_t hit = shared_.Find(line);
   const uint64_t slot = hit >= 0 ? static_cast<uint64_t>(hit) : SharedVictim(line);
-  std::memcpy(shared_.Data(slot), data, line_size_);
-  shared_.tags[slot] = line;
-  shared_.state[slot] = kDirty;
+  CopyBytes(shared_.Data(slot), data, line_size_);
+  shared_.Place(slot, line, kDirty);
 }
 
 // ---- L1s ---------------------------------------------------------------------------------
@@ -91,16 +96,15 @@ void Cache::SharedPut(uint64_t line, const uint8_t* data) {
 void Cache::EvictL1(unsigned cpu, uint64_t slot) {
   Level& l1 = l1_[cpu];
   if (l1.state[slot] & kDirty) SharedPut(l1.tags[slot], l1.Data(slot));
-  l1.tags[slot] = kNoLine;
-  l1.state[slot] = 0;
+  l1.Drop(slot);
 }
 
 uint64_t Cache::L1Victim(unsigned cpu, uint64_t line) {
   Level& l1 = l1_[cpu];
+  const int64_t free = l1.FirstInSet(line, kNoLine);
+  if (free >= 0) return static_cast<uint64_t>(free);
   const uint64_t base = ((line >> l1.line_shift) & l1.set_mask) * l1.ways;
-  for (uint64_t s = base; s < base + l1.ways; ++s)
-    if (l1.tags[s] == kNoLine) return s;
-  const uint64_t slot = base + rng_.Below(l1.ways);
+  const uint64_t slot = base + Pick(l1.ways);
   EvictL1(cpu, slot);
   return slot;
 }
@@ -117,19 +121,17 @@ uint8_t* Cache::FillL1(unsigned cpu, uint64_t line, bool write) {
     const int64_t hit = peer.Find(line);
     if (hit < 0) continue;
     const auto p = static_cast<uint64_t>(hit);
-    if (!from_peer) std::memcpy(dst, peer.Data(p), line_size_);
+    if (!from_peer) CopyBytes(dst, peer.Data(p), line_size_);
     from_peer = true;
     if (write) {  // read-for-ownership: the other copies go; a Modified one moves here
-      peer.tags[p] = kNoLine;
-      peer.state[p] = 0;
+      peer.Drop(p);
     } else {  // M -> S writes the data back into the shared level; E -> S
       if (peer.state[p] & kDirty) SharedPut(line, peer.Data(p));
       peer.state[p] = 0;
     }
   }
-  if (!from_peer) std::memcpy(dst, shared_.Data(SharedLookup(line)), line_size_);
-  l1.tags[slot] = line;
-  l1.state[slot] = write ? kDirty | kExclusive : (from_peer ? 0 : kExclusive);
+  if (!from_peer) CopyBytes(dst, shared_.Data(SharedLookup(line)), line_size_);
+  l1.Place(slot, line, write ? kDirty | kExclusive : (from_peer ? 0 : kExclusive));
   return dst;
 }
 
@@ -149,8 +151,7 @@ uint8_t* Cache::AccessMiss(unsigned cpu, uint64_t line, bool write) {
     if (d == cpu) continue;
     const int64_t p = l1_[d].Find(line);
     if (p < 0) continue;
-    l1_[d].tags[static_cast<uint64_t>(p)] = kNoLine;
-    l1_[d].state[static_cast<uint64_t>(p)] = 0;
+    l1_[d].Drop(static_cast<uint64_t>(p));
   }
   l1.state[slot] = kDirty | kExclusive;
   return l1.Data(slot);
@@ -161,7 +162,7 @@ inline uint8_t* Cache::Access(unsigned cpu, uint64_t line, bool write) {
   const bool single = l1_.empty();
   Level& level = single ? shared_ : l1_[cpu];
   const int64_t hit = level.Find(line);
-  if (hit < 0) return AccessMiss(cpu, line, write);
+  if (hit < 0) return single ? AccessMiss(cpu, line, write) : FillL1(cpu, line, write);
   const auto slot = static_cast<uint64_t>(hit);
   if (write) {
     if (!single && !(level.state[slot] & kExclusive)) return AccessMiss(cpu, line, write);
@@ -177,18 +178,16 @@ void Cache::Prefetch(unsigned cpu, uint64_t line, bool into_l1) {
   if (next < line || !memory_.Contains(next, line_size_) || IsCached(next)) return;
   const uint64_t s = SharedVictim(next);
   memory_.Read(next, shared_.Data(s), line_size_);
-  shared_.tags[s] = next;
-  shared_.state[s] = 0;
+  shared_.Place(s, next, 0);
   if (into_l1) {
     const uint64_t slot = L1Victim(cpu, next);  // may evict into the shared level
     const int64_t in_shared = shared_.Find(next);
     if (in_shared >= 0) {
-      std::memcpy(l1_[cpu].Data(slot), shared_.Data(static_cast<uint64_t>(in_shared)), line_size_);
+      CopyBytes(l1_[cpu].Data(slot), shared_.Data(static_cast<uint64_t>(in_shared)), line_size_);
     } else {  // the L1 victim's write-back displaced it again: read memory directly
       memory_.Read(next, l1_[cpu].Data(slot), line_size_);
     }
-    l1_[cpu].tags[slot] = next;
-    l1_[cpu].state[slot] = kExclusive;
+    l1_[cpu].Place(slot, next, kExclusive);
   }
   ++stats_.prefetches;
 }
@@ -210,7 +209,7 @@ void Cache::AfterAccessTwoLevels(unsigned cpu, uint64_t line) {
 
 void Cache::RandomEviction(Level* l1, unsigned cpu) {
   const Level& level = l1 != nullptr ? *l1 : shared_;
-  const uint64_t slot = rng_.Below(level.tags.size());
+  const uint64_t slot = Pick(level.tags.size());
   if (level.tags[slot] == kNoLine) return;
   if (l1 != nullptr) {
     EvictL1(cpu, slot);
@@ -227,9 +226,10 @@ void Cache::Read(uint64_t addr, uint8_t* dst, uint64_t len, unsigned cpu) {
   if (!memory_.Contains(addr, len)) memory_.Read(addr, dst, len);  // throws kOutOfRange
   ForEachChunk(addr, len, line_size_, [&](uint64_t at, uint64_t done, uint64_t n) {
     const uint64_t line = at & line_mask_;
-    std::memcpy(dst + done, Access(cpu, line, false) + (at - line), n);
+    CopyBytes(dst + done, Access(cpu, line, false) + (at - line), n);
     AfterAccess(cpu, line);
   });
+  memory_.FinishWriteBacks();
 }
 
 void Cache::Write(uint64_t addr, const uint8_t* src, uint64_t len, unsigned cpu) {
@@ -237,9 +237,10 @@ void Cache::Write(uint64_t addr, const uint8_t* src, uint64_t len, unsigned cpu)
   if (!memory_.Contains(addr, len)) memory_.Write(addr, src, len);  // throws kOutOfRange
   ForEachChunk(addr, len, line_size_, [&](uint64_t at, uint64_t done, uint64_t n) {
     const uint64_t line = at & line_mask_;
-    std::memcpy(Access(cpu, line, true) + (at - line), src + done, n);
+    CopyBytes(Access(cpu, line, true) + (at - line), src + done, n);
     AfterAccess(cpu, line);
   });
+  memory_.FinishWriteBacks();
 }
 
 // ---- maintenance ---------------------------------------------------------------------------
@@ -255,24 +256,21 @@ void Cache::CleanLine(uint64_t line, bool invalidate) {
     const auto s = static_cast<uint64_t>(hit);
     if (l1.state[s] & kDirty) newest = l1.Data(s);
     l1.state[s] &= static_cast<uint8_t>(~kDirty);
-    if (invalidate) {
-      l1.tags[s] = kNoLine;
-      l1.state[s] = 0;
-    }
+    if (invalidate) l1.Drop(s);
   }
   const int64_t hit = shared_.Find(line);
   if (hit >= 0) {
     const auto s = static_cast<uint64_t>(hit);
     if (newest != nullptr) {
-      std::memcpy(shared_.Data(s), newest, line_size_);
+      CopyBytes(shared_.Data(s), newest, line_size_);
     } else if (shared_.state[s] & kDirty) {
       newest = shared_.Data(s);
     }
     shared_.state[s] = 0;
-    if (invalidate) shared_.tags[s] = kNoLine;
+    if (invalidate) shared_.Drop(s);
   }
   if (newest != nullptr) {
-    memory_.Write(line, newest, line_size_);  // an invalidated slot's data is still intact
+    memory_.WriteBack(line, newest, line_size_);  // an invalidated slot's data is still intact
     ++stats_.write_backs;
   }
 }
@@ -281,23 +279,23 @@ void Cache::DropLine(uint64_t line) {
   for (Level& l1 : l1_) {
     const int64_t hit = l1.Find(line);
     if (hit < 0) continue;
-    l1.tags[static_cast<uint64_t>(hit)] = kNoLine;
-    l1.state[static_cast<uint64_t>(hit)] = 0;
+    l1.Drop(static_cast<uint64_t>(hit));
   }
   const int64_t hit = shared_.Find(line);
   if (hit < 0) return;
-  shared_.tags[static_cast<uint64_t>(hit)] = kNoLine;
-  shared_.state[static_cast<uint64_t>(hit)] = 0;
+  shared_.Drop(static_cast<uint64_t>(hit));
 }
 
 void Cache::Clean(uint64_t addr, uint64_t len) {
   if (len == 0) return;
   for (uint64_t a = addr & line_mask_; a < addr + len; a += line_size_) CleanLine(a, false);
+  memory_.FinishWriteBacks();
 }
 
 void Cache::CleanInvalidate(uint64_t addr, uint64_t len) {
   if (len == 0) return;
   for (uint64_t a = addr & line_mask_; a < addr + len; a += line_size_) CleanLine(a, true);
+  memory_.FinishWriteBacks();
 }
 
 void Cache::Invalidate(uint64_t addr, uint64_t len) {
@@ -310,6 +308,7 @@ void Cache::Invalidate(uint64_t addr, uint64_t len) {
       DropLine(a);  // DC IVAC: dirty data is lost
     }
   }
+  memory_.FinishWriteBacks();
 }
 
 // ---- coherent device -------------------------------------------------------------------------
@@ -329,7 +328,7 @@ void Cache::SnoopRead(uint64_t addr, uint8_t* dst, uint64_t len) const {
     if (newest == nullptr) continue;
     const uint64_t lo = std::max(a, addr);
     const uint64_t hi = std::min(a + line_size_, addr + len);
-    std::memcpy(dst + (lo - addr), newest + (lo - a), hi - lo);
+    CopyBytes(dst + (lo - addr), newest + (lo - a), hi - lo);
   }
 }
 
@@ -341,7 +340,7 @@ void Cache::SnoopWrite(uint64_t addr, const uint8_t* src, uint64_t len) {
     const auto patch = [&](Level& level) {
       const int64_t hit = level.Find(a);
       if (hit >= 0)
-        std::memcpy(level.Data(static_cast<uint64_t>(hit)) + (lo - a), src + (lo - addr), hi - lo);
+        CopyBytes(level.Data(static_cast<uint64_t>(hit)) + (lo - a), src + (lo - addr), hi - lo);
     };
     patch(shared_);
     for (Level& l1 : l1_) patch(l1);

@@ -43,7 +43,9 @@
 // it exactly as the one-level model before the hierarchy did (same seed, same run).
 #pragma once
 
+#include <bit>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "dmahil/v1/board.pb.h"
@@ -124,10 +126,51 @@ class Cache {
   struct Level {
     explicit Level(const v1::CacheGeometry& g);
     int64_t Find(uint64_t line) const {  // slot or -1
+      if (valid == 0) return -1;         // e.g. the L1 of a CPU nobody runs on
+      return FirstInSet(line, line);
+    }
+    // The first slot of line's set whose tag is `tag` (kNoLine: the first free slot), or
+    // -1. Each slot has a one-byte fingerprint of its tag (0 when free), and the set's
+    // fingerprints are compared 8 at a time in a 64-bit word; only the (nearly always
+    // zero or one) candidates are compared with the full tags, lowest way first.
+    int64_t FirstInSet(uint64_t line, uint64_t tag) const {
+      constexpr uint64_t kOnes = 0x0101010101010101ULL;
+      constexpr uint64_t kHighs = 0x8080808080808080ULL;
       const uint64_t base = ((line >> line_shift) & set_mask) * ways;
-      for (uint64_t s = base; s < base + ways; ++s)
-        if (tags[s] == line) return static_cast<int64_t>(s);
+      const uint64_t want = kOnes * (tag == kNoLine ? 0 : Fingerprint(tag));
+      for (uint32_t from = 0; from < ways; from += 8) {
+        uint64_t word;
+        std::memcpy(&word, fingerprints.data() + base + from, sizeof word);
+        const uint64_t x = word ^ want;
+        // The high bit of every zero byte of x (and maybe of some bytes above one: a
+        // candidate is only a candidate).
+        uint64_t candidates = (x - kOnes) & ~x & kHighs;
+        if (ways - from < 8) candidates &= (uint64_t{1} << (8 * (ways - from))) - 1;
+        while (candidates != 0) {
+          const uint64_t slot =
+              base + from + static_cast<unsigned>(std::countr_zero(candidates)) / 8;
+          if (tags[slot] == tag) return static_cast<int64_t>(slot);
+          candidates &= candidates - 1;
+        }
+      }
       return -1;
+    }
+    uint8_t Fingerprint(uint64_t line) const {  // never 0
+      return static_cast<uint8_t>(0x80 | (((line >> line_shift) * 0x9E3779B97F4A7C15ULL) >> 57));
+    }
+    // Every change of a tag goes through Place or Drop, which keep `valid` and the
+    // fingerprints exact.
+    void Place(uint64_t slot, uint64_t line, uint8_t st) {
+      valid += tags[slot] == kNoLine;
+      tags[slot] = line;
+      state[slot] = st;
+      fingerprints[slot] = Fingerprint(line);
+    }
+    void Drop(uint64_t slot) {
+      valid -= tags[slot] != kNoLine;
+      tags[slot] = kNoLine;
+      state[slot] = 0;
+      fingerprints[slot] = 0;
     }
     uint8_t* Data(uint64_t slot) { return data.data() + (slot << line_shift); }
     const uint8_t* Data(uint64_t slot) const { return data.data() + (slot << line_shift); }
@@ -137,9 +180,11 @@ class Cache {
     uint32_t ways;
     uint32_t eviction_ppm;
     uint32_t prefetch_ppm;
-    std::vector<uint64_t> tags;  // sets * ways
-    std::vector<uint8_t> state;  // kDirty | kExclusive per slot
-    std::vector<uint8_t> data;   // sets * ways * line size
+    uint64_t valid = 0;                 // slots whose tag is not kNoLine
+    std::vector<uint64_t> tags;         // sets * ways
+    std::vector<uint8_t> state;         // kDirty | kExclusive per slot
+    std::vector<uint8_t> fingerprints;  // per slot (0: free), + 8 bytes of padding
+    std::vector<uint8_t> data;          // sets * ways * line size
   };
 
   uint8_t* Access(unsigned cpu, uint64_t line, bool write);      // the line's bytes for cpu
@@ -158,6 +203,7 @@ class Cache {
   void CleanLine(uint64_t line, bool invalidate);  // DC CVAC / DC CIVAC everywhere
   void DropLine(uint64_t line);                    // DC IVAC everywhere
   void CheckCpu(unsigned cpu) const;
+  uint64_t Pick(uint64_t n);  // rng_.Below(n), n > 0
 
   uint32_t line_size_;
   uint64_t line_mask_;  // ~(line_size - 1)

@@ -420,5 +420,123 @@ TEST(Cache, SameSeedSameResultsWithPrefetchAndEvictions) {
   EXPECT_NE(run(3), run(4));
 }
 
+// A digest of everything the model shows after a long random mix of every operation, on
+// one- and two-level hierarchies with frequent random evictions and prefetches. The pinned
+// values are the model's before its speed-ups: an optimisation must keep every random
+// draw, every eviction and every byte (the detection results of a seed depend on them).
+uint64_t ModelDigest(bool two_levels, uint64_t seed) {
+  std::vector<v1::MemoryBank> banks(2);
+  banks[0].set_base(0x100000);
+  banks[0].set_size(0x40000);
+  banks[1].set_base(0x800000);
+  banks[1].set_size(0x10000);
+  MachineMemory mem(banks);
+  v1::Board b;
+  b.set_cpus(two_levels ? 4 : 1);
+  v1::CacheGeometry* shared = b.mutable_cache();
+  shared->set_line_size(64);
+  shared->set_sets(32);
+  shared->set_ways(16);
+  shared->set_eviction_ppm(20000);
+  shared->set_prefetch_ppm(100000);
+  if (two_levels) {
+    v1::CacheGeometry* l1 = b.mutable_l1();
+    l1->set_line_size(64);
+    l1->set_sets(8);
+    l1->set_ways(4);
+    l1->set_eviction_ppm(30000);
+    l1->set_prefetch_ppm(150000);
+  }
+  Cache cache(b, mem, seed);
+  Rng ops(seed ^ 0xD16E57);
+  uint64_t digest = 0;
+  const auto mix = [&](uint64_t v) { digest = (digest ^ v) * 0x100000001B3ULL + 0x9E3779B9; };
+  std::vector<uint8_t> buf(0x3000);
+  for (int i = 0; i < 4000; ++i) {
+    const bool high = ops.Below(8) == 0;
+    const uint64_t base = high ? 0x800000 : 0x100000;
+    const uint64_t span = high ? 0x10000 : 0x40000;
+    const uint64_t len = 1 + ops.Below(ops.Below(4) == 0 ? 0x3000 : 200);
+    const uint64_t addr = base + ops.Below(span - len);
+    const auto cpu = static_cast<unsigned>(ops.Below(cache.cpus()));
+    switch (ops.Below(7)) {
+      case 0:
+      case 1:
+        for (uint64_t k = 0; k < len; ++k) buf[k] = static_cast<uint8_t>(ops.Next());
+        cache.Write(addr, buf.data(), len, cpu);
+        break;
+      case 2:
+        cache.Read(addr, buf.data(), len, cpu);
+        for (uint64_t k = 0; k < len; ++k) mix(buf[k]);
+        break;
+      case 3:
+        cache.Clean(addr, len);
+        break;
+      case 4:
+        if (ops.Below(2) == 0) {
+          cache.Invalidate(addr, len);
+        } else {
+          cache.CleanInvalidate(addr, len);
+        }
+        break;
+      case 5:
+        cache.SnoopRead(addr, buf.data(), len);
+        for (uint64_t k = 0; k < len; ++k) mix(buf[k]);
+        break;
+      default:
+        for (uint64_t k = 0; k < len; ++k) buf[k] = static_cast<uint8_t>(ops.Next());
+        if (ops.Below(2) == 0) {
+          cache.SnoopWrite(addr, buf.data(), len);
+        } else {
+          mem.Write(addr, buf.data(), len);  // a non-coherent device write
+        }
+        break;
+    }
+    mix(cache.IsCached(addr));
+  }
+  mix(cache.valid_lines());
+  mix(cache.dirty_lines());
+  mix(cache.stats().write_backs);
+  mix(cache.stats().random_evictions);
+  mix(cache.stats().prefetches);
+  for (const v1::MemoryBank& bank : banks) {
+    std::vector<uint8_t> all(bank.size());
+    mem.Read(bank.base(), all.data(), all.size());
+    for (uint8_t v : all) mix(v);
+  }
+  return digest;
+}
+
+TEST(Cache, ModelBehaviourIsPinned) {
+  EXPECT_EQ(ModelDigest(false, 1), 7409704095480677697u);
+  EXPECT_EQ(ModelDigest(false, 2), 12735632416777842703u);
+  EXPECT_EQ(ModelDigest(true, 1), 12417993047276826439u);
+  EXPECT_EQ(ModelDigest(true, 2), 16615666474611541872u);
+}
+
+// The caches' write-back path (non-temporal stores for whole aligned lines on x86) must
+// leave memory exactly as Write does, and refuse what Write refuses.
+TEST(MachineMemory, WriteBackWritesWhatWriteWrites) {
+  MachineMemory a(OneBank());
+  MachineMemory b(OneBank());
+  Rng rng(5);
+  std::vector<uint8_t> src(256);
+  for (uint8_t& v : src) v = static_cast<uint8_t>(rng.Next());
+  const std::pair<uint64_t, uint64_t> ranges[] = {
+      {0x10000, 64}, {0x10fc0, 64}, {0x10040, 64},  {0x10ff0, 64},   // aligned, last, ...
+      {0x11008, 64}, {0x12000, 32}, {0x13000, 128}, {0x1ffc0, 64}};  // ... unaligned, sizes
+  for (const auto& [addr, len] : ranges) {
+    a.Write(addr, src.data(), len);
+    b.WriteBack(addr, src.data(), len);
+    b.FinishWriteBacks();
+  }
+  std::vector<uint8_t> want(0x10000), got(0x10000);
+  a.Read(0x10000, want.data(), want.size());
+  b.Read(0x10000, got.data(), got.size());
+  EXPECT_EQ(got, want);
+  EXPECT_THROW(b.WriteBack(0x20000, src.data(), 64), SimError);
+  EXPECT_THROW(b.WriteBack(0xffc0, src.data(), 64), SimError);
+}
+
 }  // namespace
 }  // namespace dmahil::sim
