@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "common/pattern.h"
+#include "common/pattern_fast.h"
 #include "firmware/host/codec.h"
 
 namespace dmahil::agent {
@@ -158,7 +159,7 @@ Status AgentService::Fill(grpc::ServerContext*, const v1::FillRequest* req, v1::
   if (Status s = CheckRange(req->buffer(), req->offset(), req->length(), true); !s.ok()) return s;
   if (Status s = CheckPattern(req->pattern(), req->offset()); !s.ok()) return s;
   std::vector<uint8_t> data(req->length());
-  pattern::Fill(device_host::SpecFromProto(req->pattern()), data.data(), data.size());
+  pattern::FastFill(device_host::SpecFromProto(req->pattern()), data.data(), data.size());
   return backend_.CpuWrite(req->buffer(), req->offset(), data.data(), data.size());
 }
 
@@ -184,11 +185,11 @@ Status AgentService::Verify(grpc::ServerContext*, const v1::VerifyRequest* req,
     return s;
   const uint32_t cap = req->max_findings() != 0 ? req->max_findings() : kDefaultMaxFindings;
   uint64_t total = 0;
-  const size_t ok = pattern::Check(device_host::SpecFromProto(req->pattern()), data.data(),
-                                   data.size(), [&](const pattern::Finding& f) {
-                                     if (total++ < cap)
-                                       *resp->add_mismatches() = device_host::FindingToProto(f);
-                                   });
+  const size_t ok = pattern::FastCheck(device_host::SpecFromProto(req->pattern()), data.data(),
+                                       data.size(), [&](const pattern::Finding& f) {
+                                         if (total++ < cap)
+                                           *resp->add_mismatches() = device_host::FindingToProto(f);
+                                       });
   resp->set_lines_checked(data.size() / req->pattern().line_size());
   resp->set_lines_ok(ok);
   resp->set_mismatches_total(total);
