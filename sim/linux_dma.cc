@@ -54,22 +54,22 @@ uint64_t LinuxDma::ExpectedDma(uint64_t phys) const {
 
 uint64_t LinuxDma::XenPhysToDma(uint64_t phys) const {
   uint64_t bus = (PfnToBfn(phys >> kXenPageShift) << kXenPageShift) | (phys & kPageMask);
-  if (faults_.Has("grant-64k-offset")) {
+  if (faults_.Has(FaultId::kGrant64kOffset)) {
     // The bus frame of the Linux page's first Xen frame plus the offset in the Linux page.
     const uint64_t linux_mask = std::max<uint64_t>(board_.linux_page_size(), kXenPageSize) - 1;
     bus = (PfnToBfn((phys & ~linux_mask) >> kXenPageShift) << kXenPageShift) | (phys & linux_mask);
   }
-  if (faults_.Has("bus-addr-no-dma-offset")) return bus;  // phys_to_dma() not applied
+  if (faults_.Has(FaultId::kBusAddrNoDmaOffset)) return bus;  // phys_to_dma() not applied
   return PhysToDma(bus);
 }
 
 uint64_t LinuxDma::XenDmaToPhys(uint64_t dma) const {
-  if (faults_.Has("bus-addr-no-dma-offset")) return dma;
+  if (faults_.Has(FaultId::kBusAddrNoDmaOffset)) return dma;
   return DmaToPhys(dma);  // bfn_to_pfn() is the identity on Arm
 }
 
 bool LinuxDma::PfnValidDma(uint64_t dma) const {
-  const uint64_t phys = faults_.Has("bus-addr-no-dma-offset") ? dma : DmaToPhys(dma);
+  const uint64_t phys = faults_.Has(FaultId::kBusAddrNoDmaOffset) ? dma : DmaToPhys(dma);
   return phys != kDmaMappingError && xen_.Dom0PfnValid(phys >> kXenPageShift);
 }
 
@@ -133,7 +133,7 @@ void LinuxDma::DmaCacheMaint(uint64_t handle, uint64_t size, uint32_t op) {
   handle &= ~kPageMask;
   while (size > 0) {
     const uint64_t len = std::min<uint64_t>(size, kXenPageSize - offset);
-    const uint64_t addr = faults_.Has("bus-addr-no-dma-offset") ? handle : DmaToPhys(handle);
+    const uint64_t addr = faults_.Has(FaultId::kBusAddrNoDmaOffset) ? handle : DmaToPhys(handle);
     (void)xen_.CacheFlush(addr, offset, static_cast<uint32_t>(len), op);
     offset = 0;
     handle += kXenPageSize;
@@ -143,11 +143,11 @@ void LinuxDma::DmaCacheMaint(uint64_t handle, uint64_t size, uint32_t op) {
 
 void LinuxDma::XenSyncForDevice(uint64_t dma, uint64_t size, v1::DmaDirection dir, uint64_t phys,
                                 bool from_sync) {
-  if (from_sync && faults_.Has("sync-for-device-cpu-op")) {
+  if (from_sync && faults_.Has(FaultId::kSyncForDeviceCpuOp)) {
     XenSyncForCpu(dma, size, dir);
     return;
   }
-  if (faults_.Has("cache-flush-local-addr")) dma = PhysToDma(phys);  // dom0 pfn, not bfn
+  if (faults_.Has(FaultId::kCacheFlushLocalAddr)) dma = PhysToDma(phys);  // dom0 pfn, not bfn
   DmaCacheMaint(dma, size, dir == v1::DMA_FROM_DEVICE ? kGnttabCacheInval : kGnttabCacheClean);
 }
 
@@ -176,7 +176,7 @@ void LinuxDma::SwiotlbUnmap(uint64_t tlb_phys, uint64_t size, v1::DmaDirection d
   auto it = bounces_.find(tlb_phys);
   if (it == bounces_.end())
     throw SimError(ErrorCode::kNotFound, fmt::format("no swiotlb bounce at {:#x}", tlb_phys));
-  if (ToCpu(dir) && !faults_.Has("bounce-no-copy-back"))
+  if (ToCpu(dir) && !faults_.Has(FaultId::kBounceNoCopyBack))
     Copy(it->second.orig_phys, tlb_phys, std::min(size, it->second.size));
   const uint64_t first = (tlb_phys - board_.xen().swiotlb_pool().base()) / kIoTlbSize;
   const uint64_t nslots = (it->second.size + kIoTlbSize - 1) / kIoTlbSize;
@@ -197,11 +197,11 @@ PageMapping LinuxDma::MapPage(uint64_t phys, uint64_t size, v1::DmaDirection dir
     throw SimError(
         ErrorCode::kInvalidArgument,
         fmt::format("map of {:#x}+{:#x}: size must be 1..{:#x}", phys, size, kMaxMapping));
-  if (faults_.Has("dma-ops-bypass-xen")) return DirectMap(phys, size, dir);
+  if (faults_.Has(FaultId::kDmaOpsBypassXen)) return DirectMap(phys, size, dir);
   const bool coherent = board_.dma().coherent();
   uint64_t dev_addr = XenPhysToDma(phys);
   bool bounced = false;
-  const bool capable = faults_.Has("no-bounce-above-mask") || DmaCapable(dev_addr, size);
+  const bool capable = faults_.Has(FaultId::kNoBounceAboveMask) || DmaCapable(dev_addr, size);
   if (!capable || StraddlesPageBoundary(phys, size)) {
     const uint64_t tlb = SwiotlbMap(phys, size);
     if (tlb == kDmaMappingError) return PageMapping{};
@@ -224,7 +224,7 @@ PageMapping LinuxDma::MapPage(uint64_t phys, uint64_t size, v1::DmaDirection dir
 }
 
 void LinuxDma::UnmapPage(uint64_t dma_addr, uint64_t size, v1::DmaDirection dir) {
-  if (faults_.Has("dma-ops-bypass-xen")) {
+  if (faults_.Has(FaultId::kDmaOpsBypassXen)) {
     DirectUnmap(dma_addr, size, dir);
     return;
   }
@@ -232,13 +232,13 @@ void LinuxDma::UnmapPage(uint64_t dma_addr, uint64_t size, v1::DmaDirection dir)
   if (!board_.dma().coherent()) {
     if (PfnValidDma(dma_addr)) {
       ArchSyncForCpu(paddr, size, dir);
-    } else if (faults_.Has("double-map-wrong-frame") &&
+    } else if (faults_.Has(FaultId::kDoubleMapWrongFrame) &&
                first_pfn_of_bfn_.count(paddr >> kXenPageShift) != 0) {
       // Resolves the bus frame to the first pfn it was mapped at and invalidates by that
       // VA: right while that mapping lives, nothing (or another frame) once it is gone.
       const uint64_t pfn = first_pfn_of_bfn_.at(paddr >> kXenPageShift);
       ArchSyncForCpu((pfn << kXenPageShift) | (paddr & kPageMask), size, dir);
-    } else if (!faults_.Has("unmap-no-invalidate-foreign")) {
+    } else if (!faults_.Has(FaultId::kUnmapNoInvalidateForeign)) {
       XenSyncForCpu(dma_addr, size, dir);
     }
   }
@@ -247,7 +247,7 @@ void LinuxDma::UnmapPage(uint64_t dma_addr, uint64_t size, v1::DmaDirection dir)
 }
 
 void LinuxDma::SyncForCpu(uint64_t dma_addr, uint64_t size, v1::DmaDirection dir) {
-  const bool bypass = faults_.Has("dma-ops-bypass-xen");
+  const bool bypass = faults_.Has(FaultId::kDmaOpsBypassXen);
   const uint64_t paddr = bypass ? DmaToPhys(dma_addr) : XenDmaToPhys(dma_addr);
   if (!board_.dma().coherent()) {
     if (bypass || PfnValidDma(dma_addr)) {
@@ -262,7 +262,7 @@ void LinuxDma::SyncForCpu(uint64_t dma_addr, uint64_t size, v1::DmaDirection dir
 }
 
 void LinuxDma::SyncForDevice(uint64_t dma_addr, uint64_t size, v1::DmaDirection dir) {
-  const bool bypass = faults_.Has("dma-ops-bypass-xen");
+  const bool bypass = faults_.Has(FaultId::kDmaOpsBypassXen);
   const uint64_t paddr = bypass ? DmaToPhys(dma_addr) : XenDmaToPhys(dma_addr);
   auto it = bounces_.find(paddr);
   if (it != bounces_.end() && ToDevice(dir) && xen_.Dom0PfnValid(paddr >> kXenPageShift))

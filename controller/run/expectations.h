@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/farm_expectations.h"  // FarmExpectationProblems, checked before a run
 #include "common/validate.h"
 #include "dmahil/v1/result.pb.h"
 
