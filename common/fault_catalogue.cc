@@ -9,6 +9,7 @@
 
 #include "agent/kmod/dmahil_uapi.h"
 #include "common/dma_ranges.h"
+#include "common/placement.h"
 
 namespace dmahil {
 namespace {
@@ -25,7 +26,14 @@ std::string NeedsDmaOffset(const v1::Board& b) {
   return "no dma-ranges offset: bus address == CPU physical address";
 }
 
+// The bounce fixtures map with a 32-bit mask: a board needs domU RAM above 4 GiB and a
+// swiotlb pool a 32-bit device reaches (else Linux fails every mapping that needs a bounce,
+// and no fixture can run there).
 std::string NeedsDomuAbove4G(const v1::Board& b) {
+  const v1::MemoryBank& pool = b.xen().swiotlb_pool();
+  if (pool.size() != 0 && !DeviceReaches(b.dma(), 32, pool.base(), pool.size()))
+    return "the swiotlb pool is beyond a 32-bit device's reach: nothing can bounce for it, "
+           "so no fixture can exercise bouncing here";
   for (const v1::MemoryBank& m : b.xen().domu_ram())
     if (m.base() + m.size() > (uint64_t{1} << 32)) return "";
   return "no domU RAM above 4 GiB: a 32-bit device never needs to bounce its pages";

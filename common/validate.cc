@@ -741,6 +741,10 @@ void ValidateFixture(const v1::Fixture& f, const SourceMap& source) {
   if (f.partial_bytes() % 8 != 0 || f.partial_bytes() >= 4096)
     p.Add("partial_bytes", "partial_bytes {} must be a multiple of 8 below the line size",
           f.partial_bytes());
+  if (f.expect_bounce() && f.placement() != v1::PLACEMENT_NEEDS_BOUNCE)
+    p.Add("expect_bounce",
+          "expect_bounce needs placement: PLACEMENT_NEEDS_BOUNCE (pages beyond the device's "
+          "reach), else nothing makes swiotlb-xen bounce them");
   if (f.double_map() && f.source() != v1::BUFFER_FOREIGN_GRANT)
     p.Add("double_map", "double_map needs source: BUFFER_FOREIGN_GRANT");
   if (f.iterations() > 20000)

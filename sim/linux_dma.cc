@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "common/dma_ranges.h"
+#include "common/placement.h"
 #include "sim/chunks.h"
 #include "sim/error.h"
 
@@ -313,7 +314,7 @@ bool LinuxDma::Reserved(uint64_t pfn) const {
 }
 
 std::vector<uint64_t> LinuxDma::FindRun(const v1::MemoryBank& bank, uint32_t count,
-                                        v1::Placement placement,
+                                        v1::Placement placement, uint32_t mask_bits,
                                         const std::set<uint64_t>& used) const {
   const uint64_t align =
       std::max<uint64_t>(board_.linux_page_size(), kXenPageSize) >> kXenPageShift;
@@ -321,13 +322,11 @@ std::vector<uint64_t> LinuxDma::FindRun(const v1::MemoryBank& bank, uint32_t cou
   const uint64_t end = (bank.base() + bank.size()) >> kXenPageShift;
   const bool in_balloon = InBank(board_.xen().grant_map_region(), bank.base());
   for (uint64_t start = first; start + count <= end; start += align) {
-    const uint64_t lo = start << kXenPageShift;
-    const uint64_t hi = (start + count) << kXenPageShift;
-    if (placement == v1::PLACEMENT_ABOVE_4G && lo < (uint64_t{1} << 32)) continue;
-    if (placement == v1::PLACEMENT_BELOW_4G && hi > (uint64_t{1} << 32)) break;
     uint64_t bad = 0;
     for (uint64_t pfn = start; pfn < start + count && bad == 0; ++pfn)
-      if (used.count(pfn) != 0 || (!in_balloon && Reserved(pfn))) bad = pfn;
+      if (used.count(pfn) != 0 || (!in_balloon && Reserved(pfn)) ||
+          !PlacementAllows(placement, board_.dma(), mask_bits, pfn << kXenPageShift))
+        bad = pfn;
     if (bad != 0) {
       start = bad / align * align;  // the loop adds align: next candidate past the clash
       continue;
@@ -339,23 +338,25 @@ std::vector<uint64_t> LinuxDma::FindRun(const v1::MemoryBank& bank, uint32_t cou
   return {};
 }
 
-std::vector<uint64_t> LinuxDma::AllocPages(uint32_t count, v1::Placement placement) {
+std::vector<uint64_t> LinuxDma::AllocPages(uint32_t count, v1::Placement placement,
+                                           uint32_t mask_bits) {
+  if (mask_bits == 0) mask_bits = board_.dma().mask_bits();
   for (const v1::MemoryBank& b : board_.xen().dom0_ram()) {
-    std::vector<uint64_t> run = FindRun(b, count, placement, pages_used_);
+    std::vector<uint64_t> run = FindRun(b, count, placement, mask_bits, pages_used_);
     if (run.empty()) continue;
     pages_used_.insert(run.begin(), run.end());
     return run;
   }
   throw SimError(ErrorCode::kResourceExhausted,
-                 fmt::format("dom0: no {} free consecutive pages with placement {}", count,
-                             v1::Placement_Name(placement)));
+                 fmt::format("dom0: no {} free consecutive pages {} ({}-bit mask)", count,
+                             PlacementWords(placement), mask_bits));
 }
 
 void LinuxDma::FreePage(uint64_t pfn) { pages_used_.erase(pfn); }
 
 std::vector<uint64_t> LinuxDma::AllocBallooned(uint32_t count) {
   std::vector<uint64_t> run =
-      FindRun(board_.xen().grant_map_region(), count, v1::PLACEMENT_ANY, balloon_used_);
+      FindRun(board_.xen().grant_map_region(), count, v1::PLACEMENT_ANY, 64, balloon_used_);
   if (run.empty())
     throw SimError(ErrorCode::kResourceExhausted,
                    fmt::format("dom0: no {} free ballooned pfns to map grants at", count));

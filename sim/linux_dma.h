@@ -77,10 +77,11 @@ class LinuxDma {
   void ClearForeignP2m(uint64_t pfn);
 
   /// dom0 page allocator: count consecutive free dom0 pfns (4 KiB frames) outside the
-  /// balloon and swiotlb regions, the first aligned to a Linux page (4 or 64 KiB), all
-  /// honouring placement (alloc_pages of an order, then split). Throws
+  /// balloon and swiotlb regions, the first aligned to a Linux page (4 or 64 KiB), every
+  /// one allowed by placement for the board's device with a `mask_bits` DMA mask (0: the
+  /// board's; common/placement.h) (alloc_pages of an order, then split). Throws
   /// SimError(kResourceExhausted) if there is no such run; nothing is allocated then.
-  std::vector<uint64_t> AllocPages(uint32_t count, v1::Placement placement);
+  std::vector<uint64_t> AllocPages(uint32_t count, v1::Placement placement, uint32_t mask_bits = 0);
   void FreePage(uint64_t pfn);
   /// count consecutive ballooned pfns to map grants at, the first aligned to a Linux page,
   /// so a 64 KiB Linux page holds 16 consecutive 4 KiB grants (gnttab_alloc_pages and
@@ -131,7 +132,7 @@ class LinuxDma {
   std::map<uint64_t, Bounce> bounces_;  // tlb phys -> original
   std::set<uint64_t> slots_used_;       // slot indices in use
   std::vector<uint64_t> FindRun(const v1::MemoryBank& bank, uint32_t count, v1::Placement placement,
-                                const std::set<uint64_t>& used) const;
+                                uint32_t mask_bits, const std::set<uint64_t>& used) const;
   bool Reserved(uint64_t pfn) const;  // in the balloon or the swiotlb pool
   std::set<uint64_t> pages_used_;     // dom0 pfns handed out by AllocPages
   // double-map-wrong-frame: a reverse bfn -> pfn map that keeps the first pfn a frame was

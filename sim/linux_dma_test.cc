@@ -30,12 +30,13 @@ pattern::Spec Spec(uint32_t gen, uint32_t first_line = 0) {
 }
 
 Outcome RunTransaction(const std::string& board_name, std::vector<std::string> faults,
-                       v1::DmaDirection dir, v1::Placement placement = v1::PLACEMENT_BELOW_4G,
+                       v1::DmaDirection dir, v1::Placement placement = v1::PLACEMENT_REACHABLE,
                        uint32_t mask_bits = 0, bool double_map = false) {
   VirtualBoard vb(testing::LoadShippedBoard(board_name), FaultSet::Parse(faults), 1234);
   Outcome out;
   if (mask_bits) vb.dma().SetMask(mask_bits);
-  const auto gfns = vb.xen().PopulateDomU(kPages, placement);
+  const auto gfns =
+      vb.xen().PopulateDomU(kPages, placement, vb.board().dma(), vb.dma().mask_bits());
   auto map_all = [&] {
     const std::vector<uint64_t> pfns = vb.dma().AllocBallooned(kPages);
     for (size_t i = 0; i < gfns.size(); ++i)
@@ -115,7 +116,8 @@ TEST_P(Direction, CleanRpi4AddsTheDmaRangesOffset) {
 }
 
 TEST_P(Direction, CleanAboveMaskBounces) {
-  const Outcome o = RunTransaction("zcu102-virtual", {}, GetParam(), v1::PLACEMENT_ABOVE_4G, 32);
+  const Outcome o =
+      RunTransaction("zcu102-virtual", {}, GetParam(), v1::PLACEMENT_NEEDS_BOUNCE, 32);
   EXPECT_EQ(o.bad_lines, 0u);
   for (const PageMapping& m : o.maps) {
     EXPECT_TRUE(m.bounced);
@@ -134,7 +136,7 @@ TEST_P(Direction, DmaOpsBypassXenSkipsTheBounceItNeeds) {
   // dma-direct checks dma_capable() on the pfn (a low ballooned pfn), not the machine
   // frame above 4 GiB: no bounce, and the device goes to the pfn.
   const Outcome o = RunTransaction("zcu102-virtual", {"dma-ops-bypass-xen"}, GetParam(),
-                                   v1::PLACEMENT_ABOVE_4G, 32);
+                                   v1::PLACEMENT_NEEDS_BOUNCE, 32);
   EXPECT_FALSE(o.maps[0].bounced);
   EXPECT_GT(o.bad_lines, 0u);
 }
@@ -189,7 +191,7 @@ TEST(SyncForDeviceCpuOp, MapIsRightTheReuseSyncIsNot) {
                     FaultSet::Parse(fault ? std::vector<std::string>{"sync-for-device-cpu-op"}
                                           : std::vector<std::string>{}),
                     9);
-    const auto gfns = vb.xen().PopulateDomU(1, v1::PLACEMENT_BELOW_4G);
+    const auto gfns = vb.xen().PopulateDomU(1, v1::PLACEMENT_REACHABLE, vb.board().dma(), 64);
     const uint64_t pfn = vb.dma().AllocBallooned(1)[0];
     vb.xen().MapGrantRef(kDomU, vb.xen().GrantAccess(kDomU, gfns[0], kDom0), pfn);
     const PageMapping m = vb.dma().MapPage(pfn << kXenPageShift, kXenPageSize, v1::DMA_TO_DEVICE);
@@ -217,14 +219,14 @@ TEST(CacheFlushLocalAddr, DeviceReadsStaleMemory) {
 
 TEST(BounceNoCopyBack, DataNeverLands) {
   EXPECT_EQ(RunTransaction("zcu102-virtual", {"bounce-no-copy-back"}, v1::DMA_FROM_DEVICE,
-                           v1::PLACEMENT_ABOVE_4G, 32)
+                           v1::PLACEMENT_NEEDS_BOUNCE, 32)
                 .bad_lines,
             kBytes / 64);
 }
 
 TEST(NoBounceAboveMask, DeviceTruncatesTheAddress) {
   const Outcome o = RunTransaction("zcu102-virtual", {"no-bounce-above-mask"}, v1::DMA_TO_DEVICE,
-                                   v1::PLACEMENT_ABOVE_4G, 32);
+                                   v1::PLACEMENT_NEEDS_BOUNCE, 32);
   EXPECT_FALSE(o.maps[0].bounced);
   EXPECT_GT(o.bad_lines, 0u);
 }
@@ -246,12 +248,12 @@ TEST(Grant64kOffset, CleanAndCannotManifestWith4kPages) {
 
 TEST(DoubleMapWrongFrame, SecondMappingStaysStaleOnceTheFirstIsGone) {
   EXPECT_EQ(
-      RunTransaction("zcu102-virtual", {}, v1::DMA_FROM_DEVICE, v1::PLACEMENT_BELOW_4G, 0, true)
+      RunTransaction("zcu102-virtual", {}, v1::DMA_FROM_DEVICE, v1::PLACEMENT_REACHABLE, 0, true)
           .bad_lines,
       0u)
       << "GNTTABOP_cache_flush finds the frame by its bus address";
   EXPECT_GT(RunTransaction("zcu102-virtual", {"double-map-wrong-frame"}, v1::DMA_FROM_DEVICE,
-                           v1::PLACEMENT_BELOW_4G, 0, true)
+                           v1::PLACEMENT_REACHABLE, 0, true)
                 .bad_lines,
             kBytes / 64 / 2);
   EXPECT_EQ(

@@ -390,7 +390,10 @@ Matrix Aggregate(const MatrixPlan& plan, const std::vector<BoardRun>& runs) {
       c.mismatching_lines += r.mismatching_lines();
       c.lines_checked += r.lines_checked();
       const v1::Verdict v = report::EffectiveVerdict(r.verdict());
-      if (v == v1::VERDICT_ERROR) {
+      if (v == v1::VERDICT_NOT_APPLICABLE) {
+        ++c.not_applicable;
+        if (c.not_applicable_reason.empty()) c.not_applicable_reason = r.detail();
+      } else if (v == v1::VERDICT_ERROR) {
         ++c.errors;
         ++m.error_results;
         ++m.error_details[MaskPorts(r.detail())];
