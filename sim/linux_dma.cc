@@ -6,6 +6,7 @@
 
 #include "common/dma_ranges.h"
 #include "common/placement.h"
+#include "common/validate.h"
 #include "sim/chunks.h"
 #include "sim/error.h"
 
@@ -40,6 +41,17 @@ void LinuxDma::SetMask(uint32_t bits) {
   mask_ = DmaMask(bits);
 }
 
+bool LinuxDma::PfnValid(uint64_t pfn) const {
+  constexpr unsigned kMaxPhysmemBits = 48;
+  if (pfn >= (uint64_t{1} << (kMaxPhysmemBits - kXenPageShift))) return false;
+  const uint64_t section = MemorySectionBytes(board_.linux_page_size());
+  const uint64_t start = (pfn << kXenPageShift) / section * section;
+  return std::any_of(
+      board_.xen().dom0_ram().begin(), board_.xen().dom0_ram().end(), [&](const v1::MemoryBank& b) {
+        return b.size() != 0 && b.base() < start + section && start < b.base() + b.size();
+      });
+}
+
 uint64_t LinuxDma::PfnToBfn(uint64_t pfn) const {
   const std::optional<uint64_t> mfn = xen_.P2m(kDom0, pfn);
   return mfn ? *mfn : pfn;
@@ -71,7 +83,7 @@ uint64_t LinuxDma::XenDmaToPhys(uint64_t dma) const {
 
 bool LinuxDma::PfnValidDma(uint64_t dma) const {
   const uint64_t phys = faults_.Has(FaultId::kBusAddrNoDmaOffset) ? dma : DmaToPhys(dma);
-  return phys != kDmaMappingError && xen_.Dom0PfnValid(phys >> kXenPageShift);
+  return phys != kDmaMappingError && PfnValid(phys >> kXenPageShift);
 }
 
 bool LinuxDma::DmaCapable(uint64_t dma, uint64_t size) const {
@@ -243,8 +255,7 @@ void LinuxDma::UnmapPage(uint64_t dma_addr, uint64_t size, v1::DmaDirection dir)
       XenSyncForCpu(dma_addr, size, dir);
     }
   }
-  if (xen_.Dom0PfnValid(paddr >> kXenPageShift) && IsSwiotlbBuffer(paddr))
-    SwiotlbUnmap(paddr, size, dir);
+  if (PfnValid(paddr >> kXenPageShift) && IsSwiotlbBuffer(paddr)) SwiotlbUnmap(paddr, size, dir);
 }
 
 void LinuxDma::SyncForCpu(uint64_t dma_addr, uint64_t size, v1::DmaDirection dir) {
@@ -258,7 +269,7 @@ void LinuxDma::SyncForCpu(uint64_t dma_addr, uint64_t size, v1::DmaDirection dir
     }
   }
   auto it = bounces_.find(paddr);
-  if (it != bounces_.end() && ToCpu(dir) && xen_.Dom0PfnValid(paddr >> kXenPageShift))
+  if (it != bounces_.end() && ToCpu(dir) && PfnValid(paddr >> kXenPageShift))
     Copy(it->second.orig_phys, paddr, std::min(size, it->second.size));
 }
 
@@ -266,7 +277,7 @@ void LinuxDma::SyncForDevice(uint64_t dma_addr, uint64_t size, v1::DmaDirection 
   const bool bypass = faults_.Has(FaultId::kDmaOpsBypassXen);
   const uint64_t paddr = bypass ? DmaToPhys(dma_addr) : XenDmaToPhys(dma_addr);
   auto it = bounces_.find(paddr);
-  if (it != bounces_.end() && ToDevice(dir) && xen_.Dom0PfnValid(paddr >> kXenPageShift))
+  if (it != bounces_.end() && ToDevice(dir) && PfnValid(paddr >> kXenPageShift))
     Copy(paddr, it->second.orig_phys, std::min(size, it->second.size));
   if (!board_.dma().coherent()) {
     if (bypass || PfnValidDma(dma_addr)) {

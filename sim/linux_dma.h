@@ -47,6 +47,16 @@ class LinuxDma {
   uint64_t mask() const { return mask_; }
   uint32_t mask_bits() const { return mask_bits_; }
 
+  /// dom0 Linux's pfn_valid() of the 4 KiB frame pfn, as Linux 6.1's generic one with
+  /// CONFIG_SPARSEMEM (include/linux/mmzone.h): true when the memory section holding pfn is
+  /// present, i.e. holds any dom0 RAM (a dom0_ram bank; the boot memory is all in early
+  /// sections, valid across the whole section span whatever the bank edges). Sections are
+  /// 1 << SECTION_SIZE_BITS bytes: 27 (128 MiB) with 4 KiB dom0 pages, 29 (512 MiB) with
+  /// 64 KiB pages (arch/arm64/include/asm/sparsemem.h); addresses beyond 48 physical bits
+  /// (MAX_PHYSMEM_BITS = CONFIG_ARM64_PA_BITS = 48) are never valid. The board validator
+  /// refuses domU RAM in a section with dom0 RAM (common/validate.h), so a foreign frame
+  /// is never pfn_valid() in dom0.
+  bool PfnValid(uint64_t pfn) const;
   /// pfn_to_bfn(): the mfn of a foreign page mapped at pfn, else pfn.
   uint64_t PfnToBfn(uint64_t pfn) const;
   /// phys_to_dma() / dma_to_phys() through the board's dma-ranges (identity if none).

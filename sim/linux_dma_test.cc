@@ -269,3 +269,36 @@ TEST(FaultSet, UnknownFaultsAreRefused) {
 
 }  // namespace
 }  // namespace dmahil::sim
+
+namespace dmahil::sim {
+namespace {
+
+// Linux 6.1 generic pfn_valid() (include/linux/mmzone.h): an early memory section is valid
+// across its whole span once it holds any RAM; sections are 128 MiB with 4 KiB pages and
+// 512 MiB with 64 KiB pages (arch/arm64/include/asm/sparsemem.h).
+TEST(PfnValid, WholeEarlyMemorySectionsAsLinux61) {
+  v1::Board board = testing::LoadShippedBoard("zcu102-virtual");
+  // dom0 RAM [0, 0x2f000000): ends 16 MiB before its last 128 MiB section does.
+  board.mutable_xen()->mutable_dom0_ram(0)->set_size(0x2f000000);
+  board.mutable_xen()->mutable_grant_map_region()->set_base(0x2e000000);
+  board.mutable_xen()->mutable_swiotlb_pool()->set_base(0x2d000000);
+  {
+    VirtualBoard vb(board, FaultSet{}, 1);
+    EXPECT_TRUE(vb.dma().PfnValid(0x2efff));
+    EXPECT_TRUE(vb.dma().PfnValid(0x2f000)) << "past the bank, inside its section";
+    EXPECT_TRUE(vb.dma().PfnValid(0x2ffff));
+    EXPECT_FALSE(vb.dma().PfnValid(0x30000)) << "the next section holds no dom0 RAM";
+    EXPECT_FALSE(vb.xen().Dom0PfnValid(0x2f000)) << "Xen's view stays exact per bank";
+    EXPECT_FALSE(vb.dma().PfnValid(uint64_t{1} << 36)) << "beyond 48 physical bits";
+  }
+  board.set_linux_page_size(65536);
+  {
+    VirtualBoard vb(board, FaultSet{}, 1);
+    EXPECT_TRUE(vb.dma().PfnValid(0x30000)) << "one 512 MiB section [0, 0x20000000) and ...";
+    EXPECT_TRUE(vb.dma().PfnValid(0x3ffff)) << "[0x20000000, 0x40000000) holds dom0 RAM";
+    EXPECT_FALSE(vb.dma().PfnValid(0x40000));
+  }
+}
+
+}  // namespace
+}  // namespace dmahil::sim
