@@ -147,8 +147,8 @@ std::string RenderMatrixTable(const MatrixPlan& plan, const Matrix& matrix,
   out += Legend(plan, options.width);
   out += fmt::format(
       "cell: k/n runs in which the fixture failed (detected), median iteration of detection; "
-      "! = some\n      detections gave another diagnosis than the fault's, E = errors, "
-      "n/a (N = some runs) = the fixture cannot run on the board (reasons below). "
+      "! = some\n      detections gave another diagnosis than the fault's, E = errors,"
+      "\n      n/a (N: in some runs) = the fixture cannot run on the board (reasons below). "
       "Clean rows count false positives.\nverdict: DETECTED = caught (a fixture failed with "
       "the right diagnosis) in >= {}% of runs;\n      WRONG-DIAG = detected that often but "
       "with other diagnoses; WEAK = sometimes; MISSED = never\n",

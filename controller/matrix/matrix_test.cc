@@ -220,6 +220,33 @@ TEST(MatrixAggregate, ErrorsAreInfrastructureAndExitTwo) {
   }
 }
 
+TEST(MatrixAggregate, NotApplicableFixturesAreCountedApartNeverAMissNorAnError) {
+  const MatrixPlan p = SyntheticPlan(3);
+  std::vector<BoardRun> runs = AllGood(p);
+  // fx-c cannot run on board 0, whatever the fault and the seed.
+  v1::FixtureResult na = Result("fx-c", v1::VERDICT_NOT_APPLICABLE);
+  na.set_detail("no bounce is possible: the swiotlb pool is beyond the mask");
+  for (BoardRun& r : runs)
+    if (r.board == 0) r.results[2] = na;
+  const Matrix m = Aggregate(p, runs);
+  for (const char* fault : {"none", "stale", "offset"}) {
+    const Cell& c = FindRow(m, 0, fault).cells[2];
+    EXPECT_EQ(c.runs, 3u) << fault;
+    EXPECT_EQ(c.not_applicable, 3u) << fault;
+    EXPECT_EQ(c.detected, 0u) << fault;
+    EXPECT_EQ(c.errors, 0u) << fault;
+    EXPECT_EQ(c.not_applicable_reason, na.detail()) << fault;
+  }
+  EXPECT_EQ(FindRow(m, 0, "none").status, RowStatus::kClean);
+  EXPECT_EQ(FindRow(m, 0, "stale").status, RowStatus::kDetected);
+  EXPECT_EQ(m.error_results, 0u);
+  EXPECT_EQ(ExitCode(m), 0);
+  const std::string table = RenderMatrixTable(p, m);
+  EXPECT_NE(table.find("alpha / F3 fx-c: no bounce is possible"), std::string::npos) << table;
+  EXPECT_NE(RenderMatrixJson(p, m).find("\"not_applicable_reason\": \"no bounce is possible"),
+            std::string::npos);
+}
+
 TEST(MatrixAggregate, CleanBoardFalsePositivesAndVerifiedLines) {
   const MatrixPlan p = SyntheticPlan(5);
   {
