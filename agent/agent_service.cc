@@ -72,6 +72,9 @@ Status AgentService::AllocGrants(grpc::ServerContext*, const v1::AllocGrantsRequ
   if (Status s = RequireRole(v1::ROLE_GUEST, "AllocGrants"); !s.ok()) return s;
   if (Status s = CheckCount(req->pages(), "pages"); !s.ok()) return s;
   if (!v1::Placement_IsValid(req->placement())) return Invalid("unknown placement");
+  if (req->dma_mask_bits() != 0 && (req->dma_mask_bits() < 32 || req->dma_mask_bits() > 64))
+    return Invalid(
+        fmt::format("dma_mask_bits {} must be 0 (the board's) or 32..64", req->dma_mask_bits()));
   if (req->grants_per_page() > 2)
     return Invalid(fmt::format("grants_per_page {} must be 0, 1 or 2", req->grants_per_page()));
   std::lock_guard lock(mutex_);
@@ -93,6 +96,9 @@ Status AgentService::AllocLocal(grpc::ServerContext*, const v1::AllocLocalReques
   if (Status s = RequireRole(v1::ROLE_DOM0, "AllocLocal"); !s.ok()) return s;
   if (Status s = CheckCount(req->pages(), "pages"); !s.ok()) return s;
   if (!v1::Placement_IsValid(req->placement())) return Invalid("unknown placement");
+  if (req->dma_mask_bits() != 0 && (req->dma_mask_bits() < 32 || req->dma_mask_bits() > 64))
+    return Invalid(
+        fmt::format("dma_mask_bits {} must be 0 (the board's) or 32..64", req->dma_mask_bits()));
   std::lock_guard lock(mutex_);
   return backend_.AllocLocal(*req, resp);
 }

@@ -58,7 +58,14 @@ std::optional<uint64_t> SimBackend::BufferBytes(uint32_t buffer) {
 Status SimBackend::AllocGrants(const v1::AllocGrantsRequest& req, v1::AllocGrantsResponse* resp) {
   std::lock_guard lock(board_.mutex());
   try {
-    Buffer b{Kind::kGranted, board_.xen().PopulateDomU(req.pages(), req.placement()), {}, 0, {}, 0};
+    const uint32_t mask =
+        req.dma_mask_bits() != 0 ? req.dma_mask_bits() : board_.board().dma().mask_bits();
+    Buffer b{Kind::kGranted,
+             board_.xen().PopulateDomU(req.pages(), req.placement(), board_.board().dma(), mask),
+             {},
+             0,
+             {},
+             0};
     const uint32_t grants = std::max(req.grants_per_page(), 1u);
     for (uint32_t k = 0; k < grants; ++k)
       for (uint64_t gfn : b.frames)
@@ -108,7 +115,7 @@ Status SimBackend::AllocLocal(const v1::AllocLocalRequest& req, v1::BufferInfo* 
   std::lock_guard lock(board_.mutex());
   Buffer b{Kind::kLocal, {}, {}, 0, {}, 0};
   try {
-    b.frames = board_.dma().AllocPages(req.pages(), req.placement());
+    b.frames = board_.dma().AllocPages(req.pages(), req.placement(), req.dma_mask_bits());
   } catch (const sim::SimError& e) {
     return ToStatus(e);
   }

@@ -33,7 +33,7 @@ std::string RevisionName(std::string_view tree, std::string_view describe) {
 CatalogueFault LookupCatalogueFault(std::string_view id) {
   const sim::FaultInfo* f = sim::FindFault(id);
   if (f == nullptr) return {};
-  return {true, f->modelled, std::string(f->tree)};
+  return {true, f->modelled(), std::string(FaultTreeName(f->tree))};
 }
 
 std::string BootSwitch::ToString() const {

@@ -20,7 +20,7 @@
 
 namespace dmahil::agent {
 
-/// The fault catalogue (sim/faults.h) as common/revision.h's loader asks it.
+/// The fault catalogue (common/fault_catalogue.h) as common/revision.h's loader asks it.
 CatalogueFault LookupCatalogueFault(std::string_view id);
 
 /// One fault switch of the board's revision, decided for this boot.

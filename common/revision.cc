@@ -48,7 +48,7 @@ void ValidateRevision(const v1::Revision& revision, std::string_view tree, const
       const CatalogueFault c = lookup(f.id());
       if (!c.known)
         add(path + ".id", fmt::format("fault: unknown fault \"{}\" (not in the catalogue, "
-                                      "sim/faults.cc)",
+                                      "common/fault_catalogue.cc)",
                                       f.id()));
       else if (!c.modelled)
         add(path + ".id",

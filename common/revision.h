@@ -14,7 +14,7 @@
 
 namespace dmahil {
 
-/// What the fault catalogue (sim/faults.h) says about one fault id.
+/// What the fault catalogue (common/fault_catalogue.h) says about one fault id.
 struct CatalogueFault {
   bool known = false;     // the id is in the catalogue
   bool modelled = false;  // the model can inject it (only then may a revision name it)

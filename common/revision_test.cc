@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
          << "\"" << text << "\"\n  does not contain\n\"" << part << "\"";
 }
 
-// A small stand-in for the catalogue (sim/faults.cc): two Linux faults, one Xen fault,
+// A small stand-in for the catalogue (common/fault_catalogue.cc): two Linux faults, one Xen fault,
 // one catalogued but not modelled.
 CatalogueFault FakeCatalogue(std::string_view id) {
   if (id == "cache-flush-local-addr" || id == "bus-addr-no-dma-offset")

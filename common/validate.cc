@@ -370,14 +370,26 @@ void CheckXen(Problems& p, const v1::Board& board, const std::vector<Range>& ram
   const std::vector<Range> domu = CheckBanks(p, "xen.domu_ram", xen.domu_ram());
   for (const auto& r : dom0) CheckInside(p, r, ram, "ram");
   for (const auto& r : domu) CheckInside(p, r, ram, "ram");
-  // dom0 Linux decides "local or foreign" with pfn_valid(), which on arm64 (SPARSEMEM
-  // VMEMMAP, Linux >= 5.14 generic pfn_valid) is true for whole 2 MiB subsections of its
-  // memory map; the model decides by bank, so banks must not split a subsection.
-  constexpr uint64_t kSubsection = uint64_t{2} << 20;
-  for (const auto& r : dom0)
-    if (r.base % kSubsection != 0 || r.end % kSubsection != 0)
-      p.Add(r.path, "{} {} must start and end on 2 MiB (arm64 pfn_valid subsections)", r.path,
-            Show(r));
+  // dom0 Linux decides "local or foreign" with pfn_valid() (drivers/xen/swiotlb-xen.c).
+  // Linux 6.1's generic pfn_valid() (include/linux/mmzone.h, CONFIG_SPARSEMEM) is true for
+  // every pfn of an early (boot-time) memory section that holds any RAM: the whole section
+  // span, SECTION_SIZE_BITS 27 (128 MiB) with 4 KiB pages, 29 (512 MiB) with 64 KiB pages
+  // (arch/arm64/include/asm/sparsemem.h). A domU frame in a section with dom0 RAM would be
+  // taken for dom0's own page and miss its GNTTABOP_cache_flush: refuse such a layout. The
+  // model follows the same rule (sim/linux_dma.h LinuxDma::PfnValid).
+  const uint64_t section = MemorySectionBytes(board.linux_page_size());
+  for (const auto& u : domu)
+    for (const auto& d : dom0) {
+      const uint64_t lo = std::max(u.base / section, d.base / section);
+      const uint64_t hi = std::min((u.end - 1) / section, (d.end - 1) / section);
+      if (lo <= hi && !Overlap(u, d))
+        p.Add(u.path,
+              "{} {} shares the {} MiB memory section {} with {} {}: dom0 Linux's pfn_valid() "
+              "is true across a whole section holding RAM (include/linux/mmzone.h), so it "
+              "would take the domU's frames for its own; put the banks in different sections",
+              u.path, Show(u), section >> 20, Show(lo * section, (lo + 1) * section), d.path,
+              Show(d));
+    }
   for (const auto& u : domu)
     for (const auto& d : dom0)
       if (Overlap(u, d))
@@ -715,6 +727,10 @@ void ValidateFixture(const v1::Fixture& f, const SourceMap& source) {
   if (f.partial_bytes() % 8 != 0 || f.partial_bytes() >= 4096)
     p.Add("partial_bytes", "partial_bytes {} must be a multiple of 8 below the line size",
           f.partial_bytes());
+  if (f.expect_bounce() && f.placement() != v1::PLACEMENT_NEEDS_BOUNCE)
+    p.Add("expect_bounce",
+          "expect_bounce needs placement: PLACEMENT_NEEDS_BOUNCE (pages beyond the device's "
+          "reach), else nothing makes swiotlb-xen bounce them");
   if (f.double_map() && f.source() != v1::BUFFER_FOREIGN_GRANT)
     p.Add("double_map", "double_map needs source: BUFFER_FOREIGN_GRANT");
   if (f.iterations() > 20000)

@@ -2,6 +2,7 @@
 // parse and validate them. Every error names the file and line of the offending field.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <optional>
@@ -20,6 +21,14 @@ namespace dmahil {
 /// An empty function accepts every name (fault ids are then not checked).
 using KnownFault = std::function<bool(std::string_view)>;
 
+/// The size of dom0 Linux's memory sections on arm64, bytes: 1 << SECTION_SIZE_BITS, 27
+/// (128 MiB) with 4 KiB pages and 29 (512 MiB) with 64 KiB pages
+/// (arch/arm64/include/asm/sparsemem.h, Linux 6.1). linux_page_size: 4096 or 65536 (any
+/// other value: 128 MiB).
+inline uint64_t MemorySectionBytes(uint32_t linux_page_size) {
+  return uint64_t{1} << (linux_page_size == 65536 ? 29 : 27);
+}
+
 /// Checks the rules a board description must meet (RAM banks 4 KiB aligned and disjoint,
 /// cache geometry (line size a power of two 16..4096 B, sets a power of two, ways >= 1),
 /// DMA mask 32..64 bits, disjoint non-empty dma-ranges, Linux page size 4096 or 65536).
@@ -30,7 +39,8 @@ using KnownFault = std::function<bool(std::string_view)>;
 /// xen_support: a status, versions as MAJOR.MINOR.
 /// BOARD_KIND_HARDWARE also needs at least one port, dma.port, console, xen_support, l1 and
 /// cpus >= 1. The Xen layout is required for BOARD_KIND_VIRTUAL (dom0/domU RAM inside `ram`
-/// and disjoint, dom0 banks on 2 MiB, grant-map region and swiotlb pool inside dom0 RAM,
+/// and disjoint, no domU bank in a memory section (MemorySectionBytes) holding dom0 RAM,
+/// grant-map region and swiotlb pool inside dom0 RAM,
 /// the pool reachable by the device through dma-ranges and the mask) and checked by the
 /// same rules on any other kind that gives one. `source` locates fields of `board`.
 /// Throws ConfigError listing every violation, one "<file>:<line>:<col>: <what>" per line,

@@ -5,16 +5,35 @@
 
 #include <gtest/gtest.h>
 
+#include "sim/error.h"
+
 namespace dmahil::sim {
 namespace {
 
 TEST(FaultCatalogue, EveryFaultNamesItsTreeAndOnlyTheGrantIommuFaultIsXen) {
-  for (const FaultInfo& f : FaultCatalogue()) {
-    EXPECT_TRUE(f.tree == "linux" || f.tree == "xen") << f.id << ": \"" << f.tree << "\"";
-    EXPECT_EQ(f.tree, f.id == "grant-not-in-iommu" ? "xen" : "linux") << f.id;
-  }
+  for (const FaultInfo& f : FaultCatalogue())
+    EXPECT_EQ(f.tree, f.id == FaultId::kGrantNotInIommu ? FaultTree::kXen : FaultTree::kLinux)
+        << f.name;
   ASSERT_NE(FindFault("grant-not-in-iommu"), nullptr);
-  EXPECT_EQ(FindFault("grant-not-in-iommu")->tree, "xen");
+  EXPECT_EQ(FaultTreeName(FindFault("grant-not-in-iommu")->tree), "xen");
+}
+
+TEST(FaultSet, ParsesTextIdsToTheTypedIdsAndRefusesUnknownOnesListingTheCatalogue) {
+  const FaultSet set = FaultSet::Parse({"cache-flush-local-addr", "bounce-no-copy-back"});
+  EXPECT_TRUE(set.Has(FaultId::kCacheFlushLocalAddr));
+  EXPECT_TRUE(set.Has(FaultId::kBounceNoCopyBack));
+  EXPECT_FALSE(set.Has(FaultId::kDmaOpsBypassXen));
+  EXPECT_EQ(set.ToString(), "bounce-no-copy-back,cache-flush-local-addr");
+  EXPECT_EQ(FaultSet().ToString(), "none");
+  try {
+    FaultSet::Parse({"cache-flush-local-address"});
+    FAIL() << "an unknown id was accepted";
+  } catch (const SimError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("\"cache-flush-local-address\""), std::string::npos) << what;
+    for (const FaultInfo& f : FaultCatalogue())
+      EXPECT_NE(what.find(std::string(f.name)), std::string::npos) << what;
+  }
 }
 
 TEST(FaultTakenThisBoot, RateOneIsEveryBootAndZeroNone) {

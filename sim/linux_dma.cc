@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 
 #include "common/dma_ranges.h"
+#include "common/placement.h"
+#include "common/validate.h"
 #include "sim/chunks.h"
 #include "sim/error.h"
 
@@ -39,6 +41,17 @@ void LinuxDma::SetMask(uint32_t bits) {
   mask_ = DmaMask(bits);
 }
 
+bool LinuxDma::PfnValid(uint64_t pfn) const {
+  constexpr unsigned kMaxPhysmemBits = 48;
+  if (pfn >= (uint64_t{1} << (kMaxPhysmemBits - kXenPageShift))) return false;
+  const uint64_t section = MemorySectionBytes(board_.linux_page_size());
+  const uint64_t start = (pfn << kXenPageShift) / section * section;
+  return std::any_of(
+      board_.xen().dom0_ram().begin(), board_.xen().dom0_ram().end(), [&](const v1::MemoryBank& b) {
+        return b.size() != 0 && b.base() < start + section && start < b.base() + b.size();
+      });
+}
+
 uint64_t LinuxDma::PfnToBfn(uint64_t pfn) const {
   const std::optional<uint64_t> mfn = xen_.P2m(kDom0, pfn);
   return mfn ? *mfn : pfn;
@@ -54,23 +67,23 @@ uint64_t LinuxDma::ExpectedDma(uint64_t phys) const {
 
 uint64_t LinuxDma::XenPhysToDma(uint64_t phys) const {
   uint64_t bus = (PfnToBfn(phys >> kXenPageShift) << kXenPageShift) | (phys & kPageMask);
-  if (faults_.Has("grant-64k-offset")) {
+  if (faults_.Has(FaultId::kGrant64kOffset)) {
     // The bus frame of the Linux page's first Xen frame plus the offset in the Linux page.
     const uint64_t linux_mask = std::max<uint64_t>(board_.linux_page_size(), kXenPageSize) - 1;
     bus = (PfnToBfn((phys & ~linux_mask) >> kXenPageShift) << kXenPageShift) | (phys & linux_mask);
   }
-  if (faults_.Has("bus-addr-no-dma-offset")) return bus;  // phys_to_dma() not applied
+  if (faults_.Has(FaultId::kBusAddrNoDmaOffset)) return bus;  // phys_to_dma() not applied
   return PhysToDma(bus);
 }
 
 uint64_t LinuxDma::XenDmaToPhys(uint64_t dma) const {
-  if (faults_.Has("bus-addr-no-dma-offset")) return dma;
+  if (faults_.Has(FaultId::kBusAddrNoDmaOffset)) return dma;
   return DmaToPhys(dma);  // bfn_to_pfn() is the identity on Arm
 }
 
 bool LinuxDma::PfnValidDma(uint64_t dma) const {
-  const uint64_t phys = faults_.Has("bus-addr-no-dma-offset") ? dma : DmaToPhys(dma);
-  return phys != kDmaMappingError && xen_.Dom0PfnValid(phys >> kXenPageShift);
+  const uint64_t phys = faults_.Has(FaultId::kBusAddrNoDmaOffset) ? dma : DmaToPhys(dma);
+  return phys != kDmaMappingError && PfnValid(phys >> kXenPageShift);
 }
 
 bool LinuxDma::DmaCapable(uint64_t dma, uint64_t size) const {
@@ -133,7 +146,7 @@ void LinuxDma::DmaCacheMaint(uint64_t handle, uint64_t size, uint32_t op) {
   handle &= ~kPageMask;
   while (size > 0) {
     const uint64_t len = std::min<uint64_t>(size, kXenPageSize - offset);
-    const uint64_t addr = faults_.Has("bus-addr-no-dma-offset") ? handle : DmaToPhys(handle);
+    const uint64_t addr = faults_.Has(FaultId::kBusAddrNoDmaOffset) ? handle : DmaToPhys(handle);
     (void)xen_.CacheFlush(addr, offset, static_cast<uint32_t>(len), op);
     offset = 0;
     handle += kXenPageSize;
@@ -143,11 +156,11 @@ void LinuxDma::DmaCacheMaint(uint64_t handle, uint64_t size, uint32_t op) {
 
 void LinuxDma::XenSyncForDevice(uint64_t dma, uint64_t size, v1::DmaDirection dir, uint64_t phys,
                                 bool from_sync) {
-  if (from_sync && faults_.Has("sync-for-device-cpu-op")) {
+  if (from_sync && faults_.Has(FaultId::kSyncForDeviceCpuOp)) {
     XenSyncForCpu(dma, size, dir);
     return;
   }
-  if (faults_.Has("cache-flush-local-addr")) dma = PhysToDma(phys);  // dom0 pfn, not bfn
+  if (faults_.Has(FaultId::kCacheFlushLocalAddr)) dma = PhysToDma(phys);  // dom0 pfn, not bfn
   DmaCacheMaint(dma, size, dir == v1::DMA_FROM_DEVICE ? kGnttabCacheInval : kGnttabCacheClean);
 }
 
@@ -176,7 +189,7 @@ void LinuxDma::SwiotlbUnmap(uint64_t tlb_phys, uint64_t size, v1::DmaDirection d
   auto it = bounces_.find(tlb_phys);
   if (it == bounces_.end())
     throw SimError(ErrorCode::kNotFound, fmt::format("no swiotlb bounce at {:#x}", tlb_phys));
-  if (ToCpu(dir) && !faults_.Has("bounce-no-copy-back"))
+  if (ToCpu(dir) && !faults_.Has(FaultId::kBounceNoCopyBack))
     Copy(it->second.orig_phys, tlb_phys, std::min(size, it->second.size));
   const uint64_t first = (tlb_phys - board_.xen().swiotlb_pool().base()) / kIoTlbSize;
   const uint64_t nslots = (it->second.size + kIoTlbSize - 1) / kIoTlbSize;
@@ -197,11 +210,11 @@ PageMapping LinuxDma::MapPage(uint64_t phys, uint64_t size, v1::DmaDirection dir
     throw SimError(
         ErrorCode::kInvalidArgument,
         fmt::format("map of {:#x}+{:#x}: size must be 1..{:#x}", phys, size, kMaxMapping));
-  if (faults_.Has("dma-ops-bypass-xen")) return DirectMap(phys, size, dir);
+  if (faults_.Has(FaultId::kDmaOpsBypassXen)) return DirectMap(phys, size, dir);
   const bool coherent = board_.dma().coherent();
   uint64_t dev_addr = XenPhysToDma(phys);
   bool bounced = false;
-  const bool capable = faults_.Has("no-bounce-above-mask") || DmaCapable(dev_addr, size);
+  const bool capable = faults_.Has(FaultId::kNoBounceAboveMask) || DmaCapable(dev_addr, size);
   if (!capable || StraddlesPageBoundary(phys, size)) {
     const uint64_t tlb = SwiotlbMap(phys, size);
     if (tlb == kDmaMappingError) return PageMapping{};
@@ -224,7 +237,7 @@ PageMapping LinuxDma::MapPage(uint64_t phys, uint64_t size, v1::DmaDirection dir
 }
 
 void LinuxDma::UnmapPage(uint64_t dma_addr, uint64_t size, v1::DmaDirection dir) {
-  if (faults_.Has("dma-ops-bypass-xen")) {
+  if (faults_.Has(FaultId::kDmaOpsBypassXen)) {
     DirectUnmap(dma_addr, size, dir);
     return;
   }
@@ -232,22 +245,21 @@ void LinuxDma::UnmapPage(uint64_t dma_addr, uint64_t size, v1::DmaDirection dir)
   if (!board_.dma().coherent()) {
     if (PfnValidDma(dma_addr)) {
       ArchSyncForCpu(paddr, size, dir);
-    } else if (faults_.Has("double-map-wrong-frame") &&
+    } else if (faults_.Has(FaultId::kDoubleMapWrongFrame) &&
                first_pfn_of_bfn_.count(paddr >> kXenPageShift) != 0) {
       // Resolves the bus frame to the first pfn it was mapped at and invalidates by that
       // VA: right while that mapping lives, nothing (or another frame) once it is gone.
       const uint64_t pfn = first_pfn_of_bfn_.at(paddr >> kXenPageShift);
       ArchSyncForCpu((pfn << kXenPageShift) | (paddr & kPageMask), size, dir);
-    } else if (!faults_.Has("unmap-no-invalidate-foreign")) {
+    } else if (!faults_.Has(FaultId::kUnmapNoInvalidateForeign)) {
       XenSyncForCpu(dma_addr, size, dir);
     }
   }
-  if (xen_.Dom0PfnValid(paddr >> kXenPageShift) && IsSwiotlbBuffer(paddr))
-    SwiotlbUnmap(paddr, size, dir);
+  if (PfnValid(paddr >> kXenPageShift) && IsSwiotlbBuffer(paddr)) SwiotlbUnmap(paddr, size, dir);
 }
 
 void LinuxDma::SyncForCpu(uint64_t dma_addr, uint64_t size, v1::DmaDirection dir) {
-  const bool bypass = faults_.Has("dma-ops-bypass-xen");
+  const bool bypass = faults_.Has(FaultId::kDmaOpsBypassXen);
   const uint64_t paddr = bypass ? DmaToPhys(dma_addr) : XenDmaToPhys(dma_addr);
   if (!board_.dma().coherent()) {
     if (bypass || PfnValidDma(dma_addr)) {
@@ -257,15 +269,15 @@ void LinuxDma::SyncForCpu(uint64_t dma_addr, uint64_t size, v1::DmaDirection dir
     }
   }
   auto it = bounces_.find(paddr);
-  if (it != bounces_.end() && ToCpu(dir) && xen_.Dom0PfnValid(paddr >> kXenPageShift))
+  if (it != bounces_.end() && ToCpu(dir) && PfnValid(paddr >> kXenPageShift))
     Copy(it->second.orig_phys, paddr, std::min(size, it->second.size));
 }
 
 void LinuxDma::SyncForDevice(uint64_t dma_addr, uint64_t size, v1::DmaDirection dir) {
-  const bool bypass = faults_.Has("dma-ops-bypass-xen");
+  const bool bypass = faults_.Has(FaultId::kDmaOpsBypassXen);
   const uint64_t paddr = bypass ? DmaToPhys(dma_addr) : XenDmaToPhys(dma_addr);
   auto it = bounces_.find(paddr);
-  if (it != bounces_.end() && ToDevice(dir) && xen_.Dom0PfnValid(paddr >> kXenPageShift))
+  if (it != bounces_.end() && ToDevice(dir) && PfnValid(paddr >> kXenPageShift))
     Copy(paddr, it->second.orig_phys, std::min(size, it->second.size));
   if (!board_.dma().coherent()) {
     if (bypass || PfnValidDma(dma_addr)) {
@@ -313,7 +325,7 @@ bool LinuxDma::Reserved(uint64_t pfn) const {
 }
 
 std::vector<uint64_t> LinuxDma::FindRun(const v1::MemoryBank& bank, uint32_t count,
-                                        v1::Placement placement,
+                                        v1::Placement placement, uint32_t mask_bits,
                                         const std::set<uint64_t>& used) const {
   const uint64_t align =
       std::max<uint64_t>(board_.linux_page_size(), kXenPageSize) >> kXenPageShift;
@@ -321,13 +333,11 @@ std::vector<uint64_t> LinuxDma::FindRun(const v1::MemoryBank& bank, uint32_t cou
   const uint64_t end = (bank.base() + bank.size()) >> kXenPageShift;
   const bool in_balloon = InBank(board_.xen().grant_map_region(), bank.base());
   for (uint64_t start = first; start + count <= end; start += align) {
-    const uint64_t lo = start << kXenPageShift;
-    const uint64_t hi = (start + count) << kXenPageShift;
-    if (placement == v1::PLACEMENT_ABOVE_4G && lo < (uint64_t{1} << 32)) continue;
-    if (placement == v1::PLACEMENT_BELOW_4G && hi > (uint64_t{1} << 32)) break;
     uint64_t bad = 0;
     for (uint64_t pfn = start; pfn < start + count && bad == 0; ++pfn)
-      if (used.count(pfn) != 0 || (!in_balloon && Reserved(pfn))) bad = pfn;
+      if (used.count(pfn) != 0 || (!in_balloon && Reserved(pfn)) ||
+          !PlacementAllows(placement, board_.dma(), mask_bits, pfn << kXenPageShift))
+        bad = pfn;
     if (bad != 0) {
       start = bad / align * align;  // the loop adds align: next candidate past the clash
       continue;
@@ -339,23 +349,25 @@ std::vector<uint64_t> LinuxDma::FindRun(const v1::MemoryBank& bank, uint32_t cou
   return {};
 }
 
-std::vector<uint64_t> LinuxDma::AllocPages(uint32_t count, v1::Placement placement) {
+std::vector<uint64_t> LinuxDma::AllocPages(uint32_t count, v1::Placement placement,
+                                           uint32_t mask_bits) {
+  if (mask_bits == 0) mask_bits = board_.dma().mask_bits();
   for (const v1::MemoryBank& b : board_.xen().dom0_ram()) {
-    std::vector<uint64_t> run = FindRun(b, count, placement, pages_used_);
+    std::vector<uint64_t> run = FindRun(b, count, placement, mask_bits, pages_used_);
     if (run.empty()) continue;
     pages_used_.insert(run.begin(), run.end());
     return run;
   }
   throw SimError(ErrorCode::kResourceExhausted,
-                 fmt::format("dom0: no {} free consecutive pages with placement {}", count,
-                             v1::Placement_Name(placement)));
+                 fmt::format("dom0: no {} free consecutive pages {} ({}-bit mask)", count,
+                             PlacementWords(placement), mask_bits));
 }
 
 void LinuxDma::FreePage(uint64_t pfn) { pages_used_.erase(pfn); }
 
 std::vector<uint64_t> LinuxDma::AllocBallooned(uint32_t count) {
   std::vector<uint64_t> run =
-      FindRun(board_.xen().grant_map_region(), count, v1::PLACEMENT_ANY, balloon_used_);
+      FindRun(board_.xen().grant_map_region(), count, v1::PLACEMENT_ANY, 64, balloon_used_);
   if (run.empty())
     throw SimError(ErrorCode::kResourceExhausted,
                    fmt::format("dom0: no {} free ballooned pfns to map grants at", count));

@@ -47,6 +47,16 @@ class LinuxDma {
   uint64_t mask() const { return mask_; }
   uint32_t mask_bits() const { return mask_bits_; }
 
+  /// dom0 Linux's pfn_valid() of the 4 KiB frame pfn, as Linux 6.1's generic one with
+  /// CONFIG_SPARSEMEM (include/linux/mmzone.h): true when the memory section holding pfn is
+  /// present, i.e. holds any dom0 RAM (a dom0_ram bank; the boot memory is all in early
+  /// sections, valid across the whole section span whatever the bank edges). Sections are
+  /// 1 << SECTION_SIZE_BITS bytes: 27 (128 MiB) with 4 KiB dom0 pages, 29 (512 MiB) with
+  /// 64 KiB pages (arch/arm64/include/asm/sparsemem.h); addresses beyond 48 physical bits
+  /// (MAX_PHYSMEM_BITS = CONFIG_ARM64_PA_BITS = 48) are never valid. The board validator
+  /// refuses domU RAM in a section with dom0 RAM (common/validate.h), so a foreign frame
+  /// is never pfn_valid() in dom0.
+  bool PfnValid(uint64_t pfn) const;
   /// pfn_to_bfn(): the mfn of a foreign page mapped at pfn, else pfn.
   uint64_t PfnToBfn(uint64_t pfn) const;
   /// phys_to_dma() / dma_to_phys() through the board's dma-ranges (identity if none).
@@ -77,10 +87,11 @@ class LinuxDma {
   void ClearForeignP2m(uint64_t pfn);
 
   /// dom0 page allocator: count consecutive free dom0 pfns (4 KiB frames) outside the
-  /// balloon and swiotlb regions, the first aligned to a Linux page (4 or 64 KiB), all
-  /// honouring placement (alloc_pages of an order, then split). Throws
+  /// balloon and swiotlb regions, the first aligned to a Linux page (4 or 64 KiB), every
+  /// one allowed by placement for the board's device with a `mask_bits` DMA mask (0: the
+  /// board's; common/placement.h) (alloc_pages of an order, then split). Throws
   /// SimError(kResourceExhausted) if there is no such run; nothing is allocated then.
-  std::vector<uint64_t> AllocPages(uint32_t count, v1::Placement placement);
+  std::vector<uint64_t> AllocPages(uint32_t count, v1::Placement placement, uint32_t mask_bits = 0);
   void FreePage(uint64_t pfn);
   /// count consecutive ballooned pfns to map grants at, the first aligned to a Linux page,
   /// so a 64 KiB Linux page holds 16 consecutive 4 KiB grants (gnttab_alloc_pages and
@@ -131,7 +142,7 @@ class LinuxDma {
   std::map<uint64_t, Bounce> bounces_;  // tlb phys -> original
   std::set<uint64_t> slots_used_;       // slot indices in use
   std::vector<uint64_t> FindRun(const v1::MemoryBank& bank, uint32_t count, v1::Placement placement,
-                                const std::set<uint64_t>& used) const;
+                                uint32_t mask_bits, const std::set<uint64_t>& used) const;
   bool Reserved(uint64_t pfn) const;  // in the balloon or the swiotlb pool
   std::set<uint64_t> pages_used_;     // dom0 pfns handed out by AllocPages
   // double-map-wrong-frame: a reverse bfn -> pfn map that keeps the first pfn a frame was

@@ -30,12 +30,13 @@ pattern::Spec Spec(uint32_t gen, uint32_t first_line = 0) {
 }
 
 Outcome RunTransaction(const std::string& board_name, std::vector<std::string> faults,
-                       v1::DmaDirection dir, v1::Placement placement = v1::PLACEMENT_BELOW_4G,
+                       v1::DmaDirection dir, v1::Placement placement = v1::PLACEMENT_REACHABLE,
                        uint32_t mask_bits = 0, bool double_map = false) {
   VirtualBoard vb(testing::LoadShippedBoard(board_name), FaultSet::Parse(faults), 1234);
   Outcome out;
   if (mask_bits) vb.dma().SetMask(mask_bits);
-  const auto gfns = vb.xen().PopulateDomU(kPages, placement);
+  const auto gfns =
+      vb.xen().PopulateDomU(kPages, placement, vb.board().dma(), vb.dma().mask_bits());
   auto map_all = [&] {
     const std::vector<uint64_t> pfns = vb.dma().AllocBallooned(kPages);
     for (size_t i = 0; i < gfns.size(); ++i)
@@ -115,7 +116,8 @@ TEST_P(Direction, CleanRpi4AddsTheDmaRangesOffset) {
 }
 
 TEST_P(Direction, CleanAboveMaskBounces) {
-  const Outcome o = RunTransaction("zcu102-virtual", {}, GetParam(), v1::PLACEMENT_ABOVE_4G, 32);
+  const Outcome o =
+      RunTransaction("zcu102-virtual", {}, GetParam(), v1::PLACEMENT_NEEDS_BOUNCE, 32);
   EXPECT_EQ(o.bad_lines, 0u);
   for (const PageMapping& m : o.maps) {
     EXPECT_TRUE(m.bounced);
@@ -134,7 +136,7 @@ TEST_P(Direction, DmaOpsBypassXenSkipsTheBounceItNeeds) {
   // dma-direct checks dma_capable() on the pfn (a low ballooned pfn), not the machine
   // frame above 4 GiB: no bounce, and the device goes to the pfn.
   const Outcome o = RunTransaction("zcu102-virtual", {"dma-ops-bypass-xen"}, GetParam(),
-                                   v1::PLACEMENT_ABOVE_4G, 32);
+                                   v1::PLACEMENT_NEEDS_BOUNCE, 32);
   EXPECT_FALSE(o.maps[0].bounced);
   EXPECT_GT(o.bad_lines, 0u);
 }
@@ -189,7 +191,7 @@ TEST(SyncForDeviceCpuOp, MapIsRightTheReuseSyncIsNot) {
                     FaultSet::Parse(fault ? std::vector<std::string>{"sync-for-device-cpu-op"}
                                           : std::vector<std::string>{}),
                     9);
-    const auto gfns = vb.xen().PopulateDomU(1, v1::PLACEMENT_BELOW_4G);
+    const auto gfns = vb.xen().PopulateDomU(1, v1::PLACEMENT_REACHABLE, vb.board().dma(), 64);
     const uint64_t pfn = vb.dma().AllocBallooned(1)[0];
     vb.xen().MapGrantRef(kDomU, vb.xen().GrantAccess(kDomU, gfns[0], kDom0), pfn);
     const PageMapping m = vb.dma().MapPage(pfn << kXenPageShift, kXenPageSize, v1::DMA_TO_DEVICE);
@@ -217,14 +219,14 @@ TEST(CacheFlushLocalAddr, DeviceReadsStaleMemory) {
 
 TEST(BounceNoCopyBack, DataNeverLands) {
   EXPECT_EQ(RunTransaction("zcu102-virtual", {"bounce-no-copy-back"}, v1::DMA_FROM_DEVICE,
-                           v1::PLACEMENT_ABOVE_4G, 32)
+                           v1::PLACEMENT_NEEDS_BOUNCE, 32)
                 .bad_lines,
             kBytes / 64);
 }
 
 TEST(NoBounceAboveMask, DeviceTruncatesTheAddress) {
   const Outcome o = RunTransaction("zcu102-virtual", {"no-bounce-above-mask"}, v1::DMA_TO_DEVICE,
-                                   v1::PLACEMENT_ABOVE_4G, 32);
+                                   v1::PLACEMENT_NEEDS_BOUNCE, 32);
   EXPECT_FALSE(o.maps[0].bounced);
   EXPECT_GT(o.bad_lines, 0u);
 }
@@ -246,12 +248,12 @@ TEST(Grant64kOffset, CleanAndCannotManifestWith4kPages) {
 
 TEST(DoubleMapWrongFrame, SecondMappingStaysStaleOnceTheFirstIsGone) {
   EXPECT_EQ(
-      RunTransaction("zcu102-virtual", {}, v1::DMA_FROM_DEVICE, v1::PLACEMENT_BELOW_4G, 0, true)
+      RunTransaction("zcu102-virtual", {}, v1::DMA_FROM_DEVICE, v1::PLACEMENT_REACHABLE, 0, true)
           .bad_lines,
       0u)
       << "GNTTABOP_cache_flush finds the frame by its bus address";
   EXPECT_GT(RunTransaction("zcu102-virtual", {"double-map-wrong-frame"}, v1::DMA_FROM_DEVICE,
-                           v1::PLACEMENT_BELOW_4G, 0, true)
+                           v1::PLACEMENT_REACHABLE, 0, true)
                 .bad_lines,
             kBytes / 64 / 2);
   EXPECT_EQ(
@@ -263,6 +265,39 @@ TEST(DoubleMapWrongFrame, SecondMappingStaysStaleOnceTheFirstIsGone) {
 TEST(FaultSet, UnknownFaultsAreRefused) {
   EXPECT_THROW(FaultSet::Parse({"no-such-fault"}), SimError);
   EXPECT_EQ(FaultSet::Parse({"dma-ops-bypass-xen"}).ToString(), "dma-ops-bypass-xen");
+}
+
+}  // namespace
+}  // namespace dmahil::sim
+
+namespace dmahil::sim {
+namespace {
+
+// Linux 6.1 generic pfn_valid() (include/linux/mmzone.h): an early memory section is valid
+// across its whole span once it holds any RAM; sections are 128 MiB with 4 KiB pages and
+// 512 MiB with 64 KiB pages (arch/arm64/include/asm/sparsemem.h).
+TEST(PfnValid, WholeEarlyMemorySectionsAsLinux61) {
+  v1::Board board = testing::LoadShippedBoard("zcu102-virtual");
+  // dom0 RAM [0, 0x2f000000): ends 16 MiB before its last 128 MiB section does.
+  board.mutable_xen()->mutable_dom0_ram(0)->set_size(0x2f000000);
+  board.mutable_xen()->mutable_grant_map_region()->set_base(0x2e000000);
+  board.mutable_xen()->mutable_swiotlb_pool()->set_base(0x2d000000);
+  {
+    VirtualBoard vb(board, FaultSet{}, 1);
+    EXPECT_TRUE(vb.dma().PfnValid(0x2efff));
+    EXPECT_TRUE(vb.dma().PfnValid(0x2f000)) << "past the bank, inside its section";
+    EXPECT_TRUE(vb.dma().PfnValid(0x2ffff));
+    EXPECT_FALSE(vb.dma().PfnValid(0x30000)) << "the next section holds no dom0 RAM";
+    EXPECT_FALSE(vb.xen().Dom0PfnValid(0x2f000)) << "Xen's view stays exact per bank";
+    EXPECT_FALSE(vb.dma().PfnValid(uint64_t{1} << 36)) << "beyond 48 physical bits";
+  }
+  board.set_linux_page_size(65536);
+  {
+    VirtualBoard vb(board, FaultSet{}, 1);
+    EXPECT_TRUE(vb.dma().PfnValid(0x30000)) << "one 512 MiB section [0, 0x20000000) and ...";
+    EXPECT_TRUE(vb.dma().PfnValid(0x3ffff)) << "[0x20000000, 0x40000000) holds dom0 RAM";
+    EXPECT_FALSE(vb.dma().PfnValid(0x40000));
+  }
 }
 
 }  // namespace

@@ -16,7 +16,8 @@ VirtualBoard::VirtualBoard(const v1::Board& board, FaultSet faults, uint64_t see
       memory_(std::vector<v1::MemoryBank>(board_.ram().begin(), board_.ram().end())),
       cache_(board_, memory_, seed),
       xen_(board_.xen(), cache_,
-           XenOptions{board_.smmu().present(), faults_.Has("grant-not-in-iommu"), seed ^ 0x58454e}),
+           XenOptions{board_.smmu().present(), faults_.Has(FaultId::kGrantNotInIommu),
+                      seed ^ 0x58454e}),
       dma_(board_, xen_, cache_, faults_),
       device_(
           board_.dma(), memory_, cache_, [this] { return dma_.mask_bits(); },

@@ -4,13 +4,13 @@
 
 #include <fmt/format.h>
 
+#include "common/placement.h"
 #include "sim/error.h"
 
 namespace dmahil::sim {
 namespace {
 
 constexpr uint32_t kMaxGrants = 1024;
-constexpr uint64_t k4G = uint64_t{1} << 32;
 
 bool InBank(const v1::MemoryBank& b, uint64_t addr) {
   return addr >= b.base() && addr - b.base() < b.size();
@@ -65,17 +65,17 @@ std::optional<uint32_t> Xen::OwnerOf(uint64_t mfn) const {
   return std::nullopt;  // ballooned out (returned to Xen) or not RAM
 }
 
-std::vector<uint64_t> Xen::PopulateDomU(uint32_t n, v1::Placement placement) {
+std::vector<uint64_t> Xen::PopulateDomU(uint32_t n, v1::Placement placement,
+                                        const v1::DmaEngineDesc& dma, uint32_t mask_bits) {
   auto eligible = [&](uint64_t mfn) {
-    const uint64_t addr = mfn << kXenPageShift;
-    return placement == v1::PLACEMENT_ANY || (placement == v1::PLACEMENT_ABOVE_4G) == (addr >= k4G);
+    return PlacementAllows(placement, dma, mask_bits, mfn << kXenPageShift);
   };
   const size_t available =
       static_cast<size_t>(std::count_if(domu_free_.begin(), domu_free_.end(), eligible));
   if (available < n)
     throw SimError(ErrorCode::kResourceExhausted,
-                   fmt::format("domU: only {} free frames with placement {}, {} asked", available,
-                               v1::Placement_Name(placement), n));
+                   fmt::format("domU: only {} free frames {} ({}-bit mask), {} asked", available,
+                               PlacementWords(placement), mask_bits, n));
   std::vector<uint64_t> gfns;
   while (gfns.size() < n) {
     const size_t i = static_cast<size_t>(rng_.Below(domu_free_.size()));

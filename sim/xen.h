@@ -58,18 +58,20 @@ class Xen {
   /// (a ballooned dom0 pfn without a grant mapped there, a domU gfn not populated).
   std::optional<uint64_t> P2m(uint32_t domid, uint64_t gfn) const;
 
-  /// True if pfn is RAM of dom0's memory map (Linux pfn_valid() in dom0): dom0_ram,
-  /// ballooned pfns included, foreign machine frames not. Exact per bank; the board
-  /// validator keeps dom0 banks on 2 MiB boundaries, the granularity of arm64's
-  /// pfn_valid() (memory subsections), so the two agree.
+  /// True if frame pfn is RAM Xen gave dom0 (a dom0_ram bank, ballooned pfns included,
+  /// foreign machine frames not): Xen's view, exact per bank. dom0 Linux's own
+  /// pfn_valid() is coarser (whole memory sections): LinuxDma::PfnValid.
   bool Dom0PfnValid(uint64_t pfn) const;
 
   /// Populates n frames of the domU (XENMEM_populate_physmap + the guest's page
-  /// allocator): free machine frames from domu_ram honouring placement, picked at
-  /// seeded-random places (so consecutive grants are rarely machine-contiguous), at the
-  /// next free gfns from domu_gfn_base.
-  /// Throws SimError(kResourceExhausted) if domu_ram has fewer than n free frames there.
-  std::vector<uint64_t> PopulateDomU(uint32_t n, v1::Placement placement);
+  /// allocator): free machine frames from domu_ram that `placement` allows for a device
+  /// described by `dma` with a `mask_bits` DMA mask (common/placement.h: PlacementAllows of
+  /// the frame's machine address, its bus frame once dom0 maps it), picked at seeded-random
+  /// places (so consecutive grants are rarely machine-contiguous), at the next free gfns
+  /// from domu_gfn_base.
+  /// Throws SimError(kResourceExhausted) if domu_ram has fewer than n such free frames.
+  std::vector<uint64_t> PopulateDomU(uint32_t n, v1::Placement placement,
+                                     const v1::DmaEngineDesc& dma, uint32_t mask_bits);
 
   /// Returns the domU frames gfns to Xen (XENMEM_decrease_reservation). Unknown gfns are
   /// ignored; the caller ends their grants first.

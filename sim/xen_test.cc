@@ -29,7 +29,7 @@ TEST_F(XenTest, Dom0IsOneToOneAndBalloonedPfnsAreHoles) {
 }
 
 TEST_F(XenTest, ForeignGrantMappedAtBalloonedPfn) {
-  const auto gfns = xen_.PopulateDomU(2, v1::PLACEMENT_ABOVE_4G);
+  const auto gfns = xen_.PopulateDomU(2, v1::PLACEMENT_NEEDS_BOUNCE, board_.dma(), 32);
   ASSERT_EQ(gfns.size(), 2u);
   EXPECT_EQ(gfns[0], 0x40000u) << "GUEST_RAM0_BASE";
   const uint32_t gref = xen_.GrantAccess(kDomU, gfns[1], kDom0);
@@ -54,7 +54,7 @@ TEST_F(XenTest, UnknownGrefIsRefused) {
 }
 
 TEST_F(XenTest, CacheFlushNeedsAGrantMapping) {
-  const auto gfns = xen_.PopulateDomU(1, v1::PLACEMENT_ANY);
+  const auto gfns = xen_.PopulateDomU(1, v1::PLACEMENT_ANY, board_.dma(), 64);
   const uint64_t mfn = *xen_.P2m(kDomU, gfns[0]);
   EXPECT_EQ(xen_.CacheFlush(mfn << 12, 0, 4096, kGnttabCacheClean), -22)
       << "dom0 has no mapping of the domU frame";
@@ -67,7 +67,7 @@ TEST_F(XenTest, CacheFlushNeedsAGrantMapping) {
 }
 
 TEST_F(XenTest, CacheFlushCleansTheMachineLine) {
-  const auto gfns = xen_.PopulateDomU(1, v1::PLACEMENT_ANY);
+  const auto gfns = xen_.PopulateDomU(1, v1::PLACEMENT_ANY, board_.dma(), 64);
   const uint64_t mfn = *xen_.P2m(kDomU, gfns[0]);
   xen_.MapGrantRef(kDomU, xen_.GrantAccess(kDomU, gfns[0], kDom0), 0x3f002);
   const uint8_t v = 0x99;

@@ -13,6 +13,8 @@
 
 #include <fmt/format.h>
 
+#include "common/fault_catalogue.h"
+
 // <xen/gntdev.h> uses these without defining them (see ../shared/notes/xen-on-qemu.md).
 typedef uint32_t grant_ref_t;
 typedef uint16_t domid_t;
@@ -55,12 +57,13 @@ uint32_t CpuLineSize() {
 #endif
 }
 
+// The catalogue faults dmahil.ko's `faults` mask reproduces (each entry's kmod_bit in
+// common/fault_catalogue.cc), by their text ids, then any bit no entry claims.
 std::vector<std::string> FaultNames(uint32_t faults) {
   std::vector<std::string> out;
-  if (faults & DMAHIL_FAULT_BYPASS) out.emplace_back("bypass (dma-ops-bypass-xen)");
-  if (faults & DMAHIL_FAULT_SKIP_CPU_SYNC) out.emplace_back("skip-cpu-sync");
-  if (faults & DMAHIL_FAULT_SYNC_MISADDRESS) out.emplace_back("sync-misaddress");
-  if (faults & ~7u) out.push_back(fmt::format("unknown bits {:#x}", faults & ~7u));
+  uint32_t unknown = 0;
+  for (const FaultId id : FaultsOfKmodBits(faults, &unknown)) out.emplace_back(Fault(id).name);
+  if (unknown != 0) out.push_back(fmt::format("unknown bits {:#x}", unknown));
   return out;
 }
 

@@ -450,7 +450,8 @@ TEST_F(LinuxXenBackendTest, InfoReportsTheEngineAndTheModulesFaultSwitches) {
   EXPECT_EQ(info.backend(), "linux-xen");
   EXPECT_EQ(info.engine(), "edu 0000:00:02.0");
   ASSERT_EQ(info.module_faults_size(), 1);
-  EXPECT_EQ(info.module_faults(0), "skip-cpu-sync");
+  // DMAHIL_FAULT_SKIP_CPU_SYNC reproduces the catalogue's unmap-no-invalidate-foreign.
+  EXPECT_EQ(info.module_faults(0), "unmap-no-invalidate-foreign");
   EXPECT_FALSE(info.dma_coherent());
 }
 

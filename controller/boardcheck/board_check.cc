@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common/config.h"
+#include "common/farm_expectations.h"
 #include "controller/run/board_kind.h"
 
 namespace dmahil::boardcheck {
@@ -50,6 +51,7 @@ bool CheckFarm(const std::filesystem::path& file, const KnownFault& known_fault,
                std::ostream& err) {
   try {
     const LoadedFarm farm = LoadFarm(file, known_fault);
+    ValidateFarmExpectations(farm);  // `expect` against the fault catalogue
     for (const LoadedBoard& b : farm.boards) {
       out << fmt::format("{}: board \"{}\" ({}): {}", file.string(), b.entry.name(),
                          b.file.string(), Summarize(b.board));

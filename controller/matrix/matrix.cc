@@ -9,9 +9,12 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <google/protobuf/text_format.h>
 
 #include "common/config.h"
+#include "common/farm_expectations.h"
+#include "common/fault_catalogue.h"
 #include "common/validate.h"
 #include "controller/matrix/matrix_report.h"
 #include "controller/report/names.h"
@@ -19,7 +22,6 @@
 #include "controller/report/write_file.h"
 #include "controller/run/board_kind.h"
 #include "controller/run/campaign.h"
-#include "sim/faults.h"
 
 namespace dmahil::matrix {
 namespace {
@@ -163,14 +165,15 @@ MatrixPlan MakePlan(const MatrixRequest& request) {
   std::set<std::string> wanted;
   for (const std::string& id : request.faults) {
     if (id == kNoFault) continue;  // clean runs are always part of the matrix
-    const sim::FaultInfo* f = sim::FindFault(id);
+    const FaultInfo* f = FindFault(id);
     if (f == nullptr) {
-      std::string known;
-      for (const sim::FaultInfo& k : sim::FaultCatalogue())
-        if (k.modelled) known += fmt::format(" {}", k.id);
-      errors.push_back(fmt::format(
-          "dmahil matrix: --faults: unknown fault \"{}\"; the modelled faults are:{}", id, known));
-    } else if (!f->modelled) {
+      std::vector<std::string_view> known;
+      for (const FaultInfo& k : FaultCatalogue())
+        if (k.modelled()) known.push_back(k.name);
+      errors.push_back(
+          fmt::format("dmahil matrix: --faults: unknown fault \"{}\"; the modelled faults are: {}",
+                      id, fmt::join(known, " ")));
+    } else if (!f->modelled()) {
       errors.push_back(fmt::format(
           "dmahil matrix: --faults: fault \"{}\" is catalogued but not modelled yet, so it "
           "cannot be injected",
@@ -180,19 +183,20 @@ MatrixPlan MakePlan(const MatrixRequest& request) {
     }
   }
   const bool all_faults = request.faults.empty();
-  for (const sim::FaultInfo& f : sim::FaultCatalogue()) {
-    if (!f.modelled) {
-      plan.not_modelled.emplace_back(f.id);
-    } else if (all_faults || wanted.count(std::string(f.id)) != 0) {
-      plan.faults.push_back({std::string(f.id), std::string(f.diagnosis)});
+  for (const FaultInfo& f : FaultCatalogue()) {
+    if (!f.modelled()) {
+      plan.not_modelled.emplace_back(f.name);
+    } else if (all_faults || wanted.count(std::string(f.name)) != 0) {
+      // The matrix runs virtual boards: the diagnosis of a board with caches.
+      plan.faults.push_back(
+          {std::string(f.name), DiagnosisKebabName(f.Diagnosis(BoardClass::kCached))});
     }
   }
   if (!errors.empty()) throw ConfigError(Join(errors));
 
   for (const PlanBoard& b : plan.boards) {
     std::vector<std::string> row;
-    for (const PlanFault& f : plan.faults)
-      row.push_back(sim::FindFault(f.id)->cannot_manifest(b.board));
+    for (const PlanFault& f : plan.faults) row.push_back(FindFault(f.id)->cannot_manifest(b.board));
     plan.cannot_manifest.push_back(std::move(row));
   }
   return plan;
@@ -239,9 +243,10 @@ std::vector<BoardRun> RunMatrix(const MatrixPlan& plan, const RunnerOptions& opt
       "#   dmahil run --farm <this file> --seed S\n" +
           text);
   const LoadedFarm farm = LoadFarm(farm_file, [](std::string_view id) {
-    const sim::FaultInfo* f = sim::FindFault(id);
-    return f != nullptr && f->modelled;
+    const FaultInfo* f = FindFault(id);
+    return f != nullptr && f->modelled();
   });
+  ValidateFarmExpectations(farm);
 
   const fs::path runs_dir = options.out_dir / "runs";
   fs::remove_all(runs_dir);
@@ -387,7 +392,10 @@ Matrix Aggregate(const MatrixPlan& plan, const std::vector<BoardRun>& runs) {
       c.mismatching_lines += r.mismatching_lines();
       c.lines_checked += r.lines_checked();
       const v1::Verdict v = report::EffectiveVerdict(r.verdict());
-      if (v == v1::VERDICT_ERROR) {
+      if (v == v1::VERDICT_NOT_APPLICABLE) {
+        ++c.not_applicable;
+        if (c.not_applicable_reason.empty()) c.not_applicable_reason = r.detail();
+      } else if (v == v1::VERDICT_ERROR) {
         ++c.errors;
         ++m.error_results;
         ++m.error_details[MaskPorts(r.detail())];

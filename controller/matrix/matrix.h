@@ -1,5 +1,5 @@
 // The detection matrix (issue 3, DESIGN §1 "harness developer"): every fixture against
-// every modelled fault of the catalogue (sim/faults.h), and against the clean board, on
+// every modelled fault of the catalogue (common/fault_catalogue.h), and against the clean board, on
 // every virtual board, over many seeds. It proves that each fixture catches the bug class
 // it claims and that clean boards never cry wolf.
 //
@@ -13,7 +13,10 @@
 //    diagnosis; a fault/board pair is DETECTED if it was caught in >= 99% of its runs;
 //  - on a clean board every FAIL is a *false positive*;
 //  - a fault that cannot manifest on a board (FaultInfo::cannot_manifest) is not run
-//    there and is reported as "n/a: <reason>", never as a pass.
+//    there and is reported as "n/a: <reason>", never as a pass;
+//  - a fixture that cannot run on a board (VERDICT_NOT_APPLICABLE,
+//    controller/run/applicability.h) is counted apart in its cell with its reason: neither
+//    a detection nor a false positive nor an error.
 #pragma once
 
 #include <cstdint>
@@ -142,12 +145,14 @@ std::string_view RowStatusName(RowStatus status);
 
 /// One fault (or clean) x fixture cell on one board.
 struct Cell {
-  uint32_t runs = 0;                          // n: board runs in which the fixture ran
-  uint32_t detected = 0;                      // k: of those, verdict FAIL
-  uint32_t right_diagnosis = 0;               // detections whose diagnosis is the fault's
-  uint32_t wrong_diagnosis = 0;               // detections with another diagnosis (clean: 0)
-  uint32_t errors = 0;                        // verdict ERROR (or unspecified)
-  std::vector<uint32_t> failed_iterations;    // of each detection, in run order (1-based)
+  uint32_t runs = 0;                        // n: board runs in which the fixture ran
+  uint32_t detected = 0;                    // k: of those, verdict FAIL
+  uint32_t right_diagnosis = 0;             // detections whose diagnosis is the fault's
+  uint32_t wrong_diagnosis = 0;             // detections with another diagnosis (clean: 0)
+  uint32_t errors = 0;                      // verdict ERROR (or unspecified)
+  uint32_t not_applicable = 0;              // verdict NOT_APPLICABLE: never a detection nor a miss
+  std::string not_applicable_reason;        // detail of the first n/a result, "" if none
+  std::vector<uint32_t> failed_iterations;  // of each detection, in run order (1-based)
   std::map<std::string, uint32_t> diagnoses;  // diagnosis name -> detections
   uint64_t mismatching_lines = 0;             // summed over runs
   uint64_t lines_checked = 0;                 // summed over runs

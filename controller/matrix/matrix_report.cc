@@ -40,10 +40,12 @@ std::string FormatMedian(double m) {
 }
 
 std::string CellText(const Cell& c) {
-  std::string s = fmt::format("{}/{}", c.detected, c.runs);
+  if (c.runs > 0 && c.not_applicable == c.runs) return "n/a";
+  std::string s = fmt::format("{}/{}", c.detected, c.runs - c.not_applicable);
   if (c.detected > 0) s += " " + FormatMedian(c.MedianIterations());
   if (c.wrong_diagnosis > 0) s += "!";
   if (c.errors > 0) s += "E";
+  if (c.not_applicable > 0) s += "N";
   return s;
 }
 
@@ -145,7 +147,8 @@ std::string RenderMatrixTable(const MatrixPlan& plan, const Matrix& matrix,
   out += Legend(plan, options.width);
   out += fmt::format(
       "cell: k/n runs in which the fixture failed (detected), median iteration of detection; "
-      "! = some\n      detections gave another diagnosis than the fault's, E = errors. "
+      "! = some\n      detections gave another diagnosis than the fault's, E = errors,"
+      "\n      n/a (N: in some runs) = the fixture cannot run on the board (reasons below). "
       "Clean rows count false positives.\nverdict: DETECTED = caught (a fixture failed with "
       "the right diagnosis) in >= {}% of runs;\n      WRONG-DIAG = detected that often but "
       "with other diagnoses; WEAK = sometimes; MISSED = never\n",
@@ -286,6 +289,21 @@ std::string RenderMatrixTable(const MatrixPlan& plan, const Matrix& matrix,
     for (const auto& [detail, n] : ErrorKinds(matrix, kErrorKindsListed))
       emit(fmt::format("    {} x {}", n, detail), 6);
   }
+  // Fixtures that cannot run on a board: per board and fixture, once (the reason does not
+  // depend on the fault or the seed).
+  std::vector<std::string> na;
+  for (size_t b = 0; b < plan.boards.size(); ++b)
+    for (size_t x = 0; x < plan.fixtures.size(); ++x)
+      for (const Row& row : matrix.rows) {
+        if (row.board != b || x >= row.cells.size() || row.cells[x].not_applicable == 0) continue;
+        na.push_back(fmt::format("  {} / {} {}: {}", plan.boards[b].name, FixtureId(x),
+                                 plan.fixtures[x].name, row.cells[x].not_applicable_reason));
+        break;
+      }
+  if (!na.empty()) {
+    out += "not applicable (counted apart: not a detection, not a miss):\n";
+    for (const std::string& n : na) emit(n, 4);
+  }
   if (!plan.not_modelled.empty()) {
     std::string ids;
     for (const std::string& id : plan.not_modelled) ids += (ids.empty() ? "" : ", ") + id;
@@ -365,6 +383,8 @@ std::string RenderMatrixJson(const MatrixPlan& plan, const Matrix& matrix) {
       j["wrong_diagnosis"] = c.wrong_diagnosis;
       j["errors"] = c.errors;
       if (c.errors > 0) j["first_error"] = c.first_error;
+      j["not_applicable"] = c.not_applicable;
+      if (c.not_applicable > 0) j["not_applicable_reason"] = c.not_applicable_reason;
       if (c.failed_iterations.empty())
         j["median_iterations"] = nullptr;
       else

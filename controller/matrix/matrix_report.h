@@ -21,9 +21,10 @@ struct TableOptions {
 ///  - per board, one row per fault: FAULT, one cell per fixture, VERDICT.
 ///    Cell: "k/n" runs in which the fixture FAILed, then the median iteration of
 ///    detection ("1", "2.5") when k > 0, then "!" if some detection gave another diagnosis
-///    than the fault's and "E" if the fixture had errors. The clean row ("none (clean)")
-///    counts false positives the same way. A fault that cannot manifest reads
-///    "n/a: <reason>" across the cells. VERDICT: DETECTED / WRONG-DIAG / WEAK / MISSED
+///    than the fault's, "E" if the fixture had errors and "N" if some runs were n/a; a cell
+///    whose every run was VERDICT_NOT_APPLICABLE reads "n/a" (the reasons are in the footer). The
+///    clean row ("none (clean)") counts false positives the same way. A fault that cannot manifest
+///    reads "n/a: <reason>" across the cells. VERDICT: DETECTED / WRONG-DIAG / WEAK / MISSED
 ///    followed by caught/n runs; CLEAN / FALSE+ followed by false-positive runs/n.
 ///    If the fixture columns do not fit in `width`, they are split over several panels.
 ///  - footer: clean-board totals (false-positive runs and results, mismatching lines,
@@ -48,6 +49,7 @@ std::string RenderMatrixTable(const MatrixPlan& plan, const Matrix& matrix,
 ///             "error_seeds",
 ///             "cells": [{"fixture", "runs", "detected", "right_diagnosis",
 ///                        "wrong_diagnosis", "errors", "first_error" (if errors),
+///                        "not_applicable", "not_applicable_reason" (if any),
 ///                        "median_iterations" (null if none),
 ///                        "iterations": {"<failed iteration>": count},
 ///                        "diagnoses": {"<name>": count},

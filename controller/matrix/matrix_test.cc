@@ -19,9 +19,9 @@
 #include "controller/run/cli_test_support.h"
 
 #include "common/config.h"
+#include "common/fault_catalogue.h"
 #include "common/validate.h"
 #include "controller/matrix/matrix_report.h"
-#include "sim/faults.h"
 
 namespace dmahil::matrix {
 namespace {
@@ -218,6 +218,33 @@ TEST(MatrixAggregate, ErrorsAreInfrastructureAndExitTwo) {
     EXPECT_NE(table.find("0/3E"), std::string::npos) << table;
     EXPECT_NE(table.find("matrix: ERROR:"), std::string::npos);
   }
+}
+
+TEST(MatrixAggregate, NotApplicableFixturesAreCountedApartNeverAMissNorAnError) {
+  const MatrixPlan p = SyntheticPlan(3);
+  std::vector<BoardRun> runs = AllGood(p);
+  // fx-c cannot run on board 0, whatever the fault and the seed.
+  v1::FixtureResult na = Result("fx-c", v1::VERDICT_NOT_APPLICABLE);
+  na.set_detail("no bounce is possible: the swiotlb pool is beyond the mask");
+  for (BoardRun& r : runs)
+    if (r.board == 0) r.results[2] = na;
+  const Matrix m = Aggregate(p, runs);
+  for (const char* fault : {"none", "stale", "offset"}) {
+    const Cell& c = FindRow(m, 0, fault).cells[2];
+    EXPECT_EQ(c.runs, 3u) << fault;
+    EXPECT_EQ(c.not_applicable, 3u) << fault;
+    EXPECT_EQ(c.detected, 0u) << fault;
+    EXPECT_EQ(c.errors, 0u) << fault;
+    EXPECT_EQ(c.not_applicable_reason, na.detail()) << fault;
+  }
+  EXPECT_EQ(FindRow(m, 0, "none").status, RowStatus::kClean);
+  EXPECT_EQ(FindRow(m, 0, "stale").status, RowStatus::kDetected);
+  EXPECT_EQ(m.error_results, 0u);
+  EXPECT_EQ(ExitCode(m), 0);
+  const std::string table = RenderMatrixTable(p, m);
+  EXPECT_NE(table.find("alpha / F3 fx-c: no bounce is possible"), std::string::npos) << table;
+  EXPECT_NE(RenderMatrixJson(p, m).find("\"not_applicable_reason\": \"no bounce is possible"),
+            std::string::npos);
 }
 
 TEST(MatrixAggregate, CleanBoardFalsePositivesAndVerifiedLines) {
@@ -419,14 +446,14 @@ TEST(MatrixPlan, EveryModelledFaultWithCannotManifestFromTheCatalogue) {
   const MatrixPlan p = MakePlan(req);
   ASSERT_EQ(p.boards.size(), 2u);
   size_t modelled = 0;
-  for (const sim::FaultInfo& f : sim::FaultCatalogue()) modelled += f.modelled ? 1 : 0;
+  for (const FaultInfo& f : FaultCatalogue()) modelled += f.modelled() ? 1 : 0;
   EXPECT_EQ(p.faults.size(), modelled);
-  EXPECT_EQ(p.faults.size() + p.not_modelled.size(), sim::FaultCatalogue().size());
+  EXPECT_EQ(p.faults.size() + p.not_modelled.size(), FaultCatalogue().size());
   for (size_t b = 0; b < 2; ++b)
     for (size_t f = 0; f < p.faults.size(); ++f) {
-      const sim::FaultInfo* info = sim::FindFault(p.faults[f].id);
+      const FaultInfo* info = FindFault(p.faults[f].id);
       ASSERT_NE(info, nullptr);
-      EXPECT_EQ(p.faults[f].diagnosis, info->diagnosis);
+      EXPECT_EQ(p.faults[f].diagnosis, DiagnosisKebabName(info->diagnosis_cached));
       EXPECT_EQ(p.cannot_manifest[b][f], info->cannot_manifest(p.boards[b].board));
     }
   ASSERT_EQ(p.fixtures.size(), 2u);
@@ -443,7 +470,8 @@ TEST(MatrixPlan, EveryModelledFaultWithCannotManifestFromTheCatalogue) {
   for (int i = 0; i < farm.board_size(); ++i) {
     if (layout[i].second == "none") continue;
     EXPECT_EQ(farm.board(i).name(), p.boards[layout[i].first].name + "+" + layout[i].second);
-    EXPECT_EQ(farm.board(i).expect(), sim::FindFault(layout[i].second)->diagnosis);
+    EXPECT_EQ(farm.board(i).expect(),
+              DiagnosisKebabName(FindFault(layout[i].second)->diagnosis_cached));
     EXPECT_TRUE(fs::path(farm.board(i).board_file()).is_absolute());
   }
 }
@@ -460,8 +488,8 @@ TEST(MatrixPlan, ConfigurationErrorsNameTheProblem) {
   req.board_files = {SourceDir() + "/boards/zcu102-virtual.textproto",
                      SourceDir() + "/boards/zcu102-virtual.textproto"};
   req.faults = {"no-such-fault"};
-  for (const sim::FaultInfo& f : sim::FaultCatalogue())
-    if (!f.modelled) req.faults.emplace_back(f.id);
+  for (const FaultInfo& f : FaultCatalogue())
+    if (!f.modelled()) req.faults.emplace_back(f.name);
   try {
     MakePlan(req);
     FAIL() << "bad request accepted";
@@ -503,7 +531,7 @@ TEST(MatrixBinary, SmallMatrixOnZcu102WritesDeterministicJson) {
   ASSERT_EQ(j["fixtures"].size(), 2u);
   EXPECT_EQ(j["fixtures"][0]["name"], "foreign-to-device");
   size_t modelled = 0;
-  for (const sim::FaultInfo& f : sim::FaultCatalogue()) modelled += f.modelled ? 1 : 0;
+  for (const FaultInfo& f : FaultCatalogue()) modelled += f.modelled() ? 1 : 0;
   ASSERT_EQ(j["rows"].size(), 1 + modelled);
 
   const v1::Board board = LoadBoard(src + "/boards/zcu102-virtual.textproto");
@@ -517,9 +545,9 @@ TEST(MatrixBinary, SmallMatrixOnZcu102WritesDeterministicJson) {
   EXPECT_EQ(j["errors"]["results"], 0) << j["errors"]["first"];
   for (size_t i = 1; i < j["rows"].size(); ++i) {
     const auto& row = j["rows"][i];
-    const sim::FaultInfo* f = sim::FindFault(row["fault"].get<std::string>());
+    const FaultInfo* f = FindFault(row["fault"].get<std::string>());
     ASSERT_NE(f, nullptr);
-    EXPECT_EQ(row["expected_diagnosis"], f->diagnosis);
+    EXPECT_EQ(row["expected_diagnosis"], DiagnosisKebabName(f->diagnosis_cached));
     const std::string why = f->cannot_manifest(board);
     if (!why.empty()) {
       EXPECT_EQ(row["status"], "n/a");

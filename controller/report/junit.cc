@@ -17,11 +17,13 @@ struct Counts {
   size_t tests = 0;
   size_t failures = 0;
   size_t errors = 0;
+  size_t skipped = 0;  // VERDICT_NOT_APPLICABLE
 
   void Add(v1::Verdict verdict) {
     ++tests;
     if (EffectiveVerdict(verdict) == v1::VERDICT_FAIL) ++failures;
     if (EffectiveVerdict(verdict) == v1::VERDICT_ERROR) ++errors;
+    if (EffectiveVerdict(verdict) == v1::VERDICT_NOT_APPLICABLE) ++skipped;
   }
 };
 
@@ -29,7 +31,7 @@ void SetCounts(pugi::xml_node node, const Counts& c) {
   node.append_attribute("tests") = static_cast<unsigned long long>(c.tests);
   node.append_attribute("failures") = static_cast<unsigned long long>(c.failures);
   node.append_attribute("errors") = static_cast<unsigned long long>(c.errors);
-  node.append_attribute("skipped") = 0;
+  node.append_attribute("skipped") = static_cast<unsigned long long>(c.skipped);
 }
 
 // XML 1.0 cannot carry most control characters, even escaped: replace them.
@@ -105,6 +107,9 @@ std::string RenderJunit(const std::vector<v1::FixtureResult>& results, const Run
             XmlSafe(fmt::format("{}: {}", diagnosis, r->detail())).c_str();
         failure.append_attribute("type") = diagnosis.c_str();
         failure.append_child(pugi::node_pcdata).set_value(XmlSafe(FailureText(*r)).c_str());
+      } else if (verdict == v1::VERDICT_NOT_APPLICABLE) {
+        test.append_child("skipped").append_attribute("message") =
+            XmlSafe(fmt::format("n/a: {}", r->detail())).c_str();
       } else if (verdict == v1::VERDICT_ERROR) {
         auto error = test.append_child("error");
         const std::string message = r->verdict() == v1::VERDICT_ERROR

@@ -29,6 +29,7 @@ v1::Verdict EffectiveVerdict(v1::Verdict verdict) {
   switch (verdict) {
     case v1::VERDICT_PASS:
     case v1::VERDICT_FAIL:
+    case v1::VERDICT_NOT_APPLICABLE:
       return verdict;
     default:
       return v1::VERDICT_ERROR;
@@ -41,6 +42,8 @@ std::string_view VerdictName(v1::Verdict verdict) {
       return "pass";
     case v1::VERDICT_FAIL:
       return "fail";
+    case v1::VERDICT_NOT_APPLICABLE:
+      return "n/a";
     default:
       return "error";
   }

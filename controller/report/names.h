@@ -15,11 +15,12 @@ namespace dmahil::report {
 /// this build does not know.
 std::string_view DiagnosisName(v1::Diagnosis diagnosis);
 
-/// Verdict as reports count it: VERDICT_UNSPECIFIED (a result nobody decided) is an
-/// error, never a pass.
+/// Verdict as reports count it: PASS, FAIL and NOT_APPLICABLE as they are;
+/// VERDICT_UNSPECIFIED (a result nobody decided) and anything unknown is an error, never a
+/// pass.
 v1::Verdict EffectiveVerdict(v1::Verdict verdict);
 
-/// Lower-case name of EffectiveVerdict(verdict): "pass", "fail" or "error".
+/// Lower-case name of EffectiveVerdict(verdict): "pass", "fail", "n/a" or "error".
 std::string_view VerdictName(v1::Verdict verdict);
 
 /// "0x" and lower-case hex digits, e.g. Hex(0xC0000000) == "0xc0000000".

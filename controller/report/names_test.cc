@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "common/fault_catalogue.h"
+
 namespace dmahil::report {
 namespace {
 
@@ -16,6 +18,16 @@ TEST(ReportNames, Diagnoses) {
   EXPECT_EQ(DiagnosisName(v1::DIAGNOSIS_MISSING_MAINTENANCE), "missing-maintenance");
   EXPECT_EQ(DiagnosisName(v1::DIAGNOSIS_MISADDRESSED_MAINTENANCE), "misaddressed-maintenance");
   EXPECT_EQ(DiagnosisName(v1::DIAGNOSIS_NONE), "none");
+}
+
+// Farm `expect` fields are checked against the catalogue's names (common/fault_catalogue.h):
+// they must be the names the reports give.
+TEST(ReportNames, DiagnosesAreTheCatalogueNames) {
+  const google::protobuf::EnumDescriptor* d = v1::Diagnosis_descriptor();
+  for (int i = 0; i < d->value_count(); ++i) {
+    const auto value = static_cast<v1::Diagnosis>(d->value(i)->number());
+    EXPECT_EQ(DiagnosisName(value), DiagnosisKebabName(value)) << d->value(i)->name();
+  }
 }
 
 TEST(ReportNames, Verdicts) {

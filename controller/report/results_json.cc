@@ -33,6 +33,7 @@ Json ResultJson(const v1::FixtureResult& r) {
   else
     j["diagnosis"] = std::string(DiagnosisName(r.diagnosis()));
   j["detail"] = r.detail();
+  if (r.verdict() == v1::VERDICT_NOT_APPLICABLE) j["reason"] = r.detail();
   j["mismatching_lines"] = r.mismatching_lines();
   j["lines_checked"] = r.lines_checked();
   if (r.diagnosis() == v1::DIAGNOSIS_WRONG_BUS_ADDRESS) {

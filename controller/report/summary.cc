@@ -23,6 +23,8 @@ std::string_view VerdictLabel(v1::Verdict verdict) {
       return "PASS";
     case v1::VERDICT_FAIL:
       return "FAIL";
+    case v1::VERDICT_NOT_APPLICABLE:
+      return "n/a";
     default:
       return "ERROR";
   }
@@ -165,11 +167,15 @@ std::string Explain(const v1::FixtureResult& r) {
 
 std::string RenderSummary(const std::vector<v1::FixtureResult>& results, const RunInfo& run) {
   size_t passed = 0, failed = 0, errors = 0;
+  std::vector<const v1::FixtureResult*> not_applicable;
   std::vector<std::string> boards;  // with a failure or error, in order of first appearance
   for (const auto& r : results) {
     switch (EffectiveVerdict(r.verdict())) {
       case v1::VERDICT_PASS:
         ++passed;
+        continue;
+      case v1::VERDICT_NOT_APPLICABLE:
+        not_applicable.push_back(&r);
         continue;
       case v1::VERDICT_FAIL:
         ++failed;
@@ -185,12 +191,20 @@ std::string RenderSummary(const std::vector<v1::FixtureResult>& results, const R
   std::string out = fmt::format("dmahil run: farm {}, seed {}\n\n",
                                 run.farm.empty() ? "(unnamed)" : run.farm, run.seed);
   out += Table(results);
-  out += fmt::format("\n{} passed, {} failed, {} errors\n", passed, failed, errors);
+  out += fmt::format("\n{} passed, {} failed, {} errors{}\n", passed, failed, errors,
+                     not_applicable.empty() ? "" : fmt::format(", {} n/a", not_applicable.size()));
+  if (!not_applicable.empty()) {
+    out += "\nnot applicable (the fixture cannot run on the board; not a pass, not a failure):\n";
+    for (const v1::FixtureResult* r : not_applicable)
+      out += Wrap(fmt::format("{} / {}: n/a: {}", r->board(), r->fixture(), r->detail()), "  ",
+                  kTextWidth);
+  }
   for (const auto& board : boards) {
     out += fmt::format("\n{}:\n", board);
     bool first = true;
     for (const auto& r : results) {
-      if (r.board() != board || EffectiveVerdict(r.verdict()) == v1::VERDICT_PASS) continue;
+      const v1::Verdict v = EffectiveVerdict(r.verdict());
+      if (r.board() != board || v == v1::VERDICT_PASS || v == v1::VERDICT_NOT_APPLICABLE) continue;
       if (!first) out += '\n';
       out += Explain(r);
       first = false;

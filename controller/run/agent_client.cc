@@ -49,9 +49,10 @@ v1::AgentInfo AgentClient::WaitReady(uint32_t timeout_ms) {
 }
 
 v1::AllocGrantsResponse AgentClient::AllocGrants(uint32_t pages, uint32_t to_domid,
-                                                 v1::Placement placement,
-                                                 uint32_t grants_per_page) {
+                                                 v1::Placement placement, uint32_t grants_per_page,
+                                                 uint32_t dma_mask_bits) {
   v1::AllocGrantsRequest req;
+  req.set_dma_mask_bits(dma_mask_bits);
   req.set_grants_per_page(grants_per_page);
   req.set_pages(pages);
   req.set_to_domid(to_domid);
@@ -69,8 +70,10 @@ v1::BufferInfo AgentClient::MapForeign(uint32_t domid,
                                                        &v1::Agent::Stub::MapForeign);
 }
 
-v1::BufferInfo AgentClient::AllocLocal(uint32_t pages, v1::Placement placement) {
+v1::BufferInfo AgentClient::AllocLocal(uint32_t pages, v1::Placement placement,
+                                       uint32_t dma_mask_bits) {
   v1::AllocLocalRequest req;
+  req.set_dma_mask_bits(dma_mask_bits);
   req.set_pages(pages);
   req.set_placement(placement);
   return Invoke<v1::AllocLocalRequest, v1::BufferInfo>("AllocLocal", req,

@@ -28,10 +28,11 @@ class AgentClient {
   v1::AgentInfo GetInfo();
   /// Waits until the agent answers GetInfo or timeout_ms passes (then AgentError).
   v1::AgentInfo WaitReady(uint32_t timeout_ms);
+  /// dma_mask_bits: the mask the placement is judged against (0: the board's).
   v1::AllocGrantsResponse AllocGrants(uint32_t pages, uint32_t to_domid, v1::Placement placement,
-                                      uint32_t grants_per_page = 1);
+                                      uint32_t grants_per_page = 1, uint32_t dma_mask_bits = 0);
   v1::BufferInfo MapForeign(uint32_t domid, const google::protobuf::RepeatedField<uint32_t>& grefs);
-  v1::BufferInfo AllocLocal(uint32_t pages, v1::Placement placement);
+  v1::BufferInfo AllocLocal(uint32_t pages, v1::Placement placement, uint32_t dma_mask_bits = 0);
   void ReleaseBuffer(uint32_t buffer);
   v1::DmaMapping DmaMap(uint32_t buffer, uint64_t offset, uint64_t length, v1::DmaDirection dir,
                         uint32_t dma_mask_bits, bool sg = false);

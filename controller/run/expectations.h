@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/farm_expectations.h"  // FarmExpectationProblems, checked before a run
 #include "common/validate.h"
 #include "dmahil/v1/result.pb.h"
 
@@ -14,7 +15,8 @@ namespace dmahil::controller {
 /// Returns one line per unmet expectation (empty: all met). A board without `expect`
 /// must pass every fixture; a board with one must fail at least one fixture, and every
 /// failing fixture of it must carry that diagnosis (report::DiagnosisName). ERROR
-/// verdicts never meet an expectation.
+/// verdicts never meet an expectation. VERDICT_NOT_APPLICABLE results count as neither a
+/// pass of a clean board nor a detection on a faulty one: they are skipped.
 std::vector<std::string> CheckExpectations(const LoadedFarm& farm,
                                            const std::vector<v1::FixtureResult>& results);
 

@@ -7,6 +7,7 @@
 
 #include "common/pattern.h"
 #include "controller/device/device_client.h"
+#include "controller/run/applicability.h"
 #include "controller/run/oracle.h"
 
 namespace dmahil::controller {
@@ -63,7 +64,8 @@ class Run {
       const uint32_t half = fx_.pages() / 2;
       const uint32_t c = fx_.canary_pages();
       const uint32_t foreign = Foreign(half);
-      const uint32_t local = Hold(link_.dom0, link_.dom0.AllocLocal(half + 2 * c, fx_.placement()));
+      const uint32_t local = Hold(
+          link_.dom0, link_.dom0.AllocLocal(half + 2 * c, fx_.placement(), fx_.dma_mask_bits()));
       std::vector<std::pair<uint32_t, uint32_t>> pages;
       for (uint32_t i = 0; i < c; ++i) pages.emplace_back(local, i);
       for (uint32_t k = 0; k < half; k += 2)
@@ -75,7 +77,7 @@ class Run {
     } else {
       b_.owner = &link_.dom0;
       b_.owner_buffer = b_.dom0_buffer =
-          Hold(link_.dom0, link_.dom0.AllocLocal(total, fx_.placement()));
+          Hold(link_.dom0, link_.dom0.AllocLocal(total, fx_.placement(), fx_.dma_mask_bits()));
     }
     for (const auto& [at, bytes] : Canaries()) {
       b_.owner->Fill(b_.owner_buffer, at, bytes, Pattern(seed_, id_ + 1, 1, at, line_));
@@ -95,7 +97,8 @@ class Run {
   /// dom0 buffer. The guest buffer becomes the owner buffer.
   uint32_t Foreign(uint32_t pages) {
     const uint32_t grants = fx_.double_map() ? 2 : 1;
-    const v1::AllocGrantsResponse g = link_.guest.AllocGrants(pages, 0, fx_.placement(), grants);
+    const v1::AllocGrantsResponse g =
+        link_.guest.AllocGrants(pages, 0, fx_.placement(), grants, fx_.dma_mask_bits());
     b_.owner_buffer = Hold(link_.guest, g.buffer());
     const uint32_t domid = link_.guest.GetInfo().domid();
     google::protobuf::RepeatedField<uint32_t> first(g.grefs().begin(), g.grefs().begin() + pages);
@@ -395,6 +398,11 @@ v1::FixtureResult RunFixture(BoardLink& link, const v1::Board& board, const std:
   v1::FixtureResult result;
   result.set_board(board_name);
   result.set_fixture(fixture.name());
+  if (std::string why = NotApplicableReason(board, fixture, link.line_size); !why.empty()) {
+    result.set_verdict(v1::VERDICT_NOT_APPLICABLE);
+    result.set_detail(std::move(why));
+    return result;
+  }
   Run run(link, board, fixture, seed, buffer_id);
   uint64_t mismatching = 0;
   uint64_t checked = 0;

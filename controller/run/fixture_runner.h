@@ -24,7 +24,9 @@ struct BoardLink {
 
 /// Runs `fixture` on the board behind `link`. seed: the pattern seed of this board and
 /// fixture; buffer_id: 16-bit id unique within the run (canaries use buffer_id + 1).
-/// Iterates up to fixture.iterations and stops at the first failing iteration. Never
+/// First asks NotApplicableReason (applicability.h): a fixture that cannot run on this
+/// board is VERDICT_NOT_APPLICABLE with the reason in `detail`, before anything is
+/// allocated. Iterates up to fixture.iterations and stops at the first failing iteration. Never
 /// throws for agent, device or guard errors: those give VERDICT_ERROR with the message.
 /// Buffers are released before returning whenever the agents still answer.
 v1::FixtureResult RunFixture(BoardLink& link, const v1::Board& board, const std::string& board_name,

@@ -1,0 +1,77 @@
+#include "common/farm_expectations.h"
+
+#include <cstdlib>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "common/fault_catalogue.h"
+#include "common/scratch_dir_test_support.h"
+
+namespace dmahil {
+namespace {
+
+std::filesystem::path Source() {
+  const char* root = std::getenv("DMAHIL_SOURCE_DIR");
+  return root != nullptr ? root : ".";
+}
+
+class FarmExpectations : public testing::ScratchDirTest {
+ protected:
+  FarmExpectations() : ScratchDirTest("expect") {}
+
+  // A farm beside the shipped files with one board entry `board` (text format).
+  LoadedFarm Farm(const std::string& board) {
+    const std::string root = Source().string();
+    return LoadFarm(
+        Write("farm.textproto", "name: \"t\"\nfixture_file: \"" + root +
+                                    "/fixtures/foreign-to-device.textproto\"\n" + board),
+        [](std::string_view id) { return FindFault(id) != nullptr; });
+  }
+  std::string Board(const std::string& file) { return (Source() / "boards" / file).string(); }
+};
+
+TEST_F(FarmExpectations, TheShippedFaultFarmsAgreeWithTheCatalogue) {
+  for (const char* farm : {"ci/farms/virtual.textproto", "ci/farms/qemu-xen-faults.textproto"}) {
+    const LoadedFarm f = LoadFarm(Source() / farm);
+    EXPECT_EQ(FarmExpectationProblems(f), std::vector<std::string>{}) << farm;
+  }
+}
+
+TEST_F(FarmExpectations, AnExpectThatIsNoDiagnosisIsAConfigErrorWithItsLine) {
+  const LoadedFarm f =
+      Farm("board {\n  name: \"z\"\n  board_file: \"" + Board("zcu102-virtual.textproto") +
+           "\"\n  faults: \"cache-flush-local-addr\"\n  expect: \"stale-lines\"\n}\n");
+  const std::vector<std::string> p = FarmExpectationProblems(f);
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_NE(p[0].find("farm.textproto:7:"), std::string::npos) << p[0];
+  EXPECT_NE(p[0].find("board[0].expect: \"stale-lines\" is not a diagnosis"), std::string::npos)
+      << p[0];
+  EXPECT_NE(p[0].find("stale-line, wrong-bus-address"), std::string::npos) << p[0];
+  EXPECT_THROW(ValidateFarmExpectations(f), ConfigError);
+}
+
+TEST_F(FarmExpectations, AFaultBoardMustExpectTheCatalogueDiagnosisOfItsBoardClass) {
+  const LoadedFarm f =
+      Farm("board {\n  name: \"z\"\n  board_file: \"" + Board("zcu102-virtual.textproto") +
+           "\"\n  faults: \"cache-flush-local-addr\"\n"
+           "  expect: \"misaddressed-maintenance\"\n}\n");
+  const std::vector<std::string> p = FarmExpectationProblems(f);
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_NE(p[0].find("cache-flush-local-addr gives stale-line"), std::string::npos) << p[0];
+  EXPECT_NE(p[0].find("a board with caches"), std::string::npos) << p[0];
+}
+
+TEST_F(FarmExpectations, AFaultThatCannotManifestOnItsBoardIsAConfigError) {
+  const LoadedFarm f =
+      Farm("board {\n  name: \"z\"\n  board_file: \"" + Board("zcu102-virtual.textproto") +
+           "\"\n  faults: \"bus-addr-no-dma-offset\"\n"
+           "  expect: \"wrong-bus-address\"\n}\n");
+  const std::vector<std::string> p = FarmExpectationProblems(f);
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_NE(p[0].find("bus-addr-no-dma-offset cannot manifest"), std::string::npos) << p[0];
+  EXPECT_NE(p[0].find("no dma-ranges offset"), std::string::npos) << p[0];
+}
+
+}  // namespace
+}  // namespace dmahil
