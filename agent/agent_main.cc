@@ -1,4 +1,5 @@
-// dmahil-agent: the on-board agent (DESIGN §3) with the linux-xen backend, one per domain.
+// dmahil-agent: the on-board agent (docs/architecture.md §3) with the linux-xen backend, one per
+// domain.
 //
 //   dom0:  dmahil-agent --role dom0 --listen 0.0.0.0:7000 --engine-listen 0.0.0.0:7002
 //                       --guest-relay 0.0.0.0:7001 --guest-domain domu

@@ -14,7 +14,8 @@ namespace {
 std::unique_ptr<grpc::Server> Serve(AgentService& service, std::string* endpoint) {
   int port = 0;
   grpc::ServerBuilder builder;
-  // Loopback only; mTLS between controller and agents comes with real boards (DESIGN §10).
+  // Loopback only; mTLS between controller and agents comes with real boards (docs/architecture.md
+  // §12).
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();

@@ -1,5 +1,5 @@
 // dmahil-bisect-bench: our sequential bisection against the fixed-3-runs-per-step rule
-// (OSSTest / KernelCI style), on the same trials (issue 6, criteria 1 and 2).
+// (OSSTest / KernelCI style), on the same trials (criteria 1 and 2).
 //
 //   dmahil-bisect-bench --out DIR [--trials 100] [--commits 300] [--boot-rate 0.3]
 //                       [--seed S] [--parallel 2] [--model-trials 10000] [--model-only]

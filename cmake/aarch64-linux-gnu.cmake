@@ -1,7 +1,7 @@
 # CMake toolchain file: Linux on arm64 (aarch64) with Debian's cross compilers
 # (g++-aarch64-linux-gnu 12) against an arm64 Debian sysroot that qemu/sysroot.sh builds
 # from `apt-get download` + `dpkg-deb -x` of the -dev packages (build-qemu/sysroot).
-# Used by qemu/build-agent.sh for the qemu-xen-arm64 board's agent (issue 4):
+# Used by qemu/build-agent.sh for the qemu-xen-arm64 board's agent:
 #
 #   cmake -S . -B build-qemu/agent-aarch64 -DDMAHIL_AGENT_ONLY=ON \
 #         -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake [-DDMAHIL_SYSROOT=DIR]

@@ -1,5 +1,5 @@
-// Loading protobuf text-format configuration files (boards, fixtures, farms; DESIGN §3)
-// with errors a person can act on: every error is "<file>:<line>:<col>: <what>".
+// Loading protobuf text-format configuration files (boards, fixtures, farms; docs/architecture.md
+// §3) with errors a person can act on: every error is "<file>:<line>:<col>: <what>".
 #pragma once
 
 #include <filesystem>

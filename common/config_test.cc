@@ -279,7 +279,7 @@ TEST_F(ConfigTest, LocateFieldPaths) {
   EXPECT_THROW(map.Locate("cache[0]"), std::invalid_argument);
 }
 
-// ---- Real boards (BOARD_KIND_HARDWARE, issue 5) ----
+// ---- Real boards (BOARD_KIND_HARDWARE) ----
 
 constexpr const char* kHwBoard = R"(name: "hw"
 soc: "test SoC"
@@ -545,7 +545,7 @@ TEST_F(ConfigTest, TwoBoardsCannotShareARelayUartEngineOrAgent) {
       << err;
 }
 
-// ---- The qemu-xen board's wiring (issue 4) ----
+// ---- The qemu-xen board's wiring ----
 
 constexpr const char* kQemuBoard = R"(name: "qemu"
 kind: BOARD_KIND_QEMU_XEN

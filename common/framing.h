@@ -1,5 +1,5 @@
-// Stream framing of the DMA device protocol (proto/dmahil/v1/device.proto, DESIGN §8):
-// each message on a byte stream is a 4-byte little-endian payload length followed by the
+// Stream framing of the DMA device protocol (proto/dmahil/v1/device.proto, docs/architecture.md
+// §10): each message on a byte stream is a 4-byte little-endian payload length followed by the
 // serialized protobuf message. Frames whose payload exceeds kMaxFramePayload (16 MiB)
 // are refused on both sides.
 //

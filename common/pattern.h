@@ -1,4 +1,4 @@
-// Self-describing cache-line patterns (DESIGN §5): the oracle's data format.
+// Self-describing cache-line patterns (docs/architecture.md §6): the oracle's data format.
 //
 // Freestanding (no heap, no exceptions, no libc beyond <cstdint>/<cstddef>): compiled
 // into the firmware as well as the agent and the controller.
@@ -109,7 +109,7 @@ inline void Fill(const Spec& spec, uint8_t* out, size_t bytes) {
     FillLine(spec, spec.first_line + static_cast<uint32_t>(i), out + i * spec.line_size);
 }
 
-/// Classifies one line that should be line `line` of `spec` (DESIGN §5 table).
+/// Classifies one line that should be line `line` of `spec` (docs/architecture.md §6 table).
 inline Finding ClassifyLine(const Spec& spec, uint32_t line, const uint8_t* data) {
   Finding f;
   f.line = line;

@@ -1,4 +1,4 @@
-// Loading a virtual board's revision folder (DESIGN §6): linux.textproto and/or
+// Loading a virtual board's revision folder (docs/architecture.md §7): linux.textproto and/or
 // xen.textproto, each a dmahil.v1.Revision naming the catalogue faults the tree's code has.
 // A deploy hook writes the folder; dmahil-vboard reads it at every power-on.
 #pragma once

@@ -1,4 +1,4 @@
-// The DMA engine's command processor (DESIGN §3, §5, §8): executes the ops of
+// The DMA engine's command processor (docs/architecture.md §3, §5, §8): executes the ops of
 // proto/dmahil/v1/device.proto against a MemoryPort.
 //
 // Freestanding: no exceptions, no heap, no iostream; only <cstdint>/<cstddef> and the

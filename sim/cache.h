@@ -1,4 +1,4 @@
-// The CPU data caches of the virtual board, up to the point of coherency (DESIGN §6).
+// The CPU data caches of the virtual board, up to the point of coherency (docs/architecture.md §7).
 //
 // One object models the whole hierarchy: an optional private L1 per CPU (board `l1`) in
 // front of one shared last level (board `cache`), which is the point of coherency (PoC).

@@ -1,4 +1,4 @@
-// The DMA engine's view of the virtual board's bus (DESIGN §6 "Interconnect / device
+// The DMA engine's view of the virtual board's bus (docs/architecture.md §7 "Interconnect / device
 // view"): the device drives only mask_bits address bits (higher bits are lost, as on a
 // 32-bit endpoint), the bus address goes through the board's dma-ranges to a machine
 // address, and it reads or writes machine memory directly (non-coherent) or snooping the

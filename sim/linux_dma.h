@@ -1,4 +1,4 @@
-// The dom0 Linux DMA API of the virtual board (DESIGN §6): swiotlb-xen map/unmap/sync
+// The dom0 Linux DMA API of the virtual board (docs/architecture.md §7): swiotlb-xen map/unmap/sync
 // per page, dma_capable, bouncing through the swiotlb pool, arch_sync_dma_for_device/cpu
 // for local pages and GNTTABOP_cache_flush for foreign ones.
 //

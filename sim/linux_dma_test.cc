@@ -1,6 +1,6 @@
 // The model for each DMA direction, with and without each fault, on foreign grant pages:
-// the DESIGN §4 transaction driven directly on the model, data checked with the pattern
-// engine.
+// the docs/architecture.md §5 transaction driven directly on the model, data checked with the
+// pattern engine.
 #include "sim/linux_dma.h"
 
 #include <vector>

@@ -1,4 +1,4 @@
-// Machine RAM of the virtual board (DESIGN §6): banks from the board file, stored
+// Machine RAM of the virtual board (docs/architecture.md §7): banks from the board file, stored
 // sparsely in 4 KiB Xen frames that read as zero until first written.
 #pragma once
 
@@ -7,12 +7,13 @@
 #include <memory>
 #include <vector>
 
+#include "common/xen_page.h"
 #include "dmahil/v1/board.pb.h"
 
 namespace dmahil::sim {
 
-inline constexpr uint64_t kXenPageSize = 4096;
-inline constexpr unsigned kXenPageShift = 12;
+using dmahil::kXenPageShift;  // common/xen_page.h
+using dmahil::kXenPageSize;
 
 /// Machine memory: what the device and the point of coherency see.
 class MachineMemory {

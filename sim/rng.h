@@ -1,5 +1,6 @@
 // Deterministic PRNG of the virtual board: every run is reproducible from its seed
-// (DESIGN §6). splitmix64 stream: the same seed gives the same sequence on every host.
+// (docs/architecture.md §7). splitmix64 stream: the same seed gives the same sequence on every
+// host.
 #pragma once
 
 #include <cstdint>

@@ -1,7 +1,7 @@
-// One virtual board (DESIGN §6): machine RAM, the CPU cache, Xen, dom0's Linux DMA API
-// and the DMA engine's bus view, built from a board file, a fault set and a seed. The
-// same seed and the same sequence of calls give the same results, bit for bit.
-// Not thread-safe: callers serialise with mutex().
+// One virtual board (docs/architecture.md §7): machine RAM, the CPU cache, Xen, dom0's Linux DMA
+// API and the DMA engine's bus view, built from a board file, a fault set and a seed. The same seed
+// and the same sequence of calls give the same results, bit for bit. Not thread-safe: callers
+// serialise with mutex().
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// The Xen model of the virtual board (DESIGN §6): domains and their p2m, the domU's
+// The Xen model of the virtual board (docs/architecture.md §7): domains and their p2m, the domU's
 // grant table, mapping a foreign grant into dom0 at a ballooned pfn, and
 // GNTTABOP_cache_flush. Follows Xen 4.17 xen/common/grant_table.c (cache_flush(),
 // grant_map_exists()) and xen/arch/arm/p2m.c semantics; dom0 is mapped 1:1 as on Arm.

@@ -1,4 +1,5 @@
 #include "agent/linux_xen/kmod_client.h"
+#include "common/xen_page.h"
 
 #include <cerrno>
 #include <cstring>
@@ -10,8 +11,6 @@ namespace {
 
 using grpc::Status;
 using grpc::StatusCode;
-
-constexpr uint64_t kPage = 4096;
 
 Status Invalid(const std::string& m) { return Status(StatusCode::INVALID_ARGUMENT, m); }
 
@@ -100,7 +99,8 @@ Status Kmod::Pin(const void* uaddr, uint64_t pages, KmodPin* out) {
   const auto addr = reinterpret_cast<uintptr_t>(uaddr);
   if (pages == 0 || pages > DMAHIL_MAX_PIN_PAGES)
     return Invalid(fmt::format("pin of {} pages: must be 1..{}", pages, DMAHIL_MAX_PIN_PAGES));
-  if (addr % kPage != 0) return Invalid(fmt::format("pin at {:#x}: not 4 KiB aligned", addr));
+  if (addr % kXenPageSize != 0)
+    return Invalid(fmt::format("pin at {:#x}: not 4 KiB aligned", addr));
   out->pfns.assign(pages, 0);
   out->bfns.assign(pages, 0);
   dmahil_pin arg{};
@@ -144,9 +144,9 @@ Status Kmod::Map(uint32_t pin, uint64_t pin_pages, v1::DmaDirection dir, uint64_
   if (!ToKernelDirection(dir, &kdir))
     return Invalid(fmt::format("map: unknown direction {}", static_cast<int>(dir)));
   if (length == 0) return Invalid("map of 0 bytes");
-  if (offset > pin_pages * kPage || length > pin_pages * kPage - offset)
+  if (offset > pin_pages * kXenPageSize || length > pin_pages * kXenPageSize - offset)
     return Invalid(fmt::format("map of [{:#x}, +{:#x}) outside the pin's {} bytes", offset, length,
-                               pin_pages * kPage));
+                               pin_pages * kXenPageSize));
   if (mask_bits != 0 && (mask_bits < 32 || mask_bits > 64))
     return Invalid(fmt::format("dma mask of {} bits: must be 0 or 32..64", mask_bits));
   std::vector<dmahil_seg> segs(DMAHIL_MAX_SEGMENTS);

@@ -14,8 +14,9 @@
 #include <fmt/format.h>
 
 #include "common/fault_catalogue.h"
+#include "common/xen_page.h"
 
-// <xen/gntdev.h> uses these without defining them (see ../shared/notes/xen-on-qemu.md).
+// <xen/gntdev.h> uses these without defining them (Debian 12 libxen-dev; docs/architecture.md §9).
 typedef uint32_t grant_ref_t;
 typedef uint16_t domid_t;
 #include <xen/gntalloc.h>
@@ -26,8 +27,6 @@ namespace {
 
 using grpc::Status;
 using grpc::StatusCode;
-
-constexpr uint64_t kPage = 4096;
 
 Status Unimplemented(const std::string& m) { return Status(StatusCode::UNIMPLEMENTED, m); }
 
@@ -72,7 +71,7 @@ std::vector<std::string> FaultNames(uint32_t faults) {
 size_t PagemapPfns(const void* addr, size_t pages, uint64_t* pfns) {
   const int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return 0;
-  const off_t off = static_cast<off_t>(reinterpret_cast<uintptr_t>(addr) / kPage * 8);
+  const off_t off = static_cast<off_t>(reinterpret_cast<uintptr_t>(addr) / kXenPageSize * 8);
   const ssize_t n = ::pread(fd, pfns, pages * 8, off);
   ::close(fd);
   const size_t got = n > 0 ? static_cast<size_t>(n) / 8 : 0;
@@ -167,7 +166,7 @@ v1::AgentInfo LinuxXenBackend::Info() {
 
 std::optional<uint64_t> LinuxXenBackend::BufferBytes(uint32_t buffer) {
   const Buffer* b = Find(buffer);
-  return b ? std::optional<uint64_t>(b->pages * kPage) : std::nullopt;
+  return b ? std::optional<uint64_t>(b->pages * kXenPageSize) : std::nullopt;
 }
 
 Status LinuxXenBackend::AllocGrants(const v1::AllocGrantsRequest& req,
@@ -193,7 +192,7 @@ Status LinuxXenBackend::AllocGrants(const v1::AllocGrantsRequest& req,
   b.pages = n;
   b.index = a->index;
   int err = 0;
-  b.addr = static_cast<uint8_t*>(dev_.gntalloc->Map(n * kPage, a->index, &err));
+  b.addr = static_cast<uint8_t*>(dev_.gntalloc->Map(n * kXenPageSize, a->index, &err));
   if (!b.addr) {
     Status s = ErrnoStatus(err, fmt::format("mmap of {} granted pages", n));
     (void)Teardown(b);
@@ -252,7 +251,7 @@ Status LinuxXenBackend::MapForeign(const v1::MapForeignRequest& req, v1::BufferI
   b.pages = n;
   b.index = a->index;
   int err = 0;
-  b.addr = static_cast<uint8_t*>(dev_.gntdev->Map(n * kPage, a->index, &err));
+  b.addr = static_cast<uint8_t*>(dev_.gntdev->Map(n * kXenPageSize, a->index, &err));
   if (!b.addr) {
     (void)Teardown(b);
     // gntdev maps the grants (GNTTABOP_map_grant_ref) in mmap on auto-translated guests.
@@ -275,11 +274,11 @@ Status LinuxXenBackend::AllocLocal(const v1::AllocLocalRequest& req, v1::BufferI
         v1::Placement_Name(req.placement())));
   Buffer b{Kind::kLocal};
   b.pages = req.pages();
-  void* p = ::mmap(nullptr, b.pages * kPage, PROT_READ | PROT_WRITE,
+  void* p = ::mmap(nullptr, b.pages * kXenPageSize, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   if (p == MAP_FAILED) return ErrnoStatus(errno, fmt::format("mmap of {} local pages", b.pages));
   b.addr = static_cast<uint8_t*>(p);
-  std::memset(b.addr, 0, b.pages * kPage);  // give every page its frame before the pin
+  std::memset(b.addr, 0, b.pages * kXenPageSize);  // give every page its frame before the pin
   uint32_t id = 0;
   return PinInto(&b, resp, &id);
 }
@@ -301,10 +300,10 @@ Status LinuxXenBackend::Teardown(Buffer& b) {
   }
   if (b.addr) {
     if (b.kind == Kind::kLocal) {
-      if (::munmap(b.addr, b.pages * kPage) < 0) keep(ErrnoStatus(errno, "munmap"));
+      if (::munmap(b.addr, b.pages * kXenPageSize) < 0) keep(ErrnoStatus(errno, "munmap"));
     } else {
       DeviceFile& f = b.kind == Kind::kGranted ? *dev_.gntalloc : *dev_.gntdev;
-      if (int err = f.Unmap(b.addr, b.pages * kPage); err != 0)
+      if (int err = f.Unmap(b.addr, b.pages * kXenPageSize); err != 0)
         keep(ErrnoStatus(err, fmt::format("munmap of {}", f.path())));
     }
     b.addr = nullptr;

@@ -1,7 +1,7 @@
-// The agent's `linux-xen` backend (DESIGN §3): the real one, for the qemu-xen board and
-// hardware boards. guest role: grants through /dev/xen/gntalloc (drivers/xen/gntalloc.c).
-// dom0 role: foreign grants through /dev/xen/gntdev (drivers/xen/gntdev.c), dom0's own
-// pages from anonymous memory, and every DMA-API call through dmahil.ko (/dev/dmahil,
+// The agent's `linux-xen` backend (docs/architecture.md §3): the real one, for the qemu-xen board
+// and hardware boards. guest role: grants through /dev/xen/gntalloc (drivers/xen/gntalloc.c). dom0
+// role: foreign grants through /dev/xen/gntdev (drivers/xen/gntdev.c), dom0's own pages from
+// anonymous memory, and every DMA-API call through dmahil.ko (/dev/dmahil,
 // agent/kmod/dmahil_uapi.h), which pins the pages and maps them for the engine.
 //
 // The service (agent_service.h) validates ranges and roles before a call gets here; this

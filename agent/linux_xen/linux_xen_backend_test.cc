@@ -1,7 +1,7 @@
 // The linux-xen backend's ioctl argument handling, against a fake kernel behind the
 // DeviceFile seam: the structs it hands gntalloc, gntdev and dmahil.ko, how it reads their
 // answers back, how each errno becomes a status, and that a refused request reaches no
-// ioctl and leaves nothing mapped. The real devices are exercised under QEMU (issue 4).
+// ioctl and leaves nothing mapped. The real devices are exercised under QEMU.
 #include "agent/linux_xen/linux_xen_backend.h"
 
 #include <sys/mman.h>
@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "agent/linux_xen/engine_port.h"
+#include "common/xen_page.h"
 
 typedef uint32_t grant_ref_t;
 typedef uint16_t domid_t;
@@ -24,8 +25,6 @@ typedef uint16_t domid_t;
 
 namespace dmahil::agent::linux_xen {
 namespace {
-
-constexpr uint64_t kPage = 4096;
 
 /// One fake character device: every ioctl goes to `on_ioctl`; Map hands out anonymous
 /// memory unless `map_errno` is set. Records every call.
@@ -104,15 +103,16 @@ struct FakeKmod {
         last_map = *m;
         auto* segs = reinterpret_cast<dmahil_seg*>(m->segs_ptr);
         auto* ops = reinterpret_cast<dmahil_cache_op*>(m->ops.ptr);
-        const uint64_t first = m->offset / kPage, last = (m->offset + m->length - 1) / kPage;
+        const uint64_t first = m->offset / kXenPageSize,
+                       last = (m->offset + m->length - 1) / kXenPageSize;
         uint32_t n = 0;
         for (uint64_t pg = first; pg <= last; ++pg, ++n) {
-          const uint64_t lo = std::max<uint64_t>(m->offset, pg * kPage);
-          const uint64_t hi = std::min<uint64_t>(m->offset + m->length, (pg + 1) * kPage);
+          const uint64_t lo = std::max<uint64_t>(m->offset, pg * kXenPageSize);
+          const uint64_t hi = std::min<uint64_t>(m->offset + m->length, (pg + 1) * kXenPageSize);
           const uint64_t pfn = 0x68000 + pg, bfn = foreign ? pfn + 0x52000 : pfn;
           segs[n] =
-              dmahil_seg{lo,  (bfn << 12) + lo % kPage,       pfn,
-                         bfn, static_cast<uint32_t>(hi - lo), foreign ? DMAHIL_SEG_FOREIGN : 0u};
+              dmahil_seg{lo,  (bfn << 12) + lo % kXenPageSize, pfn,
+                         bfn, static_cast<uint32_t>(hi - lo),  foreign ? DMAHIL_SEG_FOREIGN : 0u};
           if (n < m->ops.cap)
             ops[n] = dmahil_cache_op{segs[n].dma_addr, segs[n].length, DMAHIL_CACHE_CLEAN,
                                      DMAHIL_OP_HYPERCALL, 0};
@@ -227,10 +227,10 @@ TEST_F(LinuxXenBackendTest, MapForeignHandsGntdevEveryGrefWithTheDomidAndMmapsIt
   EXPECT_EQ(mapped_refs_[2].domid, 3);
   EXPECT_EQ(mapped_refs_[2].ref, 77u);
   ASSERT_EQ(gntdev_->maps.size(), 1u);
-  EXPECT_EQ(gntdev_->maps[0], std::make_pair(size_t{3 * kPage}, uint64_t{0x3000}));
+  EXPECT_EQ(gntdev_->maps[0], std::make_pair(size_t{3 * kXenPageSize}, uint64_t{0x3000}));
   ASSERT_EQ(info.pfns_size(), 3);
   EXPECT_EQ(info.pfns(1), 0x68001u);
-  EXPECT_EQ(b->BufferBytes(info.buffer()), 3 * kPage);
+  EXPECT_EQ(b->BufferBytes(info.buffer()), 3 * kXenPageSize);
 }
 
 TEST_F(LinuxXenBackendTest, RefusedGrantsAreNotFoundAndLeaveNothingMapped) {
@@ -307,13 +307,13 @@ TEST_F(LinuxXenBackendTest, BadDirectionLengthOrMaskIsRefusedBeforeAnyIoctl) {
     v1::DmaMapping m;
     return b->DmaMap(req, &m);
   };
-  const grpc::Status dir = map(v1::DMA_DIRECTION_UNSPECIFIED, 0, kPage, 0);
+  const grpc::Status dir = map(v1::DMA_DIRECTION_UNSPECIFIED, 0, kXenPageSize, 0);
   EXPECT_EQ(dir.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(dir.error_message().find("direction"), std::string::npos);
   EXPECT_EQ(map(v1::DMA_TO_DEVICE, 0, 0, 0).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(map(v1::DMA_TO_DEVICE, kPage, 2 * kPage, 0).error_code(),
+  EXPECT_EQ(map(v1::DMA_TO_DEVICE, kXenPageSize, 2 * kXenPageSize, 0).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
-  const grpc::Status mask = map(v1::DMA_TO_DEVICE, 0, kPage, 31);
+  const grpc::Status mask = map(v1::DMA_TO_DEVICE, 0, kXenPageSize, 31);
   EXPECT_EQ(mask.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(mask.error_message().find("31 bits"), std::string::npos);
   EXPECT_EQ(kmod_.file->requests.size(), before);
@@ -325,7 +325,7 @@ TEST_F(LinuxXenBackendTest, EachKernelErrnoBecomesAStatusNamingTheCall) {
   kmod_.file->on_ioctl = [](unsigned long, void*) { return ENOSPC; };  // swiotlb full
   v1::DmaMapRequest req;
   req.set_buffer(buf);
-  req.set_length(kPage);
+  req.set_length(kXenPageSize);
   req.set_direction(v1::DMA_FROM_DEVICE);
   v1::DmaMapping m;
   const grpc::Status s = b->DmaMap(req, &m);
@@ -343,7 +343,7 @@ TEST_F(LinuxXenBackendTest, AMappedBufferCannotBeReleasedAndUnknownHandlesAreNot
   const uint32_t buf = MapTwoGrefs(*b);
   v1::DmaMapRequest req;
   req.set_buffer(buf);
-  req.set_length(kPage);
+  req.set_length(kXenPageSize);
   req.set_direction(v1::DMA_TO_DEVICE);
   v1::DmaMapping m;
   ASSERT_TRUE(b->DmaMap(req, &m).ok());
@@ -367,7 +367,7 @@ TEST_F(LinuxXenBackendTest, AnUnmapThatFailsAfterUnmappingStillFreesTheBuffer) {
   const uint32_t buf = MapTwoGrefs(*b);
   v1::DmaMapRequest req;
   req.set_buffer(buf);
-  req.set_length(kPage);
+  req.set_length(kXenPageSize);
   req.set_direction(v1::DMA_TO_DEVICE);
   v1::DmaMapping m;
   ASSERT_TRUE(b->DmaMap(req, &m).ok());
@@ -457,11 +457,11 @@ TEST_F(LinuxXenBackendTest, InfoReportsTheEngineAndTheModulesFaultSwitches) {
 
 TEST(PagemapPfns, GivesEachPresentPagesFrameAndStopsAtTheFirstMissingOne) {
   const size_t pages = 4;
-  void* p =
-      ::mmap(nullptr, pages * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* p = ::mmap(nullptr, pages * kXenPageSize, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   ASSERT_NE(p, MAP_FAILED);
   auto* bytes = static_cast<uint8_t*>(p);
-  for (size_t i = 0; i < 3; ++i) bytes[i * kPage] = 1;  // page 3 is never touched
+  for (size_t i = 0; i < 3; ++i) bytes[i * kXenPageSize] = 1;  // page 3 is never touched
   uint64_t pfns[pages] = {};
   const size_t got = PagemapPfns(p, pages, pfns);
   if (::geteuid() == 0) {
@@ -472,7 +472,7 @@ TEST(PagemapPfns, GivesEachPresentPagesFrameAndStopsAtTheFirstMissingOne) {
   } else {
     EXPECT_EQ(got, 0u);  // without CAP_SYS_ADMIN the kernel hides every frame
   }
-  ::munmap(p, pages * kPage);
+  ::munmap(p, pages * kXenPageSize);
 }
 
 TEST_F(LinuxXenBackendTest, TheEnginePortSplitsTransfersAndTurnsARefusalIntoABusFault) {
@@ -494,7 +494,7 @@ TEST_F(LinuxXenBackendTest, TheEnginePortSplitsTransfersAndTurnsARefusalIntoABus
 TEST_F(LinuxXenBackendTest, CacheMaintenanceFromUserSpaceIsArm64Only) {
   auto b = Dom0();
   const uint32_t buf = MapTwoGrefs(*b);
-  const grpc::Status s = b->CpuCleanInvalidate(buf, 0, kPage);
+  const grpc::Status s = b->CpuCleanInvalidate(buf, 0, kXenPageSize);
 #if defined(__aarch64__)
   EXPECT_TRUE(s.ok());
 #else

@@ -1,4 +1,4 @@
-// The bisection itself (issue 6): the first bad revision of a linear history, when a bad
+// The bisection itself: the first bad revision of a linear history, when a bad
 // revision shows the bug only in some runs. The decision maths is in sequential.h.
 //
 // Two rules decide a step:

@@ -1,9 +1,9 @@
-// The bisection's journal (DESIGN §9 "a resumable journal so a crash loses nothing"):
-// <out>/journal.jsonl, one JSON object per line, flushed to disk (fsync) as each record is
-// written. A bisection killed at any moment is resumed by running the same command again:
-// the engine is deterministic given the run outcomes, so replaying the journal's outcomes
-// walks it through the finished steps without a single board run or hook call, and it
-// goes on live from the first run the journal does not have.
+// The bisection's journal (docs/architecture.md §11 "a resumable journal so a crash loses
+// nothing"): <out>/journal.jsonl, one JSON object per line, flushed to disk (fsync) as each record
+// is written. A bisection killed at any moment is resumed by running the same command again: the
+// engine is deterministic given the run outcomes, so replaying the journal's outcomes walks it
+// through the finished steps without a single board run or hook call, and it goes on live from the
+// first run the journal does not have.
 //
 // Records ("type"): "header" (first line: what is bisected, how), "prepared" (a revision
 // built and deployed, or skipped), "run" (one run's outcome), "step" (a finished step, for

@@ -1,4 +1,4 @@
-// The sequential decision of one bisection step (issue 6, DESIGN §9): how many clean runs
+// The sequential decision of one bisection step (docs/architecture.md §11): how many clean runs
 // make a revision "good" when a bug is caught only in a fraction q of runs.
 //
 // The model, stated once (every sequential report prints the same):

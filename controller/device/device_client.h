@@ -1,4 +1,4 @@
-// The controller's view of a DMA engine (DESIGN §3, §8): the narrow interface behind
+// The controller's view of a DMA engine (docs/architecture.md §3, §8): the narrow interface behind
 // which the TCP client (virtual and networked engines) and, later, the libusb client of
 // hardware engines sit.
 #pragma once

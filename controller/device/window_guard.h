@@ -1,4 +1,4 @@
-// DESIGN §10 (safety): the DMA engine can write anywhere in machine memory, so the
+// docs/architecture.md §12 (safety): the DMA engine can write anywhere in machine memory, so the
 // controller programs it only inside the bus-address windows the agent mapped for the
 // current fixture (plus declared guard regions). Anything else is refused before it
 // reaches the device.

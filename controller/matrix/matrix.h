@@ -1,4 +1,4 @@
-// The detection matrix (issue 3, DESIGN §1 "harness developer"): every fixture against
+// The detection matrix (docs/architecture.md §1 "harness developer"): every fixture against
 // every modelled fault of the catalogue (common/fault_catalogue.h), and against the clean board, on
 // every virtual board, over many seeds. It proves that each fixture catches the bug class
 // it claims and that clean boards never cry wolf.

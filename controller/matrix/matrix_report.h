@@ -28,7 +28,7 @@ struct TableOptions {
 ///    followed by caught/n runs; CLEAN / FALSE+ followed by false-positive runs/n.
 ///    If the fixture columns do not fit in `width`, they are split over several panels.
 ///  - footer: clean-board totals (false-positive runs and results, mismatching lines,
-///    verified lines against issue 3's 10^7 goal), wrong diagnoses per cell, rows not
+///    verified lines against the 10^7-line false-positive goal), wrong diagnoses per cell, rows not
 ///    detected with their seeds and a reproduction command, errors (the first, and the
 ///    three most frequent details with their counts), faults not modelled;
 ///  - the last line: "matrix: PASS ...", "matrix: FAIL ..." or "matrix: ERROR ..." (the

@@ -1,4 +1,4 @@
-// JUnit XML for CI systems (DESIGN §9), written with pugixml.
+// JUnit XML for CI systems (docs/architecture.md §11), written with pugixml.
 #pragma once
 
 #include <filesystem>

@@ -10,7 +10,7 @@
 
 namespace dmahil::report {
 
-/// Kebab-case name of a diagnosis (DESIGN §5): "stale-line", "wrong-bus-address",
+/// Kebab-case name of a diagnosis (docs/architecture.md §6): "stale-line", "wrong-bus-address",
 /// "stray-dma", "never-landed", "torn-line"; "none" for DIAGNOSIS_NONE and any value
 /// this build does not know.
 std::string_view DiagnosisName(v1::Diagnosis diagnosis);

@@ -1,5 +1,5 @@
 // Text pictures of a failing result, shared by the JUnit failure body and the summary:
-// the DMA segments and the line map (DESIGN §5: "a picture of the buffer").
+// the DMA segments and the line map (docs/architecture.md §6: "a picture of the buffer").
 #pragma once
 
 #include <cstddef>

@@ -1,4 +1,5 @@
-// results.json: the machine-readable record of a run (DESIGN §9), written with nlohmann-json.
+// results.json: the machine-readable record of a run (docs/architecture.md §11), written with
+// nlohmann-json.
 #pragma once
 
 #include <filesystem>

@@ -1,4 +1,4 @@
-// Metadata of one `dmahil run` that every report carries (DESIGN §9).
+// Metadata of one `dmahil run` that every report carries (docs/architecture.md §11).
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,5 @@
-// The human summary a run prints on stdout (DESIGN §9: "a report a person can read in one
-// minute"), written with fmt.
+// The human summary a run prints on stdout (docs/architecture.md §11: "a report a person can read
+// in one minute"), written with fmt.
 #pragma once
 
 #include <string>

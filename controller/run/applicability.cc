@@ -6,11 +6,10 @@
 #include <fmt/format.h>
 
 #include "common/placement.h"
+#include "common/xen_page.h"
 
 namespace dmahil::controller {
 namespace {
-
-constexpr uint64_t kPage = 4096;
 
 bool Inside(const v1::MemoryBank& b, uint64_t addr) {
   return b.size() != 0 && addr >= b.base() && addr - b.base() < b.size();
@@ -23,7 +22,7 @@ uint64_t Frames(const google::protobuf::RepeatedPtrField<v1::MemoryBank>& banks,
                 const v1::DmaEngineDesc& dma, uint32_t mask_bits, uint64_t need) {
   uint64_t n = 0;
   for (const v1::MemoryBank& b : banks)
-    for (uint64_t a = b.base(); a < b.base() + b.size() && n < need; a += kPage) {
+    for (uint64_t a = b.base(); a < b.base() + b.size() && n < need; a += kXenPageSize) {
       if (std::any_of(skip.begin(), skip.end(),
                       [&](const v1::MemoryBank* s) { return Inside(*s, a); }))
         continue;

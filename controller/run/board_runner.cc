@@ -11,7 +11,7 @@
 #include "controller/lab/log_tail.h"
 #include "controller/report/names.h"
 #include "controller/run/agent_client.h"
-#include "controller/run/fixture_runner.h"
+#include "controller/run/fixture_kinds.h"
 
 namespace dmahil::controller {
 namespace {
@@ -167,7 +167,7 @@ std::vector<v1::FixtureResult> RunBoard(const LoadedFarm& farm, const LoadedBoar
     BoardLink link{dom0, guest, device, info.line_size()};
     const v1::Fixture& known_good =
         lb.health_fixture ? *lb.health_fixture : farm.fixtures.front().fixture;
-    const v1::FixtureResult health = RunFixture(
+    const v1::FixtureResult health = RunFixtureOfKind(
         link, lb.board, name, known_good, FixtureSeed(seed, kHealthFixtureIndex), kHealthBufferId);
     if (health.verdict() == v1::VERDICT_ERROR) {
       power_off();

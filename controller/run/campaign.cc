@@ -9,7 +9,7 @@
 #include "common/seed_mix.h"
 #include "controller/run/board_kind.h"
 #include "controller/run/board_runner.h"
-#include "controller/run/fixture_runner.h"
+#include "controller/run/fixture_kinds.h"
 
 namespace dmahil::controller {
 namespace {
@@ -70,7 +70,8 @@ std::vector<v1::FixtureResult> RunFixtures(const LoadedFarm& farm, const LoadedB
       continue;
     }
     const uint32_t buffer_id = static_cast<uint32_t>(2 * i + 1);
-    results.push_back(RunFixture(link, lb.board, name, fx, FixtureSeed(board_seed, i), buffer_id));
+    results.push_back(
+        RunFixtureOfKind(link, lb.board, name, fx, FixtureSeed(board_seed, i), buffer_id));
     v1::FixtureResult& r = results.back();
     if (r.verdict() == v1::VERDICT_ERROR &&
         (r.detail().find("UNAVAILABLE") != std::string::npos ||

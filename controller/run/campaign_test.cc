@@ -152,7 +152,7 @@ TEST(VirtualFarm, ABoardThatDoesNotComeUpIsAnInfrastructureError) {
 
 namespace {
 
-// Issue 3: a board with a geometry no shipped file has (128-byte lines, a 36-bit device,
+// A board with a geometry no shipped file has (128-byte lines, a 36-bit device,
 // a dma-ranges offset of 0x800000000, 2 CPUs without L1) works from one new board file.
 TEST(VirtualFarm, ANewGeometryNeedsOnlyABoardFile) {
   const fs::path dir = TempDir("geometry");
@@ -210,7 +210,7 @@ linux_page_size: 4096
 
 namespace {
 
-// Issue 6: a virtual board reads its revision folder (linux.textproto / xen.textproto) at
+// A virtual board reads its revision folder (linux.textproto / xen.textproto) at
 // power-on; the farm's revision_dir names it. A faulty revision fails, a clean one passes,
 // a folder the deploy hook never wrote is an error that says so.
 TEST(VirtualFarm, RevisionFolderSetsTheBoardsFaultsAtPowerOn) {

@@ -6,14 +6,13 @@
 #include <spdlog/spdlog.h>
 
 #include "common/pattern.h"
+#include "common/xen_page.h"
 #include "controller/device/device_client.h"
 #include "controller/run/applicability.h"
 #include "controller/run/oracle.h"
 
 namespace dmahil::controller {
 namespace {
-
-constexpr uint64_t kPage = 4096;
 
 v1::PatternSpec Pattern(uint64_t seed, uint32_t buffer_id, uint32_t generation, uint64_t offset,
                         uint32_t line_size) {
@@ -45,11 +44,11 @@ class Run {
         seed_(seed),
         id_(buffer_id),
         line_(link.line_size),
-        total_bytes_((fx.pages() + 2 * fx.canary_pages()) * kPage),
+        total_bytes_((fx.pages() + 2 * fx.canary_pages()) * kXenPageSize),
         // A mixed scatterlist starts and ends half a page in: its entries cross pages and
         // the half pages around it are checked as canaries (the CPU's neighbouring data).
-        off_(fx.canary_pages() * kPage + (Mixed() ? kPage / 2 : 0)),
-        len_(fx.pages() * kPage - (Mixed() ? kPage : 0)) {}
+        off_(fx.canary_pages() * kXenPageSize + (Mixed() ? kXenPageSize / 2 : 0)),
+        len_(fx.pages() * kXenPageSize - (Mixed() ? kXenPageSize : 0)) {}
 
   bool Mixed() const { return fx_.source() == v1::BUFFER_MIXED_SG; }
 

@@ -1,5 +1,5 @@
-// Runs one fixture on one board (DESIGN §4): grant, map, prime, DMA map, let the engine
-// read or write every line at the bus addresses the agent returned — and nowhere else —,
+// Runs one fixture on one board (docs/architecture.md §5): grant, map, prime, DMA map, let the
+// engine read or write every line at the bus addresses the agent returned — and nowhere else —,
 // unmap, verify, and hand the evidence to the oracle.
 #pragma once
 

@@ -1,4 +1,4 @@
-// The maintenance audit (issue 4): the second oracle, for a board whose DMA engine is not
+// The maintenance audit: the second oracle, for a board whose DMA engine is not
 // coherent but whose CPU caches we cannot observe (QEMU models none). dmahil.ko records
 // every cache-maintenance operation the kernel issues while it maps, syncs and unmaps
 // (GNTTABOP_cache_flush for foreign pages, arch_sync_dma_for_{device,cpu} for dom0's own

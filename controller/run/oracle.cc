@@ -5,12 +5,11 @@
 #include <fmt/format.h>
 
 #include "common/dma_ranges.h"
+#include "common/xen_page.h"
 #include "controller/report/names.h"
 
 namespace dmahil::controller {
 namespace {
-
-constexpr uint64_t kPage = 4096;
 
 std::string DirName(v1::DmaDirection d) { return v1::DmaDirection_Name(d); }
 
@@ -44,7 +43,7 @@ SegmentAudit AuditSegment(const v1::Board& board, uint32_t dma_mask_bits, const 
     }
     return a;
   }
-  const uint64_t phys = (s.bfn() * kPage) | (s.offset() % kPage);
+  const uint64_t phys = (s.bfn() * kXenPageSize) | (s.offset() % kXenPageSize);
   a.expected_dma_addr = PhysToDma(board.dma(), phys);
   if (a.expected_dma_addr == kNoTranslation) {
     // Outside every dma-range: extrapolate with the first range's offset, so a wrong
@@ -65,7 +64,7 @@ void Diagnose(const v1::Board& board, const Evidence& ev, v1::FixtureResult* r) 
   // Line map and per-class counts.
   const uint64_t first_line = ev.buffer_offset / ev.line_size;
   const uint64_t lines = ev.buffer_bytes / ev.line_size;
-  const uint64_t per_page = kPage / ev.line_size;
+  const uint64_t per_page = kXenPageSize / ev.line_size;
   std::string map(lines, '.');
   std::map<v1::LineClass, uint64_t> count;
   const v1::LineFinding* first_misplaced = nullptr;
@@ -92,7 +91,7 @@ void Diagnose(const v1::Board& board, const Evidence& ev, v1::FixtureResult* r) 
   for (const v1::DmaSegment& s : ev.segments) {
     const SegmentAudit a = AuditSegment(board, ev.dma_mask_bits, s);
     v1::SegmentReport* sr = r->add_segments();
-    sr->set_page(static_cast<uint32_t>((s.offset() - ev.buffer_offset) / kPage));
+    sr->set_page(static_cast<uint32_t>((s.offset() - ev.buffer_offset) / kXenPageSize));
     sr->set_pfn(s.pfn());
     sr->set_bfn(s.bfn());
     sr->set_dma_addr(s.dma_addr());

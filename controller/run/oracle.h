@@ -1,5 +1,5 @@
-// The oracle (DESIGN §5): from what one DMA transaction left behind — the bus addresses
-// the DMA API returned, the lines the checker found wrong, the canaries — decide the
+// The oracle (docs/architecture.md §6): from what one DMA transaction left behind — the bus
+// addresses the DMA API returned, the lines the checker found wrong, the canaries — decide the
 // verdict and name the bug class, with the exact displacement for a wrong bus address.
 //
 // Two sources of evidence, in this order of precedence:

@@ -1,4 +1,5 @@
-// The oracle's classification: each bug class of DESIGN §5 from the evidence it leaves.
+// The oracle's classification: each bug class of docs/architecture.md §6 from the evidence it
+// leaves.
 #include "controller/run/oracle.h"
 
 #include <gtest/gtest.h>
