@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # qemu/boot.sh [--domu | --board [--hostfwd-base PORT] [--hold]] [--timeout S] [--shell]
-#              [--cache DIR] [--out DIR] [--initrd FILE] [--dom0-args "..."] [-- QEMU-ARGS...]
+#              [--cache DIR] [--out DIR] [--initrd FILE] [--dom0-args "..."]
+#              [--xen-args "..."] [-- QEMU-ARGS...]
 #
 # Boots Xen 4.17 + the Debian arm64 dom0 (and with --domu one small domU) under
 # qemu-system-aarch64 (virt, virtualization=on, gic-version=3, cortex-a57, TCG).
@@ -29,6 +30,7 @@
 #   --out DIR        mkinitramfs.sh's output and where console.log goes (default <repo>/build-qemu)
 #   --initrd FILE    boot this dom0 initramfs instead
 #   --dom0-args S    appended to the dom0 kernel command line
+#   --xen-args S     appended to Xen's command line (e.g. "bootscrub=0")
 #   -- ARGS          extra qemu-system-aarch64 arguments (e.g. -device edu,...)
 #
 # Run qemu/fetch.sh and qemu/mkinitramfs.sh first.
@@ -37,7 +39,7 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=$REPO/build-qemu/cache
 OUT=$REPO/build-qemu
-DOMU=0 BOARD=0 HOSTFWD_BASE=17000 HOLD=0 TIMEOUT="" SHELL_MODE=0 INITRD="" DOM0_EXTRA=""
+DOMU=0 BOARD=0 HOSTFWD_BASE=17000 HOLD=0 TIMEOUT="" SHELL_MODE=0 INITRD="" DOM0_EXTRA="" XEN_EXTRA=""
 QEMU_EXTRA=()
 die() { echo "boot.sh: error: $*" >&2; exit 2; }
 log() { echo "boot.sh: $*"; }
@@ -59,6 +61,7 @@ while [ $# -gt 0 ]; do
     --out) [ $# -ge 2 ] || die "--out needs a directory"; OUT=$2; shift 2 ;;
     --initrd) [ $# -ge 2 ] || die "--initrd needs a file"; INITRD=$2; shift 2 ;;
     --dom0-args) [ $# -ge 2 ] || die "--dom0-args needs a string"; DOM0_EXTRA=$2; shift 2 ;;
+    --xen-args) [ $# -ge 2 ] || die "--xen-args needs a string"; XEN_EXTRA=$2; shift 2 ;;
     --) shift; QEMU_EXTRA=("$@"); break ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown argument '$1' (try --help)" ;;
@@ -123,7 +126,7 @@ QEMU=(qemu-system-aarch64
   -machine virt,virtualization=on,gic-version=3 -cpu cortex-a57 -smp 2 -m 2048
   -nographic -no-reboot -nic none
   -kernel "$XEN"
-  -append "dom0_mem=512M,max:512M console=dtuart dtuart=/pl011@9000000 loglvl=all guest_loglvl=all"
+  -append "dom0_mem=512M,max:512M console=dtuart dtuart=/pl011@9000000 loglvl=all guest_loglvl=all${XEN_EXTRA:+ $XEN_EXTRA}"
   -device "guest-loader,addr=$KADDR,kernel=$KERNEL,bootargs=$DOM0_ARGS"
   -device "guest-loader,addr=$IADDR,initrd=$INITRD"
   "${BOARD_ARGS[@]}" "${QEMU_EXTRA[@]}")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # qemu/mkinitramfs.sh [--cache DIR] [--out DIR] [--force] [--no-board] [--agent FILE]
-#                     [--kmod FILE] [--sysroot DIR] [--domu-mem MB]
+#                     [--kmod FILE] [--sysroot DIR] [--domu-mem MB] [--compress ALG]
 #
 # Builds the busybox dom0 initramfs images for the qemu-xen-arm64 board from the staging
 # tree that qemu/fetch.sh unpacked (run that first); board.cpio.gz also needs
@@ -17,6 +17,12 @@
 #                  (default <repo>/build-qemu/sysroot, from qemu/sysroot.sh)
 #   --domu-mem MB  the board domU's memory (default 256; the agent and its gRPC/protobuf/
 #                  absl/OpenSSL libraries make its initramfs ~40 MB unpacked)
+#   --compress ALG how every cpio is compressed: lz4 (default), gzip, zstd or none. The
+#                  kernels unpack the initramfs under TCG, where gzip costs ~17 s for the
+#                  board's dom0 and ~8 s for its domU; lz4 (legacy frame, `lz4 -l`, what
+#                  the kernel's decompress_unlz4 reads) a fraction of that. The image
+#                  names keep their .cpio.gz suffix whatever ALG is: the kernel and the
+#                  controller go by content, not by name.
 #
 # Produces
 #   OUT/dom0.cpio.gz        dom0 only: /init loads the Xen modules, mounts xenfs, starts
@@ -54,6 +60,7 @@ AGENT=$REPO/build-qemu/agent-aarch64/bin/dmahil-agent
 KMOD=$REPO/build-qemu/kmod/dmahil.ko
 SYSROOT=$REPO/build-qemu/sysroot
 DOMU_MEM_MB=256
+COMPRESS=lz4
 die() { echo "mkinitramfs.sh: error: $*" >&2; exit 1; }
 log() { echo "mkinitramfs.sh: $*"; }
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'; }
@@ -68,6 +75,8 @@ while [ $# -gt 0 ]; do
     --kmod) [ $# -ge 2 ] || die "--kmod needs a file"; KMOD=$2; shift 2 ;;
     --sysroot) [ $# -ge 2 ] || die "--sysroot needs a directory"; SYSROOT=$2; shift 2 ;;
     --domu-mem) [[ ${2:-} =~ ^[0-9]+$ ]] || die "--domu-mem needs megabytes"; DOMU_MEM_MB=$2; shift 2 ;;
+    --compress) [[ ${2:-} =~ ^(lz4|gzip|zstd|none)$ ]] || die "--compress needs lz4, gzip, zstd or none"
+                COMPRESS=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown argument '$1' (try --help)" ;;
   esac
@@ -80,7 +89,8 @@ for v in ABI XEN KERNEL MODDIR BUSYBOX ROOT; do
   [ -n "${!v:-}" ] || die "$CACHE/fetch.env does not set $v: re-run qemu/fetch.sh"
 done
 [ -d "$ROOT" ] || die "staging tree $ROOT missing: re-run qemu/fetch.sh"
-for t in cpio gzip aarch64-linux-gnu-readelf aarch64-linux-gnu-objcopy aarch64-linux-gnu-strip; do
+case $COMPRESS in none) ZIP=cat ;; *) ZIP=$COMPRESS ;; esac
+for t in cpio "$ZIP" aarch64-linux-gnu-readelf aarch64-linux-gnu-objcopy aarch64-linux-gnu-strip; do
   command -v "$t" >/dev/null || die "$t not found: run qemu/fetch.sh (it installs the host tools)"
 done
 
@@ -103,7 +113,11 @@ BOARD_IMG=$OUT/board.cpio.gz
 
 # skip when every image is newer than every input
 IMAGES=("$DOM0_IMG" "$DOMU_IMG")
-INPUTS=("${BASH_SOURCE[0]}" "$CACHE/fetch.env")
+# the settings that change the images' bytes but are no file: rewritten only on a change
+SETTINGS=$OUT/.mkinitramfs-settings
+want_settings="compress=$COMPRESS domu_mem=$DOMU_MEM_MB"
+[ "$(cat "$SETTINGS" 2>/dev/null)" = "$want_settings" ] || echo "$want_settings" > "$SETTINGS"
+INPUTS=("${BASH_SOURCE[0]}" "$CACHE/fetch.env" "$SETTINGS")
 if [ $BOARD = 1 ]; then IMAGES+=("$BOARD_IMG"); INPUTS+=("$AGENT" "$KMOD" "$SYSROOT/.packages"); fi
 up_to_date() {
   local img
@@ -233,7 +247,15 @@ add_mods() {
 }
 
 # cpio newc, owned by root, reproducible order
-pack() { (cd "$1" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -6n; }
+squeeze() {
+  case $COMPRESS in
+    lz4) lz4 -l -9 -q ;;
+    gzip) gzip -6n ;;
+    zstd) zstd -q -10 -T2 ;;
+    none) cat ;;
+  esac
+}
+pack() { (cd "$1" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | squeeze; }
 
 # ---- dom0 /init ---------------------------------------------------------------------
 write_dom0_init() {
