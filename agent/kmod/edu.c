@@ -57,7 +57,9 @@
 #define EDU_BUF_ADDR 0x40000ull
 /* bytes per DMA: never the buffer's last byte */
 #define EDU_CHUNK 2048u
-/* one DMA takes ~100 ms of virtual time */
+/* edu finishes a DMA this long (QEMU_CLOCK_VIRTUAL) after its command */
+#define EDU_DMA_MS 100u
+/* then the wait gives up: the engine is wedged */
 #define EDU_DMA_TIMEOUT_MS 5000u
 #define EDU_STAGING_BYTES 4096u	/* one page; EDU_CHUNK of it used at a time */
 
@@ -163,6 +165,13 @@ static int edu_dma(u64 src, u64 dst, u32 cnt, bool to_ram)
 	/* the command register goes last: writing it starts the timer */
 	writel(cmd, edu->regs + EDU_REG_DMA_CMD);
 	deadline = jiffies + msecs_to_jiffies(EDU_DMA_TIMEOUT_MS);
+	/*
+	 * Sleep through edu's timer, then poll: one wake-up per DMA instead of
+	 * dozens, which matters when QEMU runs with -icount sleep=off (every
+	 * wake-up costs instructions, the sleep itself nothing).
+	 */
+	usleep_range(EDU_DMA_MS * USEC_PER_MSEC,
+		     EDU_DMA_MS * USEC_PER_MSEC + 2000);
 	while (readl(edu->regs + EDU_REG_DMA_CMD) & EDU_CMD_START) {
 		if (time_after(jiffies, deadline)) {
 			dev_err(&edu->pdev->dev,
