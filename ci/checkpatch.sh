@@ -52,8 +52,9 @@ status=0 errors=0 warnings=0 checks=0
 for f in "${files[@]}"; do
   # run from DEST: inside a git checkout checkpatch.pl leaves a .checkpatch-camelcase.git.*
   # cache file in its working directory
-  out=$(cd "$DEST" && perl ./checkpatch.pl --no-tree --strict --color=never \
-          --max-line-length=80 -f "$REPO/$f" 2>&1 || true)
+  # (checkpatch.pl exits 1 on any complaint: the counts below decide)
+  out=$(cd "$DEST" && { perl ./checkpatch.pl --no-tree --strict --color=never \
+          --max-line-length=80 -f "$REPO/$f" 2>&1 || true; })
   total=$(grep -E '^total: ' <<<"$out" | tail -n 1)
   if [[ $total =~ ^total:\ ([0-9]+)\ errors,\ ([0-9]+)\ warnings,\ ([0-9]+)\ checks ]]; then
     e=${BASH_REMATCH[1]} w=${BASH_REMATCH[2]} c=${BASH_REMATCH[3]}

@@ -91,7 +91,8 @@ for v in ABI XEN KERNEL MODDIR BUSYBOX ROOT; do
   [ -n "${!v:-}" ] || die "$CACHE/fetch.env does not set $v: re-run qemu/fetch.sh"
 done
 [ -d "$ROOT" ] || die "staging tree $ROOT missing: re-run qemu/fetch.sh"
-case $COMPRESS in none) ZIP=cat ;; *) ZIP=$COMPRESS ;; esac
+ZIP=$COMPRESS
+[ "$COMPRESS" != none ] || ZIP="cat"
 for t in cpio "$ZIP" aarch64-linux-gnu-readelf aarch64-linux-gnu-objcopy aarch64-linux-gnu-strip; do
   command -v "$t" >/dev/null || die "$t not found: run qemu/fetch.sh (it installs the host tools)"
 done
