@@ -6,7 +6,7 @@
  * Arm: swiotlb-xen, drivers/xen/swiotlb-xen.c), syncs and unmaps them, drives
  * the engine (edu.c) only inside the windows it mapped, and returns the cache
  * maintenance each call caused (audit.c).  The ABI, limits and errno values
- * are in dmahil_uapi.h; docs/architecture.md places the module in dmahil.
+ * are in dmahil_uapi.h; docs/architecture.md says where it sits in dmahil.
  *
  * Pins and mappings belong to the open file and are released on close
  * (mappings are unmapped first, then pins unpinned).  One mutex (dmahil_lock)
