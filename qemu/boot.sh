@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # qemu/boot.sh [--domu | --board [--hostfwd-base PORT] [--hold]] [--timeout S] [--shell]
-#              [--cache DIR] [--out DIR] [--initrd FILE] [--dom0-args "..."] [-- QEMU-ARGS...]
+#              [--cache DIR] [--out DIR] [--initrd FILE] [--dom0-args "..."]
+#              [--xen-args "..."] [-- QEMU-ARGS...]
 #
 # Boots Xen 4.17 + the Debian arm64 dom0 (and with --domu one small domU) under
 # qemu-system-aarch64 (virt, virtualization=on, gic-version=3, cortex-a57, TCG).
@@ -29,6 +30,7 @@
 #   --out DIR        mkinitramfs.sh's output and where console.log goes (default <repo>/build-qemu)
 #   --initrd FILE    boot this dom0 initramfs instead
 #   --dom0-args S    appended to the dom0 kernel command line
+#   --xen-args S     appended to Xen's command line (e.g. "bootscrub=0")
 #   -- ARGS          extra qemu-system-aarch64 arguments (e.g. -device edu,...)
 #
 # Run qemu/fetch.sh and qemu/mkinitramfs.sh first.
@@ -37,7 +39,7 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=$REPO/build-qemu/cache
 OUT=$REPO/build-qemu
-DOMU=0 BOARD=0 HOSTFWD_BASE=17000 HOLD=0 TIMEOUT="" SHELL_MODE=0 INITRD="" DOM0_EXTRA=""
+DOMU=0 BOARD=0 HOSTFWD_BASE=17000 HOLD=0 TIMEOUT="" SHELL_MODE=0 INITRD="" DOM0_EXTRA="" XEN_EXTRA=""
 QEMU_EXTRA=()
 die() { echo "boot.sh: error: $*" >&2; exit 2; }
 log() { echo "boot.sh: $*"; }
@@ -59,6 +61,7 @@ while [ $# -gt 0 ]; do
     --out) [ $# -ge 2 ] || die "--out needs a directory"; OUT=$2; shift 2 ;;
     --initrd) [ $# -ge 2 ] || die "--initrd needs a file"; INITRD=$2; shift 2 ;;
     --dom0-args) [ $# -ge 2 ] || die "--dom0-args needs a string"; DOM0_EXTRA=$2; shift 2 ;;
+    --xen-args) [ $# -ge 2 ] || die "--xen-args needs a string"; XEN_EXTRA=$2; shift 2 ;;
     --) shift; QEMU_EXTRA=("$@"); break ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown argument '$1' (try --help)" ;;
@@ -104,6 +107,7 @@ MARKERS=("dmahil-qemu: dom0 up")
 # The board's devices. user networking forwards host ports to dom0 (QEMU's slirp: guest
 # 10.0.2.15, gateway 10.0.2.2); romfile= because Debian's QEMU lacks efi-virtio.rom.
 BOARD_ARGS=()
+SMP=2
 H0=$HOSTFWD_BASE H1=$((HOSTFWD_BASE + 1)) H2=$((HOSTFWD_BASE + 2))
 if [ $BOARD = 1 ]; then
   for p in $H0 $H1 $H2; do
@@ -115,15 +119,20 @@ if [ $BOARD = 1 ]; then
   BOARD_ARGS=(
     -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$H0-10.0.2.15:7000,hostfwd=tcp:127.0.0.1:$H1-10.0.2.15:7001,hostfwd=tcp:127.0.0.1:$H2-10.0.2.15:7002"
     -device virtio-net-pci,netdev=n0,romfile=
-    -device edu,dma_mask=0xffffffffffffffff)
+    -device edu,dma_mask=0xffffffffffffffff
+    # as the farms: one vCPU, the virtual clock driven by instructions and warped over
+    # idle time (edu's 100 ms DMA timer costs no wall time); Xen scrubs no RAM at boot
+    -icount shift=0,sleep=off)
+  SMP=1
+  XEN_EXTRA="bootscrub=0${XEN_EXTRA:+ $XEN_EXTRA}"
 fi
 
 # shellcheck disable=SC2054  # the commas are QEMU option syntax
 QEMU=(qemu-system-aarch64
-  -machine virt,virtualization=on,gic-version=3 -cpu cortex-a57 -smp 2 -m 2048
+  -machine virt,virtualization=on,gic-version=3 -cpu cortex-a57 -smp "$SMP" -m 2048
   -nographic -no-reboot -nic none
   -kernel "$XEN"
-  -append "dom0_mem=512M,max:512M console=dtuart dtuart=/pl011@9000000 loglvl=all guest_loglvl=all"
+  -append "dom0_mem=512M,max:512M console=dtuart dtuart=/pl011@9000000 loglvl=all guest_loglvl=all${XEN_EXTRA:+ $XEN_EXTRA}"
   -device "guest-loader,addr=$KADDR,kernel=$KERNEL,bootargs=$DOM0_ARGS"
   -device "guest-loader,addr=$IADDR,initrd=$INITRD"
   "${BOARD_ARGS[@]}" "${QEMU_EXTRA[@]}")

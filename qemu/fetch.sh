@@ -35,9 +35,10 @@ APT_OPTS=(-o DPkg::Lock::Timeout=300 -o Acquire::Retries=3)
 
 # --- host tools ----------------------------------------------------------------------
 # qemu-system-arm ships qemu-system-aarch64; binutils for the readelf-based library walk;
-# the cross compilers are what issue 4 builds the agent / dmahil.ko with.
+# the cross compilers build the agent and dmahil.ko; lz4 (and zstd) compress the
+# initramfs images (mkinitramfs.sh --compress).
 HOST_PKGS=(qemu-system-arm cpio binutils-aarch64-linux-gnu device-tree-compiler
-           gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross)
+           gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross lz4 zstd)
 "$REPO/ci/apt-install.sh" qemu-fetch "${HOST_PKGS[@]}" \
   || die "could not install host tools: ${HOST_PKGS[*]}"
 command -v qemu-system-aarch64 >/dev/null || die "qemu-system-aarch64 missing after install"

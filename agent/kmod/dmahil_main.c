@@ -1,29 +1,34 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * dmahil.ko: the dom0 side of dmahil's linux-xen backend (issue 4).  /dev/dmahil pins
- * user pages (a gntdev mapping of another domain's grants, or anonymous memory), maps
- * them for the DMA engine with the real DMA API (under Xen on Arm: swiotlb-xen,
- * drivers/xen/swiotlb-xen.c), syncs and unmaps them, drives the engine (edu.c) only
- * inside the windows it mapped, and returns the cache maintenance each call caused
- * (audit.c).  The ABI, limits and errno values are in dmahil_uapi.h.
+ * dmahil.ko: the dom0 side of dmahil's linux-xen backend.  /dev/dmahil pins
+ * user pages (a gntdev mapping of another domain's grants, or anonymous
+ * memory), maps them for the DMA engine with the real DMA API (under Xen on
+ * Arm: swiotlb-xen, drivers/xen/swiotlb-xen.c), syncs and unmaps them, drives
+ * the engine (edu.c) only inside the windows it mapped, and returns the cache
+ * maintenance each call caused (audit.c).  The ABI, limits and errno values
+ * are in dmahil_uapi.h; docs/architecture.md says where it sits in dmahil.
  *
- * Pins and mappings belong to the open file and are released on close (mappings are
- * unmapped first, then pins unpinned).  One mutex (dmahil_lock) serialises every ioctl,
- * the release and the engine's bind/unbind, so the engine runs one transfer at a time.
+ * Pins and mappings belong to the open file and are released on close
+ * (mappings are unmapped first, then pins unpinned).  One mutex (dmahil_lock)
+ * serialises every ioctl, the release and the engine's bind and unbind, so
+ * the engine runs one transfer at a time.
  *
- * Module parameter `faults` (DMAHIL_FAULT_*, read when a mapping is made and kept for
- * its life; writable at run time through /sys/module/dmahil/parameters/faults). The
- * switches act only on mappings that hold a foreign page (pfn != bfn): the bugs they
- * reproduce are swiotlb-xen's for foreign grants, and dom0's own pages stay a known-good
+ * Module parameter faults (DMAHIL_FAULT_* of dmahil_uapi.h, read when a
+ * mapping is made and kept for its life; writable at run time through
+ * /sys/module/dmahil/parameters/faults).  The switches act only on mappings
+ * that hold a foreign page (pfn != bfn): the bugs they reproduce are
+ * swiotlb-xen's for foreign grants, and dom0's own pages stay a known-good
  * health check on a board booted with a fault:
- *   BYPASS          segments report (and XFER windows use) page_to_phys(page) + offset,
- *                   i.e. the dom0 pfn address, instead of the DMA API's bus address; the
- *                   real mapping is still made and unmapped.
- *   SKIP_CPU_SYNC   map and unmap with DMA_ATTR_SKIP_CPU_SYNC (no maintenance); the SYNC
- *                   ioctl is unaffected.
- *   SYNC_MISADDRESS map with DMA_ATTR_SKIP_CPU_SYNC, then dma_sync_single_for_device() at
- *                   each segment's bus address + 4096 (one 4 KiB page off); SYNC ioctls
- *                   on the mapping are misaddressed the same way; unmap is normal.
+ *   BYPASS          segments report (and XFER windows use)
+ *                   page_to_phys(page) + offset, the dom0 pfn address,
+ *                   instead of the DMA API's bus address; the real mapping
+ *                   is still made and unmapped.
+ *   SKIP_CPU_SYNC   map and unmap with DMA_ATTR_SKIP_CPU_SYNC (no
+ *                   maintenance); the SYNC ioctl is unaffected.
+ *   SYNC_MISADDRESS map with DMA_ATTR_SKIP_CPU_SYNC, then
+ *                   dma_sync_single_for_device() at each segment's bus
+ *                   address + 4096 (one 4 KiB page off); SYNC ioctls on the
+ *                   mapping are misaddressed the same way; unmap is normal.
  */
 #include <linux/dma-map-ops.h>
 #include <linux/dma-mapping.h>
@@ -41,587 +46,985 @@
 
 #include "dmahil.h"
 
-#define DMAHIL_PAGE 4096u        /* bytes: a Xen page; the module requires PAGE_SIZE == it */
-#define DMAHIL_MAX_HANDLES 4096u /* live pins (and, separately, mappings) per open file */
+/* bytes: a Xen page; the module requires PAGE_SIZE to be the same */
+#define DMAHIL_PAGE 4096u
+/* live pins (and, separately, mappings) per open file */
+#define DMAHIL_MAX_HANDLES 4096u
 #define DMAHIL_FAULTS_ALL \
-  (DMAHIL_FAULT_BYPASS | DMAHIL_FAULT_SKIP_CPU_SYNC | DMAHIL_FAULT_SYNC_MISADDRESS)
+	(DMAHIL_FAULT_BYPASS | DMAHIL_FAULT_SKIP_CPU_SYNC | \
+	 DMAHIL_FAULT_SYNC_MISADDRESS)
 
+/* serialises every ioctl, the release and the engine's bind and unbind */
 DEFINE_MUTEX(dmahil_lock);
 
 static unsigned int faults;
 module_param(faults, uint, 0644);
 MODULE_PARM_DESC(faults,
-                 "DMAHIL_FAULT_* bit mask: 1 bypass (report page_to_phys), 2 map/unmap with "
-                 "DMA_ATTR_SKIP_CPU_SYNC, 4 sync one page past each segment");
+		 "DMAHIL_FAULT_* bit mask: 1 bypass (report page_to_phys), 2 map/unmap with DMA_ATTR_SKIP_CPU_SYNC, 4 sync one page past each segment");
 
+/**
+ * struct dmahil_pin_k - a pin
+ * @id: its handle
+ * @npages: pages pinned
+ * @nmaps: live mappings of this pin: DMAHIL_IOC_UNPIN is -EBUSY while > 0
+ * @pages: the pinned pages
+ */
 struct dmahil_pin_k {
-  u32 id;
-  u32 npages;
-  u32 nmaps; /* live mappings of this pin: UNPIN is EBUSY while > 0 */
-  struct page** pages;
+	u32 id;
+	u32 npages;
+	u32 nmaps;
+	struct page **pages;
 };
 
+/**
+ * struct dmahil_map_k - a mapping
+ * @id: its handle
+ * @faults: DMAHIL_FAULT_* when mapped (0 if the range holds no foreign page)
+ * @pin: the pin it maps
+ * @dev: the engine, referenced (get_device()) for the mapping's life
+ * @dir: the DMA direction
+ * @attrs: DMA attributes of the map
+ * @unmap_attrs: DMA attributes of the unmap (DMA_ATTR_SKIP_CPU_SYNC only
+ *	under DMAHIL_FAULT_SKIP_CPU_SYNC)
+ * @sg: true if mapped with one dma_map_sgtable() over @sgt
+ * @sgt: the scatterlist of an sg mapping
+ * @nsegs: segments
+ * @segs: the segments as reported: the XFER windows
+ * @bus: the DMA API's address of each segment
+ */
 struct dmahil_map_k {
-  u32 id;
-  u32 faults; /* DMAHIL_FAULT_* when mapped */
-  struct dmahil_pin_k* pin;
-  struct device* dev; /* referenced (get_device) for the mapping's life */
-  enum dma_data_direction dir;
-  unsigned long attrs;       /* map */
-  unsigned long unmap_attrs; /* unmap: SKIP_CPU_SYNC only under the SKIP_CPU_SYNC fault */
-  bool sg;
-  struct sg_table sgt; /* sg mappings */
-  u32 nsegs;
-  struct dmahil_seg* segs; /* as reported: the XFER windows */
-  dma_addr_t* bus;         /* the DMA API's address of each segment */
+	u32 id;
+	u32 faults;
+	struct dmahil_pin_k *pin;
+	struct device *dev;
+	enum dma_data_direction dir;
+	unsigned long attrs;
+	unsigned long unmap_attrs;
+	bool sg;
+	struct sg_table sgt;
+	u32 nsegs;
+	struct dmahil_seg *segs;
+	dma_addr_t *bus;
 };
 
+/**
+ * struct dmahil_file - an open /dev/dmahil
+ * @pins: struct dmahil_pin_k by handle
+ * @maps: struct dmahil_map_k by handle
+ */
 struct dmahil_file {
-  struct idr pins;
-  struct idr maps;
+	struct idr pins;
+	struct idr maps;
 };
 
-/* ---- ops_out ------------------------------------------------------------------------ */
-static int ops_check(const struct dmahil_ops_out* o) {
-  if (o->pad) return -EINVAL;
-  if (o->cap && !o->ptr) return -EINVAL;
-  return 0;
+/**
+ * ops_check() - check a struct dmahil_ops_out from the user
+ * @o: the struct
+ *
+ * Return: 0, or -EINVAL if @o->pad is not zero or @o->cap is not zero with a
+ * NULL @o->ptr.
+ */
+static int ops_check(const struct dmahil_ops_out *o)
+{
+	if (o->pad)
+		return -EINVAL;
+	if (o->cap && !o->ptr)
+		return -EINVAL;
+	return 0;
 }
 
-/* End the audit begun for `o` and copy its records out; -EFAULT if that fails. */
-static int ops_finish(struct dmahil_ops_out* o) {
-  const struct dmahil_cache_op* r = dmahil_audit_end(&o->count, &o->dropped);
+/**
+ * ops_finish() - end the audit begun for @o and copy its records out
+ * @o: where the records go; count and dropped are filled in
+ *
+ * Return: 0, or -EFAULT if the records cannot be written to @o->ptr.
+ */
+static int ops_finish(struct dmahil_ops_out *o)
+{
+	const struct dmahil_cache_op *r;
 
-  if (o->count && copy_to_user(u64_to_user_ptr(o->ptr), r, o->count * sizeof(*r))) return -EFAULT;
-  return 0;
+	r = dmahil_audit_end(&o->count, &o->dropped);
+	if (o->count && copy_to_user(u64_to_user_ptr(o->ptr), r,
+				     o->count * sizeof(*r)))
+		return -EFAULT;
+	return 0;
 }
 
-/* ---- INFO --------------------------------------------------------------------------- */
-static long do_info(void __user* arg) {
-  struct dmahil_info info = {};
-  struct device* dev = dmahil_edu_dev();
+/**
+ * do_info() - DMAHIL_IOC_INFO: report the module's state
+ * @arg: user pointer to struct dmahil_info
+ *
+ * Context: dmahil_lock held.
+ * Return: 0, or -EFAULT if @arg cannot be written.
+ */
+static long do_info(void __user *arg)
+{
+	struct dmahil_info info = {};
+	struct device *dev = dmahil_edu_dev();
 
-  info.abi_version = DMAHIL_ABI_VERSION;
-  info.faults = READ_ONCE(faults) & DMAHIL_FAULTS_ALL;
-  info.engine_bound = dev != NULL && !dmahil_edu_wedged();
-  if (dev) {
-    info.coherent = dev_is_dma_coherent(dev);
-    info.dma_mask = dev->dma_mask ? *dev->dma_mask : 0;
-  }
-  info.audit_hypercall = dmahil_audit_hypercall_armed();
-  info.audit_arch_sync = dmahil_audit_arch_sync_armed();
-  dmahil_edu_name(info.engine, sizeof(info.engine));
-  return copy_to_user(arg, &info, sizeof(info)) ? -EFAULT : 0;
+	info.abi_version = DMAHIL_ABI_VERSION;
+	info.faults = READ_ONCE(faults) & DMAHIL_FAULTS_ALL;
+	info.engine_bound = dev && !dmahil_edu_wedged();
+	if (dev) {
+		info.coherent = dev_is_dma_coherent(dev);
+		info.dma_mask = dev->dma_mask ? *dev->dma_mask : 0;
+	}
+	info.audit_hypercall = dmahil_audit_hypercall_armed();
+	info.audit_arch_sync = dmahil_audit_arch_sync_armed();
+	dmahil_edu_name(info.engine, sizeof(info.engine));
+	return copy_to_user(arg, &info, sizeof(info)) ? -EFAULT : 0;
 }
 
-/* ---- PIN / UNPIN -------------------------------------------------------------------- */
-static void pin_free(struct dmahil_pin_k* p) {
-  unpin_user_pages(p->pages, p->npages);
-  kvfree(p->pages);
-  kfree(p);
+/**
+ * pin_free() - unpin a pin's pages and free it
+ * @p: the pin, already removed from its file's idr
+ */
+static void pin_free(struct dmahil_pin_k *p)
+{
+	unpin_user_pages(p->pages, p->npages);
+	kvfree(p->pages);
+	kfree(p);
 }
 
-static int put_u64s(u64 uptr, const u64* v, u32 n) {
-  if (!uptr) return 0; /* the caller does not want them */
-  return copy_to_user(u64_to_user_ptr(uptr), v, n * sizeof(*v)) ? -EFAULT : 0;
+/**
+ * put_u64s() - copy an array of u64 to the user, if wanted
+ * @uptr: user pointer, 0 if the caller does not want the values
+ * @v: the values
+ * @n: how many
+ *
+ * Return: 0, or -EFAULT if @uptr cannot be written.
+ */
+static int put_u64s(u64 uptr, const u64 *v, u32 n)
+{
+	if (!uptr)
+		return 0;
+	if (copy_to_user(u64_to_user_ptr(uptr), v, n * sizeof(*v)))
+		return -EFAULT;
+	return 0;
 }
 
-static long do_pin(struct dmahil_file* f, void __user* arg) {
-  struct dmahil_pin a;
-  struct dmahil_pin_k* p;
-  u64 *pfns = NULL, *bfns = NULL, end;
-  long got;
-  int err, id;
-  u32 i;
+/**
+ * do_pin() - DMAHIL_IOC_PIN: pin user pages
+ * @f: the open file
+ * @arg: user pointer to struct dmahil_pin
+ *
+ * Pins @arg->pages pages at @arg->uaddr with pin_user_pages_fast(FOLL_WRITE |
+ * FOLL_LONGTERM) and reports each page's pfn and pfn_to_bfn() (the p2m's
+ * machine frame, include/xen/arm/page.h).
+ *
+ * Context: dmahil_lock held.
+ * Return: 0 with @arg->pin set; -EFAULT if @arg, @arg->pfns_ptr or
+ * @arg->bfns_ptr cannot be read or written, or not every page could be
+ * pinned; -EINVAL if @arg->pages is 0 or above DMAHIL_MAX_PIN_PAGES, or
+ * @arg->uaddr is 0, not page aligned, or the range overflows or ends above
+ * TASK_SIZE; -ENOMEM if out of memory; -ENOSPC if the file holds
+ * DMAHIL_MAX_HANDLES pins; or the error of pin_user_pages_fast().
+ */
+static long do_pin(struct dmahil_file *f, void __user *arg)
+{
+	struct dmahil_pin a;
+	struct dmahil_pin_k *p;
+	u64 *pfns = NULL, *bfns = NULL, end;
+	long got;
+	int err, id;
+	u32 i;
 
-  if (copy_from_user(&a, arg, sizeof(a))) return -EFAULT;
-  if (!a.pages || a.pages > DMAHIL_MAX_PIN_PAGES || !a.uaddr || a.uaddr % DMAHIL_PAGE ||
-      check_add_overflow(a.uaddr, (u64)a.pages * DMAHIL_PAGE, &end) || end > TASK_SIZE)
-    return -EINVAL;
+	if (copy_from_user(&a, arg, sizeof(a)))
+		return -EFAULT;
+	if (!a.pages || a.pages > DMAHIL_MAX_PIN_PAGES || !a.uaddr ||
+	    a.uaddr % DMAHIL_PAGE ||
+	    check_add_overflow(a.uaddr, (u64)a.pages * DMAHIL_PAGE, &end) ||
+	    end > TASK_SIZE)
+		return -EINVAL;
 
-  p = kzalloc(sizeof(*p), GFP_KERNEL);
-  if (!p) return -ENOMEM;
-  p->pages = kvcalloc(a.pages, sizeof(*p->pages), GFP_KERNEL);
-  pfns = kvcalloc(a.pages, sizeof(*pfns), GFP_KERNEL);
-  bfns = kvcalloc(a.pages, sizeof(*bfns), GFP_KERNEL);
-  if (!p->pages || !pfns || !bfns) {
-    err = -ENOMEM;
-    goto out_free;
-  }
-  got = pin_user_pages_fast(a.uaddr, a.pages, FOLL_WRITE | FOLL_LONGTERM, p->pages);
-  if (got != a.pages) {
-    if (got > 0) unpin_user_pages(p->pages, got);
-    err = got < 0 ? (int)got : -EFAULT;
-    goto out_free;
-  }
-  p->npages = a.pages;
-  for (i = 0; i < a.pages; i++) {
-    pfns[i] = page_to_pfn(p->pages[i]);
-    bfns[i] = pfn_to_bfn(pfns[i]); /* include/xen/arm/page.h: the p2m's machine frame */
-  }
-  id = idr_alloc(&f->pins, p, 1, DMAHIL_MAX_HANDLES + 1, GFP_KERNEL);
-  if (id < 0) {
-    err = id; /* -ENOSPC: out of handles, -ENOMEM */
-    goto out_unpin;
-  }
-  p->id = a.pin = id;
-  err = put_u64s(a.pfns_ptr, pfns, a.pages);
-  if (!err) err = put_u64s(a.bfns_ptr, bfns, a.pages);
-  if (!err && copy_to_user(arg, &a, sizeof(a))) err = -EFAULT;
-  if (err) {
-    idr_remove(&f->pins, id);
-    goto out_unpin;
-  }
-  kvfree(pfns);
-  kvfree(bfns);
-  return 0;
+	p = kzalloc(sizeof(*p), GFP_KERNEL);
+	if (!p)
+		return -ENOMEM;
+	p->pages = kvcalloc(a.pages, sizeof(*p->pages), GFP_KERNEL);
+	pfns = kvcalloc(a.pages, sizeof(*pfns), GFP_KERNEL);
+	bfns = kvcalloc(a.pages, sizeof(*bfns), GFP_KERNEL);
+	if (!p->pages || !pfns || !bfns) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+	got = pin_user_pages_fast(a.uaddr, a.pages, FOLL_WRITE | FOLL_LONGTERM,
+				  p->pages);
+	if (got != a.pages) {
+		if (got > 0)
+			unpin_user_pages(p->pages, got);
+		err = got < 0 ? (int)got : -EFAULT;
+		goto out_free;
+	}
+	p->npages = a.pages;
+	for (i = 0; i < a.pages; i++) {
+		pfns[i] = page_to_pfn(p->pages[i]);
+		bfns[i] = pfn_to_bfn(pfns[i]);
+	}
+	id = idr_alloc(&f->pins, p, 1, DMAHIL_MAX_HANDLES + 1, GFP_KERNEL);
+	if (id < 0) {
+		err = id;	/* -ENOSPC: out of handles; or -ENOMEM */
+		goto out_unpin;
+	}
+	p->id = id;
+	a.pin = id;
+	err = put_u64s(a.pfns_ptr, pfns, a.pages);
+	if (!err)
+		err = put_u64s(a.bfns_ptr, bfns, a.pages);
+	if (!err && copy_to_user(arg, &a, sizeof(a)))
+		err = -EFAULT;
+	if (err) {
+		idr_remove(&f->pins, id);
+		goto out_unpin;
+	}
+	kvfree(pfns);
+	kvfree(bfns);
+	return 0;
 
 out_unpin:
-  unpin_user_pages(p->pages, p->npages);
+	unpin_user_pages(p->pages, p->npages);
 out_free:
-  kvfree(pfns);
-  kvfree(bfns);
-  kvfree(p->pages);
-  kfree(p);
-  return err;
+	kvfree(pfns);
+	kvfree(bfns);
+	kvfree(p->pages);
+	kfree(p);
+	return err;
 }
 
-static long do_unpin(struct dmahil_file* f, void __user* arg) {
-  struct dmahil_pin_k* p;
-  u32 id;
+/**
+ * do_unpin() - DMAHIL_IOC_UNPIN: unpin a pin
+ * @f: the open file
+ * @arg: user pointer to the pin's u32 handle
+ *
+ * Context: dmahil_lock held.
+ * Return: 0; -EFAULT if @arg cannot be read; -ENOENT if the handle is not a
+ * pin of @f; -EBUSY if the pin still has mappings.
+ */
+static long do_unpin(struct dmahil_file *f, void __user *arg)
+{
+	struct dmahil_pin_k *p;
+	u32 id;
 
-  if (copy_from_user(&id, arg, sizeof(id))) return -EFAULT;
-  p = id ? idr_find(&f->pins, id) : NULL;
-  if (!p) return -ENOENT;
-  if (p->nmaps) return -EBUSY;
-  idr_remove(&f->pins, id);
-  pin_free(p);
-  return 0;
+	if (copy_from_user(&id, arg, sizeof(id)))
+		return -EFAULT;
+	p = id ? idr_find(&f->pins, id) : NULL;
+	if (!p)
+		return -ENOENT;
+	if (p->nmaps)
+		return -EBUSY;
+	idr_remove(&f->pins, id);
+	pin_free(p);
+	return 0;
 }
 
-/* ---- MAP / SYNC / UNMAP ------------------------------------------------------------- */
-/* Undo the DMA API mapping of m's first `nmapped` page segments (or its sg table). */
-static void map_undo(struct dmahil_map_k* m, u32 nmapped, unsigned long attrs) {
-  u32 i;
+/**
+ * map_undo() - undo the DMA API mapping of a mapping
+ * @m: the mapping
+ * @nmapped: how many of its page segments are mapped (ignored for sg)
+ * @attrs: DMA attributes of the unmap
+ */
+static void map_undo(struct dmahil_map_k *m, u32 nmapped, unsigned long attrs)
+{
+	u32 i;
 
-  if (m->sg) {
-    dma_unmap_sgtable(m->dev, &m->sgt, m->dir, attrs);
-    return;
-  }
-  for (i = 0; i < nmapped; i++)
-    dma_unmap_page_attrs(m->dev, m->bus[i], m->segs[i].length, m->dir, attrs);
+	if (m->sg) {
+		dma_unmap_sgtable(m->dev, &m->sgt, m->dir, attrs);
+		return;
+	}
+	for (i = 0; i < nmapped; i++)
+		dma_unmap_page_attrs(m->dev, m->bus[i], m->segs[i].length,
+				     m->dir, attrs);
 }
 
-static void map_free(struct dmahil_map_k* m) {
-  if (m->sg) sg_free_table(&m->sgt);
-  kvfree(m->segs);
-  kvfree(m->bus);
-  put_device(m->dev);
-  kfree(m);
+/**
+ * map_free() - free a mapping (already unmapped) and drop its device
+ * @m: the mapping; its sg table is freed if @m->sg
+ */
+static void map_free(struct dmahil_map_k *m)
+{
+	if (m->sg)
+		sg_free_table(&m->sgt);
+	kvfree(m->segs);
+	kvfree(m->bus);
+	put_device(m->dev);
+	kfree(m);
 }
 
-/* Fill in segment i: its bytes [off, off + len) of the pin and its bus address. */
-static void seg_fill(struct dmahil_map_k* m, u32 i, u64 off, u32 len, dma_addr_t bus) {
-  struct page* page = m->pin->pages[off / DMAHIL_PAGE];
-  struct dmahil_seg* s = &m->segs[i];
+/**
+ * seg_fill() - fill in one segment of a mapping
+ * @m: the mapping
+ * @i: the segment's index
+ * @off: its first byte in the pin
+ * @len: its bytes
+ * @bus: the DMA API's address for it
+ *
+ * Under DMAHIL_FAULT_BYPASS the reported address is page_to_phys() of the
+ * page plus the offset (the fault), not @bus.
+ */
+static void seg_fill(struct dmahil_map_k *m, u32 i, u64 off, u32 len,
+		     dma_addr_t bus)
+{
+	struct page *page = m->pin->pages[off / DMAHIL_PAGE];
+	struct dmahil_seg *s = &m->segs[i];
 
-  m->bus[i] = bus;
-  s->offset = off;
-  s->length = len;
-  s->pfn = page_to_pfn(page);
-  s->bfn = pfn_to_bfn(s->pfn);
-  s->flags = s->pfn != s->bfn ? DMAHIL_SEG_FOREIGN : 0;
-  if (m->faults & DMAHIL_FAULT_BYPASS) {
-    s->dma_addr = page_to_phys(page) + off % DMAHIL_PAGE; /* the fault: not the bus address */
-  } else {
-    s->dma_addr = bus;
-    if ((u64)bus / DMAHIL_PAGE != s->bfn) s->flags |= DMAHIL_SEG_BOUNCED; /* swiotlb slot */
-  }
+	m->bus[i] = bus;
+	s->offset = off;
+	s->length = len;
+	s->pfn = page_to_pfn(page);
+	s->bfn = pfn_to_bfn(s->pfn);
+	s->flags = s->pfn != s->bfn ? DMAHIL_SEG_FOREIGN : 0;
+	if (m->faults & DMAHIL_FAULT_BYPASS) {
+		s->dma_addr = page_to_phys(page) + off % DMAHIL_PAGE;
+	} else {
+		s->dma_addr = bus;
+		/* not the bus frame's address: a swiotlb slot */
+		if ((u64)bus / DMAHIL_PAGE != s->bfn)
+			s->flags |= DMAHIL_SEG_BOUNCED;
+	}
 }
 
-/* Map m->pin's [off, off + len) in `n` page pieces; fills m->segs/m->bus, sets m->nsegs. */
-static int map_dma(struct dmahil_map_k* m, u64 off, u64 len, u32 n) {
-  struct scatterlist* sg;
-  u64 pos = off, left = len;
-  u32 i;
-  int err;
+/**
+ * map_dma_sg() - map a range of a pin with one dma_map_sgtable()
+ * @m: the mapping (m->sg set)
+ * @off: first byte in the pin
+ * @len: bytes
+ * @n: pages the range spans
+ *
+ * swiotlb-xen maps the table entry by entry.  On failure nothing is left
+ * mapped or allocated and @m->sg is cleared.
+ *
+ * Return: 0 with @m->segs, @m->bus and @m->nsegs filled in; -ENOMEM if the
+ * table cannot be allocated or the DMA API refused the mapping.
+ */
+static int map_dma_sg(struct dmahil_map_k *m, u64 off, u64 len, u32 n)
+{
+	struct scatterlist *sg;
+	u64 pos = off, left = len;
+	u32 i, poff, plen;
+	int err;
 
-  if (m->sg) {
-    err = sg_alloc_table(&m->sgt, n, GFP_KERNEL);
-    if (err) return err;
-    for_each_sgtable_sg(&m->sgt, sg, i) {
-      u32 poff = pos % DMAHIL_PAGE, plen = min_t(u64, DMAHIL_PAGE - poff, left);
-
-      sg_set_page(sg, m->pin->pages[pos / DMAHIL_PAGE], plen, poff);
-      pos += plen;
-      left -= plen;
-    }
-    /* one dma_map_sg_attrs() over the table (swiotlb-xen maps entry by entry) */
-    err = dma_map_sgtable(m->dev, &m->sgt, m->dir, m->attrs);
-    if (err) {
-      sg_free_table(&m->sgt);
-      m->sg = false; /* nothing left to free */
-      return -ENOMEM;
-    }
-    pos = off;
-    for_each_sgtable_dma_sg(&m->sgt, sg, i) {
-      seg_fill(m, i, pos, sg_dma_len(sg), sg_dma_address(sg));
-      pos += sg_dma_len(sg);
-    }
-    m->nsegs = m->sgt.nents;
-    m->sg = true;
-    return 0;
-  }
-  for (i = 0; i < n; i++) {
-    u32 poff = pos % DMAHIL_PAGE, plen = min_t(u64, DMAHIL_PAGE - poff, left);
-    dma_addr_t bus =
-        dma_map_page_attrs(m->dev, m->pin->pages[pos / DMAHIL_PAGE], poff, plen, m->dir, m->attrs);
-
-    if (dma_mapping_error(m->dev, bus)) {
-      map_undo(m, i, m->attrs | DMA_ATTR_SKIP_CPU_SYNC);
-      return -ENOMEM;
-    }
-    seg_fill(m, i, pos, plen, bus);
-    pos += plen;
-    left -= plen;
-  }
-  m->nsegs = n;
-  return 0;
+	err = sg_alloc_table(&m->sgt, n, GFP_KERNEL);
+	if (err) {
+		m->sg = false;	/* nothing to free */
+		return err;
+	}
+	for_each_sgtable_sg(&m->sgt, sg, i) {
+		poff = pos % DMAHIL_PAGE;
+		plen = min_t(u64, DMAHIL_PAGE - poff, left);
+		sg_set_page(sg, m->pin->pages[pos / DMAHIL_PAGE], plen, poff);
+		pos += plen;
+		left -= plen;
+	}
+	err = dma_map_sgtable(m->dev, &m->sgt, m->dir, m->attrs);
+	if (err) {
+		sg_free_table(&m->sgt);
+		m->sg = false;	/* nothing to free */
+		return -ENOMEM;
+	}
+	pos = off;
+	for_each_sgtable_dma_sg(&m->sgt, sg, i) {
+		seg_fill(m, i, pos, sg_dma_len(sg), sg_dma_address(sg));
+		pos += sg_dma_len(sg);
+	}
+	m->nsegs = m->sgt.nents;
+	return 0;
 }
 
-/* The SYNC_MISADDRESS fault: sync each segment one 4 KiB page past its bus address. */
-static void misaddressed_sync(struct dmahil_map_k* m, bool for_device) {
-  u32 i;
+/**
+ * map_dma() - map a range of a pin for the engine
+ * @m: the mapping (pin, dev, dir, attrs, faults and sg set)
+ * @off: first byte in the pin
+ * @len: bytes
+ * @n: pages the range spans: one dma_map_page_attrs() each, or one sg entry
+ *	each
+ *
+ * On failure nothing is left mapped.
+ *
+ * Return: 0 with @m->segs, @m->bus and @m->nsegs filled in; -ENOMEM if the
+ * DMA API refused a page (swiotlb full, address not reachable under the
+ * mask) or, for sg, see map_dma_sg().
+ */
+static int map_dma(struct dmahil_map_k *m, u64 off, u64 len, u32 n)
+{
+	u64 pos = off, left = len;
+	u32 i, poff, plen;
+	dma_addr_t bus;
+	struct page *page;
 
-  for (i = 0; i < m->nsegs; i++) {
-    if (for_device)
-      dma_sync_single_for_device(m->dev, m->bus[i] + DMAHIL_PAGE, m->segs[i].length, m->dir);
-    else
-      dma_sync_single_for_cpu(m->dev, m->bus[i] + DMAHIL_PAGE, m->segs[i].length, m->dir);
-  }
+	if (m->sg)
+		return map_dma_sg(m, off, len, n);
+	for (i = 0; i < n; i++) {
+		poff = pos % DMAHIL_PAGE;
+		plen = min_t(u64, DMAHIL_PAGE - poff, left);
+		page = m->pin->pages[pos / DMAHIL_PAGE];
+		bus = dma_map_page_attrs(m->dev, page, poff, plen, m->dir,
+					 m->attrs);
+		if (dma_mapping_error(m->dev, bus)) {
+			map_undo(m, i, m->attrs | DMA_ATTR_SKIP_CPU_SYNC);
+			return -ENOMEM;
+		}
+		seg_fill(m, i, pos, plen, bus);
+		pos += plen;
+		left -= plen;
+	}
+	m->nsegs = n;
+	return 0;
 }
 
-/* Whether [off, off + len) of the pin holds a foreign page (pfn != bfn). */
-static bool range_has_foreign(const struct dmahil_pin_k* p, u64 off, u64 len) {
-  u64 i;
+/**
+ * misaddressed_sync() - the DMAHIL_FAULT_SYNC_MISADDRESS sync
+ * @m: the mapping
+ * @for_device: true: dma_sync_single_for_device(); false: ..._for_cpu()
+ *
+ * Syncs each segment one 4 KiB page past its bus address.
+ */
+static void misaddressed_sync(struct dmahil_map_k *m, bool for_device)
+{
+	u32 i;
 
-  for (i = off >> PAGE_SHIFT; i <= (off + len - 1) >> PAGE_SHIFT; i++) {
-    unsigned long pfn = page_to_pfn(p->pages[i]);
-
-    if (pfn_to_bfn(pfn) != pfn) return true;
-  }
-  return false;
+	for (i = 0; i < m->nsegs; i++) {
+		if (for_device)
+			dma_sync_single_for_device(m->dev,
+						   m->bus[i] + DMAHIL_PAGE,
+						   m->segs[i].length, m->dir);
+		else
+			dma_sync_single_for_cpu(m->dev, m->bus[i] + DMAHIL_PAGE,
+						m->segs[i].length, m->dir);
+	}
 }
 
-static long do_map(struct dmahil_file* f, void __user* arg) {
-  struct dmahil_map a;
-  struct dmahil_map_k* m;
-  struct dmahil_pin_k* p;
-  struct device* dev;
-  u64 end;
-  u32 n;
-  int err, ops_err, id;
+/**
+ * range_has_foreign() - whether a range of a pin holds a foreign page
+ * @p: the pin
+ * @off: first byte
+ * @len: bytes, > 0
+ *
+ * Return: true if a page of [@off, @off + @len) has pfn != bfn.
+ */
+static bool range_has_foreign(const struct dmahil_pin_k *p, u64 off, u64 len)
+{
+	unsigned long pfn;
+	u64 i;
 
-  if (copy_from_user(&a, arg, sizeof(a))) return -EFAULT;
-  err = ops_check(&a.ops);
-  if (err) return err;
-  if (a.direction > DMAHIL_DMA_FROM_DEVICE || a.sg > 1 || !a.length ||
-      check_add_overflow(a.offset, a.length, &end) ||
-      (a.mask_bits && (a.mask_bits < 32 || a.mask_bits > 64)))
-    return -EINVAL;
-  p = a.pin ? idr_find(&f->pins, a.pin) : NULL;
-  if (!p) return -ENOENT;
-  if (end > (u64)p->npages * DMAHIL_PAGE) return -EINVAL;
-  n = (end - 1) / DMAHIL_PAGE - a.offset / DMAHIL_PAGE + 1; /* pages spanned */
-  if (a.nsegs < n || !a.segs_ptr) return -EINVAL;
-  dev = dmahil_edu_dev();
-  if (!dev) return -ENODEV;
-  /* mask_bits 0: the device's own mask, so an earlier fixture's mask never lingers */
-  if (dma_set_mask_and_coherent(dev, DMA_BIT_MASK(a.mask_bits ? a.mask_bits
-                                                              : dmahil_edu_dma_bits()))) {
-    dev_err(dev, "dmahil: dma_set_mask_and_coherent(%u bits) refused\n", a.mask_bits);
-    return -EINVAL;
-  }
+	for (i = off >> PAGE_SHIFT; i <= (off + len - 1) >> PAGE_SHIFT; i++) {
+		pfn = page_to_pfn(p->pages[i]);
+		if (pfn_to_bfn(pfn) != pfn)
+			return true;
+	}
+	return false;
+}
 
-  m = kzalloc(sizeof(*m), GFP_KERNEL);
-  if (!m) return -ENOMEM;
-  m->segs = kvcalloc(n, sizeof(*m->segs), GFP_KERNEL);
-  m->bus = kvcalloc(n, sizeof(*m->bus), GFP_KERNEL);
-  if (!m->segs || !m->bus) {
-    kvfree(m->segs);
-    kvfree(m->bus);
-    kfree(m);
-    return -ENOMEM;
-  }
-  m->pin = p;
-  m->dev = get_device(dev);
-  m->dir = (enum dma_data_direction)a.direction;
-  m->sg = a.sg;
-  m->faults = READ_ONCE(faults) & DMAHIL_FAULTS_ALL;
-  if (!range_has_foreign(p, a.offset, a.length)) m->faults = 0;
-  if (m->faults & (DMAHIL_FAULT_SKIP_CPU_SYNC | DMAHIL_FAULT_SYNC_MISADDRESS))
-    m->attrs = DMA_ATTR_SKIP_CPU_SYNC;
-  if (m->faults & DMAHIL_FAULT_SKIP_CPU_SYNC) m->unmap_attrs = DMA_ATTR_SKIP_CPU_SYNC;
+/**
+ * map_check() - check a struct dmahil_map from the user and find its pin
+ * @f: the open file
+ * @a: the request
+ * @pin: out: the pin
+ * @npages: out: pages the range spans
+ *
+ * Return: 0; -EINVAL if @a->ops is bad (see ops_check()), @a->direction is
+ * not a DMAHIL_DMA_*, @a->sg is not 0 or 1, @a->length is 0, the range
+ * overflows or ends past the pin, @a->mask_bits is not 0 or 32..64, or
+ * @a->nsegs is below the pages spanned or @a->segs_ptr is 0; -ENOENT if
+ * @a->pin is not a pin of @f.
+ */
+static int map_check(struct dmahil_file *f, const struct dmahil_map *a,
+		     struct dmahil_pin_k **pin, u32 *npages)
+{
+	struct dmahil_pin_k *p;
+	u64 end;
+	int err;
 
-  dmahil_audit_begin(a.ops.cap);
-  err = map_dma(m, a.offset, a.length, n);
-  if (!err && (m->faults & DMAHIL_FAULT_SYNC_MISADDRESS)) misaddressed_sync(m, true);
-  ops_err = ops_finish(&a.ops);
-  if (err) goto out_unmapped;
-  if (ops_err) {
-    err = ops_err;
-    goto out_unmap;
-  }
+	err = ops_check(&a->ops);
+	if (err)
+		return err;
+	if (a->direction > DMAHIL_DMA_FROM_DEVICE || a->sg > 1 || !a->length ||
+	    check_add_overflow(a->offset, a->length, &end) ||
+	    (a->mask_bits && (a->mask_bits < 32 || a->mask_bits > 64)))
+		return -EINVAL;
+	p = a->pin ? idr_find(&f->pins, a->pin) : NULL;
+	if (!p)
+		return -ENOENT;
+	if (end > (u64)p->npages * DMAHIL_PAGE)
+		return -EINVAL;
+	*npages = (end - 1) / DMAHIL_PAGE - a->offset / DMAHIL_PAGE + 1;
+	if (a->nsegs < *npages || !a->segs_ptr)
+		return -EINVAL;
+	*pin = p;
+	return 0;
+}
 
-  id = idr_alloc(&f->maps, m, 1, DMAHIL_MAX_HANDLES + 1, GFP_KERNEL);
-  if (id < 0) {
-    err = id;
-    goto out_unmap;
-  }
-  m->id = a.mapping = id;
-  a.nsegs = m->nsegs;
-  if (copy_to_user(u64_to_user_ptr(a.segs_ptr), m->segs, m->nsegs * sizeof(*m->segs)) ||
-      copy_to_user(arg, &a, sizeof(a))) {
-    idr_remove(&f->maps, id);
-    err = -EFAULT;
-    goto out_unmap;
-  }
-  p->nmaps++;
-  return 0;
+/**
+ * map_alloc() - allocate a mapping of a pin
+ * @p: the pin
+ * @dev: the engine; referenced for the mapping's life
+ * @a: the request (checked)
+ * @n: pages the range spans
+ *
+ * Takes the fault switches (none if the range holds no foreign page) and the
+ * DMA attributes they imply.
+ *
+ * Return: the mapping, or NULL if out of memory.
+ */
+static struct dmahil_map_k *map_alloc(struct dmahil_pin_k *p,
+				      struct device *dev,
+				      const struct dmahil_map *a, u32 n)
+{
+	struct dmahil_map_k *m;
+
+	m = kzalloc(sizeof(*m), GFP_KERNEL);
+	if (!m)
+		return NULL;
+	m->segs = kvcalloc(n, sizeof(*m->segs), GFP_KERNEL);
+	m->bus = kvcalloc(n, sizeof(*m->bus), GFP_KERNEL);
+	if (!m->segs || !m->bus) {
+		kvfree(m->segs);
+		kvfree(m->bus);
+		kfree(m);
+		return NULL;
+	}
+	m->pin = p;
+	m->dev = get_device(dev);
+	m->dir = (enum dma_data_direction)a->direction;
+	m->sg = a->sg;
+	m->faults = READ_ONCE(faults) & DMAHIL_FAULTS_ALL;
+	if (!range_has_foreign(p, a->offset, a->length))
+		m->faults = 0;
+	if (m->faults &
+	    (DMAHIL_FAULT_SKIP_CPU_SYNC | DMAHIL_FAULT_SYNC_MISADDRESS))
+		m->attrs = DMA_ATTR_SKIP_CPU_SYNC;
+	if (m->faults & DMAHIL_FAULT_SKIP_CPU_SYNC)
+		m->unmap_attrs = DMA_ATTR_SKIP_CPU_SYNC;
+	return m;
+}
+
+/**
+ * do_map() - DMAHIL_IOC_MAP: map part of a pin for the engine
+ * @f: the open file
+ * @arg: user pointer to struct dmahil_map
+ *
+ * Sets the engine's DMA mask (@arg->mask_bits, or dma_bits if 0), maps the
+ * range with the DMA API and reports its segments and the maintenance the
+ * map issued.
+ *
+ * Context: dmahil_lock held.
+ * Return: 0 with @arg->mapping, @arg->nsegs and @arg->ops set; -EFAULT if
+ * @arg, @arg->segs_ptr or @arg->ops.ptr cannot be read or written (the
+ * mapping is undone); -EINVAL if an argument is bad (see map_check()) or
+ * dma_set_mask_and_coherent() refused the mask; -ENOENT if @arg->pin is not
+ * a pin of @f; -ENODEV if no engine is bound; -ENOMEM if out of memory or
+ * the DMA API refused the mapping (swiotlb full, address not reachable
+ * under the mask); -ENOSPC if the file holds DMAHIL_MAX_HANDLES mappings.
+ */
+static long do_map(struct dmahil_file *f, void __user *arg)
+{
+	struct dmahil_map a;
+	struct dmahil_map_k *m;
+	struct dmahil_pin_k *p;
+	struct device *dev;
+	u32 n, bits;
+	int err, ops_err, id;
+
+	if (copy_from_user(&a, arg, sizeof(a)))
+		return -EFAULT;
+	err = map_check(f, &a, &p, &n);
+	if (err)
+		return err;
+	dev = dmahil_edu_dev();
+	if (!dev)
+		return -ENODEV;
+	/* mask_bits 0: the device's own, so an earlier mask never lingers */
+	bits = a.mask_bits ? a.mask_bits : dmahil_edu_dma_bits();
+	if (dma_set_mask_and_coherent(dev, DMA_BIT_MASK(bits))) {
+		dev_err(dev, "dmahil: dma_set_mask_and_coherent(%u bits) refused\n",
+			a.mask_bits);
+		return -EINVAL;
+	}
+	m = map_alloc(p, dev, &a, n);
+	if (!m)
+		return -ENOMEM;
+
+	dmahil_audit_begin(a.ops.cap);
+	err = map_dma(m, a.offset, a.length, n);
+	if (!err && (m->faults & DMAHIL_FAULT_SYNC_MISADDRESS))
+		misaddressed_sync(m, true);
+	ops_err = ops_finish(&a.ops);
+	if (err)
+		goto out_unmapped;
+	if (ops_err) {
+		err = ops_err;
+		goto out_unmap;
+	}
+
+	id = idr_alloc(&f->maps, m, 1, DMAHIL_MAX_HANDLES + 1, GFP_KERNEL);
+	if (id < 0) {
+		err = id;
+		goto out_unmap;
+	}
+	m->id = id;
+	a.mapping = id;
+	a.nsegs = m->nsegs;
+	if (copy_to_user(u64_to_user_ptr(a.segs_ptr), m->segs,
+			 m->nsegs * sizeof(*m->segs)) ||
+	    copy_to_user(arg, &a, sizeof(a))) {
+		idr_remove(&f->maps, id);
+		err = -EFAULT;
+		goto out_unmap;
+	}
+	p->nmaps++;
+	return 0;
 
 out_unmap:
-  map_undo(m, m->nsegs, m->attrs | DMA_ATTR_SKIP_CPU_SYNC);
-  map_free(m); /* frees the sg table */
-  return err;
+	map_undo(m, m->nsegs, m->attrs | DMA_ATTR_SKIP_CPU_SYNC);
+	map_free(m);	/* frees the sg table */
+	return err;
 
-out_unmapped: /* map_dma() failed and cleaned up after itself */
-  if (err == -ENOMEM)
-    dev_info(dev, "dmahil: DMA mapping of %llu bytes failed (swiotlb full or mask too small?)\n",
-             a.length);
-  m->sg = false;
-  map_free(m);
-  return err;
+out_unmapped:	/* map_dma() failed and cleaned up after itself */
+	if (err == -ENOMEM)
+		dev_info(dev,
+			 "dmahil: DMA mapping of %llu bytes failed (swiotlb full or mask too small?)\n",
+			 a.length);
+	m->sg = false;
+	map_free(m);
+	return err;
 }
 
-static long do_sync(struct dmahil_file* f, void __user* arg) {
-  struct dmahil_sync a;
-  struct dmahil_map_k* m;
-  bool for_device;
-  u32 i;
-  int err;
-
-  if (copy_from_user(&a, arg, sizeof(a))) return -EFAULT;
-  err = ops_check(&a.ops);
-  if (err) return err;
-  if (a.for_ != DMAHIL_SYNC_FOR_CPU && a.for_ != DMAHIL_SYNC_FOR_DEVICE) return -EINVAL;
-  m = a.mapping ? idr_find(&f->maps, a.mapping) : NULL;
-  if (!m) return -ENOENT;
-  for_device = a.for_ == DMAHIL_SYNC_FOR_DEVICE;
-
-  dmahil_audit_begin(a.ops.cap);
-  if (m->faults & DMAHIL_FAULT_SYNC_MISADDRESS) {
-    misaddressed_sync(m, for_device);
-  } else if (m->sg) {
-    if (for_device)
-      dma_sync_sgtable_for_device(m->dev, &m->sgt, m->dir);
-    else
-      dma_sync_sgtable_for_cpu(m->dev, &m->sgt, m->dir);
-  } else {
-    for (i = 0; i < m->nsegs; i++) {
-      if (for_device)
-        dma_sync_single_for_device(m->dev, m->bus[i], m->segs[i].length, m->dir);
-      else
-        dma_sync_single_for_cpu(m->dev, m->bus[i], m->segs[i].length, m->dir);
-    }
-  }
-  err = ops_finish(&a.ops);
-  if (!err && copy_to_user(arg, &a, sizeof(a))) err = -EFAULT;
-  return err;
-}
-
-/* Unmap (the maintenance is the caller's to record) and free m. */
-static void map_destroy(struct dmahil_file* f, struct dmahil_map_k* m) {
-  idr_remove(&f->maps, m->id);
-  map_undo(m, m->nsegs, m->unmap_attrs);
-  m->pin->nmaps--;
-  map_free(m);
-}
-
-static long do_unmap(struct dmahil_file* f, void __user* arg) {
-  struct dmahil_unmap a;
-  struct dmahil_map_k* m;
-  int err;
-
-  if (copy_from_user(&a, arg, sizeof(a))) return -EFAULT;
-  err = ops_check(&a.ops);
-  if (err) return err;
-  if (a.pad) return -EINVAL;
-  m = a.mapping ? idr_find(&f->maps, a.mapping) : NULL;
-  if (!m) return -ENOENT;
-  dmahil_audit_begin(a.ops.cap);
-  map_destroy(f, m);
-  err = ops_finish(&a.ops);
-  if (!err && copy_to_user(arg, &a, sizeof(a))) err = -EFAULT;
-  return err;
-}
-
-/* ---- XFER --------------------------------------------------------------------------- */
-/*
- * Is [addr, addr + len) inside one segment (as reported) of a live mapping of f, and may
- * the engine do `op` there?  Under the BYPASS fault a foreign segment's window is its
- * ballooned pfn, whose machine frame Xen took back: the engine may read it (what the bug
- * does: the device reads the wrong memory) but never writes it, so a fault board cannot
- * corrupt Xen or another domain.
+/**
+ * do_sync() - DMAHIL_IOC_SYNC: sync a mapping for the CPU or the device
+ * @f: the open file
+ * @arg: user pointer to struct dmahil_sync
+ *
+ * Under DMAHIL_FAULT_SYNC_MISADDRESS the sync is misaddressed (see
+ * misaddressed_sync()).
+ *
+ * Context: dmahil_lock held.
+ * Return: 0 with @arg->ops set; -EFAULT if @arg or @arg->ops.ptr cannot be
+ * read or written; -EINVAL if @arg->ops is bad or @arg->for_ is not a
+ * DMAHIL_SYNC_*; -ENOENT if @arg->mapping is not a mapping of @f.
  */
-static bool in_window(struct dmahil_file* f, u64 addr, u32 len, u32 op) {
-  struct dmahil_map_k* m;
-  int id;
-  u32 i;
+static long do_sync(struct dmahil_file *f, void __user *arg)
+{
+	struct dmahil_sync a;
+	struct dmahil_map_k *m;
+	bool for_device;
+	u32 i;
+	int err;
 
-  idr_for_each_entry(&f->maps, m, id) {
-    for (i = 0; i < m->nsegs; i++) {
-      u64 start = m->segs[i].dma_addr;
+	if (copy_from_user(&a, arg, sizeof(a)))
+		return -EFAULT;
+	err = ops_check(&a.ops);
+	if (err)
+		return err;
+	if (a.for_ != DMAHIL_SYNC_FOR_CPU && a.for_ != DMAHIL_SYNC_FOR_DEVICE)
+		return -EINVAL;
+	m = a.mapping ? idr_find(&f->maps, a.mapping) : NULL;
+	if (!m)
+		return -ENOENT;
+	for_device = a.for_ == DMAHIL_SYNC_FOR_DEVICE;
 
-      if (addr >= start && addr - start <= m->segs[i].length &&
-          len <= m->segs[i].length - (addr - start))
-        return !(op == DMAHIL_XFER_WRITE && (m->faults & DMAHIL_FAULT_BYPASS) &&
-                 (m->segs[i].flags & DMAHIL_SEG_FOREIGN));
-    }
-  }
-  return false;
+	dmahil_audit_begin(a.ops.cap);
+	if (m->faults & DMAHIL_FAULT_SYNC_MISADDRESS) {
+		misaddressed_sync(m, for_device);
+	} else if (m->sg) {
+		if (for_device)
+			dma_sync_sgtable_for_device(m->dev, &m->sgt, m->dir);
+		else
+			dma_sync_sgtable_for_cpu(m->dev, &m->sgt, m->dir);
+	} else {
+		for (i = 0; i < m->nsegs; i++) {
+			if (for_device)
+				dma_sync_single_for_device(m->dev, m->bus[i],
+							   m->segs[i].length,
+							   m->dir);
+			else
+				dma_sync_single_for_cpu(m->dev, m->bus[i],
+							m->segs[i].length,
+							m->dir);
+		}
+	}
+	err = ops_finish(&a.ops);
+	if (!err && copy_to_user(arg, &a, sizeof(a)))
+		err = -EFAULT;
+	return err;
 }
 
-static long do_xfer(struct dmahil_file* f, void __user* arg) {
-  struct dmahil_xfer a;
-  u64 end;
-
-  if (copy_from_user(&a, arg, sizeof(a))) return -EFAULT;
-  if ((a.op != DMAHIL_XFER_READ && a.op != DMAHIL_XFER_WRITE) || !a.length ||
-      a.length > DMAHIL_MAX_XFER_BYTES || !a.uaddr ||
-      check_add_overflow(a.dma_addr, (u64)a.length, &end))
-    return -EINVAL;
-  if (!dmahil_edu_dev()) return -ENODEV;
-  if (!in_window(f, a.dma_addr, a.length, a.op)) return -EACCES;
-  return dmahil_edu_xfer(a.dma_addr, u64_to_user_ptr(a.uaddr), a.length, a.op);
+/**
+ * map_destroy() - unmap and free a mapping
+ * @f: the open file that holds it
+ * @m: the mapping
+ *
+ * The maintenance the unmap issues is the caller's to record.
+ */
+static void map_destroy(struct dmahil_file *f, struct dmahil_map_k *m)
+{
+	idr_remove(&f->maps, m->id);
+	map_undo(m, m->nsegs, m->unmap_attrs);
+	m->pin->nmaps--;
+	map_free(m);
 }
 
-/* ---- file operations ---------------------------------------------------------------- */
-static int dmahil_open(struct inode* inode, struct file* file) {
-  struct dmahil_file* f = kzalloc(sizeof(*f), GFP_KERNEL);
+/**
+ * do_unmap() - DMAHIL_IOC_UNMAP: unmap a mapping
+ * @f: the open file
+ * @arg: user pointer to struct dmahil_unmap
+ *
+ * Context: dmahil_lock held.
+ * Return: 0 with @arg->ops set; -EFAULT if @arg or @arg->ops.ptr cannot be
+ * read or written (the mapping is gone even then); -EINVAL if @arg->ops is
+ * bad or @arg->pad is not zero; -ENOENT if @arg->mapping is not a mapping of
+ * @f.
+ */
+static long do_unmap(struct dmahil_file *f, void __user *arg)
+{
+	struct dmahil_unmap a;
+	struct dmahil_map_k *m;
+	int err;
 
-  if (!f) return -ENOMEM;
-  idr_init(&f->pins);
-  idr_init(&f->maps);
-  file->private_data = f;
-  return 0;
+	if (copy_from_user(&a, arg, sizeof(a)))
+		return -EFAULT;
+	err = ops_check(&a.ops);
+	if (err)
+		return err;
+	if (a.pad)
+		return -EINVAL;
+	m = a.mapping ? idr_find(&f->maps, a.mapping) : NULL;
+	if (!m)
+		return -ENOENT;
+	dmahil_audit_begin(a.ops.cap);
+	map_destroy(f, m);
+	err = ops_finish(&a.ops);
+	if (!err && copy_to_user(arg, &a, sizeof(a)))
+		err = -EFAULT;
+	return err;
 }
 
-static int dmahil_release(struct inode* inode, struct file* file) {
-  struct dmahil_file* f = file->private_data;
-  struct dmahil_map_k* m;
-  struct dmahil_pin_k* p;
-  int id;
+/**
+ * in_window() - whether the engine may do a transfer
+ * @f: the open file
+ * @addr: bus address
+ * @len: bytes
+ * @op: DMAHIL_XFER_*
+ *
+ * Under DMAHIL_FAULT_BYPASS a foreign segment's window is its ballooned pfn,
+ * whose machine frame Xen took back: the engine may read it (what the bug
+ * does: the device reads the wrong memory) but never writes it, so a fault
+ * board cannot corrupt Xen or another domain.
+ *
+ * Return: true if [@addr, @addr + @len) lies inside one segment (as
+ * reported) of a live mapping of @f and @op is allowed there.
+ */
+static bool in_window(struct dmahil_file *f, u64 addr, u32 len, u32 op)
+{
+	struct dmahil_map_k *m;
+	struct dmahil_seg *s;
+	int id;
+	u32 i;
 
-  mutex_lock(&dmahil_lock);
-  idr_for_each_entry(&f->maps, m, id) map_destroy(f, m);
-  idr_for_each_entry(&f->pins, p, id) pin_free(p);
-  mutex_unlock(&dmahil_lock);
-  idr_destroy(&f->maps);
-  idr_destroy(&f->pins);
-  kfree(f);
-  return 0;
+	idr_for_each_entry(&f->maps, m, id) {
+		for (i = 0; i < m->nsegs; i++) {
+			s = &m->segs[i];
+			if (addr < s->dma_addr ||
+			    addr - s->dma_addr > s->length ||
+			    len > s->length - (addr - s->dma_addr))
+				continue;
+			return !(op == DMAHIL_XFER_WRITE &&
+				 (m->faults & DMAHIL_FAULT_BYPASS) &&
+				 (s->flags & DMAHIL_SEG_FOREIGN));
+		}
+	}
+	return false;
 }
 
-static long dmahil_ioctl(struct file* file, unsigned int cmd, unsigned long arg) {
-  struct dmahil_file* f = file->private_data;
-  void __user* uarg = (void __user*)arg;
-  long ret;
+/**
+ * do_xfer() - DMAHIL_IOC_XFER: an engine transfer inside a mapping
+ * @f: the open file
+ * @arg: user pointer to struct dmahil_xfer
+ *
+ * Context: dmahil_lock held.
+ * Return: 0; -EFAULT if @arg or @arg->uaddr cannot be read or written;
+ * -EINVAL if @arg->op is not a DMAHIL_XFER_*, @arg->length is 0 or above
+ * DMAHIL_MAX_XFER_BYTES, @arg->uaddr is 0 or the range overflows; -ENODEV if
+ * no engine is bound; -EACCES if the range is not inside one segment of a
+ * live mapping of @f (or is a write to a bypassed foreign segment, see
+ * in_window()); -EIO if the engine is wedged, refused a DMA or timed out.
+ */
+static long do_xfer(struct dmahil_file *f, void __user *arg)
+{
+	struct dmahil_xfer a;
+	u64 end;
 
-  mutex_lock(&dmahil_lock);
-  switch (cmd) {
-    case DMAHIL_IOC_INFO:
-      ret = do_info(uarg);
-      break;
-    case DMAHIL_IOC_PIN:
-      ret = do_pin(f, uarg);
-      break;
-    case DMAHIL_IOC_UNPIN:
-      ret = do_unpin(f, uarg);
-      break;
-    case DMAHIL_IOC_MAP:
-      ret = do_map(f, uarg);
-      break;
-    case DMAHIL_IOC_SYNC:
-      ret = do_sync(f, uarg);
-      break;
-    case DMAHIL_IOC_UNMAP:
-      ret = do_unmap(f, uarg);
-      break;
-    case DMAHIL_IOC_XFER:
-      ret = do_xfer(f, uarg);
-      break;
-    default:
-      ret = -ENOTTY;
-      break;
-  }
-  mutex_unlock(&dmahil_lock);
-  return ret;
+	if (copy_from_user(&a, arg, sizeof(a)))
+		return -EFAULT;
+	if ((a.op != DMAHIL_XFER_READ && a.op != DMAHIL_XFER_WRITE) ||
+	    !a.length || a.length > DMAHIL_MAX_XFER_BYTES || !a.uaddr ||
+	    check_add_overflow(a.dma_addr, (u64)a.length, &end))
+		return -EINVAL;
+	if (!dmahil_edu_dev())
+		return -ENODEV;
+	if (!in_window(f, a.dma_addr, a.length, a.op))
+		return -EACCES;
+	return dmahil_edu_xfer(a.dma_addr, u64_to_user_ptr(a.uaddr), a.length,
+			       a.op);
+}
+
+/**
+ * dmahil_open() - open /dev/dmahil
+ * @inode: the device's inode
+ * @file: the new file
+ *
+ * Return: 0, or -ENOMEM.
+ */
+static int dmahil_open(struct inode *inode, struct file *file)
+{
+	struct dmahil_file *f = kzalloc(sizeof(*f), GFP_KERNEL);
+
+	if (!f)
+		return -ENOMEM;
+	idr_init(&f->pins);
+	idr_init(&f->maps);
+	file->private_data = f;
+	return 0;
+}
+
+/**
+ * dmahil_release() - close /dev/dmahil: unmap every mapping, unpin every pin
+ * @inode: the device's inode
+ * @file: the file
+ *
+ * Return: 0.
+ */
+static int dmahil_release(struct inode *inode, struct file *file)
+{
+	struct dmahil_file *f = file->private_data;
+	struct dmahil_map_k *m;
+	struct dmahil_pin_k *p;
+	int id;
+
+	mutex_lock(&dmahil_lock);
+	idr_for_each_entry(&f->maps, m, id)
+		map_destroy(f, m);
+	idr_for_each_entry(&f->pins, p, id)
+		pin_free(p);
+	mutex_unlock(&dmahil_lock);
+	idr_destroy(&f->maps);
+	idr_destroy(&f->pins);
+	kfree(f);
+	return 0;
+}
+
+/**
+ * dmahil_ioctl() - the ioctls of /dev/dmahil, under dmahil_lock
+ * @file: the file
+ * @cmd: DMAHIL_IOC_*
+ * @arg: user pointer to the command's struct
+ *
+ * Return: the result of do_info(), do_pin(), do_unpin(), do_map(),
+ * do_sync(), do_unmap() or do_xfer(); -ENOTTY for an unknown @cmd.
+ */
+static long dmahil_ioctl(struct file *file, unsigned int cmd,
+			 unsigned long arg)
+{
+	struct dmahil_file *f = file->private_data;
+	void __user *uarg = (void __user *)arg;
+	long ret;
+
+	mutex_lock(&dmahil_lock);
+	switch (cmd) {
+	case DMAHIL_IOC_INFO:
+		ret = do_info(uarg);
+		break;
+	case DMAHIL_IOC_PIN:
+		ret = do_pin(f, uarg);
+		break;
+	case DMAHIL_IOC_UNPIN:
+		ret = do_unpin(f, uarg);
+		break;
+	case DMAHIL_IOC_MAP:
+		ret = do_map(f, uarg);
+		break;
+	case DMAHIL_IOC_SYNC:
+		ret = do_sync(f, uarg);
+		break;
+	case DMAHIL_IOC_UNMAP:
+		ret = do_unmap(f, uarg);
+		break;
+	case DMAHIL_IOC_XFER:
+		ret = do_xfer(f, uarg);
+		break;
+	default:
+		ret = -ENOTTY;
+		break;
+	}
+	mutex_unlock(&dmahil_lock);
+	return ret;
 }
 
 static const struct file_operations dmahil_fops = {
-    .owner = THIS_MODULE,
-    .open = dmahil_open,
-    .release = dmahil_release,
-    .unlocked_ioctl = dmahil_ioctl,
-    .compat_ioctl = compat_ptr_ioctl,
-    .llseek = noop_llseek,
+	.owner = THIS_MODULE,
+	.open = dmahil_open,
+	.release = dmahil_release,
+	.unlocked_ioctl = dmahil_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.llseek = noop_llseek,
 };
 
 static struct miscdevice dmahil_misc = {
-    .minor = MISC_DYNAMIC_MINOR,
-    .name = "dmahil",
-    .fops = &dmahil_fops,
-    .mode = 0600,
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "dmahil",
+	.fops = &dmahil_fops,
+	.mode = 0600,
 };
 
-static int __init dmahil_init(void) {
-  int err;
+/**
+ * dmahil_init() - load: arm the audit, register the edu driver, then
+ * /dev/dmahil
+ *
+ * Return: 0; -EINVAL if PAGE_SIZE is not 4096; or the error of
+ * pci_register_driver() or misc_register().
+ */
+static int __init dmahil_init(void)
+{
+	int err;
 
-  if (PAGE_SIZE != DMAHIL_PAGE) {
-    pr_err("dmahil: PAGE_SIZE is %lu; the ABI's pages are 4096 bytes\n", PAGE_SIZE);
-    return -EINVAL;
-  }
-  dmahil_audit_init();
-  err = dmahil_edu_register();
-  if (err) {
-    pr_err("dmahil: pci_register_driver failed (%d)\n", err);
-    goto out_audit;
-  }
-  err = misc_register(&dmahil_misc);
-  if (err) {
-    pr_err("dmahil: misc_register(%s) failed (%d)\n", DMAHIL_DEVICE_PATH, err);
-    goto out_edu;
-  }
-  pr_info("dmahil: %s ready (ABI %u, faults %#x, engine %s)\n", DMAHIL_DEVICE_PATH,
-          DMAHIL_ABI_VERSION, faults, dmahil_edu_dev() ? "bound" : "not bound");
-  return 0;
+	if (PAGE_SIZE != DMAHIL_PAGE) {
+		pr_err("dmahil: PAGE_SIZE is %lu; the ABI's pages are 4096 bytes\n",
+		       PAGE_SIZE);
+		return -EINVAL;
+	}
+	dmahil_audit_init();
+	err = dmahil_edu_register();
+	if (err) {
+		pr_err("dmahil: pci_register_driver failed (%d)\n", err);
+		goto out_audit;
+	}
+	err = misc_register(&dmahil_misc);
+	if (err) {
+		pr_err("dmahil: misc_register(%s) failed (%d)\n",
+		       DMAHIL_DEVICE_PATH, err);
+		goto out_edu;
+	}
+	pr_info("dmahil: %s ready (ABI %u, faults %#x, engine %s)\n",
+		DMAHIL_DEVICE_PATH, DMAHIL_ABI_VERSION, faults,
+		dmahil_edu_dev() ? "bound" : "not bound");
+	return 0;
 
 out_edu:
-  dmahil_edu_unregister();
+	dmahil_edu_unregister();
 out_audit:
-  dmahil_audit_exit();
-  return err;
+	dmahil_audit_exit();
+	return err;
 }
 
-static void __exit dmahil_exit(void) {
-  misc_deregister(&dmahil_misc);
-  dmahil_edu_unregister();
-  dmahil_audit_exit();
+/**
+ * dmahil_exit() - unload: the reverse of dmahil_init()
+ */
+static void __exit dmahil_exit(void)
+{
+	misc_deregister(&dmahil_misc);
+	dmahil_edu_unregister();
+	dmahil_audit_exit();
 }
 
 module_init(dmahil_init);
 module_exit(dmahil_exit);
 MODULE_LICENSE("GPL");
-MODULE_DESCRIPTION(
-    "dmahil: DMA API on (foreign) pages with QEMU's edu as engine, and a cache-maintenance audit");
+MODULE_DESCRIPTION("dmahil: DMA API on (foreign) pages with QEMU's edu as engine, and a cache-maintenance audit");
 MODULE_AUTHOR("dmahil");

@@ -1,156 +1,274 @@
 /* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
 /*
- * dmahil.ko's user ABI: the misc device /dev/dmahil (issue 4).
+ * dmahil.ko's user ABI: the misc device /dev/dmahil.
  *
- * The dom0 agent's linux-xen backend (agent/linux_xen_backend.h) pins user pages (a
- * gntdev mapping of a domU's grants, or the agent's own anonymous pages), maps them for
- * the DMA engine with the real DMA API (dma_map_page / dma_map_sg, as the fixture's
- * direction says), syncs and unmaps them, and drives the engine (QEMU's `edu` PCI device
- * on the qemu-xen-arm64 board) only inside the windows it mapped.
+ * The dom0 agent's linux-xen backend (agent/linux_xen/linux_xen_backend.h)
+ * pins user pages (a gntdev mapping of a domU's grants, or the agent's own
+ * anonymous pages), maps them for the DMA engine with the real DMA API
+ * (dma_map_page or dma_map_sg, as the fixture's direction says), syncs and
+ * unmaps them, and drives the engine (QEMU's edu PCI device on the
+ * qemu-xen-arm64 board) only inside the windows it mapped.
  *
- * Every cache-maintenance operation the kernel issues while the module maps, syncs or
- * unmaps is recorded (kprobes on HYPERVISOR_grant_table_op for GNTTABOP_cache_flush, the
- * hypercall arch/arm/xen/mm.c dma_cache_maint() makes for foreign pages, and on
- * arch_sync_dma_for_device / arch_sync_dma_for_cpu for dom0's own pages) and returned by
- * the ioctl that caused it: the maintenance audit.
+ * Every cache-maintenance operation the kernel issues while the module maps,
+ * syncs or unmaps is recorded and returned by the ioctl that caused it: the
+ * maintenance audit.  The kprobes behind it sit on HYPERVISOR_grant_table_op
+ * (GNTTABOP_cache_flush, the hypercall dma_cache_maint() in
+ * arch/arm/xen/mm.c makes for foreign pages) and on arch_sync_dma_for_device()
+ * and arch_sync_dma_for_cpu() (dom0's own pages).
  *
- * Units: addresses and sizes in bytes; "page" means a 4 KiB Xen page (the module refuses
- * to load on a kernel whose PAGE_SIZE is not 4096). All structs are naturally aligned,
- * with explicit padding, so the layout is the same for aarch64 and x86_64 builds.
+ * Units: addresses and sizes in bytes; "page" means a 4 KiB Xen page (the
+ * module refuses to load on a kernel whose PAGE_SIZE is not 4096).  All
+ * structs are naturally aligned, with explicit padding, so the layout is the
+ * same for aarch64 and x86_64 builds.
  *
- * Errors (negative errno from ioctl): EINVAL bad argument (size, direction, alignment,
- * reserved field not zero), ENOENT unknown pin or mapping handle, EBUSY a pin still has
- * mappings, ENOMEM/ENOSPC out of handles or the DMA API failed (swiotlb full, address not
- * reachable under the mask), EFAULT bad user pointer, EACCES an engine transfer outside
- * every live mapping's windows, EIO the engine reported an error or timed out, ENODEV no
- * engine bound.
+ * Errors (negative errno from ioctl; each ioctl's kernel-doc in
+ * dmahil_main.c says which it returns when):
+ *   EINVAL  bad argument (size, direction, alignment, reserved field not zero)
+ *   ENOENT  unknown pin or mapping handle
+ *   EBUSY   a pin still has mappings
+ *   ENOMEM  out of memory, or the DMA API failed (swiotlb full, address not
+ *           reachable under the mask)
+ *   ENOSPC  out of handles
+ *   EFAULT  bad user pointer
+ *   EACCES  an engine transfer outside every live mapping's windows
+ *   EIO     the engine refused a DMA or timed out
+ *   ENODEV  no engine bound
+ *   ENOTTY  unknown ioctl
  */
 #ifndef DMAHIL_UAPI_H
 #define DMAHIL_UAPI_H
 
-#ifdef __KERNEL__
 #include <linux/ioctl.h>
 #include <linux/types.h>
-#else
-#include <linux/ioctl.h>
-#include <linux/types.h>
-#endif
 
 #define DMAHIL_DEVICE_PATH "/dev/dmahil"
 #define DMAHIL_ABI_VERSION 1
 
 /* Limits. */
-#define DMAHIL_MAX_PIN_PAGES 1024u  /* pages per pin */
-#define DMAHIL_MAX_SEGMENTS 1024u   /* segments per mapping */
-#define DMAHIL_MAX_XFER_BYTES 65536u /* bytes per engine transfer ioctl */
+#define DMAHIL_MAX_PIN_PAGES 1024u	/* pages per pin */
+#define DMAHIL_MAX_SEGMENTS 1024u	/* segments per mapping */
+#define DMAHIL_MAX_XFER_BYTES 65536u	/* bytes per engine transfer ioctl */
 
 /* Directions: the values of Linux's enum dma_data_direction. */
 #define DMAHIL_DMA_BIDIRECTIONAL 0u
 #define DMAHIL_DMA_TO_DEVICE 1u
 #define DMAHIL_DMA_FROM_DEVICE 2u
 
-/* Fault switches (module parameter `faults`, a bit mask; reported by DMAHIL_IOC_INFO). */
-/* dma-ops-bypass-xen: report and let the engine use page_to_phys() instead of the DMA
- * API's address (a foreign page's pfn, not its bfn). */
-#define DMAHIL_FAULT_BYPASS (1u << 0)
-/* Map and unmap with DMA_ATTR_SKIP_CPU_SYNC: the kernel issues no maintenance. */
-#define DMAHIL_FAULT_SKIP_CPU_SYNC (1u << 1)
-/* Map with DMA_ATTR_SKIP_CPU_SYNC, then dma_sync_single_for_device() one page (4096
- * bytes) past each segment: the maintenance is issued, at the wrong address. */
-#define DMAHIL_FAULT_SYNC_MISADDRESS (1u << 2)
+/*
+ * Fault switches: the module parameter `faults` is a mask of these bits, and
+ * DMAHIL_IOC_INFO reports it.  Each bit reproduces one fault of the
+ * controller's catalogue (sim/faults.cc; the catalogue id is named on each
+ * bit) on the real kernel.  A switch acts only on mappings that hold a
+ * foreign page (pfn != bfn); dom0's own pages stay correct.  The bit
+ * positions are ABI: never renumber them.
+ */
 
+/*
+ * Bit 0, catalogue id dma-ops-bypass-xen: the segments report, and the engine
+ * drives, page_to_phys() of the page (the foreign page's dom0 pfn) instead of
+ * the DMA API's bus address (its bfn).  The real mapping is still made and
+ * unmapped.
+ */
+#define DMAHIL_FAULT_BYPASS 0x1u
+
+/*
+ * Bit 1, catalogue id unmap-no-invalidate-foreign: map and unmap with
+ * DMA_ATTR_SKIP_CPU_SYNC, so no GNTTABOP_cache_flush is issued for the
+ * foreign page.  The unmap of a DMA_FROM_DEVICE mapping loses its invalidate
+ * as in that fault; the map loses its clean too (DMA_TO_DEVICE reads stale
+ * memory, the symptom of sync-for-device-cpu-op).  SYNC ioctls are
+ * unaffected.
+ */
+#define DMAHIL_FAULT_SKIP_CPU_SYNC 0x2u
+
+/*
+ * Bit 2, catalogue id cache-flush-local-addr: map with DMA_ATTR_SKIP_CPU_SYNC,
+ * then dma_sync_single_for_device() one page (4096 bytes) past each segment's
+ * bus address: the maintenance is issued, at the wrong address (the
+ * catalogue's fault issues it at the pfn's address).  SYNC ioctls on the
+ * mapping are misaddressed the same way; unmap is normal.
+ */
+#define DMAHIL_FAULT_SYNC_MISADDRESS 0x4u
+
+/**
+ * struct dmahil_info - the module's state (DMAHIL_IOC_INFO)
+ * @abi_version: out: DMAHIL_ABI_VERSION
+ * @faults: out: the DMAHIL_FAULT_* bits in effect
+ * @coherent: out: 1 if the engine's struct device is DMA-coherent
+ * @engine_bound: out: 1 if the edu device is bound and not wedged (no DMA
+ *	timed out)
+ * @dma_mask: out: the engine's current DMA mask
+ * @audit_hypercall: out: 1 if the GNTTABOP_cache_flush kprobe is armed
+ * @audit_arch_sync: out: 1 if the arch_sync_dma_* kprobes are armed
+ * @engine: out: NUL-terminated, e.g. "edu 0000:00:01.0"
+ */
 struct dmahil_info {
-	__u32 abi_version;   /* out: DMAHIL_ABI_VERSION */
-	__u32 faults;        /* out: DMAHIL_FAULT_* in effect */
-	__u32 coherent;      /* out: 1 if the engine's struct device is DMA-coherent */
-	__u32 engine_bound;  /* out: 1 if the edu device is bound and not wedged (a DMA timed out) */
-	__u64 dma_mask;      /* out: the engine's current DMA mask */
-	__u32 audit_hypercall; /* out: 1 if the GNTTABOP_cache_flush kprobe is armed */
-	__u32 audit_arch_sync; /* out: 1 if the arch_sync_dma_* kprobes are armed */
-	char engine[32];     /* out: NUL-terminated, e.g. "edu 0000:00:01.0" */
+	__u32 abi_version;
+	__u32 faults;
+	__u32 coherent;
+	__u32 engine_bound;
+	__u64 dma_mask;
+	__u32 audit_hypercall;
+	__u32 audit_arch_sync;
+	char engine[32];
 };
 
-/* One cache-maintenance operation the kernel issued. */
-#define DMAHIL_CACHE_CLEAN (1u << 0) /* GNTTAB_CACHE_CLEAN */
-#define DMAHIL_CACHE_INVAL (1u << 1) /* GNTTAB_CACHE_INVAL */
-#define DMAHIL_OP_HYPERCALL 1u  /* GNTTABOP_cache_flush: addr is the machine address */
-#define DMAHIL_OP_ARCH_SYNC 2u  /* arch_sync_dma_for_{device,cpu}: addr is the phys addr */
+/* struct dmahil_cache_op.op: the GNTTAB_CACHE_* values */
+#define DMAHIL_CACHE_CLEAN 0x1u	/* GNTTAB_CACHE_CLEAN */
+#define DMAHIL_CACHE_INVAL 0x2u	/* GNTTAB_CACHE_INVAL */
+/* struct dmahil_cache_op.kind */
+#define DMAHIL_OP_HYPERCALL 1u	/* GNTTABOP_cache_flush: machine address */
+#define DMAHIL_OP_ARCH_SYNC 2u	/* arch_sync_dma_for_*: physical address */
+
+/**
+ * struct dmahil_cache_op - one cache-maintenance operation the kernel issued
+ * @addr: machine (DMAHIL_OP_HYPERCALL) or physical (DMAHIL_OP_ARCH_SYNC)
+ *	address, offset in the page included
+ * @length: bytes
+ * @op: DMAHIL_CACHE_CLEAN and/or DMAHIL_CACHE_INVAL
+ * @kind: DMAHIL_OP_*
+ * @pad: zero
+ */
 struct dmahil_cache_op {
-	__u64 addr;   /* machine (hypercall) or physical (arch sync) address, incl. offset */
-	__u32 length; /* bytes */
-	__u32 op;     /* DMAHIL_CACHE_CLEAN and/or DMAHIL_CACHE_INVAL */
-	__u32 kind;   /* DMAHIL_OP_* */
-	__u32 pad;    /* zero */
+	__u64 addr;
+	__u32 length;
+	__u32 op;
+	__u32 kind;
+	__u32 pad;
 };
 
-/* Where an ioctl returns the maintenance it caused: `ptr` to `cap` records (may be 0). */
+/**
+ * struct dmahil_ops_out - where an ioctl returns the maintenance it caused
+ * @ptr: in: user pointer to struct dmahil_cache_op[@cap]
+ * @cap: in: capacity of @ptr (may be 0)
+ * @count: out: records written (<= @cap)
+ * @dropped: out: records that did not fit
+ * @pad: zero
+ */
 struct dmahil_ops_out {
-	__u64 ptr;      /* in: user pointer to struct dmahil_cache_op[cap] */
-	__u32 cap;      /* in */
-	__u32 count;    /* out: records written (<= cap) */
-	__u32 dropped;  /* out: records that did not fit */
-	__u32 pad;      /* zero */
+	__u64 ptr;
+	__u32 cap;
+	__u32 count;
+	__u32 dropped;
+	__u32 pad;
 };
 
-/* Pin `pages` user pages at `uaddr` (page aligned): pin_user_pages_fast(FOLL_WRITE |
- * FOLL_LONGTERM). Works on a gntdev mapping (VM_MIXEDMAP) and on anonymous memory. */
+/**
+ * struct dmahil_pin - pin user pages (DMAHIL_IOC_PIN)
+ * @uaddr: in: page-aligned user address
+ * @pages: in: 1..DMAHIL_MAX_PIN_PAGES
+ * @pin: out: handle, never 0
+ * @pfns_ptr: in: user pointer to __u64[@pages] (0: not wanted); out: each
+ *	page's dom0 pfn
+ * @bfns_ptr: in: user pointer to __u64[@pages] (0: not wanted); out:
+ *	pfn_to_bfn() of each pfn
+ *
+ * The pages are pinned with pin_user_pages_fast(FOLL_WRITE | FOLL_LONGTERM),
+ * which works on a gntdev mapping (VM_MIXEDMAP) and on anonymous memory.
+ */
 struct dmahil_pin {
-	__u64 uaddr;     /* in */
-	__u32 pages;     /* in: 1..DMAHIL_MAX_PIN_PAGES */
-	__u32 pin;       /* out: handle, never 0 */
-	__u64 pfns_ptr;  /* in: user pointer to __u64[pages]; out: each page's dom0 pfn */
-	__u64 bfns_ptr;  /* in: user pointer to __u64[pages]; out: pfn_to_bfn(pfn) */
+	__u64 uaddr;
+	__u32 pages;
+	__u32 pin;
+	__u64 pfns_ptr;
+	__u64 bfns_ptr;
 };
 
-/* Map [offset, offset + length) of a pin for the engine. */
+/**
+ * struct dmahil_seg - one mapped segment (at most one page)
+ * @offset: bytes into the pin
+ * @dma_addr: the dma_addr_t the device must use
+ * @pfn: dom0 pfn of the segment's first page
+ * @bfn: pfn_to_bfn(@pfn)
+ * @length: bytes
+ * @flags: DMAHIL_SEG_*
+ */
 struct dmahil_seg {
-	__u64 offset;    /* bytes into the pin */
-	__u64 dma_addr;  /* dma_addr_t the device must use */
-	__u64 pfn;       /* dom0 pfn of the segment's first page */
-	__u64 bfn;       /* pfn_to_bfn(pfn) */
-	__u32 length;    /* bytes */
-	__u32 flags;     /* DMAHIL_SEG_* */
+	__u64 offset;
+	__u64 dma_addr;
+	__u64 pfn;
+	__u64 bfn;
+	__u32 length;
+	__u32 flags;
 };
-#define DMAHIL_SEG_FOREIGN (1u << 0) /* pfn != bfn */
-#define DMAHIL_SEG_BOUNCED (1u << 1) /* dma_addr is not bfn's address: swiotlb bounce */
+
+#define DMAHIL_SEG_FOREIGN 0x1u	/* pfn != bfn */
+#define DMAHIL_SEG_BOUNCED 0x2u	/* dma_addr is not bfn's: a swiotlb bounce */
+
+/**
+ * struct dmahil_map - map part of a pin for the engine (DMAHIL_IOC_MAP)
+ * @pin: in: the pin's handle
+ * @direction: in: DMAHIL_DMA_*
+ * @offset: in: bytes into the pin
+ * @length: in: bytes, > 0, @offset + @length <= pages * 4096
+ * @sg: in: 0: one dma_map_page() per 4 KiB page; 1: one dma_map_sg()
+ * @mask_bits: in: 0: the engine's own mask (module parameter dma_bits);
+ *	else 32..64, given to dma_set_mask_and_coherent()
+ * @mapping: out: handle, never 0
+ * @nsegs: in: capacity of @segs_ptr; out: segments written
+ * @segs_ptr: in: user pointer to struct dmahil_seg[@nsegs]
+ * @ops: the maintenance the map issued
+ */
 struct dmahil_map {
-	__u32 pin;        /* in */
-	__u32 direction;  /* in: DMAHIL_DMA_* */
-	__u64 offset;     /* in: bytes into the pin */
-	__u64 length;     /* in: bytes, > 0, offset + length <= pages * 4096 */
-	__u32 sg;         /* in: 0: dma_map_page per 4 KiB page; 1: one dma_map_sg */
-	__u32 mask_bits;  /* in: 0: keep the mask; else dma_set_mask_and_coherent(32..64) */
-	__u32 mapping;    /* out: handle, never 0 */
-	__u32 nsegs;      /* in: capacity of segs_ptr; out: segments */
-	__u64 segs_ptr;   /* in: user pointer to struct dmahil_seg[nsegs] */
-	struct dmahil_ops_out ops; /* maintenance issued by the map */
+	__u32 pin;
+	__u32 direction;
+	__u64 offset;
+	__u64 length;
+	__u32 sg;
+	__u32 mask_bits;
+	__u32 mapping;
+	__u32 nsegs;
+	__u64 segs_ptr;
+	struct dmahil_ops_out ops;
 };
 
 #define DMAHIL_SYNC_FOR_CPU 1u
 #define DMAHIL_SYNC_FOR_DEVICE 2u
+
+/**
+ * struct dmahil_sync - sync a mapping (DMAHIL_IOC_SYNC)
+ * @mapping: in: the mapping's handle
+ * @for_: in: DMAHIL_SYNC_FOR_*
+ * @ops: the maintenance the sync issued
+ */
 struct dmahil_sync {
-	__u32 mapping;  /* in */
-	__u32 for_;     /* in: DMAHIL_SYNC_FOR_* */
+	__u32 mapping;
+	__u32 for_;
 	struct dmahil_ops_out ops;
 };
 
+/**
+ * struct dmahil_unmap - unmap a mapping (DMAHIL_IOC_UNMAP)
+ * @mapping: in: the mapping's handle
+ * @pad: zero
+ * @ops: the maintenance the unmap issued
+ */
 struct dmahil_unmap {
-	__u32 mapping;  /* in */
-	__u32 pad;      /* zero */
+	__u32 mapping;
+	__u32 pad;
 	struct dmahil_ops_out ops;
 };
 
-/* The engine moves `length` bytes between bus address `dma_addr` and the user buffer
- * `uaddr`. The whole range must lie inside one segment of a live mapping (EACCES
- * otherwise). On edu it goes through a module-owned staging buffer, 2048 bytes at a time
- * through edu's buffer [0, 2048). */
-#define DMAHIL_XFER_READ 1u   /* device reads memory at dma_addr into uaddr */
-#define DMAHIL_XFER_WRITE 2u  /* device writes uaddr's bytes to memory at dma_addr */
+#define DMAHIL_XFER_READ 1u	/* device reads memory at dma_addr into uaddr */
+#define DMAHIL_XFER_WRITE 2u	/* device writes uaddr's bytes to dma_addr */
+
+/**
+ * struct dmahil_xfer - an engine transfer (DMAHIL_IOC_XFER)
+ * @dma_addr: in: bus address
+ * @uaddr: in: user buffer
+ * @length: in: 1..DMAHIL_MAX_XFER_BYTES
+ * @op: in: DMAHIL_XFER_*
+ *
+ * The engine moves @length bytes between bus address @dma_addr and the user
+ * buffer @uaddr.  The whole range must lie inside one segment of a live
+ * mapping (EACCES otherwise).  On edu it goes through a module-owned staging
+ * page and edu's 4 KiB buffer.
+ */
 struct dmahil_xfer {
-	__u64 dma_addr;  /* in: bus address */
-	__u64 uaddr;     /* in: user buffer */
-	__u32 length;    /* in: 1..DMAHIL_MAX_XFER_BYTES */
-	__u32 op;        /* in: DMAHIL_XFER_* */
+	__u64 dma_addr;
+	__u64 uaddr;
+	__u32 length;
+	__u32 op;
 };
 
 #define DMAHIL_IOC_MAGIC 'D'
