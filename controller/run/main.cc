@@ -54,7 +54,7 @@ int Run(const std::string& farm_file, const std::filesystem::path& out,
         bool check_expectations) {
   dmahil::LoadedFarm farm;
   try {
-    farm = dmahil::LoadFarm(
+    farm = dmahil::controller::LoadFarmWithKinds(
         farm_file, [](std::string_view id) { return dmahil::sim::FindFault(id) != nullptr; });
   } catch (const dmahil::ConfigError& e) {
     std::cerr << e.what() << "\n";
