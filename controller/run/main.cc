@@ -1,4 +1,4 @@
-// dmahil: the controller CLI (DESIGN §1).
+// dmahil: the controller CLI (docs/architecture.md §1, §3).
 //
 //   dmahil run --farm ci/farms/virtual.textproto --out out/ [--seed N] [--parallel N]
 //   dmahil bisect --farm F --board B --tree linux=<path> --good G --bad B --out DIR ...
