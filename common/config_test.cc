@@ -130,19 +130,6 @@ TEST_F(ConfigTest, RevisionDirResolvedAgainstTheFarmFileAndNotRead) {
   EXPECT_EQ(farm.boards[1].revision_dir, (dir_ / "deploy/rev").lexically_normal());
 }
 
-TEST_F(ConfigTest, RevisionDirOnANonVirtualBoardRejected) {
-  Write("boards/rpi4.textproto",
-        Replace(kBoard, "kind: BOARD_KIND_VIRTUAL", "kind: BOARD_KIND_QEMU_XEN"));
-  Write("fixtures/grant.textproto", kFixture);
-  const fs::path p = Write("farms/nightly.textproto",
-                           Replace(kFarm, "  name: \"rpi4-clean\"\n",
-                                   "  name: \"rpi4-clean\"\n  revision_dir: \"rev\"\n"));
-  const std::string err = ErrorOf([&] { LoadFarm(p); });
-  EXPECT_TRUE(Contains(err, p.string() + ":4:3: board \"rpi4-clean\" has a revision_dir, but only "
-                                         "virtual boards read revision files"))
-      << err;
-}
-
 TEST_F(ConfigTest, TypoInFieldNameNamesFileLineAndField) {
   const fs::path p =
       Write("boards/x.textproto", Replace(kBoard, "  line_size: 64", "  line_sise: 64"));
@@ -162,6 +149,14 @@ TEST_F(ConfigTest, UnknownEnumValueSuggestsValidOne) {
 TEST_F(ConfigTest, MissingFileNamesFile) {
   const std::string err = ErrorOf([&] { LoadBoard(dir_ / "nope.textproto"); });
   EXPECT_TRUE(Contains(err, "nope.textproto: cannot read: No such file or directory"));
+}
+
+TEST_F(ConfigTest, UnsetKindListsEveryKindOfTheEnum) {
+  const fs::path p = Write("boards/x.textproto", Replace(kBoard, "kind: BOARD_KIND_VIRTUAL\n", ""));
+  EXPECT_EQ(ErrorOf([&] { LoadBoard(p); }),
+            p.string() +
+                ":1:1: board kind is not set; set kind: BOARD_KIND_VIRTUAL, BOARD_KIND_QEMU_XEN "
+                "or BOARD_KIND_HARDWARE");
 }
 
 TEST_F(ConfigTest, LineSizeValueErrorNamesLineOfField) {
@@ -279,7 +274,7 @@ TEST_F(ConfigTest, LocateFieldPaths) {
   EXPECT_THROW(map.Locate("cache[0]"), std::invalid_argument);
 }
 
-// ---- Real boards (BOARD_KIND_HARDWARE) ----
+// ---- Real boards: ports, console, Xen support (the generic rules) ----
 
 constexpr const char* kHwBoard = R"(name: "hw"
 soc: "test SoC"
@@ -312,32 +307,6 @@ TEST_F(ConfigTest, HardwareBoardWithoutXenLayoutLoads) {
   EXPECT_EQ(board.port_size(), 2);
   EXPECT_EQ(board.dma().port(), "pcie0");
   EXPECT_FALSE(board.has_xen());
-}
-
-TEST_F(ConfigTest, HardwareBoardNeedsPortsConsoleXenSupportL1AndCpus) {
-  std::string text = kHwBoard;
-  text = Replace(text, "l1 { line_size: 64 sets: 128 ways: 4 }\ncpus: 4\n", "");
-  text = Replace(text, "console { uart: \"UART0\" baud: 115200 }\n", "");
-  text = Replace(text, "xen_support { status: XEN_SUPPORT_UPSTREAM since_xen: \"4.17\" }\n", "");
-  text = Replace(text, "  port: \"pcie0\"\n", "");
-  const fs::path p = Write("boards/hw.textproto", text);
-  const std::string err = ErrorOf([&] { LoadBoard(p); });
-  EXPECT_TRUE(Contains(err, "a hardware board needs dma.port")) << err;
-  EXPECT_TRUE(Contains(err, "a hardware board needs console")) << err;
-  EXPECT_TRUE(Contains(err, "a hardware board needs xen_support")) << err;
-  EXPECT_TRUE(Contains(err, "a hardware board needs l1")) << err;
-  EXPECT_TRUE(Contains(err, "a hardware board needs cpus")) << err;
-  // dma.port is absent: the error points at the dma block (line 13).
-  EXPECT_TRUE(Contains(err, p.string() + ":13:1: a hardware board needs dma.port")) << err;
-
-  const fs::path q = Write("boards/noport.textproto",
-                           Replace(Replace(kHwBoard, "port { name: \"acp\" coherent: true }\n", ""),
-                                   "port {\n  name: \"pcie0\"\n  coherent: false\n  dma_ranges { "
-                                   "bus_base: 0x0 cpu_base: 0x40000000 size: 0x40000000 }\n}\n",
-                                   ""));
-  const std::string err2 = ErrorOf([&] { LoadBoard(q); });
-  EXPECT_TRUE(Contains(err2, "a hardware board needs at least one port")) << err2;
-  EXPECT_TRUE(Contains(err2, "dma.port \"pcie0\" names no declared port (declared: none")) << err2;
 }
 
 TEST_F(ConfigTest, EnginePortMustBeDeclared) {
@@ -415,301 +384,55 @@ TEST_F(ConfigTest, XenLayoutOnAHardwareBoardIsCheckedIfGiven) {
   EXPECT_TRUE(Contains(err, "xen.swiotlb_pool has size 0")) << err;
 }
 
-// ---- Lab wiring in farm files ----
+// ---- A kind's rules (BoardRules): common runs them, knowing no kind ----
 
-constexpr const char* kHwFarm = R"(name: "lab"
-fixture_file: "../fixtures/grant.textproto"
-board {
-  name: "a"
-  board_file: "../boards/hw.textproto"
-  wiring {
-    power { gpio { power { chip: "gpiochip0" offset: 17 active_low: true } } }
-    console { device: "/dev/ttyUSB0" baud: 115200 agent_ready: "dom0 ready" }
-    engine { vid: 0x0403 pid: 0x601f serial: "A" ep_out: 0x02 ep_in: 0x82 }
-    dom0_agent: "192.0.2.1:50051"
-    guest_agent: "[2001:db8::1]:50051"
-    health_fixture: "../fixtures/grant.textproto"
-  }
-}
-board {
-  name: "b"
-  board_file: "../boards/hw.textproto"
-  wiring {
-    power { pdu { url: "http://127.0.0.1:16421" hostname: "pdu" port: 2 } }
-    console { device: "/dev/ttyUSB1" baud: 115200 }
-    engine { vid: 0x0403 pid: 0x601f serial: "B" ep_out: 0x01 ep_in: 0x81 }
-    dom0_agent: "192.0.2.2:50051"
-    guest_agent: "192.0.2.3:50051"
-  }
-}
-)";
-
-TEST_F(ConfigTest, WiredHardwareFarmLoads) {
-  Write("boards/hw.textproto", kHwBoard);
-  Write("fixtures/grant.textproto", kFixture);
-  const LoadedFarm farm = LoadFarm(Write("farms/lab.textproto", kHwFarm));
-  ASSERT_EQ(farm.boards.size(), 2u);
-  EXPECT_EQ(farm.boards[0].entry.wiring().engine().serial(), "A");
-  EXPECT_TRUE(farm.boards[1].entry.wiring().power().has_pdu());
+TEST_F(ConfigTest, KindRulesReportedWithTheGenericProblemsInFileOrder) {
+  const fs::path p = Write("boards/hw.textproto", Replace(kHwBoard, "cpus: 4", "cpus: 65"));
+  BoardRules rules;
+  rules.check_board = [](const v1::Board& board, Problems& problems) {
+    if (board.soc() != "the SoC") problems.Add("soc", "soc \"{}\" is not the SoC", board.soc());
+  };
+  const auto of_kind = [&](int kind) { return kind == v1::BOARD_KIND_HARDWARE ? &rules : nullptr; };
+  const std::string err = ErrorOf([&] { LoadBoard(p, nullptr, of_kind); });
+  EXPECT_EQ(err, p.string() + ":2:1: soc \"test SoC\" is not the SoC\n" + p.string() +
+                     ":8:1: cpus 65 must be 0..64 (CPUs sharing the point of coherency; 0 "
+                     "means 1)");
+  // Without rules only the generic problem is found.
+  EXPECT_EQ(
+      ErrorOf([&] { LoadBoard(p); }),
+      p.string() + ":8:1: cpus 65 must be 0..64 (CPUs sharing the point of coherency; 0 means 1)");
 }
 
-TEST_F(ConfigTest, WiringOnAVirtualBoardAndMissingWiringRejected) {
-  Write("boards/hw.textproto", kHwBoard);
+TEST_F(ConfigTest, KindRulesCanRequireTheXenLayout) {
+  const fs::path p = Write("boards/hw.textproto", kHwBoard);
+  BoardRules rules;
+  rules.needs_xen_layout = true;
+  rules.noun = "a modelled board";
+  const std::string err = ErrorOf([&] { LoadBoard(p, nullptr, [&](int) { return &rules; }); });
+  EXPECT_TRUE(Contains(err, p.string() + ":1:1: a modelled board needs xen.dom0_ram")) << err;
+  EXPECT_TRUE(Contains(err, "a modelled board needs xen.domu_ram")) << err;
+}
+
+TEST_F(ConfigTest, KindFarmEntryRulesSeeEachBoardAndReportInTheFarmFile) {
   Write("boards/rpi4.textproto", kBoard);
   Write("fixtures/grant.textproto", kFixture);
-  std::string text =
-      Replace(kHwFarm, "board_file: \"../boards/hw.textproto\"\n  wiring {\n    power { gpio",
-              "board_file: \"../boards/rpi4.textproto\"\n  wiring {\n    power { gpio");
-  text += "board { name: \"c\" board_file: \"../boards/hw.textproto\" }\n";
-  const fs::path p = Write("farms/lab.textproto", text);
-  const std::string err = ErrorOf([&] { LoadFarm(p); });
-  EXPECT_TRUE(Contains(err, p.string() + ":6:3: board \"a\" has wiring, but only "
-                                         "BOARD_KIND_HARDWARE and BOARD_KIND_QEMU_XEN boards "
-                                         "are wired"))
-      << err;
-  EXPECT_TRUE(Contains(err, p.string() + ":26:1: board \"c\" is BOARD_KIND_HARDWARE")) << err;
-  EXPECT_TRUE(Contains(err, "needs wiring { power console engine dom0_agent guest_agent }")) << err;
-}
-
-TEST_F(ConfigTest, WiringFieldsCheckedWithFarmLines) {
-  Write("boards/hw.textproto", kHwBoard);
-  Write("fixtures/grant.textproto", kFixture);
-  std::string text = kHwFarm;
-  text = Replace(text, "baud: 115200 agent_ready: \"dom0 ready\"",
-                 "baud: 57600 agent_ready: \"dom0 (ready\"");
-  text = Replace(text, "vid: 0x0403 pid: 0x601f serial: \"A\" ep_out: 0x02 ep_in: 0x82",
-                 "vid: 0 pid: 0x601f serial: \"A\" ep_out: 0x82 ep_in: 0x02");
-  text = Replace(text, "dom0_agent: \"192.0.2.1:50051\"", "dom0_agent: \"192.0.2.1\"");
-  text = Replace(text, "guest_agent: \"[2001:db8::1]:50051\"", "guest_agent: \"host:70000\"");
-  text = Replace(text, "health_fixture: \"../fixtures/grant.textproto\"",
-                 "health_fixture: \"../fixtures/none.textproto\"");
-  text =
-      Replace(text, "power { pdu { url: \"http://127.0.0.1:16421\" hostname: \"pdu\" port: 2 } }",
-              "power { }");
-  const fs::path p = Write("farms/lab.textproto", text);
-  const std::string err = ErrorOf([&] { LoadFarm(p); });
-  const std::string f = p.string();
-  EXPECT_TRUE(Contains(err, f + ":8:38: board[0].wiring.console.baud 57600 differs from the "
-                                "board's console.baud 115200"))
-      << err;
-  EXPECT_TRUE(Contains(err, f + ":8:50: board[0].wiring.console.agent_ready \"dom0 (ready\" is "
-                                "not an ECMAScript regex"))
-      << err;
-  EXPECT_TRUE(Contains(err, f + ":9:14: board[0].wiring.engine.vid 0x0000 must be a nonzero"))
-      << err;
-  EXPECT_TRUE(Contains(err,
-                       "board[0].wiring.engine.ep_out 0x82 is an IN address; an OUT endpoint "
-                       "has bit 0x80 clear (e.g. 0x02)"))
-      << err;
-  EXPECT_TRUE(Contains(err, "board[0].wiring.engine.ep_in 0x02 is an OUT address")) << err;
-  EXPECT_TRUE(Contains(err, f + ":10:5: board[0].wiring.dom0_agent \"192.0.2.1\" has no :port"))
-      << err;
-  EXPECT_TRUE(Contains(err,
-                       "board[0].wiring.guest_agent \"host:70000\" has a port outside "
-                       "1..65535"))
-      << err;
-  EXPECT_TRUE(Contains(err, "none.textproto: cannot read")) << err;
-  EXPECT_TRUE(Contains(err, f + ":12:5: note: board \"a\" names this health fixture")) << err;
-  EXPECT_TRUE(Contains(err, f + ":19:5: board[1].wiring.power has no backend")) << err;
-}
-
-TEST_F(ConfigTest, TwoBoardsCannotShareARelayUartEngineOrAgent) {
-  Write("boards/hw.textproto", kHwBoard);
-  Write("fixtures/grant.textproto", kFixture);
-  std::string text = kHwFarm;
-  text =
-      Replace(text, "power { pdu { url: \"http://127.0.0.1:16421\" hostname: \"pdu\" port: 2 } }",
-              "power { gpio { power { chip: \"gpiochip0\" offset: 17 } } }");
-  text = Replace(text, "device: \"/dev/ttyUSB1\"", "device: \"/dev/ttyUSB0\"");
-  text = Replace(text, "serial: \"B\"", "serial: \"A\"");
-  text = Replace(text, "dom0_agent: \"192.0.2.2:50051\"", "dom0_agent: \"192.0.2.1:50051\"");
-  const fs::path p = Write("farms/lab.textproto", text);
-  const std::string err = ErrorOf([&] { LoadFarm(p); });
-  const std::string f = p.string();
-  EXPECT_TRUE(Contains(err, f +
-                                ":19:20: GPIO line gpiochip0:17 is already used by "
-                                "board[0].wiring.power.gpio.power at " +
-                                f + ":7:20"))
-      << err;
-  EXPECT_TRUE(Contains(err,
-                       "serial device /dev/ttyUSB0 is already used by "
-                       "board[0].wiring.console.device"))
-      << err;
-  EXPECT_TRUE(Contains(err,
-                       "USB engine 0403:601f serial A is already used by "
-                       "board[0].wiring.engine.serial"))
-      << err;
-  EXPECT_TRUE(Contains(err,
-                       "agent endpoint 192.0.2.1:50051 is already used by "
-                       "board[0].wiring.dom0_agent"))
-      << err;
-}
-
-// ---- The qemu-xen board's wiring ----
-
-constexpr const char* kQemuBoard = R"(name: "qemu"
-kind: BOARD_KIND_QEMU_XEN
-ram { name: "ram" base: 0x40000000 size: 0x80000000 }
-cache { line_size: 64 sets: 1024 ways: 16 }
-dma { mask_bits: 64 coherent: true }
-linux_page_size: 4096
-)";
-
-constexpr const char* kQemuFarm = R"(name: "qemu"
-fixture_file: "../fixtures/grant.textproto"
-board {
-  name: "q"
-  board_file: "../boards/qemu.textproto"
-  wiring {
-    power { qemu { fetch_env: "../build-qemu/cache/fetch.env" initrd: "../build-qemu/board.cpio.gz" dom0_agent_port: 17000 guest_agent_port: 17001 engine_port: 17002 } }
-    console { agent_ready: "dmahil-qemu: board ready" }
-    engine_tcp: "127.0.0.1:17002"
-    dom0_agent: "127.0.0.1:17000"
-    guest_agent: "127.0.0.1:17001"
-    boot_timeout_ms: 180000
-  }
-}
-)";
-
-TEST_F(ConfigTest, QemuFarmLoadsWithPathsResolvedAgainstTheFarmFolder) {
-  Write("boards/qemu.textproto", kQemuBoard);
-  Write("fixtures/grant.textproto", kFixture);
-  const fs::path p = Write("farms/qemu.textproto", kQemuFarm);
-  const LoadedFarm farm = LoadFarm(p);
-  ASSERT_EQ(farm.boards.size(), 1u);
-  const v1::QemuPower& q = farm.boards[0].entry.wiring().power().qemu();
-  const fs::path root = p.parent_path().parent_path();
-  EXPECT_EQ(q.fetch_env(), (root / "build-qemu/cache/fetch.env").string());
-  EXPECT_EQ(q.initrd(), (root / "build-qemu/board.cpio.gz").string());
-  EXPECT_EQ(q.qemu(), "");  // a bare name (or none) stays for PATH
-  EXPECT_EQ(farm.boards[0].entry.wiring().engine_tcp(), "127.0.0.1:17002");
-}
-
-TEST_F(ConfigTest, QemuBoardsNeedQemuPowerAndOnlyThey) {
-  Write("boards/qemu.textproto", kQemuBoard);
-  Write("boards/hw.textproto", kHwBoard);
-  Write("fixtures/grant.textproto", kFixture);
-  // A qemu board with a relay and a USB engine; a hardware board with QEMU and engine_tcp.
-  std::string text =
-      Replace(kQemuFarm,
-              "power { qemu { fetch_env: \"../build-qemu/cache/fetch.env\" initrd: "
-              "\"../build-qemu/board.cpio.gz\" dom0_agent_port: 17000 guest_agent_port: 17001 "
-              "engine_port: 17002 } }",
-              "power { gpio { power { chip: \"gpiochip0\" offset: 1 } } }");
-  text = Replace(text, "engine_tcp: \"127.0.0.1:17002\"",
-                 "engine { vid: 0x0403 pid: 0x601f ep_out: 0x02 ep_in: 0x82 }");
-  text += R"(board {
-  name: "h"
-  board_file: "../boards/hw.textproto"
-  wiring {
-    power { qemu { initrd: "x" } }
-    console { device: "/dev/ttyUSB0" baud: 115200 }
-    engine_tcp: "127.0.0.1:1"
-    dom0_agent: "192.0.2.1:1"
-    guest_agent: "192.0.2.1:2"
-  }
-}
-board { name: "n" board_file: "../boards/qemu.textproto" }
-)";
-  const fs::path p = Write("farms/qemu.textproto", text);
-  const std::string err = ErrorOf([&] { LoadFarm(p); });
-  const std::string f = p.string();
-  EXPECT_TRUE(Contains(err, f + ":7:5: board[0].wiring.power must be qemu { ... }: a "
-                                "BOARD_KIND_QEMU_XEN board's power is its QEMU process"))
-      << err;
-  EXPECT_TRUE(Contains(err, f + ":9:5: board[0].wiring.engine (USB) cannot drive a "
-                                "BOARD_KIND_QEMU_XEN board"))
-      << err;
-  EXPECT_TRUE(Contains(err, f + ":19:13: board[1].wiring.power.qemu is only for "
-                                "BOARD_KIND_QEMU_XEN boards (this board is BOARD_KIND_HARDWARE)"))
-      << err;
-  EXPECT_TRUE(Contains(err, f + ":21:5: board[1].wiring.engine_tcp is only for "
-                                "BOARD_KIND_QEMU_XEN boards"))
-      << err;
-  EXPECT_TRUE(Contains(err, f + ":26:1: board \"n\" is BOARD_KIND_QEMU_XEN (")) << err;
-  EXPECT_TRUE(Contains(err, "needs wiring { power console engine_tcp dom0_agent guest_agent }"))
-      << err;
-}
-
-TEST_F(ConfigTest, QemuPowerFieldsAndForwardedPortsChecked) {
-  Write("boards/qemu.textproto", kQemuBoard);
-  Write("fixtures/grant.textproto", kFixture);
-  std::string text =
-      Replace(kQemuFarm,
-              "power { qemu { fetch_env: \"../build-qemu/cache/fetch.env\" initrd: "
-              "\"../build-qemu/board.cpio.gz\" dom0_agent_port: 17000 guest_agent_port: 17001 "
-              "engine_port: 17002 } }",
-              "power { qemu { memory_mib: 600 dom0_mem_mib: 512 cpus: 9 edu_dma_mask: 0xff00\n"
-              "      dom0_agent_port: 17000 guest_agent_port: 70000 engine_port: 17003 } }");
-  text = Replace(text, "console { agent_ready: \"dmahil-qemu: board ready\" }",
-                 "console { device: \"/dev/ttyUSB0\" }");
-  text = Replace(text, "dom0_agent: \"127.0.0.1:17000\"", "dom0_agent: \"localhost:17000\"");
-  // A second qemu board forwarding a port the first already uses.
-  text += R"(board {
-  name: "q2"
-  board_file: "../boards/qemu.textproto"
-  wiring {
-    power { qemu { xen: "x" kernel: "k" initrd: "i" dom0_agent_port: 17000 guest_agent_port: 17011 engine_port: 17012 } }
-    console { agent_ready: "ready" }
-    engine_tcp: "127.0.0.1:17012"
-    dom0_agent: "127.0.0.2:17000"
-    guest_agent: "127.0.0.1:17011"
-  }
-}
-)";
-  const fs::path p = Write("farms/qemu.textproto", text);
-  const std::string err = ErrorOf([&] { LoadFarm(p); });
-  const std::string f = p.string();
-  for (const std::string& want : std::vector<std::string>{
-           f + ":7:13: board[0].wiring.power.qemu.initrd is empty",
-           "board[0].wiring.power.qemu.xen is empty and there is no fetch_env",
-           "board[0].wiring.power.qemu.kernel is empty and there is no fetch_env",
-           f + ":7:36: board[0].wiring.power.qemu.dom0_mem_mib 512 leaves less than 128 MiB "
-               "of memory_mib 600",
-           f + ":7:54: board[0].wiring.power.qemu.cpus 9 must be 0 (2) or 1..8",
-           f + ":7:62: board[0].wiring.power.qemu.edu_dma_mask 0xff00 must be 0 (64 bits) or "
-               "2^n - 1",
-           f + ":8:30: board[0].wiring.power.qemu.guest_agent_port 70000 must be a host TCP "
-               "port 1..65535",
-           f + ":9:15: board[0].wiring.console.device \"/dev/ttyUSB0\" must be empty for power "
-               "{ qemu }",
-           f + ":9:5: board[0].wiring.console needs agent_ready",
-           f + ":10:5: board[0].wiring.engine_tcp \"127.0.0.1:17002\" must be "
-               "\"127.0.0.1:17003\" (QEMU forwards that host port into dom0)",
-           f + ":11:5: board[0].wiring.dom0_agent \"localhost:17000\" must be "
-               "\"127.0.0.1:17000\"",
-           f +
-               ":20:53: host TCP port 127.0.0.1:17000 is already used by "
-               "board[0].wiring.power.qemu.dom0_agent_port at " +
-               f + ":8:7",
-           f + ":23:5: board[1].wiring.dom0_agent \"127.0.0.2:17000\" must be "
-               "\"127.0.0.1:17000\""})
-    EXPECT_TRUE(Contains(err, want)) << err;
-}
-
-TEST_F(ConfigTest, QemuPowerMustBootTheMachineTheBoardFileDescribes) {
-  // The oracle judges by the board file: coherency, the edu mask and the RAM must be the
-  // machine QEMU runs, or the maintenance audit and the bounce checks judge another one.
-  Write("boards/qemu.textproto", kQemuBoard);
-  Write("fixtures/grant.textproto", kFixture);
-  const std::string text = Replace(
-      kQemuFarm, "dom0_agent_port: 17000",
-      "non_coherent: true memory_mib: 4096 edu_dma_mask: 0xffffffff dom0_agent_port: 17000");
-  const fs::path p = Write("farms/qemu.textproto", text);
-  const std::string err = ErrorOf([&] { LoadFarm(p); });
-  EXPECT_TRUE(Contains(err,
-                       "board[0].wiring.power.qemu.non_coherent is true but board \"qemu\" "
-                       "says dma.coherent true"))
-      << err;
-  EXPECT_TRUE(Contains(err,
-                       "board[0].wiring.power.qemu.edu_dma_mask 0xffffffff is 32 bits but "
-                       "board \"qemu\" says dma.mask_bits 64"))
-      << err;
-  EXPECT_TRUE(Contains(err,
-                       "board[0].wiring.power.qemu.memory_mib 4096 but board \"qemu\" has "
-                       "2048 MiB of RAM"))
-      << err;
-  EXPECT_TRUE(Contains(err, p.string() + ":7:")) << err;  // the farm file's line
+  const fs::path p =
+      Write("farms/nightly.textproto", Replace(kFarm, "  faults: \"no-such-fault\"\n", ""));
+  BoardRules rules;
+  std::vector<std::string> seen;
+  rules.check_farm_entry = [&](LoadedBoard& b, FarmBoardContext& ctx) {
+    seen.push_back(ctx.Field() + " " + b.board.name());
+    EXPECT_EQ(ctx.dir, p.parent_path());
+    if (!b.entry.expect().empty())
+      ctx.problems.Add(ctx.Field(".expect"), "{} expects \"{}\"", ctx.Field(), b.entry.expect());
+    ctx.claims.Claim(ctx.problems, "board file", b.file.string(), ctx.Field(".board_file"));
+  };
+  const std::string err = ErrorOf([&] { LoadFarm(p, {}, [&](int) { return &rules; }); });
+  EXPECT_EQ(seen, (std::vector<std::string>{"board[0] virtual-rpi4", "board[1] virtual-rpi4"}));
+  const std::string board = (dir_ / "boards/rpi4.textproto").lexically_normal().string();
+  EXPECT_EQ(err, p.string() + ":8:3: board file " + board + " is already used by " +
+                     "board[0].board_file at " + p.string() + ":4:3\n" + p.string() +
+                     ":10:3: board[1] expects \"wrong-bus-address\"");
 }
 
 // Every board, fixture and farm checked into the repository loads.

@@ -1,7 +1,6 @@
 #include "common/validate.h"
 
 #include <algorithm>
-#include <bit>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -13,54 +12,14 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "common/dma_ranges.h"
-#include "common/host_port.h"
 
 namespace dmahil {
 namespace {
 
 constexpr uint64_t kXenPage = 4096;
-
-// Accumulates "<file>:<line>:<col>: <what>" lines; throws them all at once, in file order.
-class Problems {
- public:
-  explicit Problems(const SourceMap& source) : source_(source) {}
-
-  template <class... Args>
-  void Add(std::string_view field_path, fmt::format_string<Args...> what, Args&&... args) {
-    const SourceLocation at = source_.Locate(field_path);
-    lines_.push_back({at.line, at.column,
-                      fmt::format("{}: {}", source_.Where(field_path),
-                                  fmt::format(what, std::forward<Args>(args)...))});
-  }
-
-  void ThrowIfAny() {
-    if (lines_.empty()) return;
-    throw ConfigError(Text());
-  }
-
-  bool empty() const { return lines_.empty(); }
-
-  // Every problem, one per line, in file order.
-  std::string Text() {
-    std::stable_sort(lines_.begin(), lines_.end(), [](const Line& a, const Line& b) {
-      return std::pair(a.line, a.column) < std::pair(b.line, b.column);
-    });
-    std::string all;
-    for (const auto& line : lines_) all += (all.empty() ? "" : "\n") + line.text;
-    return all;
-  }
-
- private:
-  struct Line {
-    int line;
-    int column;
-    std::string text;
-  };
-  const SourceMap& source_;
-  std::vector<Line> lines_;
-};
 
 // A half-open address range [base, end) with its field path, end computed without wrap.
 struct Range {
@@ -186,14 +145,14 @@ void CheckCache(Problems& p, const std::string& field, const v1::CacheGeometry& 
 }
 
 // The cache hierarchy: the shared level, the optional per-CPU L1 (present when
-// l1.line_size is set) and the CPU count. The virtual board models one line size for
-// every level (sim/cache.h), as the Arm cores of the shipped boards have (64 B L1 and L2).
-void CheckCaches(Problems& p, const v1::Board& board) {
+// l1.line_size is set) and the CPU count. The model (kinds whose rules need the Xen layout)
+// has one line size for every level (sim/cache.h), as the Arm cores of the shipped boards
+// have (64 B L1 and L2).
+void CheckCaches(Problems& p, const v1::Board& board, bool one_line_size) {
   CheckCache(p, "cache", board.cache());
   if (board.has_l1() && board.l1().line_size() != 0) {
     CheckCache(p, "l1", board.l1());
-    if (board.kind() == v1::BOARD_KIND_VIRTUAL &&
-        board.l1().line_size() != board.cache().line_size())
+    if (one_line_size && board.l1().line_size() != board.cache().line_size())
       p.Add("l1.line_size",
             "l1.line_size {} differs from cache.line_size {}; the virtual board needs the same "
             "line size in every cache level",
@@ -254,14 +213,14 @@ bool SameRanges(const google::protobuf::RepeatedPtrField<v1::DmaRange>& a,
 
 std::string ShowRanges(const google::protobuf::RepeatedPtrField<v1::DmaRange>& ranges) {
   if (ranges.empty()) return "none (bus address == CPU physical address)";
-  std::string out;
+  std::vector<std::string> shown;
   for (const auto& r : ranges)
-    out += fmt::format("{}bus {:#x} -> cpu {:#x} size {:#x}", out.empty() ? "" : ", ", r.bus_base(),
-                       r.cpu_base(), r.size());
-  return out;
+    shown.push_back(
+        fmt::format("bus {:#x} -> cpu {:#x} size {:#x}", r.bus_base(), r.cpu_base(), r.size()));
+  return fmt::format("{}", fmt::join(shown, ", "));
 }
 
-// The SoC's DMA ports (issue 5) and the engine's port: unique names, sane windows that
+// The SoC's DMA ports and the engine's port: unique names, sane windows that
 // reach RAM, and an engine description that agrees with its port.
 void CheckPorts(Problems& p, const v1::Board& board, const std::vector<Range>& ram) {
   std::map<std::string, int> names;
@@ -289,10 +248,11 @@ void CheckPorts(Problems& p, const v1::Board& board, const std::vector<Range>& r
   if (dma.port().empty()) return;
   const auto it = names.find(dma.port());
   if (it == names.end()) {
-    std::string declared;
-    for (const auto& [name, index] : names) declared += (declared.empty() ? "" : ", ") + name;
+    std::vector<std::string_view> declared;
+    for (const auto& [name, index] : names) declared.push_back(name);
     p.Add("dma.port", "dma.port \"{}\" names no declared port (declared: {})", dma.port(),
-          declared.empty() ? "none; add port { name: ... }" : declared);
+          declared.empty() ? "none; add port { name: ... }"
+                           : fmt::format("{}", fmt::join(declared, ", ")));
     return;
   }
   const v1::DmaPort& port = board.port(it->second);
@@ -307,16 +267,6 @@ void CheckPorts(Problems& p, const v1::Board& board, const std::vector<Range>& r
           "(port[{}]: {}); repeat the port's windows",
           ShowRanges(dma.dma_ranges()), port.name(), it->second, ShowRanges(port.dma_ranges()));
 }
-
-// termios rates Linux accepts (Boost.Asio serial_port on Linux), bits per second.
-bool StandardBaud(uint32_t baud) {
-  static const std::set<uint32_t> kRates = {
-      1200,   2400,   4800,    9600,    19200,   38400,   57600,   115200,  230400,  460800, 500000,
-      576000, 921600, 1000000, 1152000, 1500000, 2000000, 2500000, 3000000, 3500000, 4000000};
-  return kRates.count(baud) > 0;
-}
-
-std::string StandardBauds() { return "e.g. 9600, 38400, 57600, 115200, 230400, 921600"; }
 
 void CheckConsole(Problems& p, const v1::ConsoleDesc& console) {
   if (console.uart().empty())
@@ -341,28 +291,11 @@ void CheckXenSupport(Problems& p, const v1::XenSupport& xen) {
           xen.min_dom0_linux());
 }
 
-// What only a real board needs: where the engine sits, the console, Xen's status, and the
-// whole cache hierarchy (issue 5).
-void CheckHardware(Problems& p, const v1::Board& board) {
-  if (board.port_size() == 0)
-    p.Add("port",
-          "a hardware board needs at least one port {{ name coherent dma_ranges }} (the PCIe "
-          "root port or AXI port its DMA engine sits behind)");
-  else if (board.dma().port().empty())
-    p.Add("dma.port", "a hardware board needs dma.port: the name of the port its engine uses");
-  if (!board.has_console())
-    p.Add("console", "a hardware board needs console {{ uart baud ... }} (its debug UART)");
-  if (!board.has_xen_support())
-    p.Add("xen_support", "a hardware board needs xen_support {{ status ... }}");
-  if (!board.has_l1() || board.l1().line_size() == 0)
-    p.Add("l1", "a hardware board needs l1 {{ line_size sets ways }} (each CPU's L1 data cache)");
-  if (board.cpus() == 0) p.Add("cpus", "a hardware board needs cpus: the CPUs dom0 can run on");
-}
-
-// The Xen layout of a virtual board (DESIGN §6).
-void CheckXen(Problems& p, const v1::Board& board, const std::vector<Range>& ram) {
+// The Xen layout (docs/architecture.md §7); `who` names the board in "needs" messages ("a
+// virtual board" where its kind needs the layout, else "a xen layout").
+void CheckXen(Problems& p, const v1::Board& board, const std::vector<Range>& ram,
+              std::string_view who) {
   const v1::XenLayout& xen = board.xen();
-  const char* who = board.kind() == v1::BOARD_KIND_VIRTUAL ? "a virtual board" : "a xen layout";
   if (xen.dom0_ram_size() == 0) p.Add("xen", "{} needs xen.dom0_ram (dom0's 1:1 RAM banks)", who);
   if (xen.domu_ram_size() == 0)
     p.Add("xen", "{} needs xen.domu_ram (machine RAM for the domU's frames)", who);
@@ -408,298 +341,55 @@ void CheckXen(Problems& p, const v1::Board& board, const std::vector<Range>& ram
     CheckReachable(p, *pool, board.dma());
 }
 
-// ---- Lab wiring of real boards (lab.proto BoardWiring, issue 5) ----
-
-// Things two boards of one lab host cannot share: a GPIO line, a serial device, a USB
-// engine, a PDU outlet, an agent endpoint. Maps what -> the field that first used it.
-class Claims {
- public:
-  explicit Claims(const SourceMap& source) : source_(source) {}
-  void Claim(Problems& p, const std::string& kind, const std::string& what,
-             const std::string& field) {
-    auto [it, fresh] = used_.emplace(kind + "\n" + what, field);
-    if (!fresh)
-      p.Add(field, "{} {} is already used by {} at {}", kind, what, it->second,
-            source_.Where(it->second));
-  }
-
- private:
-  const SourceMap& source_;
-  std::map<std::string, std::string> used_;
-};
-
-void CheckGpioLine(Problems& p, Claims& claims, const std::string& path, const v1::GpioLine& line) {
-  if (line.chip().empty()) {
-    p.Add(path, "{}.chip is empty; name the gpiochip (e.g. \"gpiochip0\")", path);
-    return;
-  }
-  claims.Claim(p, "GPIO line", fmt::format("{}:{}", line.chip(), line.offset()), path);
-}
-
-void CheckPower(Problems& p, Claims& claims, const std::string& path,
-                const v1::PowerControl& power) {
-  switch (power.backend_case()) {
-    case v1::PowerControl::kGpio: {
-      const v1::GpioPower& g = power.gpio();
-      if (!g.has_power())
-        p.Add(path + ".gpio", "{}.gpio needs power {{ chip offset }} (the relay's line)", path);
-      else
-        CheckGpioLine(p, claims, path + ".gpio.power", g.power());
-      if (g.has_reset() && !g.reset().chip().empty())
-        CheckGpioLine(p, claims, path + ".gpio.reset", g.reset());
-      for (int i = 0; i < g.boot_mode_size(); ++i) {
-        const std::string b = fmt::format("{}.gpio.boot_mode[{}]", path, i);
-        if (!g.boot_mode(i).has_line())
-          p.Add(b, "{} needs line {{ chip offset }}", b);
-        else
-          CheckGpioLine(p, claims, b + ".line", g.boot_mode(i).line());
-      }
-      break;
-    }
-    case v1::PowerControl::kPdu: {
-      const v1::PduPower& pdu = power.pdu();
-      const std::string f = path + ".pdu";
-      if (pdu.url().rfind("http://", 0) != 0 && pdu.url().rfind("https://", 0) != 0)
-        p.Add(f + ".url", "{}.url \"{}\" must be pdudaemon's http:// or https:// listener", f,
-              pdu.url());
-      if (pdu.hostname().empty())
-        p.Add(f + ".hostname", "{}.hostname is empty; give the PDU's name in pdudaemon's config",
-              f);
-      else
-        claims.Claim(p, "PDU outlet",
-                     fmt::format("{} {} port {}", pdu.url(), pdu.hostname(), pdu.port()),
-                     f + ".port");
-      break;
-    }
-    case v1::PowerControl::kQemu:
-      break;  // CheckQemu, with the rest of the wiring it must agree with
-    case v1::PowerControl::BACKEND_NOT_SET:
-      p.Add(path, "{} has no backend; set gpio {{ ... }} (relay) or pdu {{ ... }} (pdudaemon)",
-            path);
-      break;
-  }
-}
-
-// Why `endpoint` is not 127.0.0.1:<port> (QEMU's hostfwd listens on the host loopback
-// address only); "" if it is.
-std::string LoopbackProblem(const std::string& endpoint, uint32_t port) {
-  const std::string want = fmt::format("127.0.0.1:{}", port);
-  if (endpoint == want) return "";
-  return fmt::format("must be \"{}\" (QEMU forwards that host port into dom0)", want);
-}
-
-// A qemu-xen board's power (lab.proto QemuPower) and the rest of its wiring, which must
-// name the ports QEMU forwards. Files are not checked here: they are build outputs, and
-// opening the power switch names any that is missing.
-void CheckQemu(Problems& p, Claims& claims, const std::string& wiring_path,
-               const v1::BoardWiring& w, const v1::Board& board) {
-  const v1::QemuPower& q = w.power().qemu();
-  const std::string path = wiring_path + ".power.qemu";
-  if (q.initrd().empty())
-    p.Add(path,
-          "{}.initrd is empty; give dom0's initramfs (e.g. \"../../build-qemu/board.cpio.gz\")",
-          path);
-  if (q.fetch_env().empty()) {
-    if (q.xen().empty())
-      p.Add(path, "{}.xen is empty and there is no fetch_env to take XEN= from", path);
-    if (q.kernel().empty())
-      p.Add(path, "{}.kernel is empty and there is no fetch_env to take KERNEL= from", path);
-  }
-  const uint32_t mem = q.memory_mib() != 0 ? q.memory_mib() : 2048;
-  const uint32_t dom0 = q.dom0_mem_mib() != 0 ? q.dom0_mem_mib() : 512;
-  if (mem < 256 || mem > 65536)
-    p.Add(path + ".memory_mib", "{}.memory_mib {} must be 0 (2048) or 256..65536 MiB", path, mem);
-  else if (dom0 + 128 > mem)
-    p.Add(path + ".dom0_mem_mib",
-          "{}.dom0_mem_mib {} leaves less than 128 MiB of memory_mib {} for Xen and the domU", path,
-          dom0, mem);
-  if (q.cpus() > 8)
-    p.Add(path + ".cpus", "{}.cpus {} must be 0 (2) or 1..8 (TCG runs each vCPU on a host thread)",
-          path, q.cpus());
-  if (q.edu_dma_mask() != 0 && (q.edu_dma_mask() & (q.edu_dma_mask() + 1)) != 0)
-    p.Add(path + ".edu_dma_mask", "{}.edu_dma_mask {:#x} must be 0 (64 bits) or 2^n - 1", path,
-          q.edu_dma_mask());
-  // The board file is what the oracle judges by: it must describe the machine QEMU runs.
-  const uint64_t mask = q.edu_dma_mask() != 0 ? q.edu_dma_mask() : ~uint64_t{0};
-  const auto mask_bits = static_cast<uint32_t>(std::bit_width(mask));
-  if (board.dma().mask_bits() != 0 && board.dma().mask_bits() != mask_bits)
-    p.Add(path + ".edu_dma_mask",
-          "{}.edu_dma_mask {:#x} is {} bits but board \"{}\" says dma.mask_bits {}", path, mask,
-          mask_bits, board.name(), board.dma().mask_bits());
-  if (q.non_coherent() == board.dma().coherent())
-    p.Add(path + ".non_coherent",
-          "{}.non_coherent is {} but board \"{}\" says dma.coherent {}: boot the board file's "
-          "PCIe (non_coherent: {})",
-          path, q.non_coherent(), board.name(), board.dma().coherent(), !board.dma().coherent());
-  uint64_t ram = 0;
-  for (const v1::MemoryBank& b : board.ram()) ram += b.size();
-  if (ram != 0 && ram != uint64_t{mem} << 20)
-    p.Add(path + ".memory_mib", "{}.memory_mib {} but board \"{}\" has {} MiB of RAM", path, mem,
-          board.name(), ram >> 20);
-  const std::tuple<const char*, uint32_t, const char*, const std::string*> ports[] = {
-      {"dom0_agent_port", q.dom0_agent_port(), "dom0_agent", &w.dom0_agent()},
-      {"guest_agent_port", q.guest_agent_port(), "guest_agent", &w.guest_agent()},
-      {"engine_port", q.engine_port(), "engine_tcp", &w.engine_tcp()}};
-  for (const auto& [name, port, field, endpoint] : ports) {
-    const std::string f = fmt::format("{}.{}", path, name);
-    if (port < 1 || port > 65535) {
-      p.Add(f, "{} {} must be a host TCP port 1..65535 (QEMU hostfwd)", f, port);
-      continue;
-    }
-    claims.Claim(p, "host TCP port", fmt::format("127.0.0.1:{}", port), f);
-    if (const std::string why = LoopbackProblem(*endpoint, port); !why.empty())
-      p.Add(fmt::format("{}.{}", wiring_path, field), "{}.{} \"{}\" {}", wiring_path, field,
-            *endpoint, why);
-  }
-}
-
-void CheckSerial(Problems& p, Claims& claims, const std::string& path, const v1::SerialConsole& c,
-                 const v1::Board& board) {
-  if (board.kind() == v1::BOARD_KIND_QEMU_XEN) {
-    // QEMU's serial port is a pty the power switch makes: nothing to name, nothing to set.
-    if (!c.device().empty())
-      p.Add(path + ".device",
-            "{}.device \"{}\" must be empty for power {{ qemu }}: the console is the pty the "
-            "controller gives QEMU",
-            path, c.device());
-    if (c.agent_ready().empty())
-      p.Add(path, "{} needs agent_ready (e.g. \"dmahil-qemu: board ready\")", path);
-  } else if (c.device().empty())
-    p.Add(path + ".device",
-          "{}.device is empty; give the serial device (e.g. /dev/serial/by-id/...)", path);
-  else
-    claims.Claim(p, "serial device", c.device(), path + ".device");
-  if (board.kind() == v1::BOARD_KIND_QEMU_XEN) {
-    // no line settings on a pty
-  } else if (!StandardBaud(c.baud()))
-    p.Add(path + ".baud", "{}.baud {} is not a standard serial rate ({})", path, c.baud(),
-          StandardBauds());
-  else if (board.has_console() && StandardBaud(board.console().baud()) &&
-           board.console().baud() != c.baud())
-    p.Add(path + ".baud",
-          "{}.baud {} differs from the board's console.baud {} (the rate its firmware sets and "
-          "Xen keeps)",
-          path, c.baud(), board.console().baud());
-  if (c.data_bits() != 0 && (c.data_bits() < 5 || c.data_bits() > 8))
-    p.Add(path + ".data_bits", "{}.data_bits {} must be 0 (8) or 5..8", path, c.data_bits());
-  if (c.stop_bits() > 2)
-    p.Add(path + ".stop_bits", "{}.stop_bits {} must be 0 (1), 1 or 2", path, c.stop_bits());
-  if (!c.agent_ready().empty()) {
-    try {
-      std::regex re(c.agent_ready(), std::regex::ECMAScript);
-    } catch (const std::regex_error& e) {
-      p.Add(path + ".agent_ready", "{}.agent_ready \"{}\" is not an ECMAScript regex: {}", path,
-            c.agent_ready(), e.what());
-    }
-  }
-}
-
-void CheckUsb(Problems& p, Claims& claims, const std::string& path, const v1::UsbEngine& e) {
-  if (e.vid() == 0 || e.vid() > 0xffff)
-    p.Add(path + ".vid", "{}.vid {:#06x} must be a nonzero 16-bit USB vendor id", path, e.vid());
-  if (e.pid() == 0 || e.pid() > 0xffff)
-    p.Add(path + ".pid", "{}.pid {:#06x} must be a nonzero 16-bit USB product id", path, e.pid());
-  // bEndpointAddress: bit 7 direction (1 = IN), bits 3..0 the number (0 is control).
-  const auto endpoint = [&](const char* name, uint32_t ep, bool in) {
-    const std::string f = fmt::format("{}.{}", path, name);
-    if (ep > 0xff || (ep & 0x70) != 0 || (ep & 0x0f) == 0)
-      p.Add(f, "{} {:#04x} is not a bulk endpoint address (number 1..15 in bits 3..0)", f, ep);
-    else if (in && (ep & 0x80) == 0)
-      p.Add(f, "{} {:#04x} is an OUT address; an IN endpoint has bit 0x80 set (e.g. {:#04x})", f,
-            ep, ep | 0x80);
-    else if (!in && (ep & 0x80) != 0)
-      p.Add(f, "{} {:#04x} is an IN address; an OUT endpoint has bit 0x80 clear (e.g. {:#04x})", f,
-            ep, ep & 0x0f);
-  };
-  endpoint("ep_out", e.ep_out(), false);
-  endpoint("ep_in", e.ep_in(), true);
-  if (e.interface() > 0xff)
-    p.Add(path + ".interface", "{}.interface {} must be 0..255", path, e.interface());
-  if (e.vid() != 0 && e.pid() != 0)
-    claims.Claim(p, "USB engine",
-                 fmt::format("{:04x}:{:04x}{}", e.vid(), e.pid(),
-                             e.serial().empty() ? " (any serial)" : " serial " + e.serial()),
-                 path + (e.serial().empty() ? ".pid" : ".serial"));
-}
-
-// One hardware board's wiring (the health fixture is checked by the caller, which knows
-// the farm's folder).
-void CheckWiring(Problems& p, Claims& claims, const std::string& path, const v1::BoardWiring& w,
-                 const v1::Board& board) {
-  const bool qemu_board = board.kind() == v1::BOARD_KIND_QEMU_XEN;
-  if (!w.has_power()) {
-    p.Add(path, "{} needs power {}", path,
-          qemu_board ? "{ qemu { ... } }" : "{ gpio { ... } } or power { pdu { ... } }");
-  } else if (qemu_board && !w.power().has_qemu()) {
-    p.Add(path + ".power",
-          "{}.power must be qemu {{ ... }}: a BOARD_KIND_QEMU_XEN board's power is "
-          "its QEMU process",
-          path);
-  } else if (!qemu_board && w.power().has_qemu()) {
-    p.Add(path + ".power.qemu",
-          "{}.power.qemu is only for BOARD_KIND_QEMU_XEN boards (this board is {})", path,
-          v1::BoardKind_Name(board.kind()));
-  } else {
-    CheckPower(p, claims, path + ".power", w.power());
-  }
-  if (!w.has_console())
-    p.Add(path, "{} needs console {}", path, qemu_board ? "{ agent_ready }" : "{ device baud }");
-  else
-    CheckSerial(p, claims, path + ".console", w.console(), board);
-  if (qemu_board) {
-    if (w.has_engine())
-      p.Add(path + ".engine",
-            "{}.engine (USB) cannot drive a BOARD_KIND_QEMU_XEN board; give engine_tcp: "
-            "\"127.0.0.1:<power.qemu.engine_port>\"",
-            path);
-    else if (const std::string why = HostPortProblem(w.engine_tcp()); !why.empty())
-      p.Add(path + ".engine_tcp", "{}.engine_tcp \"{}\" {}; give the engine's host:port", path,
-            w.engine_tcp(), why);
-    if (w.power().has_qemu()) CheckQemu(p, claims, path, w, board);
-  } else if (w.engine_link_case() == v1::BoardWiring::kEngineTcp) {
-    p.Add(path + ".engine_tcp",
-          "{}.engine_tcp is only for BOARD_KIND_QEMU_XEN boards; a {} board's engine is "
-          "engine {{ vid pid ep_out ep_in }} (USB)",
-          path, v1::BoardKind_Name(board.kind()));
-  } else if (!w.has_engine()) {
-    p.Add(path, "{} needs engine {{ vid pid ep_out ep_in }} (the USB DMA engine)", path);
-  } else {
-    CheckUsb(p, claims, path + ".engine", w.engine());
-  }
-  const std::pair<const char*, const std::string*> agents[] = {{"dom0_agent", &w.dom0_agent()},
-                                                               {"guest_agent", &w.guest_agent()}};
-  for (const auto& [name, endpoint] : agents) {
-    const std::string& value = *endpoint;
-    const std::string f = fmt::format("{}.{}", path, name);
-    if (const std::string why = HostPortProblem(value); !why.empty())
-      p.Add(f, "{} \"{}\" {}; give the agent's gRPC endpoint as host:port", f, value, why);
-    else
-      claims.Claim(p, "agent endpoint", value, f);
-  }
+// "A, B or C": the kinds a board file may set (board.proto BoardKind but its unset zero).
+std::string KindChoices() {
+  const google::protobuf::EnumDescriptor* kinds = v1::BoardKind_descriptor();
+  std::vector<std::string> names;
+  for (int i = 0; i < kinds->value_count(); ++i)
+    if (kinds->value(i)->number() != 0) names.push_back(kinds->value(i)->name());
+  if (names.size() < 2) return fmt::format("{}", fmt::join(names, ""));
+  return fmt::format("{} or {}", fmt::join(names.begin(), names.end() - 1, ", "), names.back());
 }
 
 }  // namespace
 
-void ValidateBoard(const v1::Board& board, const SourceMap& source) {
+std::string FarmBoardContext::Field(std::string_view sub) const {
+  return fmt::format("board[{}]{}", index, sub);
+}
+
+std::string FarmBoardContext::Note(std::string_view field_path, std::string_view what) const {
+  return fmt::format("{}: note: {}", problems.source().Where(field_path), what);
+}
+
+bool StandardBaud(uint32_t baud) {
+  static const std::set<uint32_t> kRates = {
+      1200,   2400,   4800,    9600,    19200,   38400,   57600,   115200,  230400,  460800, 500000,
+      576000, 921600, 1000000, 1152000, 1500000, 2000000, 2500000, 3000000, 3500000, 4000000};
+  return kRates.count(baud) > 0;
+}
+
+std::string_view StandardBauds() { return "e.g. 9600, 38400, 57600, 115200, 230400, 921600"; }
+
+void ValidateBoard(const v1::Board& board, const SourceMap& source, const BoardRules* rules) {
   Problems p(source);
   if (board.name().empty()) p.Add("name", "board name is empty; set name: \"<board>\"");
-  if (board.kind() == v1::BOARD_KIND_UNSPECIFIED)
-    p.Add("kind",
-          "board kind is not set; set kind: BOARD_KIND_VIRTUAL, BOARD_KIND_QEMU_XEN "
-          "or BOARD_KIND_HARDWARE");
+  if (board.kind() == v1::BoardKind{})  // proto3: the zero value is "not set"
+    p.Add("kind", "board kind is not set; set kind: {}", KindChoices());
   if (board.ram_size() == 0) p.Add("ram", "a board needs at least one ram {{ base size }} bank");
   const std::vector<Range> ram = CheckBanks(p, "ram", board.ram());
-  CheckCaches(p, board);
+  const bool needs_xen = rules != nullptr && rules->needs_xen_layout;
+  CheckCaches(p, board, needs_xen);
   CheckDma(p, board.dma());
   if (board.linux_page_size() != 4096 && board.linux_page_size() != 65536)
     p.Add("linux_page_size", "linux_page_size {} must be 4096 or 65536", board.linux_page_size());
   CheckPorts(p, board, ram);
   if (board.has_console()) CheckConsole(p, board.console());
   if (board.has_xen_support()) CheckXenSupport(p, board.xen_support());
-  if (board.kind() == v1::BOARD_KIND_HARDWARE) CheckHardware(p, board);
-  // Virtual boards need the layout (it is their Xen model); elsewhere the real Xen decides
-  // and a layout, if given, is checked by the same rules.
-  if (board.kind() == v1::BOARD_KIND_VIRTUAL || board.has_xen()) CheckXen(p, board, ram);
+  // The model needs the layout (it is its Xen); elsewhere the real Xen decides and a
+  // layout, if given, is checked by the same rules.
+  if (needs_xen || board.has_xen())
+    CheckXen(p, board, ram, needs_xen ? rules->noun : std::string_view("a xen layout"));
+  if (rules != nullptr && rules->check_board) rules->check_board(board, p);
   p.ThrowIfAny();
 }
 
@@ -782,10 +472,11 @@ void ValidateFarm(const v1::Farm& farm, const SourceMap& source, const KnownFaul
   p.ThrowIfAny();
 }
 
-v1::Board LoadBoard(const std::filesystem::path& file, SourceMap* source) {
+v1::Board LoadBoard(const std::filesystem::path& file, SourceMap* source,
+                    const BoardRulesOf& rules) {
   SourceMap map;
   auto board = LoadTextProto<v1::Board>(file, &map);
-  ValidateBoard(board, map);
+  ValidateBoard(board, map, rules ? rules(board.kind()) : nullptr);
   if (source != nullptr) *source = std::move(map);
   return board;
 }
@@ -798,7 +489,8 @@ v1::Fixture LoadFixture(const std::filesystem::path& file, SourceMap* source) {
   return fixture;
 }
 
-LoadedFarm LoadFarm(const std::filesystem::path& file, const KnownFault& known_fault) {
+LoadedFarm LoadFarm(const std::filesystem::path& file, const KnownFault& known_fault,
+                    const BoardRulesOf& rules) {
   LoadedFarm out;
   out.file = file;
   out.farm = LoadTextProto<v1::Farm>(file, &out.source);
@@ -808,8 +500,8 @@ LoadedFarm LoadFarm(const std::filesystem::path& file, const KnownFault& known_f
   const auto note = [&](const std::string& field, const std::string& what) {
     return fmt::format("{}: note: {}", out.source.Where(field), what);
   };
-  Problems wiring(out.source);  // problems in the farm's wiring blocks
-  Claims claims(out.source);    // relays, UARTs, engines and endpoints in use
+  Problems entries(out.source);  // problems the kinds find in the farm's board entries
+  Claims claims(out.source);     // resources the boards' wiring uses
   for (int i = 0; i < out.farm.board_size(); ++i) {
     const auto& entry = out.farm.board(i);
     LoadedBoard b;
@@ -817,70 +509,23 @@ LoadedFarm LoadFarm(const std::filesystem::path& file, const KnownFault& known_f
     b.file = (dir / entry.board_file()).lexically_normal();
     const std::string field = fmt::format("board[{}].board_file", i);
     try {
-      b.board = LoadBoard(b.file, &b.source);
+      b.board = LoadBoard(b.file, &b.source, rules);
     } catch (const ConfigError& e) {
       errors.push_back(
           fmt::format("{}\n{}", e.what(),
                       note(field, fmt::format("board \"{}\" uses this board file", entry.name()))));
       continue;
     }
-    if (entry.faults_size() > 0 && b.board.kind() != v1::BOARD_KIND_VIRTUAL)
-      errors.push_back(fmt::format(
-          "{}: board \"{}\" has faults, but faults can only be injected "
-          "into virtual boards ({} is not BOARD_KIND_VIRTUAL)",
-          out.source.Where(fmt::format("board[{}].faults", i)), entry.name(), b.file.string()));
-    const std::string wiring_field = fmt::format("board[{}].wiring", i);
-    const bool wired_kind =
-        b.board.kind() == v1::BOARD_KIND_HARDWARE || b.board.kind() == v1::BOARD_KIND_QEMU_XEN;
-    if (entry.has_wiring() && !wired_kind) {
-      errors.push_back(fmt::format(
-          "{}: board \"{}\" has wiring, but only BOARD_KIND_HARDWARE and BOARD_KIND_QEMU_XEN "
-          "boards are wired ({} is {})",
-          out.source.Where(wiring_field), entry.name(), b.file.string(),
-          v1::BoardKind_Name(b.board.kind())));
-    } else if (wired_kind && !entry.has_wiring()) {
-      errors.push_back(
-          fmt::format("{}: board \"{}\" is {} ({}) and needs wiring {{ power console {} dom0_agent "
-                      "guest_agent }}",
-                      out.source.Where(fmt::format("board[{}]", i)), entry.name(),
-                      v1::BoardKind_Name(b.board.kind()), b.file.string(),
-                      b.board.kind() == v1::BOARD_KIND_QEMU_XEN ? "engine_tcp" : "engine"));
-    } else if (entry.has_wiring()) {
-      CheckWiring(wiring, claims, wiring_field, entry.wiring(), b.board);
-      if (entry.wiring().power().has_qemu()) {
-        // QemuPower's files, like every path in a farm file, are relative to its folder.
-        v1::QemuPower& q = *b.entry.mutable_wiring()->mutable_power()->mutable_qemu();
-        for (std::string* f :
-             {q.mutable_fetch_env(), q.mutable_xen(), q.mutable_kernel(), q.mutable_initrd()})
-          if (!f->empty()) *f = (dir / *f).lexically_normal().string();
-        if (q.qemu().find('/') != std::string::npos)  // a path; a bare name is looked up on PATH
-          q.set_qemu((dir / q.qemu()).lexically_normal().string());
-      }
-      if (!entry.wiring().health_fixture().empty()) {
-        const std::filesystem::path health =
-            (dir / entry.wiring().health_fixture()).lexically_normal();
-        try {
-          b.health_fixture = LoadFixture(health);
-        } catch (const ConfigError& e) {
-          errors.push_back(fmt::format(
-              "{}\n{}", e.what(),
-              note(wiring_field + ".health_fixture",
-                   fmt::format("board \"{}\" names this health fixture", entry.name()))));
-        }
-      }
-    }
-    if (!entry.revision_dir().empty()) {
+    if (!entry.revision_dir().empty())
       b.revision_dir = (dir / entry.revision_dir()).lexically_normal();
-      if (b.board.kind() != v1::BOARD_KIND_VIRTUAL)
-        errors.push_back(fmt::format(
-            "{}: board \"{}\" has a revision_dir, but only virtual boards read revision "
-            "files ({} is not BOARD_KIND_VIRTUAL)",
-            out.source.Where(fmt::format("board[{}].revision_dir", i)), entry.name(),
-            b.file.string()));
+    if (const BoardRules* kind = rules ? rules(b.board.kind()) : nullptr;
+        kind != nullptr && kind->check_farm_entry) {
+      FarmBoardContext ctx{i, dir, entries, claims, errors};
+      kind->check_farm_entry(b, ctx);
     }
     out.boards.push_back(std::move(b));
   }
-  if (!wiring.empty()) errors.push_back(wiring.Text());
+  if (!entries.empty()) errors.push_back(entries.Text());
   std::map<std::string, std::filesystem::path> names;
   for (int i = 0; i < out.farm.fixture_file_size(); ++i) {
     LoadedFixture f;
@@ -899,11 +544,7 @@ LoadedFarm LoadFarm(const std::filesystem::path& file, const KnownFault& known_f
                       f.source.Where("name"), f.fixture.name(), it->second.string()));
     out.fixtures.push_back(std::move(f));
   }
-  if (!errors.empty()) {
-    std::string all;
-    for (const auto& e : errors) all += (all.empty() ? "" : "\n") + e;
-    throw ConfigError(all);
-  }
+  if (!errors.empty()) throw ConfigError(fmt::format("{}", fmt::join(errors, "\n")));
   return out;
 }
 

@@ -14,6 +14,7 @@
 #include "common/config.h"
 #include "controller/bisect/journal.h"
 #include "controller/bisect/report.h"
+#include "controller/run/board_kind.h"
 #include "controller/run/campaign.h"
 #include "sim/faults.h"
 
@@ -252,8 +253,8 @@ int RunStep(const StepCommandLine& cl, std::ostream& out, std::ostream& err) {
 }  // namespace
 
 LoadedFarm LoadBoardFarm(const BoardOptions& o) {
-  LoadedFarm farm =
-      LoadFarm(o.farm, [](std::string_view id) { return sim::FindFault(id) != nullptr; });
+  LoadedFarm farm = controller::LoadFarmWithKinds(
+      o.farm, [](std::string_view id) { return sim::FindFault(id) != nullptr; });
   std::vector<LoadedBoard> boards;
   std::vector<std::string> names;
   for (LoadedBoard& b : farm.boards) {

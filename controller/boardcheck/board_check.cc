@@ -37,7 +37,7 @@ std::string ReadAll(const std::filesystem::path& file, bool& ok) {
 // Checks one board file; prints its summary or its errors. Returns whether it is valid.
 bool CheckBoard(const std::filesystem::path& file, std::ostream& out, std::ostream& err) {
   try {
-    const v1::Board board = LoadBoard(file);
+    const v1::Board board = controller::LoadBoardWithKind(file);
     out << file.string() << ": " << Summarize(board) << "\n";
     return true;
   } catch (const ConfigError& e) {
@@ -50,7 +50,7 @@ bool CheckBoard(const std::filesystem::path& file, std::ostream& out, std::ostre
 bool CheckFarm(const std::filesystem::path& file, const KnownFault& known_fault, std::ostream& out,
                std::ostream& err) {
   try {
-    const LoadedFarm farm = LoadFarm(file, known_fault);
+    const LoadedFarm farm = controller::LoadFarmWithKinds(file, known_fault);
     ValidateFarmExpectations(farm);  // `expect` against the fault catalogue
     for (const LoadedBoard& b : farm.boards) {
       out << fmt::format("{}: board \"{}\" ({}): {}", file.string(), b.entry.name(),

@@ -304,4 +304,38 @@ std::unique_ptr<UsbDeviceClient> MakeUsbDeviceClient(const v1::UsbEngine& engine
   return std::make_unique<UsbDeviceClient>(std::make_unique<LibusbBulkPort>(engine), options);
 }
 
+void ValidateUsbEngine(const v1::UsbEngine& e, const std::string& path, Problems& problems,
+                       Claims& claims) {
+  if (e.vid() == 0 || e.vid() > 0xffff)
+    problems.Add(path + ".vid", "{}.vid {:#06x} must be a nonzero 16-bit USB vendor id", path,
+                 e.vid());
+  if (e.pid() == 0 || e.pid() > 0xffff)
+    problems.Add(path + ".pid", "{}.pid {:#06x} must be a nonzero 16-bit USB product id", path,
+                 e.pid());
+  // bEndpointAddress: bit 7 direction (1 = IN), bits 3..0 the number (0 is control).
+  const auto endpoint = [&](const char* name, uint32_t ep, bool in) {
+    const std::string f = fmt::format("{}.{}", path, name);
+    if (ep > 0xff || (ep & 0x70) != 0 || (ep & 0x0f) == 0)
+      problems.Add(f, "{} {:#04x} is not a bulk endpoint address (number 1..15 in bits 3..0)", f,
+                   ep);
+    else if (in && (ep & 0x80) == 0)
+      problems.Add(f,
+                   "{} {:#04x} is an OUT address; an IN endpoint has bit 0x80 set (e.g. {:#04x})",
+                   f, ep, ep | 0x80);
+    else if (!in && (ep & 0x80) != 0)
+      problems.Add(f,
+                   "{} {:#04x} is an IN address; an OUT endpoint has bit 0x80 clear (e.g. {:#04x})",
+                   f, ep, ep & 0x0f);
+  };
+  endpoint("ep_out", e.ep_out(), false);
+  endpoint("ep_in", e.ep_in(), true);
+  if (e.interface() > 0xff)
+    problems.Add(path + ".interface", "{}.interface {} must be 0..255", path, e.interface());
+  if (e.vid() != 0 && e.pid() != 0)
+    claims.Claim(problems, "USB engine",
+                 fmt::format("{:04x}:{:04x}{}", e.vid(), e.pid(),
+                             e.serial().empty() ? " (any serial)" : " serial " + e.serial()),
+                 path + (e.serial().empty() ? ".pid" : ".serial"));
+}
+
 }  // namespace dmahil::controller

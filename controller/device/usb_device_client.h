@@ -1,6 +1,6 @@
-// DeviceClient over USB bulk endpoints (DESIGN §8): the hardware DMA engine, speaking the
-// same device protocol (proto/dmahil/v1/device.proto, frames of common/framing.h) as the
-// TCP transport of virtual boards.
+// DeviceClient over USB bulk endpoints (docs/architecture.md §10): the hardware DMA engine,
+// speaking the same device protocol (proto/dmahil/v1/device.proto, frames of common/framing.h) as
+// the TCP transport of virtual boards.
 //
 // USB framing (docs/device-protocol.md): the host writes one request frame (4-byte LE
 // length + payload) to bulk OUT in transfers of at most 1 MiB; if the frame's length is a
@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 
+#include "common/problems.h"
 #include "controller/device/device_client.h"
 #include "controller/device/usb_bulk_port.h"
 #include "dmahil/v1/lab.pb.h"
@@ -129,5 +130,14 @@ class UsbDeviceClient final : public DeviceClient {
 /// (LIBUSB_ERROR_ACCESS), a busy interface (LIBUSB_ERROR_BUSY), or missing or non-bulk
 /// endpoints.
 std::unique_ptr<UsbDeviceClient> MakeUsbDeviceClient(const v1::UsbEngine& engine);
+
+/// Checks a farm's USB engine wiring as MakeUsbDeviceClient uses it; `path` is its field
+/// path in the farm file (e.g. "board[0].wiring.engine"): vid and pid nonzero 16-bit ids;
+/// ep_out an OUT and ep_in an IN bulk endpoint address (bEndpointAddress, USB 2.0 §9.6.6:
+/// number 1..15 in bits 3..0, bit 0x80 set for IN, bits 6..4 zero); interface 0..255. The
+/// engine (vid:pid and serial, or any serial) is claimed in `claims` as "USB engine ..."
+/// (two boards cannot share one). Adds each problem to `problems` (the farm file's).
+void ValidateUsbEngine(const v1::UsbEngine& engine, const std::string& path, Problems& problems,
+                       Claims& claims);
 
 }  // namespace dmahil::controller

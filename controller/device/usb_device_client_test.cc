@@ -5,9 +5,12 @@
 #include <chrono>
 #include <random>
 
+#include "common/config.h"
 #include "common/framing.h"
+#include "common/problems.h"
 #include "controller/device/device_test_support.h"
 #include "controller/device/usb_fake_port.h"
+#include "dmahil/v1/farm.pb.h"
 #include "firmware/host/codec.h"
 #include "firmware/host/ram_port.h"
 
@@ -404,6 +407,36 @@ TEST(UsbDeviceClientOpen, MissingDeviceIsOneClearErrorWithoutRetries) {
                  "usb 1d50:6170 serial FAKE: no such device (0 devices with this vid:pid)");
   }
   EXPECT_LT(Clock::now() - start, std::chrono::milliseconds(50));  // no backoff sleep
+}
+
+// ---- The wiring MakeUsbDeviceClient opens (ValidateUsbEngine) ----
+
+TEST(UsbEngineWiring, AddressesIdsAndInterfaceCheckedAndAnEngineWithoutSerialClaimedWhole) {
+  const std::string text = R"(name: "lab"
+board {
+  name: "a"
+  wiring { engine { vid: 0x1d50 pid: 0x6170 ep_out: 0x12 ep_in: 0x81 interface: 256 } }
+}
+board {
+  name: "b"
+  wiring { engine { vid: 0x1d50 pid: 0x6170 ep_out: 0x01 ep_in: 0x80 } }
+}
+)";
+  v1::Farm farm;
+  SourceMap source;
+  ParseTextProto(text, "lab.textproto", farm, &source);
+  Problems problems(source);
+  Claims claims(source);
+  ValidateUsbEngine(farm.board(0).wiring().engine(), "board[0].wiring.engine", problems, claims);
+  ValidateUsbEngine(farm.board(1).wiring().engine(), "board[1].wiring.engine", problems, claims);
+  EXPECT_EQ(problems.Text(),
+            "lab.textproto:4:45: board[0].wiring.engine.ep_out 0x12 is not a bulk endpoint "
+            "address (number 1..15 in bits 3..0)\n"
+            "lab.textproto:4:70: board[0].wiring.engine.interface 256 must be 0..255\n"
+            "lab.textproto:8:33: USB engine 1d50:6170 (any serial) is already used by "
+            "board[0].wiring.engine.pid at lab.textproto:4:33\n"
+            "lab.textproto:8:58: board[1].wiring.engine.ep_in 0x80 is not a bulk endpoint "
+            "address (number 1..15 in bits 3..0)");
 }
 
 }  // namespace

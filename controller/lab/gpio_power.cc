@@ -200,4 +200,34 @@ std::string GpioPowerSwitch::Describe() const {
   return out;
 }
 
+namespace {
+
+void ValidateGpioLine(const v1::GpioLine& line, const std::string& path, Problems& problems,
+                      Claims& claims) {
+  if (line.chip().empty()) {
+    problems.Add(path, "{}.chip is empty; name the gpiochip (e.g. \"gpiochip0\")", path);
+    return;
+  }
+  claims.Claim(problems, "GPIO line", fmt::format("{}:{}", line.chip(), line.offset()), path);
+}
+
+}  // namespace
+
+void ValidateGpioPower(const v1::GpioPower& gpio, const std::string& path, Problems& problems,
+                       Claims& claims) {
+  if (!gpio.has_power())
+    problems.Add(path, "{} needs power {{ chip offset }} (the relay's line)", path);
+  else
+    ValidateGpioLine(gpio.power(), path + ".power", problems, claims);
+  if (gpio.has_reset() && !gpio.reset().chip().empty())
+    ValidateGpioLine(gpio.reset(), path + ".reset", problems, claims);
+  for (int i = 0; i < gpio.boot_mode_size(); ++i) {
+    const std::string strap = fmt::format("{}.boot_mode[{}]", path, i);
+    if (!gpio.boot_mode(i).has_line())
+      problems.Add(strap, "{} needs line {{ chip offset }}", strap);
+    else
+      ValidateGpioLine(gpio.boot_mode(i).line(), strap + ".line", problems, claims);
+  }
+}
+
 }  // namespace dmahil::lab

@@ -1,4 +1,4 @@
-// Board power through relays on GPIO lines (DESIGN §8, issue 5; lab.proto GpioPower):
+// Board power through relays on GPIO lines (docs/architecture.md §10; lab.proto GpioPower):
 // libgpiod 1.6's C++ API (<gpiod.hpp>). The sequencing (boot-mode straps, power, reset,
 // hold and settle times) sits above a narrow seam, GpioLines/OutputLine, whose real
 // implementation is LibgpiodLines; tests substitute a recording fake.
@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/problems.h"
 #include "controller/lab/power.h"
 #include "dmahil/v1/lab.pb.h"
 
@@ -117,5 +118,13 @@ class GpioPowerSwitch final : public PowerSwitch {
   std::optional<Line> reset_;
   std::vector<Line> straps_;
 };
+
+/// Checks a farm's GPIO power wiring; `path` is its field path in the farm file (e.g.
+/// "board[0].wiring.power.gpio"). Needs a power line; every line given (power, reset if it
+/// names a chip, each boot-mode strap's, which is required) needs a chip, and is claimed
+/// in `claims` as "GPIO line <chip>:<offset>" (two boards cannot drive one relay). Adds
+/// each problem to `problems` (the farm file's), at the offending field.
+void ValidateGpioPower(const v1::GpioPower& gpio, const std::string& path, Problems& problems,
+                       Claims& claims);
 
 }  // namespace dmahil::lab

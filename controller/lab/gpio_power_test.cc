@@ -10,8 +10,11 @@
 #include <string>
 #include <vector>
 
+#include "common/config.h"
+#include "common/problems.h"
 #include "controller/lab/lab_error.h"
 #include "controller/lab/power.h"
+#include "dmahil/v1/farm.pb.h"
 
 namespace dmahil::lab {
 namespace {
@@ -309,6 +312,39 @@ TEST(OutputRequestTest, FlagsFollowActiveLow) {
 
 TEST(MakePowerSwitchTest, NoBackendIsALabError) {
   EXPECT_THROW(MakePowerSwitch(v1::PowerControl()), LabError);
+}
+
+// ---- The wiring GpioPowerSwitch is built from (ValidateGpioPower, ValidatePowerControl) ----
+
+TEST(GpioPowerWiring, EveryLineNeedsAChipAndDrivesOneBoardOnly) {
+  const std::string text = R"(name: "lab"
+board {
+  name: "a"
+  wiring { power { gpio { power { chip: "gpiochip0" offset: 17 } boot_mode { asserted: true } } } }
+}
+board {
+  name: "b"
+  wiring { power { gpio { reset { chip: "gpiochip0" offset: 17 } } } }
+}
+board { name: "c" wiring { power { } } }
+)";
+  v1::Farm farm;
+  SourceMap source;
+  ParseTextProto(text, "lab.textproto", farm, &source);
+  Problems problems(source);
+  Claims claims(source);
+  for (int i = 0; i < farm.board_size(); ++i)
+    ValidatePowerControl(farm.board(i).wiring().power(),
+                         "board[" + std::to_string(i) + "].wiring.power", problems, claims);
+  EXPECT_EQ(problems.Text(),
+            "lab.textproto:4:66: board[0].wiring.power.gpio.boot_mode[0] needs line { chip "
+            "offset }\n"
+            "lab.textproto:8:20: board[1].wiring.power.gpio needs power { chip offset } (the "
+            "relay's line)\n"
+            "lab.textproto:8:27: GPIO line gpiochip0:17 is already used by "
+            "board[0].wiring.power.gpio.power at lab.textproto:4:27\n"
+            "lab.textproto:10:28: board[2].wiring.power has no backend; set gpio { ... } "
+            "(relay) or pdu { ... } (pdudaemon)");
 }
 
 }  // namespace

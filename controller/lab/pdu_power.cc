@@ -186,4 +186,18 @@ void PduPowerSwitch::Request(std::string_view command, uint32_t timeout_ms) {
   }
 }
 
+void ValidatePduPower(const v1::PduPower& pdu, const std::string& path, Problems& problems,
+                      Claims& claims) {
+  if (pdu.url().rfind("http://", 0) != 0 && pdu.url().rfind("https://", 0) != 0)
+    problems.Add(path + ".url", "{}.url \"{}\" must be pdudaemon's http:// or https:// listener",
+                 path, pdu.url());
+  if (pdu.hostname().empty())
+    problems.Add(path + ".hostname",
+                 "{}.hostname is empty; give the PDU's name in pdudaemon's config", path);
+  else
+    claims.Claim(problems, "PDU outlet",
+                 fmt::format("{} {} port {}", pdu.url(), pdu.hostname(), pdu.port()),
+                 path + ".port");
+}
+
 }  // namespace dmahil::lab

@@ -1,4 +1,4 @@
-// Board power through pdudaemon (DESIGN §8, issue 5; lab.proto PduPower), the PDU daemon
+// Board power through pdudaemon (docs/architecture.md §10; lab.proto PduPower), the PDU daemon
 // LAVA and labgrid use, over its HTTP listener with Boost.Beast:
 //   GET /power/control/{on,off,reboot}?hostname=<pdu>&port=<n>[&delay=<s>]
 // pdudaemon answers 200 "OK - accepted request" and runs the job (pdudaemon 0.0.8, as in
@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/problems.h"
 #include "controller/lab/power.h"
 #include "dmahil/v1/lab.pb.h"
 
@@ -52,5 +53,13 @@ class PduPowerSwitch final : public PowerSwitch {
   std::string port_;    // decimal
   std::string prefix_;  // path prefix without a trailing '/', usually empty
 };
+
+/// Checks a farm's pdudaemon power wiring; `path` is its field path in the farm file (e.g.
+/// "board[1].wiring.power.pdu"): url must be http:// or https:// (pdudaemon's listener),
+/// hostname (the PDU's name in pdudaemon's config) non-empty. The outlet (url, hostname,
+/// port) is claimed in `claims` as "PDU outlet ..." at `path`.port (two boards cannot
+/// share one). Adds each problem to `problems` (the farm file's), at the offending field.
+void ValidatePduPower(const v1::PduPower& pdu, const std::string& path, Problems& problems,
+                      Claims& claims);
 
 }  // namespace dmahil::lab

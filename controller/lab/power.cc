@@ -25,4 +25,22 @@ std::unique_ptr<PowerSwitch> MakePowerSwitch(const v1::PowerControl& control,
   throw LabError("power control: no backend set (gpio, pdu or qemu)");
 }
 
+void ValidatePowerControl(const v1::PowerControl& power, const std::string& path,
+                          Problems& problems, Claims& claims) {
+  switch (power.backend_case()) {
+    case v1::PowerControl::kGpio:
+      ValidateGpioPower(power.gpio(), path + ".gpio", problems, claims);
+      return;
+    case v1::PowerControl::kPdu:
+      ValidatePduPower(power.pdu(), path + ".pdu", problems, claims);
+      return;
+    case v1::PowerControl::kQemu:
+      return;  // ValidateQemuWiring, with the rest of the wiring it must agree with
+    case v1::PowerControl::BACKEND_NOT_SET:
+      break;
+  }
+  problems.Add(path, "{} has no backend; set gpio {{ ... }} (relay) or pdu {{ ... }} (pdudaemon)",
+               path);
+}
+
 }  // namespace dmahil::lab

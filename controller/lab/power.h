@@ -1,13 +1,14 @@
-// Board power (DESIGN §8, issue 5): one interface over the backends of
+// Board power (docs/architecture.md §4, §9, §10): one interface over the backends of
 // proto/dmahil/v1/lab.proto PowerControl: relays on GPIO lines (GpioPowerSwitch,
 // gpio_power.h), pdudaemon's HTTP API (PduPowerSwitch, pdu_power.h) and, for the qemu-xen
-// board (issue 4), a qemu-system-aarch64 process (QemuPowerSwitch, qemu_power.h).
+// board, a qemu-system-aarch64 process (QemuPowerSwitch, qemu_power.h).
 #pragma once
 
 #include <filesystem>
 #include <memory>
 #include <string>
 
+#include "common/problems.h"
 #include "dmahil/v1/lab.pb.h"
 
 namespace dmahil::lab {
@@ -42,5 +43,13 @@ class PowerSwitch {
 /// opened or requested, and (qemu) when an image or program is missing.
 std::unique_ptr<PowerSwitch> MakePowerSwitch(const v1::PowerControl& control,
                                              const std::filesystem::path& dir = {});
+
+/// Checks a farm's relay or PDU power wiring as MakePowerSwitch would use it; `path` is its
+/// field path in the farm file (e.g. "board[0].wiring.power"): gpio by ValidateGpioPower,
+/// pdu by ValidatePduPower; no backend is a problem at `path`. qemu is not checked here: it
+/// must agree with the rest of the wiring (ValidateQemuWiring, qemu_power.h). Adds each
+/// problem to `problems` (the farm file's) and claims the lines and outlets in `claims`.
+void ValidatePowerControl(const v1::PowerControl& power, const std::string& path,
+                          Problems& problems, Claims& claims);
 
 }  // namespace dmahil::lab

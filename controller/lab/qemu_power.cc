@@ -23,6 +23,7 @@
 #include <fstream>
 #include <system_error>
 #include <thread>
+#include <tuple>
 
 #include "controller/lab/child_process.h"
 #include "controller/lab/lab_error.h"
@@ -340,6 +341,103 @@ pid_t QemuPowerSwitch::pid() {
 std::unique_ptr<SerialConsole> QemuPowerSwitch::OpenConsole(const v1::SerialConsole& config,
                                                             const fs::path& log) const {
   return pty_->OpenConsole(config, serial_path() + " (QEMU serial)", log);
+}
+
+namespace {
+
+// Why `endpoint` is not 127.0.0.1:<port> (QEMU's hostfwd listens on the host loopback
+// address only); "" if it is.
+std::string LoopbackProblem(const std::string& endpoint, uint32_t port) {
+  const std::string want = fmt::format("127.0.0.1:{}", port);
+  if (endpoint == want) return "";
+  return fmt::format("must be \"{}\" (QEMU forwards that host port into dom0)", want);
+}
+
+}  // namespace
+
+void ValidateQemuWiring(const v1::BoardWiring& w, const v1::Board& board,
+                        const std::string& wiring_path, Problems& problems, Claims& claims) {
+  const v1::QemuPower& q = w.power().qemu();
+  const std::string path = wiring_path + ".power.qemu";
+  if (q.initrd().empty())
+    problems.Add(
+        path, "{}.initrd is empty; give dom0's initramfs (e.g. \"../../build-qemu/board.cpio.gz\")",
+        path);
+  if (q.fetch_env().empty()) {
+    if (q.xen().empty())
+      problems.Add(path, "{}.xen is empty and there is no fetch_env to take XEN= from", path);
+    if (q.kernel().empty())
+      problems.Add(path, "{}.kernel is empty and there is no fetch_env to take KERNEL= from", path);
+  }
+  const uint32_t mem = q.memory_mib() != 0 ? q.memory_mib() : kQemuDefaultMemoryMib;
+  const uint32_t dom0 = q.dom0_mem_mib() != 0 ? q.dom0_mem_mib() : kQemuDefaultDom0MemMib;
+  if (mem < 256 || mem > 65536)
+    problems.Add(path + ".memory_mib", "{}.memory_mib {} must be 0 ({}) or 256..65536 MiB", path,
+                 mem, kQemuDefaultMemoryMib);
+  else if (dom0 + 128 > mem)
+    problems.Add(path + ".dom0_mem_mib",
+                 "{}.dom0_mem_mib {} leaves less than 128 MiB of memory_mib {} for Xen and the "
+                 "domU",
+                 path, dom0, mem);
+  if (q.cpus() > 8)
+    problems.Add(path + ".cpus",
+                 "{}.cpus {} must be 0 ({}) or 1..8 (TCG runs each vCPU on a host thread)", path,
+                 q.cpus(), kQemuDefaultCpus);
+  if (q.edu_dma_mask() != 0 && (q.edu_dma_mask() & (q.edu_dma_mask() + 1)) != 0)
+    problems.Add(path + ".edu_dma_mask", "{}.edu_dma_mask {:#x} must be 0 (64 bits) or 2^n - 1",
+                 path, q.edu_dma_mask());
+  // The board file is what the oracle judges by: it must describe the machine QEMU runs.
+  const uint64_t mask = q.edu_dma_mask() != 0 ? q.edu_dma_mask() : kQemuDefaultEduDmaMask;
+  const auto mask_bits = static_cast<uint32_t>(std::bit_width(mask));
+  if (board.dma().mask_bits() != 0 && board.dma().mask_bits() != mask_bits)
+    problems.Add(path + ".edu_dma_mask",
+                 "{}.edu_dma_mask {:#x} is {} bits but board \"{}\" says dma.mask_bits {}", path,
+                 mask, mask_bits, board.name(), board.dma().mask_bits());
+  if (q.non_coherent() == board.dma().coherent())
+    problems.Add(path + ".non_coherent",
+                 "{}.non_coherent is {} but board \"{}\" says dma.coherent {}: boot the board "
+                 "file's PCIe (non_coherent: {})",
+                 path, q.non_coherent(), board.name(), board.dma().coherent(),
+                 !board.dma().coherent());
+  uint64_t ram = 0;
+  for (const v1::MemoryBank& b : board.ram()) ram += b.size();
+  if (ram != 0 && ram != uint64_t{mem} << 20)
+    problems.Add(path + ".memory_mib", "{}.memory_mib {} but board \"{}\" has {} MiB of RAM", path,
+                 mem, board.name(), ram >> 20);
+  const std::tuple<const char*, uint32_t, const char*, const std::string*> ports[] = {
+      {"dom0_agent_port", q.dom0_agent_port(), "dom0_agent", &w.dom0_agent()},
+      {"guest_agent_port", q.guest_agent_port(), "guest_agent", &w.guest_agent()},
+      {"engine_port", q.engine_port(), "engine_tcp", &w.engine_tcp()}};
+  for (const auto& [name, port, field, endpoint] : ports) {
+    const std::string f = fmt::format("{}.{}", path, name);
+    if (port < 1 || port > 65535) {
+      problems.Add(f, "{} {} must be a host TCP port 1..65535 (QEMU hostfwd)", f, port);
+      continue;
+    }
+    claims.Claim(problems, "host TCP port", fmt::format("127.0.0.1:{}", port), f);
+    if (const std::string why = LoopbackProblem(*endpoint, port); !why.empty())
+      problems.Add(fmt::format("{}.{}", wiring_path, field), "{}.{} \"{}\" {}", wiring_path, field,
+                   *endpoint, why);
+  }
+}
+
+void ValidateQemuConsole(const v1::SerialConsole& c, const std::string& path, Problems& problems) {
+  if (!c.device().empty())
+    problems.Add(path + ".device",
+                 "{}.device \"{}\" must be empty for power {{ qemu }}: the console is the pty the "
+                 "controller gives QEMU",
+                 path, c.device());
+  if (c.agent_ready().empty())
+    problems.Add(path, "{} needs agent_ready (e.g. \"dmahil-qemu: board ready\")", path);
+  ValidateConsoleSettings(c, path, problems);
+}
+
+void ResolveQemuPaths(v1::QemuPower& q, const std::filesystem::path& dir) {
+  for (std::string* f :
+       {q.mutable_fetch_env(), q.mutable_xen(), q.mutable_kernel(), q.mutable_initrd()})
+    if (!f->empty()) *f = (dir / *f).lexically_normal().string();
+  if (q.qemu().find('/') != std::string::npos)  // a path; a bare name is looked up on PATH
+    q.set_qemu((dir / q.qemu()).lexically_normal().string());
 }
 
 }  // namespace dmahil::lab

@@ -1,4 +1,4 @@
-// Power for the qemu-xen board (BOARD_KIND_QEMU_XEN, issue 4; lab.proto QemuPower): "on"
+// Power for the qemu-xen board (docs/architecture.md §9; lab.proto QemuPower): "on"
 // starts qemu-system-aarch64 booting real Xen 4.17 with Debian's arm64 dom0 kernel and an
 // initrd, "off" kills it. QEMU's serial port is the board's console: the switch makes a pty
 // pair, hands QEMU the slave's path (-serial /dev/pts/N: QEMU's "tty" chardev, which
@@ -19,9 +19,11 @@
 #include <string>
 #include <vector>
 
+#include "common/problems.h"
 #include "controller/lab/child_process.h"
 #include "controller/lab/power.h"
 #include "controller/lab/serial_console.h"
+#include "dmahil/v1/board.pb.h"
 #include "dmahil/v1/lab.pb.h"
 
 namespace dmahil::lab {
@@ -53,7 +55,7 @@ struct QemuImages {
 std::map<std::string, std::string> ReadEnvFile(const std::filesystem::path& file);
 
 /// xen and kernel as given, else XEN= and KERNEL= of fetch_env; initrd as given. Paths are
-/// used as they are (LoadFarm has resolved relative ones against the farm's folder). Throws
+/// used as they are (ResolveQemuPaths has resolved relative ones against the farm's folder). Throws
 /// LabError naming what is missing: an unset image with no fetch_env to supply it, a
 /// fetch_env without the key, or an image file that does not exist.
 QemuImages ResolveQemuImages(const v1::QemuPower& power);
@@ -133,5 +135,31 @@ class QemuPowerSwitch final : public PowerSwitch {
   std::unique_ptr<boost::process::child> child_;
   std::optional<std::string> exited_;  // how the current child ended, once reaped
 };
+
+/// Checks a qemu-xen board's wiring `w` (its field path in the farm file `wiring_path`,
+/// e.g. "board[0].wiring") whose power is qemu, against its board file `board`:
+/// power.qemu needs an initrd, and xen and kernel unless a fetch_env gives them (the files
+/// are build outputs, not checked here: opening the switch names any that is missing);
+/// memory_mib 0 (2048) or 256..65536 with at least 128 MiB beyond dom0_mem_mib (0: 512);
+/// cpus 0 (2) or 1..8; edu_dma_mask 0 or 2^n - 1. The machine QEMU boots must be the one
+/// the board file describes: edu_dma_mask as wide as dma.mask_bits, non_coherent the
+/// opposite of dma.coherent, memory_mib the board's RAM. The three host ports are 1..65535,
+/// each claimed in `claims` as "host TCP port 127.0.0.1:<port>", and dom0_agent,
+/// guest_agent and engine_tcp must be "127.0.0.1:<the matching port>" (QEMU's hostfwd
+/// listens on the host loopback address). Adds each problem to `problems` (the farm's).
+void ValidateQemuWiring(const v1::BoardWiring& w, const v1::Board& board,
+                        const std::string& wiring_path, Problems& problems, Claims& claims);
+
+/// Checks a qemu-xen board's console wiring (`path` its field path in the farm file): the
+/// console is the pty QemuPowerSwitch::OpenConsole makes, so no device may be named; it
+/// needs agent_ready (the ready line); and ValidateConsoleSettings. Adds each problem to
+/// `problems` (the farm file's).
+void ValidateQemuConsole(const v1::SerialConsole& console, const std::string& path,
+                         Problems& problems);
+
+/// Resolves `power`'s relative files (fetch_env, xen, kernel, initrd, and qemu when it is a
+/// path, not a bare name looked up on PATH) against `dir`, the farm file's folder, as
+/// every path in a farm file is.
+void ResolveQemuPaths(v1::QemuPower& power, const std::filesystem::path& dir);
 
 }  // namespace dmahil::lab

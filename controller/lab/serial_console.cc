@@ -12,6 +12,7 @@
 
 #include <unistd.h>
 
+#include "common/validate.h"
 #include "controller/lab/lab_error.h"
 
 namespace dmahil::lab {
@@ -284,6 +285,41 @@ void SerialConsole::Close() {
     closed_ = true;
     cv_.notify_all();
   });
+}
+
+void ValidateConsoleSettings(const v1::SerialConsole& c, const std::string& path,
+                             Problems& problems) {
+  if (c.data_bits() != 0 && (c.data_bits() < 5 || c.data_bits() > 8))
+    problems.Add(path + ".data_bits", "{}.data_bits {} must be 0 (8) or 5..8", path, c.data_bits());
+  if (c.stop_bits() > 2)
+    problems.Add(path + ".stop_bits", "{}.stop_bits {} must be 0 (1), 1 or 2", path, c.stop_bits());
+  if (!c.agent_ready().empty()) {
+    try {
+      std::regex re(c.agent_ready(), std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {
+      problems.Add(path + ".agent_ready", "{}.agent_ready \"{}\" is not an ECMAScript regex: {}",
+                   path, c.agent_ready(), e.what());
+    }
+  }
+}
+
+void ValidateSerialConsole(const v1::SerialConsole& c, const v1::Board& board,
+                           const std::string& path, Problems& problems, Claims& claims) {
+  if (c.device().empty())
+    problems.Add(path + ".device",
+                 "{}.device is empty; give the serial device (e.g. /dev/serial/by-id/...)", path);
+  else
+    claims.Claim(problems, "serial device", c.device(), path + ".device");
+  if (!StandardBaud(c.baud()))
+    problems.Add(path + ".baud", "{}.baud {} is not a standard serial rate ({})", path, c.baud(),
+                 StandardBauds());
+  else if (board.has_console() && StandardBaud(board.console().baud()) &&
+           board.console().baud() != c.baud())
+    problems.Add(path + ".baud",
+                 "{}.baud {} differs from the board's console.baud {} (the rate its firmware "
+                 "sets and Xen keeps)",
+                 path, c.baud(), board.console().baud());
+  ValidateConsoleSettings(c, path, problems);
 }
 
 }  // namespace dmahil::lab

@@ -1,5 +1,5 @@
-// A board's serial console (DESIGN §8, issue 5; lab.proto SerialConsole): a tty opened with
-// Boost.Asio serial_port, captured continuously on its own thread into a log file, with
+// A board's serial console (docs/architecture.md §4, §10; lab.proto SerialConsole): a tty opened
+// with Boost.Asio serial_port, captured continuously on its own thread into a log file, with
 // expect-style waits and the crash detector of crash_detector.h.
 #pragma once
 
@@ -20,7 +20,9 @@
 #include <thread>
 #include <vector>
 
+#include "common/problems.h"
 #include "controller/lab/crash_detector.h"
+#include "dmahil/v1/board.pb.h"
 #include "dmahil/v1/lab.pb.h"
 
 namespace dmahil::lab {
@@ -134,5 +136,20 @@ class SerialConsole {
   bool closing_ = false;
   bool closed_ = false;
 };
+
+/// Checks the line settings of a farm's console wiring that every console uses; `path` is
+/// its field path in the farm file (e.g. "board[0].wiring.console"): data_bits 0 (8) or
+/// 5..8, stop_bits 0 (1), 1 or 2, agent_ready (if given) a valid ECMAScript regex (as
+/// SerialConsole compiles it). Adds each problem to `problems` (the farm file's).
+void ValidateConsoleSettings(const v1::SerialConsole& console, const std::string& path,
+                             Problems& problems);
+
+/// Checks a farm's console wiring for a UART (a tty SerialConsole opens): a device, claimed
+/// in `claims` as "serial device <device>" (two boards cannot share one); a standard baud
+/// rate (common/validate.h StandardBaud) equal to the board file's console.baud, when the
+/// board gives a standard one (the rate its firmware sets and Xen keeps); and
+/// ValidateConsoleSettings. Adds each problem to `problems` (the farm file's).
+void ValidateSerialConsole(const v1::SerialConsole& console, const v1::Board& board,
+                           const std::string& path, Problems& problems, Claims& claims);
 
 }  // namespace dmahil::lab

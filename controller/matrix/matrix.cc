@@ -102,7 +102,7 @@ MatrixPlan MakePlan(const MatrixRequest& request) {
     b.file = file;
     SourceMap source;
     try {
-      b.board = LoadBoard(file, &source);
+      b.board = controller::LoadBoardWithKind(file, &source);
     } catch (const ConfigError& e) {
       errors.push_back(e.what());
       continue;
@@ -242,7 +242,7 @@ std::vector<BoardRun> RunMatrix(const MatrixPlan& plan, const RunnerOptions& opt
       "# Written by `dmahil matrix`: every board run of one seed. Reproduce seed S with\n"
       "#   dmahil run --farm <this file> --seed S\n" +
           text);
-  const LoadedFarm farm = LoadFarm(farm_file, [](std::string_view id) {
+  const LoadedFarm farm = controller::LoadFarmWithKinds(farm_file, [](std::string_view id) {
     const FaultInfo* f = FindFault(id);
     return f != nullptr && f->modelled();
   });

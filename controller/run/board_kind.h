@@ -1,6 +1,8 @@
 // Board kinds (docs/architecture.md §4): what the one board runner (board_runner.h) needs
 // from a board — its power switch, its console, its DMA engine and where its agents answer
-// — behind one interface, and the registry that maps board.proto's BoardKind to it.
+// — behind one interface, and the registry that maps board.proto's BoardKind to it. Each
+// kind also says what it needs of its board file and farm entry (BoardKindEntry::rules),
+// so the controller loads farms and boards through the registry (LoadFarmWithKinds).
 //
 // A new board kind is one file under controller/run/kinds/ implementing BoardKind plus one
 // RegisterBoardKind line in board_kinds.cc; a new power backend or console is one file in
@@ -14,6 +16,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "common/validate.h"
 #include "controller/device/device_client.h"
@@ -52,6 +55,13 @@ struct BoardKindTraits {
   /// The text summary lists each failing fixture's pages (pfn, bfn, dma_addr): useful
   /// where the addresses come from a real kernel.
   bool shows_segments = false;
+  /// How the farm wires a board of the kind (lab.proto BoardWiring).
+  enum class Wiring {
+    kNone,  // not wired: a wiring block in its farm entry is an error
+    kLab,   // relay or PDU power, a UART console, the USB engine (docs/architecture.md §10)
+    kQemu,  // power { qemu }, QEMU's pty console, engine_tcp (docs/architecture.md §9)
+  };
+  Wiring wiring = Wiring::kNone;
 };
 
 /// One board of one kind, opened by the board runner. Made per board and run by the
@@ -86,8 +96,17 @@ using BoardKindFactory = std::function<std::unique_ptr<BoardKind>(const LoadedBo
 
 /// One registered kind.
 struct BoardKindEntry {
+  BoardKindEntry() = default;
+  BoardKindEntry(BoardKindTraits traits_in, BoardKindFactory make_in, BoardRules rules_in = {})
+      : traits(traits_in), make(std::move(make_in)), rules(std::move(rules_in)) {}
+
   BoardKindTraits traits;
   BoardKindFactory make;
+  /// What the kind needs of its board file and its farm entry beyond the generic rules
+  /// (common/validate.h). The registry adds, in front of check_farm_entry, what the traits
+  /// imply for every kind: faults and revision_dir only where runs_model, wiring only where
+  /// `wiring` is not kNone.
+  BoardRules rules;
 };
 
 /// Registers `kind` (a board.proto BoardKind value; a test may use an unassigned number).
@@ -100,5 +119,26 @@ const BoardKindEntry* FindBoardKind(int kind);
 /// FindBoardKind(board.kind())'s traits; a default BoardKindTraits (name "unknown") when
 /// the kind is not registered.
 BoardKindTraits TraitsOf(const v1::Board& board);
+
+/// The board.proto names of the registered kinds whose traits satisfy `which`, sorted, as
+/// "A", "A <conjunction> B" or "A, B <conjunction> C" (the wired kinds with "and" give the
+/// hardware and qemu-xen kinds' enum names): how messages name the kinds a rule allows.
+std::string KindNames(const std::function<bool(const BoardKindTraits&)>& which,
+                      std::string_view conjunction);
+
+/// The registry's rules by kind (FindBoardKind(kind)->rules; nullptr for an unregistered
+/// kind), for common/validate.h's loaders.
+const BoardRules* RulesOfKind(int kind);
+
+/// LoadBoard with the rules of the board's kind: the generic rules and the kind's, every
+/// problem in one ConfigError ("<file>:<line>:<col>: <what>" lines).
+v1::Board LoadBoardWithKind(const std::filesystem::path& file, SourceMap* source = nullptr);
+
+/// LoadFarm with the rules of each board's kind: every board file by its kind's rules and
+/// every farm entry by its kind's (faults, revision_dir, wiring: its power, console,
+/// engine, agents and health fixture, and that no two boards share a relay, a UART, an
+/// engine, a PDU outlet, an agent endpoint or a forwarded host port). Throws ConfigError
+/// listing every problem, generic and the kinds', each with its file, line and field.
+LoadedFarm LoadFarmWithKinds(const std::filesystem::path& file, const KnownFault& known_fault = {});
 
 }  // namespace dmahil::controller

@@ -1,4 +1,4 @@
-// dmahil: the controller CLI (docs/architecture.md §1).
+// dmahil: the controller CLI (docs/architecture.md §1, §3).
 //
 //   dmahil run --farm ci/farms/virtual.textproto --out out/ [--seed N] [--parallel N]
 //   dmahil bisect --farm F --board B --tree linux=<path> --good G --bad B --out DIR ...
@@ -55,7 +55,7 @@ int Run(const std::string& farm_file, const std::filesystem::path& out,
         bool check_expectations) {
   dmahil::LoadedFarm farm;
   try {
-    farm = dmahil::LoadFarm(
+    farm = dmahil::controller::LoadFarmWithKinds(
         farm_file, [](std::string_view id) { return dmahil::sim::FindFault(id) != nullptr; });
     dmahil::ValidateFarmExpectations(farm);  // a typo in `expect` is refused before any run
   } catch (const dmahil::ConfigError& e) {

@@ -20,8 +20,19 @@ inline constexpr uint32_t kDefaultLabBootTimeoutMs = 120000;
 /// Throws DeviceError naming the endpoint if it is not host:port.
 std::unique_ptr<DeviceClient> MakeLazyTcpDeviceClient(const std::string& endpoint);
 
-/// The registry entries of BOARD_KIND_HARDWARE and BOARD_KIND_QEMU_XEN.
+/// The registry entry of the hardware board kind. Its rules: the board file gives ports,
+/// dma.port, console, xen_support, l1 and cpus >= 1; the farm entry's wiring has relay or
+/// PDU power (lab::ValidatePowerControl), a UART console (lab::ValidateSerialConsole), the
+/// USB engine (ValidateUsbEngine; engine_tcp is refused), dom0_agent and guest_agent as
+/// host:port or [ipv6]:port (port 1..65535, each endpoint used by one board only) and a
+/// health_fixture, if named, that loads as a fixture (relative to the farm file).
 BoardKindEntry HardwareKindEntry();
+
+/// The registry entry of the qemu-xen board kind. Its rules: the farm entry's wiring has
+/// power { qemu } (lab::ValidateQemuWiring: the machine QEMU boots must be the board
+/// file's), QEMU's pty console (lab::ValidateQemuConsole), engine_tcp (a USB engine is
+/// refused), the agents as for hardware and the health fixture; QemuPower's relative paths
+/// are resolved against the farm file's folder (lab::ResolveQemuPaths).
 BoardKindEntry QemuXenKindEntry();
 
 }  // namespace dmahil::controller::kinds

@@ -180,9 +180,17 @@ class VirtualKind final : public BoardKind {
 }  // namespace
 
 BoardKindEntry VirtualKindEntry() {
-  return {VirtualKind::Traits(), [](const LoadedBoard& board, const CampaignOptions& options) {
-            return std::make_unique<VirtualKind>(board, options);
-          }};
+  BoardKindEntry entry;
+  entry.traits = VirtualKind::Traits();
+  entry.make = [](const LoadedBoard& board, const CampaignOptions& options) {
+    return std::make_unique<VirtualKind>(board, options);
+  };
+  // The model is its Xen: the layout is required and checked (common/validate.cc), and the
+  // model's caches have one line size (sim/cache.h). Its farm entry needs nothing beyond
+  // what runs_model allows (faults, revision_dir) and no wiring.
+  entry.rules.needs_xen_layout = true;
+  entry.rules.noun = "a virtual board";
+  return entry;
 }
 
 }  // namespace dmahil::controller::kinds

@@ -68,7 +68,8 @@ class VboardPowerSwitch final : public lab::PowerSwitch {
   std::unique_ptr<boost::process::child> child_;
 };
 
-/// The registry entry of BOARD_KIND_VIRTUAL.
+/// The registry entry of the virtual board kind: the traits, the factory, and its rules
+/// (the Xen layout required, one cache line size).
 BoardKindEntry VirtualKindEntry();
 
 }  // namespace dmahil::controller::kinds
