@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # All the tests: set up, build, check formatting and kernel style, run every test under
 # AddressSanitizer + UndefinedBehaviorSanitizer, a 10-seed detection matrix, the bisect
-# demo and benchmarks, the firmware's cross-build and fuzzer, then the qemu-xen campaign
+# demo and benchmarks, the pattern engine's NEON path under qemu-aarch64, the firmware's
+# cross-build and fuzzer, then the qemu-xen campaign
 # (real Xen and Linux under QEMU: ci/qemu-xen.sh). Each stage prints its own time.
 #
 # Two builds: build/ (RelWithDebInfo) holds the programs the campaigns and benchmarks run;
@@ -23,6 +24,7 @@ stage() {
 export DMAHIL_TARGETS="dmahil dmahil-vboard dmahil-bench dmahil-bisect-bench"
 stage "build: the programs (build/)" ci/setup.sh build
 stage "clang-format" bash -c "git ls-files '*.cc' '*.h' | xargs clang-format --dry-run -Werror"
+stage "kernel style: checkpatch.pl --strict on dmahil.ko" ci/checkpatch.sh build-checkpatch
 unset DMAHIL_TARGETS
 stage "build: everything with ASan + UBSan (build-asan/)" \
   ci/setup.sh build-asan -DDMAHIL_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug \
@@ -45,6 +47,7 @@ bisect() {
 }
 stage "dmahil bisect: the demo (300 commits, a fault in 30% of boots) and the benchmark" bisect
 stage "oracle benchmark (dmahil-bench)" build/bin/dmahil-bench
+stage "pattern engine on aarch64 (NEON) under qemu-aarch64" ci/pattern-aarch64.sh build-pattern-aarch64
 
 stage "firmware: bare-metal cross-build (arm-none-eabi), no heap/exceptions/RTTI" \
   ci/firmware-cross.sh build-cross
@@ -53,5 +56,5 @@ stage "firmware: protocol parser under libFuzzer (30 s)" ci/fuzz.sh 30 build-fuz
 # Last, so a problem with Debian's archive or a QEMU boot never hides the sanitizer run;
 # bounded, so a hung guest cannot eat the CI budget.
 stage "qemu-xen: real Xen 4.17 + Linux 6.1 under QEMU (set-up included)" \
-  timeout --kill-after=60 1800 ci/qemu-xen.sh build/qemu-xen
+  timeout --kill-after=60 1800 ci/qemu-xen.sh --dmahil build/bin/dmahil build/qemu-xen
 echo "== all stages: $((SECONDS - T0)) s"

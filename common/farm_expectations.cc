@@ -32,7 +32,8 @@ uint32_t KmodFaults(const v1::FarmBoard& entry) {
 
 }  // namespace
 
-std::vector<std::string> FarmExpectationProblems(const LoadedFarm& farm) {
+std::vector<std::string> FarmExpectationProblems(const LoadedFarm& farm,
+                                                 const BoardClassFn& class_of) {
   std::vector<std::string> problems;
   for (size_t i = 0; i < farm.boards.size(); ++i) {
     const LoadedBoard& b = farm.boards[i];
@@ -51,7 +52,7 @@ std::vector<std::string> FarmExpectationProblems(const LoadedFarm& farm) {
       if (const FaultInfo* f = FindFault(id)) faults.push_back(f->id);
     for (const FaultId id : FaultsOfKmodBits(KmodFaults(b.entry))) faults.push_back(id);
     if (faults.empty()) continue;
-    const BoardClass cls = BoardClassOf(b.board);
+    const BoardClass cls = class_of(b.board);
     const std::string_view class_name =
         cls == BoardClass::kCached ? "a board with caches" : "a board without caches";
     std::vector<std::string> expected;  // "<fault> gives <diagnosis>" of each that can manifest
@@ -74,8 +75,8 @@ std::vector<std::string> FarmExpectationProblems(const LoadedFarm& farm) {
   return problems;
 }
 
-void ValidateFarmExpectations(const LoadedFarm& farm) {
-  const std::vector<std::string> problems = FarmExpectationProblems(farm);
+void ValidateFarmExpectations(const LoadedFarm& farm, const BoardClassFn& class_of) {
+  const std::vector<std::string> problems = FarmExpectationProblems(farm, class_of);
   if (!problems.empty()) throw ConfigError(fmt::format("{}", fmt::join(problems, "\n")));
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "common/fault_catalogue.h"
 #include "common/validate.h"
 
 namespace dmahil {
@@ -17,9 +18,12 @@ namespace dmahil {
 /// that board's class (FaultInfo::Diagnosis), each of which must be able to manifest there
 /// (FaultInfo::cannot_manifest). Returns one "<farm file>:<line>:<col>: board[i].expect:
 /// ..." line per problem, in farm order; empty if all is well.
-std::vector<std::string> FarmExpectationProblems(const LoadedFarm& farm);
+/// `class_of` says whether a board shows maintenance faults as stale lines (the
+/// controller's board kinds know: controller/run/board_kind.h).
+std::vector<std::string> FarmExpectationProblems(const LoadedFarm& farm,
+                                                 const BoardClassFn& class_of);
 
 /// FarmExpectationProblems as an exception: throws ConfigError with every line.
-void ValidateFarmExpectations(const LoadedFarm& farm);
+void ValidateFarmExpectations(const LoadedFarm& farm, const BoardClassFn& class_of);
 
 }  // namespace dmahil

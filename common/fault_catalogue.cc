@@ -72,10 +72,6 @@ constexpr v1::Diagnosis kMisaddressed = v1::DIAGNOSIS_MISADDRESSED_MAINTENANCE;
 
 std::string_view FaultTreeName(FaultTree tree) { return tree == FaultTree::kXen ? "xen" : "linux"; }
 
-BoardClass BoardClassOf(const v1::Board& board) {
-  return board.kind() == v1::BOARD_KIND_QEMU_XEN ? BoardClass::kCacheless : BoardClass::kCached;
-}
-
 const std::array<FaultInfo, kFaultCount>& FaultCatalogue() {
   static const std::array<FaultInfo, kFaultCount> catalogue = {{
       {FaultId::kDmaOpsBypassXen,

@@ -12,6 +12,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -45,18 +46,19 @@ std::string_view FaultTreeName(FaultTree tree);
 
 /// How a board shows a cache-maintenance fault.
 enum class BoardClass {
-  /// The CPU caches are real or modelled (BOARD_KIND_VIRTUAL, BOARD_KIND_HARDWARE): a
+  /// The CPU caches are real or modelled (virtual and hardware boards): a
   /// missing or misaddressed clean/invalidate leaves stale lines the pattern checker sees.
   kCached,
-  /// No CPU caches to observe (BOARD_KIND_QEMU_XEN: QEMU models none): maintenance faults
+  /// No CPU caches to observe (qemu-xen boards: QEMU models none): maintenance faults
   /// show only in the maintenance audit of what dmahil.ko recorded
   /// (controller/run/maintenance_audit.h), as missing-maintenance or
   /// misaddressed-maintenance.
   kCacheless,
 };
 
-/// The class of `board`: kCacheless for BOARD_KIND_QEMU_XEN, kCached otherwise.
-BoardClass BoardClassOf(const v1::Board& board);
+/// The class of a board; the controller's board-kind registry knows it
+/// (controller/run/board_kind.h BoardClassOf, from BoardKindTraits::stale_lines_observable).
+using BoardClassFn = std::function<BoardClass(const v1::Board& board)>;
 
 /// Where a fault is implemented. A field left empty (0) means "not in that layer yet".
 struct FaultImplementations {
@@ -96,8 +98,6 @@ struct FaultInfo {
   v1::Diagnosis Diagnosis(BoardClass cls) const {
     return cls == BoardClass::kCached ? diagnosis_cached : diagnosis_cacheless;
   }
-  /// The diagnosis to expect on `board` (BoardClassOf).
-  v1::Diagnosis Diagnosis(const v1::Board& board) const { return Diagnosis(BoardClassOf(board)); }
 };
 
 /// The whole catalogue, indexed by FaultId (entry i has id FaultId(i)).

@@ -86,12 +86,12 @@ std::string_view StandardBauds();
 /// `ram` bank; dma.port, if set, names a declared port whose `coherent` and `dma_ranges`
 /// equal dma.coherent and dma.dma_ranges. console: a UART name and a standard baud rate;
 /// xen_support: a status, versions as MAJOR.MINOR. The Xen layout, when given or when
-/// `rules` needs it (dom0/domU RAM inside `ram` and disjoint, no domU bank in a memory section (MemorySectionBytes) holding dom0 RAM,
-/// grant-map region and swiotlb pool inside dom0 RAM, the pool reachable by the device
-/// through dma-ranges and the mask). Then `rules`' own checks, if any (e.g. what a hardware
-/// board needs: controller/run/kinds/lab_kinds.cc). `source` locates fields of `board`.
-/// Throws ConfigError listing every violation, one "<file>:<line>:<col>: <what>" per line,
-/// <what> starting with the field's path (e.g. "dma.port", "port[1].dma_ranges[0]").
+/// `rules` needs it (dom0/domU RAM inside `ram` and disjoint, no domU bank in a memory section
+/// (MemorySectionBytes) holding dom0 RAM, grant-map region and swiotlb pool inside dom0 RAM, the
+/// pool reachable by the device through dma-ranges and the mask). Then `rules`' own checks, if any
+/// (e.g. what a hardware board needs: controller/run/kinds/lab_kinds.cc). `source` locates fields
+/// of `board`. Throws ConfigError listing every violation, one "<file>:<line>:<col>: <what>" per
+/// line, <what> starting with the field's path (e.g. "dma.port", "port[1].dma_ranges[0]").
 void ValidateBoard(const v1::Board& board, const SourceMap& source,
                    const BoardRules* rules = nullptr);
 

@@ -67,7 +67,7 @@ cmake -S "$REPO" -B "$BUILD" "${GEN[@]}" \
   -DCMAKE_TOOLCHAIN_FILE="$REPO/cmake/aarch64-linux-gnu.cmake" \
   -DDMAHIL_SYSROOT="$SYSROOT" \
   -DDMAHIL_AGENT_ONLY=ON \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O1 -DNDEBUG" \
   > "$BUILD.configure.log" 2>&1 \
   || { tail -n 40 "$BUILD.configure.log" >&2; die "cmake configure failed (full log: $BUILD.configure.log)"; }
 

@@ -19,7 +19,7 @@ namespace dmahil::sim {
 
 class VirtualBoard {
  public:
-  /// board: a validated BOARD_KIND_VIRTUAL board; faults: the injected revision.
+  /// board: a validated board with a xen layout (a virtual one); faults: the injected revision.
   VirtualBoard(const v1::Board& board, FaultSet faults, uint64_t seed);
   VirtualBoard(const VirtualBoard&) = delete;
   VirtualBoard& operator=(const VirtualBoard&) = delete;

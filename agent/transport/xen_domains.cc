@@ -53,10 +53,9 @@ int FindDomainIdByName(std::string_view name) {
     if (domain_name == name) matches.push_back(std::atoi(id.c_str()));
   }
   if (matches.size() == 1) return matches.front();
-  throw TransportError(fmt::format("xenstore: {} domains are named '{}' (domains: {})",
-                                   matches.size(), name,
-                                   seen.empty() ? std::string("none")
-                                                : fmt::format("{}", fmt::join(seen, ", "))));
+  throw TransportError(
+      fmt::format("xenstore: {} domains are named '{}' (domains: {})", matches.size(), name,
+                  seen.empty() ? std::string("none") : fmt::format("{}", fmt::join(seen, ", "))));
 }
 
 int OwnDomainId() {

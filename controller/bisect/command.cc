@@ -262,9 +262,8 @@ LoadedFarm LoadBoardFarm(const BoardOptions& o) {
     if (b.entry.name() == o.board) boards.push_back(std::move(b));
   }
   if (boards.empty())
-    throw BisectError(
-        fmt::format("{}: no board \"{}\" (it has: {})", o.farm.string(), o.board,
-                    fmt::join(names, ", ")));
+    throw BisectError(fmt::format("{}: no board \"{}\" (it has: {})", o.farm.string(), o.board,
+                                  fmt::join(names, ", ")));
   farm.boards = std::move(boards);
   if (!o.fixtures.empty()) {
     std::vector<LoadedFixture> chosen;

@@ -55,10 +55,11 @@ std::string RenderReport(const BisectContext& c, const BisectResult& r) {
   s += fmt::format("dmahil bisect: {} tree {}, {} commits after good {} up to bad {}\n", c.tree,
                    c.repo, c.revs.size() - 1, Short(c.revs.front()), Short(c.revs.back()));
   if (!c.pinned.empty()) s += fmt::format("pinned: {}\n", c.pinned);
-  s += fmt::format("board {}, fixtures {}; rule {}, seed {}\n", c.board, fmt::join(c.fixtures, ", "),
-                   sequential ? fmt::format("sequential, confidence {}", c.requested_confidence)
-                              : "fixed runs per step",
-                   c.seed);
+  s +=
+      fmt::format("board {}, fixtures {}; rule {}, seed {}\n", c.board, fmt::join(c.fixtures, ", "),
+                  sequential ? fmt::format("sequential, confidence {}", c.requested_confidence)
+                             : "fixed runs per step",
+                  c.seed);
   if (sequential)
     s += fmt::format(
         "detection rate on bad revisions: {} of {} runs (q ~ Beta({}, {}), mean {:.2f})\n",

@@ -51,7 +51,7 @@ bool CheckFarm(const std::filesystem::path& file, const KnownFault& known_fault,
                std::ostream& err) {
   try {
     const LoadedFarm farm = controller::LoadFarmWithKinds(file, known_fault);
-    ValidateFarmExpectations(farm);  // `expect` against the fault catalogue
+    controller::ValidateFarmExpectations(farm);  // `expect` against the fault catalogue
     for (const LoadedBoard& b : farm.boards) {
       out << fmt::format("{}: board \"{}\" ({}): {}", file.string(), b.entry.name(),
                          b.file.string(), Summarize(b.board));

@@ -1,4 +1,4 @@
-// `dmahil board check <file>...` (issue 5): loads and validates board files (and farm
+// `dmahil board check <file>...`: loads and validates board files (and farm
 // files, with the boards and wiring they name) and prints one line per valid board, or
 // the errors, each "<file>:<line>:<col>: <field> ...: <what>".
 //

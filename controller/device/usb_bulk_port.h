@@ -1,4 +1,4 @@
-// The bulk-transfer layer under the USB DMA-engine client (DESIGN §8): one claimed
+// The bulk-transfer layer under the USB DMA-engine client (docs/architecture.md §10): one claimed
 // interface of one USB device with a bulk OUT and a bulk IN endpoint. The real one is
 // LibusbBulkPort (usb_libusb_port.h); tests use a fake device behind the same interface,
 // so everything above the bulk-transfer calls is tested without hardware.

@@ -1,6 +1,6 @@
 // UsbBulkPort over libusb-1.0 (synchronous API): the hardware DMA engine's USB link
-// (DESIGN §8). The device is matched by VID:PID and, if the farm file gives one, by its
-// iSerialNumber string; the wiring comes from dmahil.v1.UsbEngine (lab.proto).
+// (docs/architecture.md §10). The device is matched by VID:PID and, if the farm file gives one, by
+// its iSerialNumber string; the wiring comes from dmahil.v1.UsbEngine (lab.proto).
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// Crash detection on a board's serial console (DESIGN §8, issue 5): pure, line by line.
+// Crash detection on a board's serial console (docs/architecture.md §10): pure, line by line.
 // ClassifyConsoleLine recognises the Linux and Xen crash reports; CrashRecorder keeps the
 // first fatal one with an excerpt of the console around it, and records warnings.
 //

@@ -1,4 +1,4 @@
-// Errors of the lab hardware layer (DESIGN §8, issue 5): power switches (GPIO relays,
+// Errors of the lab hardware layer (docs/architecture.md §10): power switches (GPIO relays,
 // pdudaemon), serial consoles. A LabError is an infrastructure error, never a test
 // failure.
 #pragma once

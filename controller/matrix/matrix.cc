@@ -246,7 +246,7 @@ std::vector<BoardRun> RunMatrix(const MatrixPlan& plan, const RunnerOptions& opt
     const FaultInfo* f = FindFault(id);
     return f != nullptr && f->modelled();
   });
-  ValidateFarmExpectations(farm);
+  controller::ValidateFarmExpectations(farm);
 
   const fs::path runs_dir = options.out_dir / "runs";
   fs::remove_all(runs_dir);

@@ -43,7 +43,7 @@ inline constexpr uint32_t kDetectedPercent = 99;
 struct PlanBoard {
   std::string name;            // Board.name from the file (file stem if empty); unique
   std::filesystem::path file;  // as given on the command line
-  v1::Board board;             // the loaded, validated description (BOARD_KIND_VIRTUAL)
+  v1::Board board;             // the loaded, validated description (a kind that runs the model)
 };
 
 /// One fixture of the matrix.

@@ -1,5 +1,7 @@
 #include "controller/run/applicability.h"
 
+#include "controller/run/board_kind.h"
+
 #include <algorithm>
 #include <vector>
 
@@ -44,11 +46,12 @@ std::string NotApplicableReason(const v1::Board& board, const v1::Fixture& fx, u
         "partial_bytes {} is not below the board's {}-byte cache line: no line is shared "
         "between the CPU and the device",
         fx.partial_bytes(), line);
-  const bool virtual_board = board.kind() == v1::BOARD_KIND_VIRTUAL;
-  if (!virtual_board && fx.source() == v1::BUFFER_MIXED_SG)
+  // The model's agents compose buffers and grant a frame twice; the linux-xen ones do not.
+  const bool model_agents = TraitsOf(board).runs_model;
+  if (!model_agents && fx.source() == v1::BUFFER_MIXED_SG)
     return "a scatterlist of foreign and local pages needs ComposeBuffer, which the "
            "linux-xen backend does not have (dmahil.ko ABI 1 maps one pin at a time)";
-  if (!virtual_board && fx.double_map())
+  if (!model_agents && fx.double_map())
     return "the same frame granted twice needs grants_per_page 2, which the linux-xen "
            "backend does not have (gntalloc grants each page it allocates once)";
 

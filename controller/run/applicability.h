@@ -16,7 +16,7 @@ namespace dmahil::controller {
 /// in this order:
 ///  - partial_bytes not below the line size (the fixture shares a line's head and tail
 ///    with the CPU; a line no longer than partial_bytes has no device part);
-///  - BUFFER_MIXED_SG or double_map on a board that is not BOARD_KIND_VIRTUAL: the
+///  - BUFFER_MIXED_SG or double_map on a board whose kind does not run the model: the
 ///    linux-xen backend cannot compose a dom0 buffer of foreign and local pages nor grant
 ///    a frame twice (dmahil.ko ABI 1 maps one pin at a time; gntalloc grants a page once);
 ///  - the placement (common/placement.h, judged with the fixture's DMA mask, else the

@@ -18,6 +18,7 @@
 #include <string_view>
 #include <utility>
 
+#include "common/fault_catalogue.h"
 #include "common/validate.h"
 #include "controller/device/device_client.h"
 #include "controller/lab/power.h"
@@ -115,6 +116,15 @@ void RegisterBoardKind(int kind, BoardKindEntry entry);
 
 /// The entry for `kind`, or nullptr when no kind is registered under that value.
 const BoardKindEntry* FindBoardKind(int kind);
+
+/// How `board` shows a cache-maintenance fault (common/fault_catalogue.h): kCached where
+/// its kind's stale_lines_observable, else kCacheless.
+BoardClass BoardClassOf(const v1::Board& board);
+
+/// dmahil::ValidateFarmExpectations with each board's class from its kind: a farm `expect`
+/// that names no diagnosis, or not the one the catalogue gives the board's faults on its
+/// class, is a ConfigError with file, line and field.
+void ValidateFarmExpectations(const LoadedFarm& farm);
 
 /// FindBoardKind(board.kind())'s traits; a default BoardKindTraits (name "unknown") when
 /// the kind is not registered.

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "common/farm_expectations.h"
 #include "controller/run/board_kind.h"
 #include "controller/run/kinds/lab_kinds.h"
 #include "controller/run/kinds/virtual_kind.h"
@@ -128,6 +129,14 @@ v1::Board LoadBoardWithKind(const std::filesystem::path& file, SourceMap* source
 
 LoadedFarm LoadFarmWithKinds(const std::filesystem::path& file, const KnownFault& known_fault) {
   return LoadFarm(file, known_fault, RulesOfKind);
+}
+
+BoardClass BoardClassOf(const v1::Board& board) {
+  return TraitsOf(board).stale_lines_observable ? BoardClass::kCached : BoardClass::kCacheless;
+}
+
+void ValidateFarmExpectations(const LoadedFarm& farm) {
+  dmahil::ValidateFarmExpectations(farm, &BoardClassOf);
 }
 
 }  // namespace dmahil::controller

@@ -57,7 +57,8 @@ int Run(const std::string& farm_file, const std::filesystem::path& out,
   try {
     farm = dmahil::controller::LoadFarmWithKinds(
         farm_file, [](std::string_view id) { return dmahil::sim::FindFault(id) != nullptr; });
-    dmahil::ValidateFarmExpectations(farm);  // a typo in `expect` is refused before any run
+    dmahil::controller::ValidateFarmExpectations(
+        farm);  // a typo in `expect` is refused before any run
   } catch (const dmahil::ConfigError& e) {
     std::cerr << e.what() << "\n";
     return 2;
