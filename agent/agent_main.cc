@@ -35,6 +35,7 @@
 #include "agent/transport/vchan_channel.h"
 #include "agent/transport/vchan_relay.h"
 #include "agent/transport/xen_domains.h"
+#include "common/host_port.h"
 #include "firmware/host/device_server.h"
 
 namespace {
@@ -47,19 +48,14 @@ extern "C" void OnSignal(int) {
   if (g_stop) g_stop->Set();
 }
 
-/// "host:port" -> host and port; throws std::invalid_argument naming the option.
+/// "host:port" -> host and port (common/host_port.h); throws std::invalid_argument
+/// naming the option and what is wrong.
 std::pair<std::string, uint16_t> SplitEndpoint(const std::string& ep, const char* option) {
-  const size_t colon = ep.rfind(':');
-  unsigned long port = 0;
-  try {
-    if (colon == std::string::npos) throw std::invalid_argument("no ':'");
-    port = std::stoul(ep.substr(colon + 1));
-  } catch (const std::exception&) {
-    throw std::invalid_argument(std::string(option) + " " + ep + ": expected ADDRESS:PORT");
-  }
-  if (port == 0 || port > 65535)
-    throw std::invalid_argument(std::string(option) + " " + ep + ": port must be 1..65535");
-  return {ep.substr(0, colon), static_cast<uint16_t>(port)};
+  if (const std::string why = dmahil::HostPortProblem(ep); !why.empty())
+    throw std::invalid_argument(std::string(option) + " " + ep + ": " + why +
+                                " (expected ADDRESS:PORT)");
+  dmahil::HostPort hp = dmahil::ParseHostPort(ep);
+  return {std::move(hp.host), hp.port};
 }
 
 }  // namespace

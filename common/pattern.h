@@ -13,6 +13,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "common/seed_mix.h"
+
 namespace dmahil::pattern {
 
 inline constexpr uint16_t kMagic = 0xD4A1;
@@ -57,12 +59,7 @@ constexpr bool ValidLineSize(uint32_t line_size) {
 
 namespace detail {
 
-constexpr uint64_t SplitMix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
+constexpr uint64_t SplitMix64(uint64_t x) { return MixSeed(x); }  // common/seed_mix.h
 
 constexpr uint16_t SeedTag(uint64_t seed) {
   return static_cast<uint16_t>(SplitMix64(seed ^ 0x5EED) & 0xFFFF);

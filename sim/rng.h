@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "common/seed_mix.h"
+
 namespace dmahil::sim {
 
 class Rng {
@@ -12,10 +14,9 @@ class Rng {
   explicit Rng(uint64_t seed) : state_(seed) {}
 
   uint64_t Next() {
-    uint64_t z = (state_ += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
+    const uint64_t z = MixSeed(state_);  // mixes state_ + the golden-ratio increment
+    state_ += 0x9E3779B97F4A7C15ULL;
+    return z;
   }
   /// Uniform in [0, n), n > 0 (modulo bias < 2^-40 for the n used here).
   uint64_t Below(uint64_t n) { return Next() % n; }

@@ -242,10 +242,25 @@ std::vector<BoardRun> RunMatrix(const MatrixPlan& plan, const RunnerOptions& opt
       "# Written by `dmahil matrix`: every board run of one seed. Reproduce seed S with\n"
       "#   dmahil run --farm <this file> --seed S\n" +
           text);
-  const LoadedFarm farm = controller::LoadFarmWithKinds(farm_file, [](std::string_view id) {
-    const FaultInfo* f = FindFault(id);
-    return f != nullptr && f->modelled();
-  });
+  // The farm in memory, from what the plan loaded and validated; farm.textproto above is
+  // only for reproducing one seed with `dmahil run`.
+  LoadedFarm farm;
+  farm.file = farm_file;
+  farm.farm = farm_msg;
+  size_t entry = 0;
+  for (const auto& [b, fault] : layout) {
+    LoadedBoard lb;
+    lb.entry = farm_msg.board(static_cast<int>(entry++));
+    lb.file = fs::absolute(plan.boards[b].file).lexically_normal();
+    lb.board = plan.boards[b].board;
+    farm.boards.push_back(std::move(lb));
+  }
+  for (const PlanFixture& f : plan.fixtures) {
+    LoadedFixture lf;
+    lf.file = fs::absolute(f.file).lexically_normal();
+    lf.fixture = LoadFixture(lf.file, &lf.source);
+    farm.fixtures.push_back(std::move(lf));
+  }
   controller::ValidateFarmExpectations(farm);
 
   const fs::path runs_dir = options.out_dir / "runs";

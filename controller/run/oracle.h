@@ -39,6 +39,7 @@ struct Evidence {
   uint32_t line_size = 64;      // bytes
   uint32_t buffer_id = 0;       // the pattern's buffer id of the DMA'd buffer
   uint32_t dma_mask_bits = 64;  // the mask the fixture mapped with
+  bool needs_bounce = false;    // the fixture is about swiotlb: every page must bounce
   uint64_t buffer_offset = 0;   // bytes: where the DMA'd range starts in the buffer
   uint64_t buffer_bytes = 0;    // bytes of whole lines the DMA touches
   uint64_t dma_offset = 0;      // the DMA'd range; differs from the whole-line range with partial
