@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A stand-in for qemu-system-aarch64 in the tests of qemu_power.h and lab_board.h: enough
+# A stand-in for qemu-system-aarch64 in the tests of qemu_power.h and board_runner.h: enough
 # of QEMU's behaviour for the controller's side of the qemu-xen board.
 #   - `-machine ...,dumpdtb=F`: writes a tiny device tree with QEMU virt's
 #     /pcie@10000000 { dma-coherent; } (compiled by dtc) to F and exits 0, as QEMU does;
