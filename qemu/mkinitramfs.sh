@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# qemu/mkinitramfs.sh [--cache DIR] [--out DIR] [--force] [--no-board] [--agent FILE]
+# qemu/mkinitramfs.sh [--cache DIR] [--env FILE] [--out DIR] [--force] [--no-board] [--agent FILE]
 #                     [--kmod FILE] [--sysroot DIR] [--domu-mem MB] [--compress ALG]
 #
 # Builds the busybox dom0 initramfs images for the qemu-xen-arm64 board from the staging
@@ -7,12 +7,14 @@
 # qemu/sysroot.sh, qemu/build-agent.sh and qemu/build-kmod.sh.
 #
 #   --cache DIR    fetch.sh's cache (default <repo>/build-qemu/cache; reads DIR/fetch.env)
+#   --env FILE     read the kernel, its modules and Xen from FILE instead of DIR/fetch.env:
+#                  qemu/build-kernel.sh's kernel.env for a kernel built from source
 #   --out DIR      where the images go (default <repo>/build-qemu)
 #   --force        rebuild even if the images are newer than their inputs
 #   --no-board     build only dom0.cpio.gz and dom0-domu.cpio.gz (no agent, no dmahil.ko)
 #   --agent FILE   the aarch64 agent (default <repo>/build-qemu/agent-aarch64/bin/dmahil-agent)
 #   --kmod FILE    dmahil.ko (default <repo>/build-qemu/kmod/dmahil.ko); its vermagic must
-#                  name fetch.env's ABI
+#                  name the env file's ABI
 #   --sysroot DIR  where the agent's libraries come from when the staging tree lacks them
 #                  (default <repo>/build-qemu/sysroot, from qemu/sysroot.sh)
 #   --domu-mem MB  the board domU's memory (default 256; the agent and its gRPC/protobuf/
@@ -57,6 +59,7 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=$REPO/build-qemu/cache
+ENV_FILE=
 OUT=$REPO/build-qemu
 FORCE=0
 BOARD=1
@@ -72,6 +75,7 @@ usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0
 while [ $# -gt 0 ]; do
   case $1 in
     --cache) [ $# -ge 2 ] || die "--cache needs a directory"; CACHE=$2; shift 2 ;;
+    --env) [ $# -ge 2 ] || die "--env needs a file"; ENV_FILE=$2; shift 2 ;;
     --out)   [ $# -ge 2 ] || die "--out needs a directory"; OUT=$2; shift 2 ;;
     --force) FORCE=1; shift ;;
     --no-board) BOARD=0; shift ;;
@@ -86,11 +90,12 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-[ -f "$CACHE/fetch.env" ] || die "no $CACHE/fetch.env: run qemu/fetch.sh first"
+ENV_FILE=${ENV_FILE:-$CACHE/fetch.env}
+[ -f "$ENV_FILE" ] || die "no $ENV_FILE: run qemu/fetch.sh (or qemu/build-kernel.sh) first"
 # shellcheck source=/dev/null
-. "$CACHE/fetch.env"
+. "$ENV_FILE"
 for v in ABI XEN KERNEL MODDIR BUSYBOX ROOT; do
-  [ -n "${!v:-}" ] || die "$CACHE/fetch.env does not set $v: re-run qemu/fetch.sh"
+  [ -n "${!v:-}" ] || die "$ENV_FILE does not set $v: re-run qemu/fetch.sh (or qemu/build-kernel.sh)"
 done
 [ -d "$ROOT" ] || die "staging tree $ROOT missing: re-run qemu/fetch.sh"
 ZIP=$COMPRESS
@@ -122,7 +127,7 @@ IMAGES=("$DOM0_IMG" "$DOMU_IMG")
 SETTINGS=$OUT/.mkinitramfs-settings
 want_settings="compress=$COMPRESS domu_mem=$DOMU_MEM_MB"
 [ "$(cat "$SETTINGS" 2>/dev/null)" = "$want_settings" ] || echo "$want_settings" > "$SETTINGS"
-INPUTS=("${BASH_SOURCE[0]}" "$CACHE/fetch.env" "$SETTINGS")
+INPUTS=("${BASH_SOURCE[0]}" "$ENV_FILE" "$SETTINGS")
 if [ $BOARD = 1 ]; then IMAGES+=("$BOARD_IMG"); INPUTS+=("$AGENT" "$KMOD" "$SYSROOT/.packages"); fi
 up_to_date() {
   local img

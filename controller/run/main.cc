@@ -6,6 +6,7 @@
 //   dmahil matrix --board boards/zcu102-virtual.textproto [--board ...] [--fixtures fixtures/]
 //                 [--seeds 100] [--seed S] [--faults a,b] [--parallel N] --out DIR
 //   dmahil board check <board or farm file>... (controller/boardcheck/board_check.h)
+//   dmahil faults [--json] (controller/run/faults_command.h)
 //
 // Exit status: 0 every fixture passed, 1 a fixture failed, 2 configuration or
 // infrastructure error (a bad farm/board/fixture file, a board that did not come up).
@@ -40,6 +41,7 @@
 #include "controller/run/board_kind.h"
 #include "controller/run/campaign.h"
 #include "controller/run/expectations.h"
+#include "controller/run/faults_command.h"
 #include "sim/faults.h"
 
 namespace {
@@ -158,6 +160,9 @@ int main(int argc, char** argv) {
   dmahil::boardcheck::CommandLine board_cl;
   CLI::App* board_check = dmahil::boardcheck::AddBoardCommands(app, board_cl);
 
+  dmahil::run::FaultsCommandLine faults_cl;
+  CLI::App* faults = dmahil::run::AddFaultsCommand(app, faults_cl);
+
   app.add_flag("-v,--verbose", verbose, "log progress to stderr");
   try {
     app.parse(argc, argv);
@@ -175,6 +180,7 @@ int main(int argc, char** argv) {
       return dmahil::boardcheck::BoardCheckCommand(
           board_cl, [](std::string_view id) { return dmahil::sim::FindFault(id) != nullptr; },
           std::cout, std::cerr);
+    if (faults->parsed()) return dmahil::run::FaultsCommand(faults_cl, std::cout);
     if (bisect->parsed()) {
       if (bisect_cl.board.vboard.empty()) bisect_cl.board.vboard = SelfDir() / "dmahil-vboard";
       return dmahil::bisect::BisectCommand(bisect_cl, std::cout, std::cerr);
