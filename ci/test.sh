@@ -57,4 +57,9 @@ stage "firmware: protocol parser under libFuzzer (30 s)" ci/fuzz.sh 30 build-fuz
 # bounded, so a hung guest cannot eat the CI budget.
 stage "qemu-xen: real Xen 4.17 + Linux 6.1 under QEMU (set-up included)" \
   timeout --kill-after=60 1800 ci/qemu-xen.sh --dmahil build/bin/dmahil build/qemu-xen
+# Real kernel code under test: Linux built from Debian's linux-source-6.1, stock and with
+# one regression patch (the whole table: ci/kernel-table.sh, README "Real kernel code").
+stage "qemu-xen on Linux built from source: stock + regression dma-ops-bypass-xen" \
+  timeout --kill-after=60 2400 ci/kernel-table.sh --faults dma-ops-bypass-xen \
+  --dmahil build/bin/dmahil build/kernel-table
 echo "== all stages: $((SECONDS - T0)) s"

@@ -88,7 +88,7 @@ if [ "$TREE" = "$DEFAULT_TREE" ] && [ ! -d "$TREE/.git" ]; then
   deb=$(find "$CACHE/debs" -maxdepth 1 -name "${src}_${ver}_all.deb" | head -n1)
   if [ -z "$deb" ]; then
     log "apt-get download $src=$ver"
-    (cd "$CACHE/debs" && apt-get -q -o Acquire::Retries=3 -o APT::Sandbox::User=root \
+    (cd "$CACHE/debs" && apt-get -qq -o Acquire::Retries=3 -o APT::Sandbox::User=root \
        download "$src=$ver") || die "apt-get download $src=$ver failed"
     deb=$(find "$CACHE/debs" -maxdepth 1 -name "${src}_${ver}_all.deb" | head -n1)
     [ -n "$deb" ] || die "no ${src}_${ver}_all.deb after the download"
@@ -97,7 +97,9 @@ if [ "$TREE" = "$DEFAULT_TREE" ] && [ ! -d "$TREE/.git" ]; then
   rm -rf "$TREE.tmp" && mkdir -p "$TREE.tmp"
   dpkg-deb --fsys-tarfile "$deb" | tar -xO --wildcards "./usr/src/$src.tar.xz" \
     | tar -xJ -C "$TREE.tmp" --strip-components=1 || die "cannot unpack $deb"
-  (cd "$TREE.tmp" && "${GIT[@]}" init -q && "${GIT[@]}" add -A \
+  # -f: Debian's .gitignore ignores everything at the top level (its packaging repository
+  # holds only debian/); the tarball is the source as it is, nothing generated
+  (cd "$TREE.tmp" && "${GIT[@]}" init -q && "${GIT[@]}" add -A -f \
      && "${GIT[@]}" commit -q -m "Linux ${ver%-*} as Debian's $src $ver" \
      && "${GIT[@]}" tag "debian/$ver") || die "cannot make a git repository of $TREE.tmp"
   mv "$TREE.tmp" "$TREE"

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include <openssl/evp.h>
 #include <bit>
 #include <boost/process/args.hpp>
 #include <boost/process/extend.hpp>
@@ -21,6 +22,8 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <memory>
+#include <optional>
 #include <system_error>
 #include <thread>
 #include <tuple>
@@ -96,6 +99,25 @@ std::unique_ptr<bp::child> Spawn(const fs::path& exe, const std::vector<std::str
   }
 }
 
+// The SHA-256 of `file` in lower-case hex (OpenSSL EVP); nullopt (errno set) if it cannot
+// be read.
+std::optional<std::string> FileSha256(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return std::nullopt;
+  const std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
+                                                                    &EVP_MD_CTX_free);
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) return std::nullopt;
+  std::vector<char> buf(1 << 16);
+  while (in.read(buf.data(), static_cast<std::streamsize>(buf.size())) || in.gcount() > 0)
+    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(in.gcount()));
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_DigestFinal_ex(ctx.get(), md, &len) != 1) return std::nullopt;
+  std::string hex;
+  for (unsigned int i = 0; i < len; ++i) hex += fmt::format("{:02x}", md[i]);
+  return hex;
+}
+
 }  // namespace
 
 std::map<std::string, std::string> ReadEnvFile(const fs::path& file) {
@@ -112,6 +134,45 @@ std::map<std::string, std::string> ReadEnvFile(const fs::path& file) {
     env[line.substr(0, eq)] = line.substr(eq + 1);
   }
   return env;
+}
+
+QemuSoftware DescribeQemuSoftware(const v1::QemuPower& power) {
+  std::map<std::string, std::string> env;
+  std::string env_error;
+  if (!power.fetch_env().empty()) {
+    try {
+      env = ReadEnvFile(power.fetch_env());
+    } catch (const LabError& e) {
+      env_error = e.what();
+    }
+  }
+  const auto get = [&](const char* key) {
+    const auto it = env.find(key);
+    return it == env.end() ? std::string() : it->second;
+  };
+  QemuSoftware out;
+  if (!power.kernel().empty()) {
+    out.kernel = power.kernel();
+  } else if (!get("KERNEL_DESCRIBE").empty()) {
+    out.kernel =
+        fmt::format("Linux {} (tree {}, commit {}, config {} {}, {} KiB pages)",
+                    get("KERNEL_DESCRIBE"), get("KERNEL_TREE"), get("KERNEL_REV").substr(0, 12),
+                    get("KERNEL_CONFIG"), get("KERNEL_CONFIG_SHA"), get("KERNEL_PAGE_KIB"));
+  } else if (!get("ABI").empty()) {
+    out.kernel = fmt::format("Debian linux-image-{} ({})", get("ABI"), get("KERNEL"));
+  } else {
+    out.kernel = fmt::format("unknown: {}", env_error.empty() ? "no kernel named" : env_error);
+  }
+  const std::string xen = power.xen().empty() ? get("XEN") : power.xen();
+  if (xen.empty()) {
+    out.hypervisor =
+        fmt::format("unknown: {}", env_error.empty() ? "no Xen image named" : env_error);
+  } else {
+    const std::optional<std::string> digest = FileSha256(xen);
+    out.hypervisor = digest ? fmt::format("Xen {} (sha256 {})", xen, digest->substr(0, 16))
+                            : fmt::format("Xen {} (unreadable: {})", xen, std::strerror(errno));
+  }
+  return out;
 }
 
 QemuImages ResolveQemuImages(const v1::QemuPower& power) {

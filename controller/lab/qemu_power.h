@@ -60,6 +60,22 @@ std::map<std::string, std::string> ReadEnvFile(const std::filesystem::path& file
 /// fetch_env without the key, or an image file that does not exist.
 QemuImages ResolveQemuImages(const v1::QemuPower& power);
 
+/// What a qemu-xen board boots, in words for its reports.
+struct QemuSoftware {
+  /// A kernel built from source (qemu/build-kernel.sh's kernel.env):
+  ///   "Linux <describe> (tree <path>, commit <12 hex>, config <name> <sha12>, 4 KiB pages)";
+  /// Debian's (qemu/fetch.sh's fetch.env): "Debian linux-image-<ABI> (<Image path>)"; a
+  /// `kernel` field: its path.
+  std::string kernel;
+  /// "Xen <path> (sha256 <16 hex>)": Debian's or the user's own build (`xen` field or XEN=).
+  std::string hypervisor;
+};
+
+/// The kernel and hypervisor `power` boots, from the same fields and env file
+/// ResolveQemuImages reads. Never throws: what cannot be read says so in the string
+/// ("unknown: <why>"), as the board's own start-up reports the error.
+QemuSoftware DescribeQemuSoftware(const v1::QemuPower& power);
+
 /// QEMU's arguments (without argv[0]) for one boot: `serial` is the -serial target (a pty
 /// path); `dtb`, if not empty, is booted with -dtb; `dump_dtb`, if not empty, adds
 /// dumpdtb=<it> to -machine (QEMU then writes its device tree and exits). Values inside

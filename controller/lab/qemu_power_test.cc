@@ -335,5 +335,39 @@ TEST(ReadEnvFile, ParsesKeyValueLinesAndNamesBadOnes) {
   EXPECT_NE(ErrorOf([&] { ReadEnvFile(f); }).find(f.string() + ": cannot read"), std::string::npos);
 }
 
+// Results name what a board booted: a kernel from source by tree, commit and config, Debian's
+// by package ABI, the hypervisor by path and content.
+TEST(DescribeQemuSoftware, NamesTheKernelAndTheHypervisor) {
+  const fs::path d = fs::temp_directory_path() / ("dmahil-sw-" + std::to_string(::getpid()));
+  fs::create_directories(d);
+  std::ofstream(d / "xen") << "abc";  // sha256 ba7816bf8f01cfea414140de5dae2223...
+  std::ofstream(d / "kernel.env") << "ABI=6.1.192-dmahil\nXEN=" << (d / "xen").string()
+                                  << "\nKERNEL=/k/Image\nKERNEL_TREE=/src/linux\n"
+                                     "KERNEL_REV=0123456789abcdef0123\nKERNEL_DESCRIBE=debian/"
+                                     "6.1.192-3-1-g0123456\nKERNEL_CONFIG=dom0-4k\n"
+                                     "KERNEL_CONFIG_SHA=feedfacecafe\nKERNEL_PAGE_KIB=4\n";
+  v1::QemuPower p;
+  p.set_fetch_env((d / "kernel.env").string());
+  QemuSoftware sw = DescribeQemuSoftware(p);
+  EXPECT_EQ(sw.kernel,
+            "Linux debian/6.1.192-3-1-g0123456 (tree /src/linux, commit 0123456789ab, config "
+            "dom0-4k feedfacecafe, 4 KiB pages)");
+  EXPECT_EQ(sw.hypervisor, "Xen " + (d / "xen").string() + " (sha256 ba7816bf8f01cfea)");
+
+  std::ofstream(d / "fetch.env") << "ABI=6.1.0-57-arm64\nKERNEL=/boot/vmlinuz\n";
+  p.set_fetch_env((d / "fetch.env").string());
+  p.set_xen((d / "missing-xen").string());  // the user's own build, not there
+  sw = DescribeQemuSoftware(p);
+  EXPECT_EQ(sw.kernel, "Debian linux-image-6.1.0-57-arm64 (/boot/vmlinuz)");
+  EXPECT_NE(sw.hypervisor.find("missing-xen (unreadable: "), std::string::npos) << sw.hypervisor;
+
+  p.set_fetch_env((d / "none.env").string());
+  p.clear_xen();
+  sw = DescribeQemuSoftware(p);
+  EXPECT_NE(sw.kernel.find("unknown: "), std::string::npos) << sw.kernel;
+  EXPECT_NE(sw.hypervisor.find("cannot read"), std::string::npos) << sw.hypervisor;
+  fs::remove_all(d);
+}
+
 }  // namespace
 }  // namespace dmahil::lab

@@ -190,6 +190,16 @@ std::string RenderSummary(const std::vector<v1::FixtureResult>& results, const R
 
   std::string out = fmt::format("dmahil run: farm {}, seed {}\n\n",
                                 run.farm.empty() ? "(unnamed)" : run.farm, run.seed);
+  // What real boards booted (run.segments: farms with qemu-xen or hardware boards); a
+  // virtual board's software is its board name's faults, and results.json has it too.
+  if (run.segments && !run.software.empty()) {
+    out += "Software (kernel; hypervisor):\n";
+    for (const BoardSoftware& sw : run.software)
+      out += Wrap(fmt::format("{}: {}; {}", sw.board, sw.kernel.empty() ? "unknown" : sw.kernel,
+                              sw.hypervisor.empty() ? "unknown" : sw.hypervisor),
+                  "  ", kTextWidth);
+    out += '\n';
+  }
   out += Table(results);
   out += fmt::format("\n{} passed, {} failed, {} errors{}\n", passed, failed, errors,
                      not_applicable.empty() ? "" : fmt::format(", {} n/a", not_applicable.size()));

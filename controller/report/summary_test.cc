@@ -52,6 +52,19 @@ TEST(ReportSummary, IdenticalAcrossRenders) {
             RenderSummary(testing::SampleResults(), testing::SampleRun()));
 }
 
+// A farm of real boards names what each booted, before the verdicts.
+TEST(ReportSummary, RealBoardsNameTheirKernelAndHypervisor) {
+  RunInfo run{7, "qemu-xen-source"};
+  run.software.push_back({"qemu-xen-src", "Linux debian/6.1.192-3 (tree /t, commit 0123456789ab)",
+                          "Xen /x/xen-4.17-arm64 (sha256 0011223344556677)"});
+  EXPECT_FALSE(Has(RenderSummary({}, run), "Software"));  // virtual farms: results.json only
+  run.segments = true;
+  const std::string out = RenderSummary({}, run);
+  EXPECT_TRUE(Has(out, "Software (kernel; hypervisor):\n  qemu-xen-src: Linux debian/6.1.192-3"))
+      << out;
+  EXPECT_TRUE(Has(out, "(sha256 0011223344556677)")) << out;
+}
+
 }  // namespace
 }  // namespace dmahil::report
 

@@ -23,6 +23,7 @@
 #include "controller/device/device_client.h"
 #include "controller/lab/power.h"
 #include "controller/lab/serial_console.h"
+#include "controller/report/run_info.h"
 #include "dmahil/v1/board.pb.h"
 
 namespace dmahil::controller {
@@ -108,6 +109,9 @@ struct BoardKindEntry {
   /// imply for every kind: faults and revision_dir only where runs_model, wiring only where
   /// `wiring` is not kNone.
   BoardRules rules;
+  /// What the board boots, for its reports (report::BoardSoftware: kernel, hypervisor);
+  /// empty: the kind cannot tell before the board runs (SoftwareOf leaves both empty).
+  std::function<report::BoardSoftware(const LoadedBoard& board)> software;
 };
 
 /// Registers `kind` (a board.proto BoardKind value; a test may use an unassigned number).
@@ -125,6 +129,10 @@ BoardClass BoardClassOf(const v1::Board& board);
 /// that names no diagnosis, or not the one the catalogue gives the board's faults on its
 /// class, is a ConfigError with file, line and field.
 void ValidateFarmExpectations(const LoadedFarm& farm);
+
+/// The kernel and hypervisor `board` boots, from its kind's `software` (board name filled
+/// in; kernel and hypervisor empty when the kind has none or is not registered).
+report::BoardSoftware SoftwareOf(const LoadedBoard& board);
 
 /// FindBoardKind(board.kind())'s traits; a default BoardKindTraits (name "unknown") when
 /// the kind is not registered.

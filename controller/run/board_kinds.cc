@@ -92,6 +92,14 @@ const BoardKindEntry* FindBoardKind(int kind) {
   return it == r.kinds.end() ? nullptr : &it->second;  // entries are never removed
 }
 
+report::BoardSoftware SoftwareOf(const LoadedBoard& board) {
+  const BoardKindEntry* entry = FindBoardKind(board.board.kind());
+  report::BoardSoftware out;
+  if (entry != nullptr && entry->software) out = entry->software(board);
+  out.board = board.entry.name();
+  return out;
+}
+
 BoardKindTraits TraitsOf(const v1::Board& board) {
   const BoardKindEntry* entry = FindBoardKind(board.kind());
   if (entry != nullptr) return entry->traits;

@@ -81,8 +81,10 @@ int Run(const std::string& farm_file, const std::filesystem::path& out,
   const auto results = dmahil::controller::RunCampaign(farm, opt);
 
   dmahil::report::RunInfo info{seed, farm.farm.name()};
-  for (const dmahil::LoadedBoard& b : farm.boards)
+  for (const dmahil::LoadedBoard& b : farm.boards) {
     info.segments |= dmahil::controller::TraitsOf(b.board).shows_segments;
+    info.software.push_back(dmahil::controller::SoftwareOf(b));
+  }
   std::vector<std::string> written;
   for (const auto& file : dmahil::report::WriteReports(out, results, info))
     written.push_back(file.string());

@@ -260,6 +260,10 @@ BoardKindEntry QemuXenKindEntry() {
     if (b.entry.wiring().power().has_qemu())
       lab::ResolveQemuPaths(*b.entry.mutable_wiring()->mutable_power()->mutable_qemu(), ctx.dir);
   };
+  entry.software = [](const LoadedBoard& b) {
+    const lab::QemuSoftware sw = lab::DescribeQemuSoftware(b.entry.wiring().power().qemu());
+    return report::BoardSoftware{b.entry.name(), sw.kernel, sw.hypervisor};
+  };
   return entry;
 }
 

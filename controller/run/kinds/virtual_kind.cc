@@ -190,6 +190,16 @@ BoardKindEntry VirtualKindEntry() {
   // what runs_model allows (faults, revision_dir) and no wiring.
   entry.rules.needs_xen_layout = true;
   entry.rules.noun = "a virtual board";
+  // The model is the code under test: its Linux and Xen are the faults injected into it.
+  entry.software = [](const LoadedBoard& b) {
+    const std::string faults =
+        b.entry.faults().empty() ? "none" : fmt::format("{}", fmt::join(b.entry.faults(), ", "));
+    return report::BoardSoftware{
+        b.entry.name(),
+        fmt::format("model of Linux 6.1 (sim/linux_dma.cc; faults: {}{})", faults,
+                    b.entry.revision_dir().empty() ? "" : ", plus the revision files at power-on"),
+        "model of Xen 4.17 (sim/xen.cc)"};
+  };
   return entry;
 }
 
