@@ -187,21 +187,28 @@ class Cache {
     std::vector<uint8_t> data;          // sets * ways * line size
   };
 
-  uint8_t* Access(unsigned cpu, uint64_t line, bool write);      // the line's bytes for cpu
-  uint8_t* AccessMiss(unsigned cpu, uint64_t line, bool write);  // Access off the hot path
-  void AfterAccess(unsigned cpu, uint64_t line);                 // random eviction, prefetch
-  void AfterAccessTwoLevels(unsigned cpu, uint64_t line);        // AfterAccess with L1s
-  void RandomEviction(Level* l1, unsigned cpu);        // a random slot of l1 (cpu's) or shared
-  uint64_t SharedVictim(uint64_t line);                // a free slot in line's set
-  uint64_t SharedLookup(uint64_t line);                // find, else fill from memory
-  void SharedPut(uint64_t line, const uint8_t* data);  // L1 dirty data -> shared
-  uint64_t L1Victim(unsigned cpu, uint64_t line);      // a free slot in cpu's L1
-  uint8_t* FillL1(unsigned cpu, uint64_t line, bool write);  // L1 miss
+  // The line's bytes for cpu. whole: the store overwrites the entire line with these
+  // bytes, so a miss need not fetch the old ones (nullptr for a load or a partial store).
+  uint8_t* Access(unsigned cpu, uint64_t line, bool write, const uint8_t* whole);
+  uint8_t* AccessMiss(unsigned cpu, uint64_t line, bool write,
+                      const uint8_t* whole);               // Access off the hot path
+  void AfterAccess(unsigned cpu, uint64_t line);           // random eviction, prefetch
+  void AfterAccessTwoLevels(unsigned cpu, uint64_t line);  // AfterAccess with L1s
+  void RandomEviction(Level* l1, unsigned cpu);            // a random slot of l1 (cpu's) or shared
+  uint64_t SharedVictim(uint64_t line);                    // a free slot in line's set
+  uint64_t SharedLookup(uint64_t line, const uint8_t* whole);  // find, else fill (see FillL1)
+  void SharedPut(uint64_t line, const uint8_t* data);          // L1 dirty data -> shared
+  uint64_t L1Victim(unsigned cpu, uint64_t line);              // a free slot in cpu's L1
+  uint8_t* FillL1(unsigned cpu, uint64_t line, bool write, const uint8_t* whole);  // L1 miss
   void EvictL1(unsigned cpu, uint64_t slot);
   void EvictShared(uint64_t slot);
   void Prefetch(unsigned cpu, uint64_t line, bool into_l1);
   void CleanLine(uint64_t line, bool invalidate);  // DC CVAC / DC CIVAC everywhere
   void DropLine(uint64_t line);                    // DC IVAC everywhere
+  // fn(line) for every line of [first, end) (line-aligned) that may be cached; fn may
+  // drop lines but not allocate any.
+  template <typename Fn>
+  void ForEachCachedLine(uint64_t first, uint64_t end, Fn&& fn);
   void CheckCpu(unsigned cpu) const;
   uint64_t Pick(uint64_t n);  // rng_.Below(n), n > 0
 
