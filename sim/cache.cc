@@ -19,7 +19,7 @@ Cache::Level::Level(const v1::CacheGeometry& g)
       prefetch_ppm(g.prefetch_ppm()),
       tags(uint64_t{g.sets()} * g.ways(), kNoLine),
       state(uint64_t{g.sets()} * g.ways(), 0),
-      fingerprints(uint64_t{g.sets()} * g.ways() + 8, 0),
+      fingerprints(uint64_t{g.sets()} * g.ways() + 16, 0),
       data(uint64_t{g.sets()} * g.ways() * g.line_size()) {}
 
 Cache::Cache(const v1::CacheGeometry& geometry, MachineMemory& memory, uint64_t seed)
