@@ -19,7 +19,7 @@ Cache::Level::Level(const v1::CacheGeometry& g)
       prefetch_ppm(g.prefetch_ppm()),
       tags(uint64_t{g.sets()} * g.ways(), kNoLine),
       state(uint64_t{g.sets()} * g.ways(), 0),
-      fingerprints(uint64_t{g.sets()} * g.ways() + 8, 0),
+      fingerprints(uint64_t{g.sets()} * g.ways() + 16, 0),
       data(uint64_t{g.sets()} * g.ways() * g.line_size()) {}
 
 Cache::Cache(const v1::CacheGeometry& geometry, MachineMemory& memory, uint64_t seed)
@@ -75,11 +75,16 @@ uint64_t Cache::SharedVictim(uint64_t line) {
   return slot;
 }
 
-uint64_t Cache::SharedLookup(uint64_t line) {
+// whole: see FillL1; a single-level store of a whole line makes the new slot dirty.
+uint64_t Cache::SharedLookup(uint64_t line, const uint8_t* whole) {
   const int64_t hit = shared_.Find(line);
   if (hit >= 0) return static_cast<uint64_t>(hit);
   const uint64_t slot = SharedVictim(line);
-  memory_.Read(line, shared_.Data(slot), line_size_);
+  if (whole != nullptr) {
+    CopyBytes(shared_.Data(slot), whole, line_size_);
+  } else {
+    memory_.Read(line, shared_.Data(slot), line_size_);
+  }
   shared_.Place(slot, line, 0);
   return slot;
 }
@@ -109,8 +114,12 @@ uint64_t Cache::L1Victim(unsigned cpu, uint64_t line) {
   return slot;
 }
 
-// An L1 miss: snoop the other L1s (MESI), else fill through the shared level.
-uint8_t* Cache::FillL1(unsigned cpu, uint64_t line, bool write) {
+// An L1 miss: snoop the other L1s (MESI), else fill through the shared level. A store of
+// the whole line (whole != nullptr) fetches no old bytes: a shared slot it allocates gets
+// the stored bytes instead of memory's. That slot is clean and its bytes are never read
+// while the line is Modified in an L1 (every way out of Modified writes the L1 copy into
+// the shared level or drops both), so the model behaves as if memory had been read.
+uint8_t* Cache::FillL1(unsigned cpu, uint64_t line, bool write, const uint8_t* whole) {
   Level& l1 = l1_[cpu];
   const uint64_t slot = L1Victim(cpu, line);
   uint8_t* dst = l1.Data(slot);
@@ -121,7 +130,7 @@ uint8_t* Cache::FillL1(unsigned cpu, uint64_t line, bool write) {
     const int64_t hit = peer.Find(line);
     if (hit < 0) continue;
     const auto p = static_cast<uint64_t>(hit);
-    if (!from_peer) CopyBytes(dst, peer.Data(p), line_size_);
+    if (!from_peer && whole == nullptr) CopyBytes(dst, peer.Data(p), line_size_);
     from_peer = true;
     if (write) {  // read-for-ownership: the other copies go; a Modified one moves here
       peer.Drop(p);
@@ -130,20 +139,23 @@ uint8_t* Cache::FillL1(unsigned cpu, uint64_t line, bool write) {
       peer.state[p] = 0;
     }
   }
-  if (!from_peer) CopyBytes(dst, shared_.Data(SharedLookup(line)), line_size_);
+  if (!from_peer) {
+    const uint64_t s = SharedLookup(line, whole);
+    if (whole == nullptr) CopyBytes(dst, shared_.Data(s), line_size_);
+  }
   l1.Place(slot, line, write ? kDirty | kExclusive : (from_peer ? 0 : kExclusive));
   return dst;
 }
 
-uint8_t* Cache::AccessMiss(unsigned cpu, uint64_t line, bool write) {
+uint8_t* Cache::AccessMiss(unsigned cpu, uint64_t line, bool write, const uint8_t* whole) {
   if (l1_.empty()) {
-    const uint64_t slot = SharedLookup(line);
+    const uint64_t slot = SharedLookup(line, whole);
     if (write) shared_.state[slot] = kDirty;
     return shared_.Data(slot);
   }
   Level& l1 = l1_[cpu];
   const int64_t hit = l1.Find(line);
-  if (hit < 0) return FillL1(cpu, line, write);
+  if (hit < 0) return FillL1(cpu, line, write, whole);
   const auto slot = static_cast<uint64_t>(hit);
   // A store to a Shared line: invalidate the other L1s' copies (all clean: a Modified
   // copy would be the only one), then Modified.
@@ -158,14 +170,15 @@ uint8_t* Cache::AccessMiss(unsigned cpu, uint64_t line, bool write) {
 }
 
 // The hot path: a hit in the accessing CPU's first level that needs no coherency action.
-inline uint8_t* Cache::Access(unsigned cpu, uint64_t line, bool write) {
+inline uint8_t* Cache::Access(unsigned cpu, uint64_t line, bool write, const uint8_t* whole) {
   const bool single = l1_.empty();
   Level& level = single ? shared_ : l1_[cpu];
   const int64_t hit = level.Find(line);
-  if (hit < 0) return single ? AccessMiss(cpu, line, write) : FillL1(cpu, line, write);
+  if (hit < 0)
+    return single ? AccessMiss(cpu, line, write, whole) : FillL1(cpu, line, write, whole);
   const auto slot = static_cast<uint64_t>(hit);
   if (write) {
-    if (!single && !(level.state[slot] & kExclusive)) return AccessMiss(cpu, line, write);
+    if (!single && !(level.state[slot] & kExclusive)) return AccessMiss(cpu, line, write, whole);
     level.state[slot] |= kDirty;
   }
   return level.Data(slot);
@@ -226,7 +239,7 @@ void Cache::Read(uint64_t addr, uint8_t* dst, uint64_t len, unsigned cpu) {
   if (!memory_.Contains(addr, len)) memory_.Read(addr, dst, len);  // throws kOutOfRange
   ForEachChunk(addr, len, line_size_, [&](uint64_t at, uint64_t done, uint64_t n) {
     const uint64_t line = at & line_mask_;
-    CopyBytes(dst + done, Access(cpu, line, false) + (at - line), n);
+    CopyBytes(dst + done, Access(cpu, line, false, nullptr) + (at - line), n);
     AfterAccess(cpu, line);
   });
   memory_.FinishWriteBacks();
@@ -237,7 +250,8 @@ void Cache::Write(uint64_t addr, const uint8_t* src, uint64_t len, unsigned cpu)
   if (!memory_.Contains(addr, len)) memory_.Write(addr, src, len);  // throws kOutOfRange
   ForEachChunk(addr, len, line_size_, [&](uint64_t at, uint64_t done, uint64_t n) {
     const uint64_t line = at & line_mask_;
-    CopyBytes(Access(cpu, line, true) + (at - line), src + done, n);
+    CopyBytes(Access(cpu, line, true, n == line_size_ ? src + done : nullptr) + (at - line),
+              src + done, n);
     AfterAccess(cpu, line);
   });
   memory_.FinishWriteBacks();
@@ -286,28 +300,49 @@ void Cache::DropLine(uint64_t line) {
   shared_.Drop(static_cast<uint64_t>(hit));
 }
 
+// Line by line; or, when the range has more lines than the hierarchy has slots, by
+// scanning every level's tags (each L1, then the shared level) for lines inside the range.
+// The scan may visit a line more than once (one visit per copy that is still cached) and
+// in another order: the DC ops of the callers act on one line each, so they commute, and
+// a second clean of a line finds nothing dirty.
+template <typename Fn>
+void Cache::ForEachCachedLine(uint64_t first, uint64_t end, Fn&& fn) {
+  uint64_t slots = shared_.tags.size();
+  for (const Level& l1 : l1_) slots += l1.tags.size();
+  if ((end - first) / line_size_ <= slots) {
+    for (uint64_t a = first; a < end; a += line_size_) fn(a);
+    return;
+  }
+  const auto scan = [&](const Level& level) {
+    for (const uint64_t tag : level.tags)  // fn only drops: the array is not reallocated
+      if (tag != kNoLine && tag >= first && tag < end) fn(tag);
+  };
+  for (const Level& l1 : l1_) scan(l1);
+  scan(shared_);
+}
+
 void Cache::Clean(uint64_t addr, uint64_t len) {
   if (len == 0) return;
-  for (uint64_t a = addr & line_mask_; a < addr + len; a += line_size_) CleanLine(a, false);
+  ForEachCachedLine(addr & line_mask_, addr + len, [&](uint64_t a) { CleanLine(a, false); });
   memory_.FinishWriteBacks();
 }
 
 void Cache::CleanInvalidate(uint64_t addr, uint64_t len) {
   if (len == 0) return;
-  for (uint64_t a = addr & line_mask_; a < addr + len; a += line_size_) CleanLine(a, true);
+  ForEachCachedLine(addr & line_mask_, addr + len, [&](uint64_t a) { CleanLine(a, true); });
   memory_.FinishWriteBacks();
 }
 
 void Cache::Invalidate(uint64_t addr, uint64_t len) {
   if (len == 0) return;
   const uint64_t end = addr + len;
-  for (uint64_t a = addr & line_mask_; a < end; a += line_size_) {
+  ForEachCachedLine(addr & line_mask_, end, [&](uint64_t a) {
     if (a < addr || a + line_size_ > end) {
       CleanLine(a, true);  // DC CIVAC on the edges
     } else {
       DropLine(a);  // DC IVAC: dirty data is lost
     }
-  }
+  });
   memory_.FinishWriteBacks();
 }
 

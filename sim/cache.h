@@ -48,6 +48,10 @@
 #include <cstring>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "dmahil/v1/board.pb.h"
 #include "sim/memory.h"
 #include "sim/rng.h"
@@ -131,13 +135,29 @@ class Cache {
     }
     // The first slot of line's set whose tag is `tag` (kNoLine: the first free slot), or
     // -1. Each slot has a one-byte fingerprint of its tag (0 when free), and the set's
-    // fingerprints are compared 8 at a time in a 64-bit word; only the (nearly always
-    // zero or one) candidates are compared with the full tags, lowest way first.
+    // fingerprints are compared 16 at a time with SSE2 (up to 16 ways), else 8 at a time
+    // in a 64-bit word; only the (nearly always zero or one) candidates are compared with
+    // the full tags, lowest way first.
     int64_t FirstInSet(uint64_t line, uint64_t tag) const {
       constexpr uint64_t kOnes = 0x0101010101010101ULL;
       constexpr uint64_t kHighs = 0x8080808080808080ULL;
       const uint64_t base = ((line >> line_shift) & set_mask) * ways;
-      const uint64_t want = kOnes * (tag == kNoLine ? 0 : Fingerprint(tag));
+      const uint8_t fingerprint = tag == kNoLine ? 0 : Fingerprint(tag);
+#if defined(__SSE2__)
+      if (ways <= 16) {  // one compare, and no branch on which half the way is in
+        const __m128i set =
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(fingerprints.data() + base));
+        const __m128i same = _mm_cmpeq_epi8(set, _mm_set1_epi8(static_cast<char>(fingerprint)));
+        auto candidates = static_cast<uint32_t>(_mm_movemask_epi8(same)) & ((1u << ways) - 1);
+        while (candidates != 0) {
+          const uint64_t slot = base + static_cast<unsigned>(std::countr_zero(candidates));
+          if (tags[slot] == tag) return static_cast<int64_t>(slot);
+          candidates &= candidates - 1;
+        }
+        return -1;
+      }
+#endif
+      const uint64_t want = kOnes * fingerprint;
       for (uint32_t from = 0; from < ways; from += 8) {
         uint64_t word;
         std::memcpy(&word, fingerprints.data() + base + from, sizeof word);
@@ -183,25 +203,32 @@ class Cache {
     uint64_t valid = 0;                 // slots whose tag is not kNoLine
     std::vector<uint64_t> tags;         // sets * ways
     std::vector<uint8_t> state;         // kDirty | kExclusive per slot
-    std::vector<uint8_t> fingerprints;  // per slot (0: free), + 8 bytes of padding
+    std::vector<uint8_t> fingerprints;  // per slot (0: free), + 16 bytes of padding
     std::vector<uint8_t> data;          // sets * ways * line size
   };
 
-  uint8_t* Access(unsigned cpu, uint64_t line, bool write);      // the line's bytes for cpu
-  uint8_t* AccessMiss(unsigned cpu, uint64_t line, bool write);  // Access off the hot path
-  void AfterAccess(unsigned cpu, uint64_t line);                 // random eviction, prefetch
-  void AfterAccessTwoLevels(unsigned cpu, uint64_t line);        // AfterAccess with L1s
-  void RandomEviction(Level* l1, unsigned cpu);        // a random slot of l1 (cpu's) or shared
-  uint64_t SharedVictim(uint64_t line);                // a free slot in line's set
-  uint64_t SharedLookup(uint64_t line);                // find, else fill from memory
-  void SharedPut(uint64_t line, const uint8_t* data);  // L1 dirty data -> shared
-  uint64_t L1Victim(unsigned cpu, uint64_t line);      // a free slot in cpu's L1
-  uint8_t* FillL1(unsigned cpu, uint64_t line, bool write);  // L1 miss
+  // The line's bytes for cpu. whole: the store overwrites the entire line with these
+  // bytes, so a miss need not fetch the old ones (nullptr for a load or a partial store).
+  uint8_t* Access(unsigned cpu, uint64_t line, bool write, const uint8_t* whole);
+  uint8_t* AccessMiss(unsigned cpu, uint64_t line, bool write,
+                      const uint8_t* whole);               // Access off the hot path
+  void AfterAccess(unsigned cpu, uint64_t line);           // random eviction, prefetch
+  void AfterAccessTwoLevels(unsigned cpu, uint64_t line);  // AfterAccess with L1s
+  void RandomEviction(Level* l1, unsigned cpu);            // a random slot of l1 (cpu's) or shared
+  uint64_t SharedVictim(uint64_t line);                    // a free slot in line's set
+  uint64_t SharedLookup(uint64_t line, const uint8_t* whole);  // find, else fill (see FillL1)
+  void SharedPut(uint64_t line, const uint8_t* data);          // L1 dirty data -> shared
+  uint64_t L1Victim(unsigned cpu, uint64_t line);              // a free slot in cpu's L1
+  uint8_t* FillL1(unsigned cpu, uint64_t line, bool write, const uint8_t* whole);  // L1 miss
   void EvictL1(unsigned cpu, uint64_t slot);
   void EvictShared(uint64_t slot);
   void Prefetch(unsigned cpu, uint64_t line, bool into_l1);
   void CleanLine(uint64_t line, bool invalidate);  // DC CVAC / DC CIVAC everywhere
   void DropLine(uint64_t line);                    // DC IVAC everywhere
+  // fn(line) for every line of [first, end) (line-aligned) that may be cached; fn may
+  // drop lines but not allocate any.
+  template <typename Fn>
+  void ForEachCachedLine(uint64_t first, uint64_t end, Fn&& fn);
   void CheckCpu(unsigned cpu) const;
   uint64_t Pick(uint64_t n);  // rng_.Below(n), n > 0
 

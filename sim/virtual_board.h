@@ -42,7 +42,11 @@ class VirtualBoard {
   void CpuCleanInvalidate(uint32_t domid, uint64_t gpa, uint64_t len);
 
  private:
-  uint64_t ToMachine(uint32_t domid, uint64_t gpa) const;
+  // fn(machine, done, n) for each run of [gpa, gpa + len) whose frames are contiguous in
+  // machine memory and inside one RAM bank, in order (done: bytes before the run). Throws
+  // SimError(kOutOfRange) at the first unmapped frame, after the runs before it.
+  template <typename Fn>
+  void ForEachMachineRun(uint32_t domid, uint64_t gpa, uint64_t len, Fn&& fn) const;
   unsigned CpuOf(uint32_t domid) const;  // dom0 runs on CPU 0, the domU on CPU 1 % cpus
 
   v1::Board board_;
