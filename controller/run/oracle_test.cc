@@ -120,13 +120,19 @@ TEST(Oracle, TheDeviceMayWriteOnlyARightReachableSegmentTheAgentDidNotRefuse) {
   EXPECT_FALSE(DeviceMayWrite(Flat64(), 64, refused)) << "the agent's own judgement wins";
 }
 
-TEST(Oracle, AWrongAddressWhoseWritesWereSkippedIsDiagnosedFromTheAudit) {
-  // dma-ops-bypass-xen, DMA_FROM_DEVICE: the device was not allowed to write, so every
-  // line still holds the old generation; the audit names the bug and its displacement.
-  v1::DmaSegment s = Seg(0, 0x3f000, 0x800000, 0x3f000000);
+/// DMA_FROM_DEVICE of foreign pfn 0x3f000 (bfn 0x800000) at bus `dma`, which the agent
+/// refused to let the device write: every line still holds the old generation.
+Evidence SkippedWrite(uint64_t dma) {
+  v1::DmaSegment s = Seg(0, 0x3f000, 0x800000, dma);
   s.set_write_refused(true);
   Evidence e = Ev(v1::DMA_FROM_DEVICE, {s});
   for (uint32_t l = 0; l < 64; ++l) e.findings.push_back(Line(l, v1::LINE_STALE));
+  return e;
+}
+
+TEST(Oracle, AWrongAddressWhoseWritesWereSkippedIsDiagnosedFromTheAudit) {
+  // dma-ops-bypass-xen: the audit names the bug and its displacement, not the data.
+  const Evidence e = SkippedWrite(0x3f000000);
   v1::FixtureResult r;
   Diagnose(Flat64(), e, &r);
   EXPECT_EQ(r.verdict(), v1::VERDICT_FAIL);
@@ -139,10 +145,7 @@ TEST(Oracle, ASegmentTheAgentRefusedIsNeverAPassEvenWhenTheBoardFileAgrees) {
   // The agent's own computation (the real device's dma-ranges, the swiotlb pool) says the
   // address is wrong; the board file's says right: a wrong bus address, not a pass, and
   // not the stale lines the skipped write left behind.
-  v1::DmaSegment s = Seg(0, 0x3f000, 0x800000, 0x800000000);
-  s.set_write_refused(true);
-  Evidence e = Ev(v1::DMA_FROM_DEVICE, {s});
-  for (uint32_t l = 0; l < 64; ++l) e.findings.push_back(Line(l, v1::LINE_STALE));
+  Evidence e = SkippedWrite(0x800000000);
   v1::FixtureResult r;
   Diagnose(Flat64(), e, &r);
   EXPECT_EQ(r.verdict(), v1::VERDICT_FAIL);
