@@ -356,3 +356,80 @@ TEST_F(AgentOverGrpc, ReadBytesReturnsWhatFillWroteAndRefusesTooMuch) {
 
 }  // namespace
 }  // namespace dmahil::agent
+
+namespace dmahil::agent {
+namespace {
+
+// The write fence of the virtual board, as dmahil.ko's on a real one (docs/architecture.md
+// §12): with the dma-ops-bypass-xen fault the DMA API hands out the foreign pages' pfn
+// addresses; the backend marks those segments write_refused and the virtual engine reads
+// them but never writes them. Right segments stay writable.
+class EngineFence : public ::testing::Test {
+ protected:
+  void Start(const std::vector<std::string>& faults) {
+    const char* root = std::getenv("DMAHIL_SOURCE_DIR");
+    const v1::Board b =
+        LoadBoard(std::string(root ? root : ".") + "/boards/zcu102-virtual.textproto");
+    board_ = std::make_unique<sim::VirtualBoard>(b, sim::FaultSet::Parse(faults), 5);
+    dom0_ = std::make_unique<SimBackend>(*board_, v1::ROLE_DOM0);
+    guest_ = std::make_unique<SimBackend>(*board_, v1::ROLE_GUEST);
+    port_ = std::make_unique<SimMemoryPort>(*board_, dom0_.get());
+  }
+  /// Grants and maps `pages` foreign pages, then DMA-maps them BIDIRECTIONAL.
+  v1::DmaMapping MapForeign(uint32_t pages) {
+    v1::AllocGrantsRequest g;
+    g.set_pages(pages);
+    g.set_to_domid(0);
+    v1::AllocGrantsResponse gr;
+    EXPECT_TRUE(guest_->AllocGrants(g, &gr).ok());
+    v1::MapForeignRequest mf;
+    mf.set_domid(1);
+    *mf.mutable_grefs() = gr.grefs();
+    v1::BufferInfo b;
+    EXPECT_TRUE(dom0_->MapForeign(mf, &b).ok());
+    v1::DmaMapRequest req;
+    req.set_buffer(b.buffer());
+    req.set_length(pages * 4096ull);
+    req.set_direction(v1::DMA_BIDIRECTIONAL);
+    v1::DmaMapping m;
+    EXPECT_TRUE(dom0_->DmaMap(req, &m).ok());
+    return m;
+  }
+  std::unique_ptr<sim::VirtualBoard> board_;
+  std::unique_ptr<SimBackend> dom0_, guest_;
+  std::unique_ptr<SimMemoryPort> port_;
+};
+
+TEST_F(EngineFence, AWrongBusAddressIsReadButNeverWritten) {
+  Start({"dma-ops-bypass-xen"});
+  const v1::DmaMapping m = MapForeign(2);
+  ASSERT_EQ(m.segments_size(), 2);
+  uint8_t buf[64] = {};
+  for (const v1::DmaSegment& s : m.segments()) {
+    EXPECT_EQ(s.dma_addr(), s.pfn() << 12) << "the fault: the pfn's address, not the bfn's";
+    EXPECT_TRUE(s.write_refused()) << s.ShortDebugString();
+    EXPECT_TRUE(port_->Read(s.dma_addr(), buf, sizeof buf).ok) << "a read goes ahead";
+    const firmware::BusResult w = port_->Write(s.dma_addr(), buf, sizeof buf);
+    EXPECT_FALSE(w.ok) << "a write to a wrong bus address reached the bus";
+    EXPECT_EQ(w.fault_addr, s.dma_addr());
+  }
+}
+
+TEST_F(EngineFence, RightSegmentsAreWritableAndNothingOutsideAMappingIsTouched) {
+  Start({});
+  const v1::DmaMapping m = MapForeign(2);
+  ASSERT_EQ(m.segments_size(), 2);
+  uint8_t buf[64] = {};
+  for (const v1::DmaSegment& s : m.segments()) {
+    EXPECT_FALSE(s.write_refused()) << s.ShortDebugString();
+    EXPECT_TRUE(port_->Write(s.dma_addr(), buf, sizeof buf).ok);
+    EXPECT_FALSE(port_->Write(s.dma_addr() + 4096 - 32, buf, sizeof buf).ok)
+        << "across the segment's end";
+  }
+  EXPECT_FALSE(port_->Read(0x1000, buf, sizeof buf).ok) << "no mapping there";
+  EXPECT_TRUE(dom0_->DmaUnmap(m.mapping(), nullptr).ok());
+  EXPECT_FALSE(port_->Write(m.segments(0).dma_addr(), buf, sizeof buf).ok) << "after unmap";
+}
+
+}  // namespace
+}  // namespace dmahil::agent

@@ -43,7 +43,9 @@ class Backend {
 
   /// dom0 role: dma_map_page per 4 KiB page of [offset, offset + length) (validated to lie
   /// inside the buffer). RESOURCE_EXHAUSTED if the DMA API fails (swiotlb full, not
-  /// DMA-capable); nothing stays mapped then.
+  /// DMA-capable); nothing stays mapped then. Each segment's write_refused is the
+  /// backend's own judgement of its bus address (docs/architecture.md §12): the engine
+  /// must not write a segment whose address is not the page's own or beyond its reach.
   virtual grpc::Status DmaMap(const v1::DmaMapRequest& req, v1::DmaMapping* resp) = 0;
   /// dma_sync_*_for_cpu / _for_device over a mapping; NOT_FOUND for an unknown mapping.
   /// `resp->maintenance` gets the cache maintenance the kernel issued, if the backend

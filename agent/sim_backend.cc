@@ -226,6 +226,7 @@ Status SimBackend::DmaMap(const v1::DmaMapRequest& req, v1::DmaMapping* resp) {
     s.set_bfn(board_.dma().PfnToBfn(pfn));
     s.set_foreign(s.bfn() != pfn);
     s.set_bounced(pm.bounced);
+    s.set_write_refused(!board_.dma().DeviceMayWrite(phys, pm.dma_addr, len));
     m.segments.push_back(s);
     off += len;
   }
@@ -261,6 +262,16 @@ Status SimBackend::DmaUnmap(uint32_t mapping, v1::DmaUnmapResponse*) {
   --buffers_.at(it->second.buffer).dma_mappings;
   mappings_.erase(it);
   return Status::OK;
+}
+
+bool SimBackend::EngineMayAccess(uint64_t bus_addr, uint64_t len, bool write) {
+  std::lock_guard lock(board_.mutex());
+  for (const auto& [handle, m] : mappings_)
+    for (const v1::DmaSegment& s : m.segments)
+      if (bus_addr >= s.dma_addr() && bus_addr - s.dma_addr() <= s.length() &&
+          len <= s.length() - (bus_addr - s.dma_addr()) && (!write || !s.write_refused()))
+        return true;
+  return false;
 }
 
 template <typename Op>

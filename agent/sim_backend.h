@@ -25,6 +25,8 @@ class SimBackend final : public Backend {
   grpc::Status AllocLocal(const v1::AllocLocalRequest& req, v1::BufferInfo* resp) override;
   grpc::Status ComposeBuffer(const v1::ComposeBufferRequest& req, v1::BufferInfo* resp) override;
   grpc::Status ReleaseBuffer(uint32_t buffer) override;
+  /// Each segment's write_refused is the model's sim::LinuxDma::DeviceMayWrite, decided
+  /// here when it is mapped (as dmahil.ko's seg_write_safe on a real board).
   grpc::Status DmaMap(const v1::DmaMapRequest& req, v1::DmaMapping* resp) override;
   grpc::Status DmaSync(uint32_t mapping, v1::SyncFor for_, v1::DmaSyncResponse* resp) override;
   grpc::Status DmaUnmap(uint32_t mapping, v1::DmaUnmapResponse* resp) override;
@@ -32,6 +34,12 @@ class SimBackend final : public Backend {
                         uint64_t len) override;
   grpc::Status CpuRead(uint32_t buffer, uint64_t offset, uint8_t* dst, uint64_t len) override;
   grpc::Status CpuCleanInvalidate(uint32_t buffer, uint64_t offset, uint64_t len) override;
+
+  /// The virtual engine's fence, as dmahil.ko's in_window() on a real board: whether the
+  /// engine may read (`write` false) or write [bus_addr, bus_addr + len) — inside one
+  /// segment of a live mapping of this (dom0) backend, and for a write one whose
+  /// write_refused is false. Takes the board lock.
+  bool EngineMayAccess(uint64_t bus_addr, uint64_t len, bool write);
 
  private:
   enum class Kind { kGranted, kForeign, kLocal, kComposite };

@@ -81,7 +81,7 @@ VirtualBoardServer::VirtualBoardServer(const v1::Board& board,
       guest_backend_(board_, v1::ROLE_GUEST),
       dom0_service_(dom0_backend_),
       guest_service_(guest_backend_),
-      port_(board_) {
+      port_(board_, &dom0_backend_) {
   dom0_server_ = Serve(dom0_service_, &endpoints_.dom0);
   guest_server_ = Serve(guest_service_, &endpoints_.guest);
   device_server_ = std::make_unique<device_host::DeviceServer>(port_);

@@ -65,6 +65,16 @@ uint64_t LinuxDma::ExpectedDma(uint64_t phys) const {
   return PhysToDma((PfnToBfn(phys >> kXenPageShift) << kXenPageShift) | (phys & kPageMask));
 }
 
+bool LinuxDma::DeviceMayWrite(uint64_t phys, uint64_t dma, uint64_t size) const {
+  if (size == 0 || dma == kDmaMappingError || dma + (size - 1) < dma || !DmaCapable(dma, size))
+    return false;
+  if (dma == ExpectedDma(phys)) return true;
+  const uint64_t first = DmaToPhys(dma);
+  const uint64_t last = DmaToPhys(dma + (size - 1));
+  return first != kDmaMappingError && last != kDmaMappingError && IsSwiotlbBuffer(first) &&
+         IsSwiotlbBuffer(last);
+}
+
 uint64_t LinuxDma::XenPhysToDma(uint64_t phys) const {
   uint64_t bus = (PfnToBfn(phys >> kXenPageShift) << kXenPageShift) | (phys & kPageMask);
   if (faults_.Has(FaultId::kGrant64kOffset)) {

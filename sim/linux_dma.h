@@ -67,6 +67,16 @@ class LinuxDma {
   /// bus frame (xen_phys_to_dma without any fault). The model's tests compare against it;
   /// the controller's audit (controller/run/oracle.cc) computes the same from the board.
   uint64_t ExpectedDma(uint64_t phys) const;
+  /// Whether the device may write [dma, dma + size) of a mapping of dom0 physical address
+  /// phys (size > 0), with the current mask: the one rule of the engine's write fence
+  /// (docs/architecture.md §12), as dmahil.ko's seg_write_safe() applies it on a real
+  /// board. Computed from the model's p2m, never from the mapping path under test: dma
+  /// must be ExpectedDma(phys) (drivers/xen/swiotlb-xen.c xen_phys_to_dma: phys_to_dma of
+  /// the bus frame, include/linux/dma-direct.h), or, for a bounced mapping, an address
+  /// whose dma_to_phys of the first and last byte lies in the swiotlb pool
+  /// (is_swiotlb_buffer); and its last byte must be within dma_capable's limit
+  /// (min(mask, end of dma-ranges)). False for kDmaMappingError.
+  bool DeviceMayWrite(uint64_t phys, uint64_t dma, uint64_t size) const;
 
   /// dma_map_page(dev, page, offset, size, dir) for [phys, phys + size) of dom0, size
   /// 1..256 KiB; the range may cross 4 KiB Xen pages (pfn-contiguous, as a scatterlist

@@ -13,6 +13,11 @@
  * serialises every ioctl, the release and the engine's bind and unbind, so
  * the engine runs one transfer at a time.
  *
+ * The engine never writes where a kernel under test may have sent it: each
+ * segment is judged when it is mapped (seg_write_safe()) and the engine may
+ * only read a segment whose bus address is not the page's own or not within
+ * the device's reach (DMAHIL_SEG_WRITE_REFUSED, in_window()).
+ *
  * Module parameter faults (DMAHIL_FAULT_* of dmahil_uapi.h, read when a
  * mapping is made and kept for its life; writable at run time through
  * /sys/module/dmahil/parameters/faults).  The switches act only on mappings
@@ -22,7 +27,8 @@
  *   BYPASS          segments report (and XFER windows use)
  *                   page_to_phys(page) + offset, the dom0 pfn address,
  *                   instead of the DMA API's bus address; the real mapping
- *                   is still made and unmapped.
+ *                   is still made and unmapped.  seg_write_safe() refuses
+ *                   writes there, as for any wrong address.
  *   SKIP_CPU_SYNC   map and unmap with DMA_ATTR_SKIP_CPU_SYNC (no
  *                   maintenance); the SYNC ioctl is unaffected.
  *   SYNC_MISADDRESS map with DMA_ATTR_SKIP_CPU_SYNC, then
@@ -30,6 +36,7 @@
  *                   address + 4096 (one 4 KiB page off); SYNC ioctls on the
  *                   mapping are misaddressed the same way; unmap is normal.
  */
+#include <linux/dma-direct.h>
 #include <linux/dma-map-ops.h>
 #include <linux/dma-mapping.h>
 #include <linux/fs.h>
@@ -41,6 +48,7 @@
 #include <linux/overflow.h>
 #include <linux/scatterlist.h>
 #include <linux/slab.h>
+#include <linux/swiotlb.h>
 #include <linux/uaccess.h>
 #include <xen/page.h>
 
@@ -350,6 +358,48 @@ static void map_free(struct dmahil_map_k *m)
 }
 
 /**
+ * seg_write_safe() - whether the engine may write a segment
+ * @dev: the engine, with the mapping's DMA mask set
+ * @page: the segment's page
+ * @poff: the segment's first byte in @page
+ * @len: its bytes, 1..4096 - @poff
+ * @addr: the bus address the segment reports (the XFER window)
+ *
+ * The one rule of the module's write fence (docs/architecture.md, Safety).
+ * The expected address is computed here from the page's machine frame, never
+ * taken from the DMA API under test: phys_to_dma() of pfn_to_bfn() of the
+ * page plus @poff, as xen_phys_to_dma() in drivers/xen/swiotlb-xen.c builds
+ * it (phys_to_dma() of include/linux/dma-direct.h adds the device's
+ * dma-ranges offset).  A segment the DMA API bounced has another address, of
+ * a slot the kernel chose: it is accepted when dma_to_phys() of its first and
+ * last byte lie in the device's swiotlb pool (is_swiotlb_buffer(), as
+ * is_xen_swiotlb_buffer() checks it).  Either way its last byte must be
+ * within dma_capable()'s limit, min_not_zero(*@dev->dma_mask,
+ * @dev->bus_dma_limit).
+ *
+ * Return: true if the engine may write [@addr, @addr + @len).
+ */
+static bool seg_write_safe(struct device *dev, struct page *page, u32 poff,
+			   u32 len, dma_addr_t addr)
+{
+	phys_addr_t mach, first;
+	u64 limit, last;
+
+	if (!dev->dma_mask || !len ||
+	    check_add_overflow((u64)addr, (u64)len - 1, &last))
+		return false;
+	limit = min_not_zero(*dev->dma_mask, dev->bus_dma_limit);
+	if (last > limit)
+		return false;
+	mach = PFN_PHYS(pfn_to_bfn(page_to_pfn(page))) + poff;
+	if (addr == phys_to_dma(dev, mach))
+		return true;
+	first = dma_to_phys(dev, addr);
+	return is_swiotlb_buffer(dev, first) &&
+	       is_swiotlb_buffer(dev, first + len - 1);
+}
+
+/**
  * seg_fill() - fill in one segment of a mapping
  * @m: the mapping
  * @i: the segment's index
@@ -358,7 +408,8 @@ static void map_free(struct dmahil_map_k *m)
  * @bus: the DMA API's address for it
  *
  * Under DMAHIL_FAULT_BYPASS the reported address is page_to_phys() of the
- * page plus the offset (the fault), not @bus.
+ * page plus the offset (the fault), not @bus.  The reported address is then
+ * judged by seg_write_safe(): DMAHIL_SEG_WRITE_REFUSED if it fails.
  */
 static void seg_fill(struct dmahil_map_k *m, u32 i, u64 off, u32 len,
 		     dma_addr_t bus)
@@ -380,6 +431,8 @@ static void seg_fill(struct dmahil_map_k *m, u32 i, u64 off, u32 len,
 		if ((u64)bus / DMAHIL_PAGE != s->bfn)
 			s->flags |= DMAHIL_SEG_BOUNCED;
 	}
+	if (!seg_write_safe(m->dev, page, off % DMAHIL_PAGE, len, s->dma_addr))
+		s->flags |= DMAHIL_SEG_WRITE_REFUSED;
 }
 
 /**
@@ -803,13 +856,14 @@ static long do_unmap(struct dmahil_file *f, void __user *arg)
  * @len: bytes
  * @op: DMAHIL_XFER_*
  *
- * Under DMAHIL_FAULT_BYPASS a foreign segment's window is its ballooned pfn,
- * whose machine frame Xen took back: the engine may read it (what the bug
- * does: the device reads the wrong memory) but never writes it, so a fault
- * board cannot corrupt Xen or another domain.
+ * A segment marked DMAHIL_SEG_WRITE_REFUSED (see seg_write_safe()) may be
+ * read (what a wrong address does: the device reads the wrong memory) but
+ * never written, so a kernel under test, or a DMAHIL_FAULT_* switch such as
+ * BYPASS (a foreign page's ballooned pfn, whose machine frame Xen took
+ * back), cannot make the engine corrupt dom0, Xen or another domain.
  *
  * Return: true if [@addr, @addr + @len) lies inside one segment (as
- * reported) of a live mapping of @f and @op is allowed there.
+ * reported) of a live mapping of @f and @op is allowed in such a segment.
  */
 static bool in_window(struct dmahil_file *f, u64 addr, u32 len, u32 op)
 {
@@ -825,9 +879,9 @@ static bool in_window(struct dmahil_file *f, u64 addr, u32 len, u32 op)
 			    addr - s->dma_addr > s->length ||
 			    len > s->length - (addr - s->dma_addr))
 				continue;
-			return !(op == DMAHIL_XFER_WRITE &&
-				 (m->faults & DMAHIL_FAULT_BYPASS) &&
-				 (s->flags & DMAHIL_SEG_FOREIGN));
+			if (op != DMAHIL_XFER_WRITE ||
+			    !(s->flags & DMAHIL_SEG_WRITE_REFUSED))
+				return true;
 		}
 	}
 	return false;
@@ -843,8 +897,9 @@ static bool in_window(struct dmahil_file *f, u64 addr, u32 len, u32 op)
  * -EINVAL if @arg->op is not a DMAHIL_XFER_*, @arg->length is 0 or above
  * DMAHIL_MAX_XFER_BYTES, @arg->uaddr is 0 or the range overflows; -ENODEV if
  * no engine is bound; -EACCES if the range is not inside one segment of a
- * live mapping of @f (or is a write to a bypassed foreign segment, see
- * in_window()); -EIO if the engine is wedged, refused a DMA or timed out.
+ * live mapping of @f, or is a write and every such segment is marked
+ * DMAHIL_SEG_WRITE_REFUSED (see in_window()); -EIO if the engine is wedged,
+ * refused a DMA or timed out.
  */
 static long do_xfer(struct dmahil_file *f, void __user *arg)
 {

@@ -30,7 +30,8 @@
  *           reachable under the mask)
  *   ENOSPC  out of handles
  *   EFAULT  bad user pointer
- *   EACCES  an engine transfer outside every live mapping's windows
+ *   EACCES  an engine transfer outside every live mapping's windows, or a
+ *           write into a segment marked DMAHIL_SEG_WRITE_REFUSED
  *   EIO     the engine refused a DMA or timed out
  *   ENODEV  no engine bound
  *   ENOTTY  unknown ioctl
@@ -67,7 +68,9 @@
  * Bit 0, catalogue id dma-ops-bypass-xen: the segments report, and the engine
  * drives, page_to_phys() of the page (the foreign page's dom0 pfn) instead of
  * the DMA API's bus address (its bfn).  The real mapping is still made and
- * unmapped.
+ * unmapped.  Such a segment is not the page's bus address, so it is marked
+ * DMAHIL_SEG_WRITE_REFUSED like any other wrong one: the engine may read it,
+ * never write it.
  */
 #define DMAHIL_FAULT_BYPASS 0x1u
 
@@ -182,6 +185,21 @@ struct dmahil_pin {
  * @bfn: pfn_to_bfn(@pfn)
  * @length: bytes
  * @flags: DMAHIL_SEG_*
+ *
+ * DMAHIL_SEG_WRITE_REFUSED is the module's own judgement of @dma_addr, made
+ * when the segment is mapped and kept for the mapping's life: the engine may
+ * write the segment only if @dma_addr is the bus address the page should have
+ * and the device reaches all of it.  The expected address is computed by the
+ * module, not taken from the DMA API under test: phys_to_dma() of the page's
+ * machine address (pfn_to_bfn() of its pfn, plus the offset in the page), as
+ * xen_phys_to_dma() in drivers/xen/swiotlb-xen.c; or, for a segment the DMA
+ * API bounced, any address whose dma_to_phys() range lies inside the device's
+ * swiotlb pool (is_swiotlb_buffer()).  In both cases the segment's last byte
+ * must be within dma_capable()'s limit, min_not_zero(*dev->dma_mask,
+ * dev->bus_dma_limit) (include/linux/dma-direct.h).  A segment that fails is
+ * reported with the flag set; DMAHIL_IOC_XFER reads it, but a write into it
+ * fails with EACCES, whatever produced the address (a kernel under test, or
+ * a DMAHIL_FAULT_* switch).
  */
 struct dmahil_seg {
 	__u64 offset;
@@ -194,6 +212,8 @@ struct dmahil_seg {
 
 #define DMAHIL_SEG_FOREIGN 0x1u	/* pfn != bfn */
 #define DMAHIL_SEG_BOUNCED 0x2u	/* dma_addr is not bfn's: a swiotlb bounce */
+/* the engine may not write the segment: see struct dmahil_seg */
+#define DMAHIL_SEG_WRITE_REFUSED 0x4u
 
 /**
  * struct dmahil_map - map part of a pin for the engine (DMAHIL_IOC_MAP)
@@ -261,7 +281,8 @@ struct dmahil_unmap {
  *
  * The engine moves @length bytes between bus address @dma_addr and the user
  * buffer @uaddr.  The whole range must lie inside one segment of a live
- * mapping (EACCES otherwise).  On edu it goes through a module-owned staging
+ * mapping, for DMAHIL_XFER_WRITE one without DMAHIL_SEG_WRITE_REFUSED
+ * (EACCES otherwise).  On edu it goes through a module-owned staging
  * page and edu's 4 KiB buffer.
  */
 struct dmahil_xfer {

@@ -70,6 +70,9 @@ class LinuxXenBackend final : public Backend {
   /// UNIMPLEMENTED: dmahil.ko ABI 1 maps one pin at a time.
   grpc::Status ComposeBuffer(const v1::ComposeBufferRequest& req, v1::BufferInfo* resp) override;
   grpc::Status ReleaseBuffer(uint32_t buffer) override;
+  /// DMAHIL_IOC_MAP; a segment's write_refused is dmahil.ko's DMAHIL_SEG_WRITE_REFUSED
+  /// (its seg_write_safe(), agent/kmod/dmahil_main.c), whose XFER fence refuses writes
+  /// there with EACCES.
   grpc::Status DmaMap(const v1::DmaMapRequest& req, v1::DmaMapping* resp) override;
   grpc::Status DmaSync(uint32_t mapping, v1::SyncFor for_, v1::DmaSyncResponse* resp) override;
   grpc::Status DmaUnmap(uint32_t mapping, v1::DmaUnmapResponse* resp) override;

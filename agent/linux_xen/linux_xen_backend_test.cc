@@ -71,6 +71,10 @@ struct FakeKmod {
   bool foreign = true;
   bool arch_probe = true;  // the arch_sync_dma_* kprobes armed
   int xfer_errno = 0;
+  // dmahil.ko with faults=1 (bypass): segments at pfn << 12, which the module's
+  // seg_write_safe() marks DMAHIL_SEG_WRITE_REFUSED; XFER WRITE there is EACCES.
+  bool bypass = false;
+  std::vector<dmahil_seg> live;       // the segments of the mappings made
   std::map<uint32_t, uint32_t> pins;  // pin -> pages
 
   int Handle(unsigned long req, void* arg) {
@@ -113,6 +117,11 @@ struct FakeKmod {
           segs[n] =
               dmahil_seg{lo,  (bfn << 12) + lo % kXenPageSize, pfn,
                          bfn, static_cast<uint32_t>(hi - lo),  foreign ? DMAHIL_SEG_FOREIGN : 0u};
+          if (bypass && foreign) {
+            segs[n].dma_addr = (pfn << 12) + lo % kXenPageSize;
+            segs[n].flags |= DMAHIL_SEG_WRITE_REFUSED;
+          }
+          live.push_back(segs[n]);
           if (n < m->ops.cap)
             ops[n] = dmahil_cache_op{segs[n].dma_addr, segs[n].length, DMAHIL_CACHE_CLEAN,
                                      DMAHIL_OP_HYPERCALL, 0};
@@ -132,9 +141,15 @@ struct FakeKmod {
         o->count = 1;
         return 0;
       }
-      case DMAHIL_IOC_XFER:
-        xfers.push_back(*static_cast<dmahil_xfer*>(arg));
+      case DMAHIL_IOC_XFER: {
+        const auto* x = static_cast<dmahil_xfer*>(arg);
+        xfers.push_back(*x);
+        for (const dmahil_seg& s : live)
+          if (x->op == DMAHIL_XFER_WRITE && (s.flags & DMAHIL_SEG_WRITE_REFUSED) &&
+              x->dma_addr >= s.dma_addr && x->dma_addr - s.dma_addr < s.length)
+            return EACCES;
         return xfer_errno;
+      }
       default:
         return ENOTTY;
     }
@@ -489,6 +504,36 @@ TEST_F(LinuxXenBackendTest, TheEnginePortSplitsTransfersAndTurnsARefusalIntoABus
   EXPECT_FALSE(r.ok);
   EXPECT_EQ(r.fault_addr, 0x1000u);
   EXPECT_EQ(kmod_.xfers.back().op, DMAHIL_XFER_WRITE);
+}
+
+TEST_F(LinuxXenBackendTest, ASegmentTheModuleRefusesToWriteIsReportedAndOnlyRead) {
+  kmod_.bypass = true;
+  auto b = Dom0();
+  const uint32_t buf = MapTwoGrefs(*b);
+  v1::DmaMapRequest req;
+  req.set_buffer(buf);
+  req.set_length(2 * kXenPageSize);
+  req.set_direction(v1::DMA_BIDIRECTIONAL);
+  v1::DmaMapping m;
+  ASSERT_TRUE(b->DmaMap(req, &m).ok());
+  ASSERT_EQ(m.segments_size(), 2);
+  KmodEnginePort port(kmod_ptr_);
+  std::vector<uint8_t> bytes(64);
+  for (const v1::DmaSegment& s : m.segments()) {
+    EXPECT_EQ(s.dma_addr(), s.pfn() << 12);
+    EXPECT_TRUE(s.foreign());
+    EXPECT_TRUE(s.write_refused()) << "DMAHIL_SEG_WRITE_REFUSED must reach the controller";
+    EXPECT_TRUE(port.Read(s.dma_addr(), bytes.data(), bytes.size()).ok) << "a read goes ahead";
+    const firmware::BusResult w = port.Write(s.dma_addr(), bytes.data(), bytes.size());
+    EXPECT_FALSE(w.ok);
+    EXPECT_EQ(w.fault_addr, s.dma_addr());
+  }
+  kmod_.bypass = false;
+  req.set_length(kXenPageSize);
+  v1::DmaMapping right;
+  ASSERT_TRUE(b->DmaMap(req, &right).ok());
+  ASSERT_EQ(right.segments_size(), 1);
+  EXPECT_FALSE(right.segments(0).write_refused()) << "a right segment";
 }
 
 TEST_F(LinuxXenBackendTest, CacheMaintenanceFromUserSpaceIsArm64Only) {

@@ -38,18 +38,23 @@ void WindowGuard::Set(const std::vector<BusWindow>& windows) {
 
 void WindowGuard::Clear() { windows_.clear(); }
 
-const BusWindow* WindowGuard::Find(uint64_t bus_addr, uint64_t length) const {
+const BusWindow* WindowGuard::Find(uint64_t bus_addr, uint64_t length, bool write) const {
   if (Wraps(bus_addr, length)) return nullptr;
   for (const BusWindow& w : windows_) {
-    if (bus_addr < w.bus_addr) continue;
+    if (bus_addr < w.bus_addr || (write && !w.writable)) continue;
     const uint64_t off = bus_addr - w.bus_addr;
     if (off < w.length && length <= w.length - off) return &w;
   }
   return nullptr;
 }
 
-void WindowGuard::Require(const char* what, uint64_t bus_addr, uint64_t length) const {
-  if (Find(bus_addr, length) != nullptr) return;
+void WindowGuard::Require(const char* what, uint64_t bus_addr, uint64_t length, bool write) const {
+  if (Find(bus_addr, length, write) != nullptr) return;
+  if (write && Find(bus_addr, length) != nullptr)
+    throw WindowError(fmt::format(
+        "refusing device {} of {} bytes at {}: its window is read-only (the bus address is "
+        "not the page's own or beyond the device's reach; windows: {})",
+        what, length, Range(bus_addr, length), Describe()));
   throw WindowError(fmt::format(
       "refusing device {} of {} bytes at {}: not inside one mapped window (windows: {})", what,
       length, Range(bus_addr, length), Describe()));
@@ -60,8 +65,9 @@ std::string WindowGuard::Describe() const {
   std::string out;
   for (const BusWindow& w : windows_) {
     if (!out.empty()) out += "; ";
-    out += fmt::format("{} {} '{}'", Range(w.bus_addr, w.length),
-                       w.kind == BusWindow::Kind::kGuard ? "guard" : "buffer", w.label);
+    out += fmt::format("{} {} '{}'{}", Range(w.bus_addr, w.length),
+                       w.kind == BusWindow::Kind::kGuard ? "guard" : "buffer", w.label,
+                       w.writable ? "" : " read-only");
   }
   return out;
 }
@@ -72,10 +78,10 @@ v1::DeviceResponse GuardedDeviceClient::Transact(const v1::DeviceRequest& reques
       guard_.Require("read", request.read().bus_addr(), request.read().length());
       break;
     case v1::DeviceRequest::kWrite:
-      guard_.Require("write", request.write().bus_addr(), request.write().data().size());
+      guard_.Require("write", request.write().bus_addr(), request.write().data().size(), true);
       break;
     case v1::DeviceRequest::kFill:
-      guard_.Require("fill", request.fill().bus_addr(), request.fill().length());
+      guard_.Require("fill", request.fill().bus_addr(), request.fill().length(), true);
       break;
     case v1::DeviceRequest::kCheck:
       guard_.Require("check", request.check().bus_addr(), request.check().length());

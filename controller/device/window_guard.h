@@ -27,6 +27,9 @@ struct BusWindow {
   uint64_t length = 0;        // bytes, > 0
   Kind kind = Kind::kBuffer;  // a mapped buffer, or a declared guard/canary region
   std::string label;          // for messages, e.g. "buffer 3 page 1"
+  // false: the engine may only read (read, check) here: a segment whose bus address is
+  // not the page's own or not within the device's reach (fixture_runner.cc, §12).
+  bool writable = true;
 };
 
 /// The set of windows of the current fixture. Starts empty: with no windows, every
@@ -41,14 +44,14 @@ class WindowGuard {
   void Clear();
   const std::vector<BusWindow>& windows() const { return windows_; }
 
-  /// The window holding all of [bus_addr, bus_addr + length), or nullptr if no single
-  /// window does (outside, straddling two windows, or wrapping 2^64). A 0-byte range is
-  /// held by the window containing bus_addr.
-  const BusWindow* Find(uint64_t bus_addr, uint64_t length) const;
+  /// The window holding all of [bus_addr, bus_addr + length) — with `write`, a writable
+  /// one — or nullptr if no single window does (outside, straddling two windows, or
+  /// wrapping 2^64). A 0-byte range is held by the window containing bus_addr.
+  const BusWindow* Find(uint64_t bus_addr, uint64_t length, bool write = false) const;
 
-  /// Throws WindowError unless Find(bus_addr, length) succeeds. `what` names the op for
-  /// the message, e.g. "fill".
-  void Require(const char* what, uint64_t bus_addr, uint64_t length) const;
+  /// Throws WindowError unless Find(bus_addr, length, write) succeeds. `what` names the
+  /// op for the message, e.g. "fill"; `write`: the op writes memory (write, fill).
+  void Require(const char* what, uint64_t bus_addr, uint64_t length, bool write = false) const;
 
   /// The windows as text, e.g. "[0x80000000, 0x80001000) buffer 'buf0'; ..." or "none".
   std::string Describe() const;
@@ -57,9 +60,10 @@ class WindowGuard {
   std::vector<BusWindow> windows_;
 };
 
-/// A DeviceClient that forwards only requests entirely inside one window of its guard:
-/// Read/Write/Fill/Check outside, or straddling windows, throw WindowError and send
-/// nothing. Info and requests without an op (which touch no memory) pass.
+/// A DeviceClient that forwards only requests entirely inside one window of its guard,
+/// Write and Fill only inside a writable one: anything else (outside, straddling
+/// windows, a write into a read-only window) throws WindowError and sends nothing. Info and
+/// requests without an op (which touch no memory) pass.
 class GuardedDeviceClient final : public DeviceClient {
  public:
   /// `device` must outlive this client.

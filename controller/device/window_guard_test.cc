@@ -70,6 +70,21 @@ TEST_F(GuardTest, OutOfWindowRequestsNeverReachTheDevice) {
   EXPECT_TRUE(device.seen.empty());
 }
 
+TEST_F(GuardTest, ReadOnlyWindowIsReadButNeverWritten) {
+  BusWindow wrong{0x9000, 0x1000, BusWindow::Kind::kBuffer, "pfn 0x9"};
+  wrong.writable = false;
+  guarded.guard().Add(wrong);
+  EXPECT_EQ(guarded.Read(0x9000, 0x40).status(), v1::DEVICE_OK);
+  EXPECT_EQ(guarded.Check(0x9000, 0x1000, Spec()).status(), v1::DEVICE_OK);
+  const std::string msg = WindowErrorOf([&] { guarded.Fill(0x9000, 0x1000, Spec()); });
+  EXPECT_NE(msg.find("fill of 4096 bytes at [0x9000, 0xa000): its window is read-only"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("'pfn 0x9' read-only"), std::string::npos) << msg;
+  WindowErrorOf([&] { guarded.Write(0x9040, "x"); });
+  EXPECT_EQ(device.seen.size(), 2u) << "a refused write reached the device";
+}
+
 TEST_F(GuardTest, StraddlingTwoWindowsIsRefused) {
   // buf0 and buf1 are adjacent, but a request must lie inside ONE window.
   const std::string msg = WindowErrorOf([&] { guarded.Fill(0x1F00, 0x200, Spec()); });

@@ -19,7 +19,7 @@ bool AllOk(const std::string& page) {
 }  // namespace
 
 bool SegmentWrong(const v1::SegmentReport& s) {
-  return s.dma_addr() != s.expected_dma_addr() || s.unreachable();
+  return s.dma_addr() != s.expected_dma_addr() || s.unreachable() || s.write_refused();
 }
 
 std::string RenderSegmentTable(const v1::FixtureResult& result, size_t max_rows,
@@ -39,6 +39,7 @@ std::string RenderSegmentTable(const v1::FixtureResult& result, size_t max_rows,
     std::string flags = s.foreign() ? "foreign" : "local";
     if (s.bounced()) flags += ",bounced";
     if (s.unreachable()) flags += ",unreachable";
+    if (s.write_refused()) flags += ",write-refused";
     cells.push_back({fmt::format("{}", s.page()), Hex(s.pfn()), Hex(s.bfn()), Hex(s.dma_addr()),
                      Hex(s.expected_dma_addr()), flags,
                      s.dma_addr() != s.expected_dma_addr()

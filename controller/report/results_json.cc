@@ -20,6 +20,7 @@ Json SegmentJson(const v1::SegmentReport& s) {
   j["foreign"] = s.foreign();
   j["bounced"] = s.bounced();
   j["unreachable"] = s.unreachable();
+  j["write_refused"] = s.write_refused();
   return j;
 }
 

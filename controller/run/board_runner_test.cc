@@ -61,13 +61,23 @@ class TwinPower final : public lab::PowerSwitch {
   std::vector<std::string>& calls_;
 };
 
-/// Passes requests to the twin's engine; before the first request of pattern buffer
-/// `crash_buffer` it writes a kernel panic to the console (a board dying mid-fixture).
+/// What reached the twin's engine: requests that read memory and that write it.
+struct EngineOps {
+  int reads = 0;   // read, check
+  int writes = 0;  // write, fill
+};
+
+/// Passes requests to the twin's engine, counting them in `ops`; before the first request
+/// of pattern buffer `crash_buffer` it writes a kernel panic to the console (a board dying
+/// mid-fixture).
 class CrashingEngine final : public DeviceClient {
  public:
-  CrashingEngine(std::unique_ptr<DeviceClient> inner, int master, uint32_t crash_buffer)
-      : inner_(std::move(inner)), master_(master), crash_buffer_(crash_buffer) {}
+  CrashingEngine(std::unique_ptr<DeviceClient> inner, int master, uint32_t crash_buffer,
+                 EngineOps& ops)
+      : inner_(std::move(inner)), master_(master), crash_buffer_(crash_buffer), ops_(ops) {}
   v1::DeviceResponse Transact(const v1::DeviceRequest& request) override {
+    ops_.reads += request.has_read() || request.has_check();
+    ops_.writes += request.has_write() || request.has_fill();
     const v1::PatternSpec* p = request.has_fill()    ? &request.fill().pattern()
                                : request.has_check() ? &request.check().pattern()
                                                      : nullptr;
@@ -88,6 +98,7 @@ class CrashingEngine final : public DeviceClient {
   std::unique_ptr<DeviceClient> inner_;
   int master_;
   uint32_t crash_buffer_;
+  EngineOps& ops_;
   bool crashed_ = false;
 };
 
@@ -160,7 +171,7 @@ class LabBoardTwin : public ::testing::Test, public BoardKind {
   std::unique_ptr<DeviceClient> OpenEngine() override {
     const HostPort hp = ParseHostPort(vboard_->ready().device);
     auto tcp = std::make_unique<TcpDeviceClient>(hp.host, hp.port);
-    return std::make_unique<CrashingEngine>(std::move(tcp), master_, crash_buffer_);
+    return std::make_unique<CrashingEngine>(std::move(tcp), master_, crash_buffer_, engine_ops_);
   }
   AgentEndpoints Agents(const std::string&) override {
     const v1::BoardWiring& w = farm_.boards[0].entry.wiring();
@@ -176,6 +187,7 @@ class LabBoardTwin : public ::testing::Test, public BoardKind {
   std::string boot_ = "U-Boot 2023.01\nXen 4.17\n[    3.1] dmahil-agent: dom0 ready\n";
   std::vector<std::string> calls_;
   uint32_t crash_buffer_ = 0;
+  EngineOps engine_ops_;
   bool stale_lines_observable_ = true;  // false: a board like qemu-xen, without caches
 };
 
@@ -201,6 +213,26 @@ TEST_F(LabBoardTwin, AFailingKnownGoodFixtureIsTheCodeUnderTestAndTheFixturesSti
   // Local pages take the arch path, which the fault leaves alone.
   EXPECT_EQ(results[1].verdict(), v1::VERDICT_PASS) << results[1].ShortDebugString();
   EXPECT_EQ(calls_, (std::vector<std::string>{"cycle", "off"}));
+}
+
+TEST_F(LabBoardTwin, AWrongBusAddressIsReadNeverWrittenAndFailsOnTheMappingAudit) {
+  // dma-ops-bypass-xen: the kernel hands out the foreign pages' pfn addresses (memory
+  // dom0 no longer owns). The engine reads there (the device-read half of the fixture)
+  // but never writes; the verdict is the audit's, with the fault's displacement.
+  StartTwin({"dma-ops-bypass-xen"}, {"foreign-bidirectional"});
+  const auto results = Run();
+  ASSERT_EQ(results.size(), 1u);
+  const v1::FixtureResult& r = results[0];
+  EXPECT_EQ(r.verdict(), v1::VERDICT_FAIL) << r.ShortDebugString();
+  EXPECT_EQ(r.diagnosis(), v1::DIAGNOSIS_WRONG_BUS_ADDRESS) << r.ShortDebugString();
+  ASSERT_GT(r.segments_size(), 0);
+  const v1::SegmentReport& s = r.segments(0);
+  EXPECT_EQ(r.displacement(),
+            (static_cast<int64_t>(s.pfn()) - static_cast<int64_t>(s.bfn())) * 4096)
+      << r.ShortDebugString();
+  EXPECT_TRUE(s.write_refused()) << r.ShortDebugString();
+  EXPECT_GT(engine_ops_.reads, 0) << "the device reads a wrong address";
+  EXPECT_EQ(engine_ops_.writes, 0) << "the device wrote to a wrong bus address";
 }
 
 TEST_F(LabBoardTwin, AKnownGoodFixtureThatCannotRunMakesTheBoardOfflineNeverAFailure) {

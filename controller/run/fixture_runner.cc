@@ -177,17 +177,25 @@ class Run {
       // prefetch may; only the invalidate for the CPU can drop them.
       link_.dom0.Prime(b_.dom0_buffer, off_, len_, v1::PRIME_READ);
     }
+    // Windows: exactly the segments; read-only where the engine may not write
+    // (DeviceMayWrite, docs/architecture.md §12): a wrong or unreachable bus address from
+    // the kernel under test is read, never written, and the oracle diagnoses it from the
+    // mapping audit.
     std::vector<BusWindow> windows;
-    for (const v1::DmaSegment& s : ev.segments)
-      windows.push_back(BusWindow{s.dma_addr(), s.length(), BusWindow::Kind::kBuffer,
-                                  fmt::format("pfn {:#x}", s.pfn())});
+    for (const v1::DmaSegment& s : ev.segments) {
+      BusWindow w{s.dma_addr(), s.length(), BusWindow::Kind::kBuffer,
+                  fmt::format("pfn {:#x}", s.pfn())};
+      w.writable = DeviceMayWrite(board_, ev.dma_mask_bits, s);
+      windows.push_back(std::move(w));
+    }
     link_.device.guard().Set(windows);
     try {
       if (device_reads)
         for (const v1::DmaSegment& s : ev.segments) DeviceCheck(s, read_gen, &ev);
       ev.device_read_findings = ev.findings.size();
       if (device_writes)
-        for (const v1::DmaSegment& s : ev.segments) DeviceFill(s, write_gen);
+        for (size_t i = 0; i < ev.segments.size(); ++i)
+          if (windows[i].writable) DeviceFill(ev.segments[i], write_gen);
     } catch (...) {
       link_.device.guard().Clear();
       Unmap();

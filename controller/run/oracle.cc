@@ -21,6 +21,11 @@ const char* StaleWhy(bool device_read) {
                "on unmap/sync_for_cpu";
 }
 
+// DeviceMayWrite of a segment already audited.
+bool MayWrite(const SegmentAudit& a, const v1::DmaSegment& s) {
+  return !s.write_refused() && !a.wrong_address && !a.unreachable;
+}
+
 }  // namespace
 
 SegmentAudit AuditSegment(const v1::Board& board, uint32_t dma_mask_bits, const v1::DmaSegment& s) {
@@ -60,6 +65,10 @@ SegmentAudit AuditSegment(const v1::Board& board, uint32_t dma_mask_bits, const 
   return a;
 }
 
+bool DeviceMayWrite(const v1::Board& board, uint32_t dma_mask_bits, const v1::DmaSegment& s) {
+  return MayWrite(AuditSegment(board, dma_mask_bits, s), s);
+}
+
 void Diagnose(const v1::Board& board, const Evidence& ev, v1::FixtureResult* r) {
   // Line map and per-class counts.
   const uint64_t first_line = ev.buffer_offset / ev.line_size;
@@ -85,7 +94,9 @@ void Diagnose(const v1::Board& board, const Evidence& ev, v1::FixtureResult* r) 
   r->clear_segments();
   const v1::DmaSegment* wrong = nullptr;
   const v1::DmaSegment* unreachable = nullptr;
+  const v1::DmaSegment* refused = nullptr;  // refused by the agent, right by the audit
   SegmentAudit wrong_audit;
+  SegmentAudit refused_audit;
   bool wrong_should_bounce = false;
   bool stale_on_bounce = false;
   for (const v1::DmaSegment& s : ev.segments) {
@@ -99,6 +110,11 @@ void Diagnose(const v1::Board& board, const Evidence& ev, v1::FixtureResult* r) 
     sr->set_bounced(s.bounced());
     sr->set_foreign(s.foreign());
     sr->set_unreachable(a.unreachable);
+    sr->set_write_refused(!MayWrite(a, s));
+    if (s.write_refused() && !a.wrong_address && !a.unreachable && refused == nullptr) {
+      refused = &s;
+      refused_audit = a;
+    }
     if (a.wrong_address && wrong == nullptr) {
       wrong = &s;
       wrong_audit = a;
@@ -159,6 +175,20 @@ void Diagnose(const v1::Board& board, const Evidence& ev, v1::FixtureResult* r) 
                      "truncated address; {}",
                      unreachable->pfn(), unreachable->bfn(), unreachable->dma_addr(),
                      ev.dma_mask_bits, lines_note));
+    return;
+  }
+  if (refused != nullptr) {
+    r->set_displacement(refused_audit.displacement);
+    fail(
+        v1::DIAGNOSIS_WRONG_BUS_ADDRESS,
+        fmt::format("{} pfn {:#x} ({}{}, bfn {:#x}) got bus address {:#x}, which dom0's agent "
+                    "refused to let the device write: it is neither phys_to_dma of the page's "
+                    "machine address nor a swiotlb slot within the device's reach (the board file "
+                    "expects {:#x}: does its dma-ranges match the device?); displacement {}; {}",
+                    DirName(ev.direction), refused->pfn(), refused->foreign() ? "foreign" : "local",
+                    refused->bounced() ? ", bounced" : "", refused->bfn(), refused->dma_addr(),
+                    refused_audit.expected_dma_addr, report::SignedHex(refused_audit.displacement),
+                    lines_note));
     return;
   }
   if (ev.canary_mismatches > 0) {

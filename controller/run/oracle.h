@@ -9,6 +9,10 @@
 //     page is outside every range); a bounced page must be device-reachable
 //     (dma_capable: <= min(mask, end of dma-ranges)); a page that is not reachable must
 //     have bounced. A wrong address is a failure even if the data happened to match.
+//     A segment the agent refused to let the device write (DmaSegment.write_refused:
+//     its own computation of the page's bus address disagrees) fails the same way
+//     even when the board description's audit finds nothing: it is never a pass, and
+//     its unwritten lines are not diagnosed from the data.
 //     The audit also checks that the segments cover the buffer: an incomplete answer
 //     from the agent is an ERROR, never a pass.
 //  2. The data: per-line classes from the pattern checker (common/pattern.h):
@@ -67,6 +71,16 @@ struct SegmentAudit {
 /// Audits one segment (see the file comment). board.dma gives dma-ranges.
 SegmentAudit AuditSegment(const v1::Board& board, uint32_t dma_mask_bits,
                           const v1::DmaSegment& segment);
+
+/// Whether the engine may write `segment` (docs/architecture.md §12): the controller's
+/// side of the one rule the agents apply when they map (dmahil.ko seg_write_safe(),
+/// sim::LinuxDma::DeviceMayWrite; both follow drivers/xen/swiotlb-xen.c
+/// xen_phys_to_dma and include/linux/dma-direct.h phys_to_dma / dma_capable). True iff
+/// the agent did not refuse it (DmaSegment.write_refused) and the mapping audit finds
+/// its bus address right and within the device's reach (AuditSegment: neither
+/// wrong_address nor unreachable). The fixture runner writes nothing else and opens
+/// such a segment's window read-only; Diagnose then fails the fixture from the audit.
+bool DeviceMayWrite(const v1::Board& board, uint32_t dma_mask_bits, const v1::DmaSegment& segment);
 
 /// The oracle's answer for one iteration: verdict, diagnosis, detail, displacement,
 /// mismatching_lines, lines_checked, segments (with expected_dma_addr) and line_map (one

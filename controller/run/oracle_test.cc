@@ -104,6 +104,59 @@ TEST(Oracle, PfnBasedAddressIsAWrongBusAddressByPfnMinusMfn) {
   EXPECT_EQ(r.displacement(), (0x3f000LL - 0x800000LL) * 4096);
 }
 
+TEST(Oracle, TheDeviceMayWriteOnlyARightReachableSegmentTheAgentDidNotRefuse) {
+  // docs/architecture.md §12: the controller's side of the one write rule.
+  EXPECT_TRUE(DeviceMayWrite(Flat64(), 64, Seg(0, 0x3f000, 0x800000, 0x800000000)));
+  EXPECT_FALSE(DeviceMayWrite(Flat64(), 64, Seg(0, 0x3f000, 0x800000, 0x3f000000)))
+      << "a foreign page's pfn address";
+  EXPECT_FALSE(DeviceMayWrite(Rpi4Like(), 32, Seg(0, 0x2f000, 0x30000, 0x30000000)))
+      << "the dma-ranges offset missing";
+  EXPECT_FALSE(DeviceMayWrite(Flat64(), 32, Seg(0, 0x3f000, 0x800000, 0x800000000)))
+      << "right, but beyond a 32-bit mask and not bounced";
+  EXPECT_TRUE(DeviceMayWrite(Flat64(), 32, Seg(0, 0x3f000, 0x800000, 0x3e000000, true)))
+      << "a reachable bounce slot";
+  v1::DmaSegment refused = Seg(0, 0x3f000, 0x800000, 0x800000000);
+  refused.set_write_refused(true);
+  EXPECT_FALSE(DeviceMayWrite(Flat64(), 64, refused)) << "the agent's own judgement wins";
+}
+
+/// DMA_FROM_DEVICE of foreign pfn 0x3f000 (bfn 0x800000) at bus `dma`, which the agent
+/// refused to let the device write: every line still holds the old generation.
+Evidence SkippedWrite(uint64_t dma) {
+  v1::DmaSegment s = Seg(0, 0x3f000, 0x800000, dma);
+  s.set_write_refused(true);
+  Evidence e = Ev(v1::DMA_FROM_DEVICE, {s});
+  for (uint32_t l = 0; l < 64; ++l) e.findings.push_back(Line(l, v1::LINE_STALE));
+  return e;
+}
+
+TEST(Oracle, AWrongAddressWhoseWritesWereSkippedIsDiagnosedFromTheAudit) {
+  // dma-ops-bypass-xen: the audit names the bug and its displacement, not the data.
+  const Evidence e = SkippedWrite(0x3f000000);
+  v1::FixtureResult r;
+  Diagnose(Flat64(), e, &r);
+  EXPECT_EQ(r.verdict(), v1::VERDICT_FAIL);
+  EXPECT_EQ(r.diagnosis(), v1::DIAGNOSIS_WRONG_BUS_ADDRESS) << r.detail();
+  EXPECT_EQ(r.displacement(), (0x3f000LL - 0x800000LL) * 4096);
+  EXPECT_TRUE(r.segments(0).write_refused());
+}
+
+TEST(Oracle, ASegmentTheAgentRefusedIsNeverAPassEvenWhenTheBoardFileAgrees) {
+  // The agent's own computation (the real device's dma-ranges, the swiotlb pool) says the
+  // address is wrong; the board file's says right: a wrong bus address, not a pass, and
+  // not the stale lines the skipped write left behind.
+  Evidence e = SkippedWrite(0x800000000);
+  v1::FixtureResult r;
+  Diagnose(Flat64(), e, &r);
+  EXPECT_EQ(r.verdict(), v1::VERDICT_FAIL);
+  EXPECT_EQ(r.diagnosis(), v1::DIAGNOSIS_WRONG_BUS_ADDRESS) << r.detail();
+  EXPECT_NE(r.detail().find("refused to let the device write"), std::string::npos) << r.detail();
+  EXPECT_EQ(r.displacement(), 0);
+  e.findings.clear();  // and with the data matching
+  Diagnose(Flat64(), e, &r);
+  EXPECT_EQ(r.verdict(), v1::VERDICT_FAIL) << r.detail();
+}
+
 TEST(Oracle, StaleLinesWithRightAddresses) {
   Evidence e = Ev(v1::DMA_FROM_DEVICE, {Seg(0, 0x3f000, 0x800000, 0x800000000)});
   e.findings.push_back(Line(5, v1::LINE_STALE));

@@ -14,9 +14,11 @@
  *              read, CPU write then XFER READ, page and sg mappings; XFER
  *              outside a mapping -> EACCES; bad args -> EINVAL, unknown
  *              handles -> ENOENT, UNPIN while mapped -> EBUSY;
- *   bypass     faults=1: dma_addr == pfn << 12 and an XFER READ of the
- *              foreign page returns the wrong data; a WRITE there (memory
- *              dom0 no longer owns) is refused with EACCES;
+ *   bypass     faults=1: dma_addr == pfn << 12, SEG_WRITE_REFUSED (not the
+ *              page's bus address), and an XFER READ of the foreign page
+ *              returns the wrong data; a WRITE there (memory dom0 no longer
+ *              owns) is refused with EACCES; right segments never carry
+ *              SEG_WRITE_REFUSED;
  *   audit      for faults 0, 2 and 4: the maintenance MAP and UNMAP of one
  *              4 KiB page (foreign and anonymous, TO_DEVICE and FROM_DEVICE)
  *              report.  Coherent engine: none at all.  Non-coherent (Linux
@@ -580,9 +582,11 @@ int main(int argc, char **argv)
 	/* ---- bypass: the engine gets the pfn address ---- */
 	set_faults(DMAHIL_FAULT_BYPASS);
 	err = do_map(pf.pin, DMAHIL_DMA_BIDIRECTIONAL, 0, PG, 0, &m);
-	check(!err && m.nsegs == 1 && m.seg[0].dma_addr == pf.pfn[0] * PG,
-	      "bypass MAP foreign: dma_addr %#llx == pfn << 12 (%#llx)",
-	      (__u64)m.seg[0].dma_addr, pf.pfn[0] * PG);
+	check(!err && m.nsegs == 1 && m.seg[0].dma_addr == pf.pfn[0] * PG &&
+	      m.seg[0].flags ==
+	      (DMAHIL_SEG_FOREIGN | DMAHIL_SEG_WRITE_REFUSED),
+	      "bypass MAP foreign: dma_addr %#llx == pfn << 12 (%#llx), flags %#x (FOREIGN, WRITE_REFUSED)",
+	      (__u64)m.seg[0].dma_addr, pf.pfn[0] * PG, m.seg[0].flags);
 	if (!err) {
 		fill(own, PG, 6);
 		memcpy(want, own, PG);
@@ -604,8 +608,9 @@ int main(int argc, char **argv)
 	err = do_map(pa.pin, DMAHIL_DMA_BIDIRECTIONAL, 0, PG, 0, &m);
 	if (!err) {
 		err = xfer(m.seg[0].dma_addr, buf, PG, DMAHIL_XFER_READ);
-		check(!err && !memcmp(buf, anon, PG),
-		      "bypass on an anonymous page still reads right: %d", err);
+		check(!err && !memcmp(buf, anon, PG) && !m.seg[0].flags,
+		      "bypass on an anonymous page still reads right, flags %#x (none): %d",
+		      m.seg[0].flags, err);
 		do_unmap(m.id, &u);
 	}
 	set_faults(0);
