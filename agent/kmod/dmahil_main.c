@@ -409,7 +409,10 @@ static bool seg_write_safe(struct device *dev, struct page *page, u32 poff,
  *
  * Under DMAHIL_FAULT_BYPASS the reported address is page_to_phys() of the
  * page plus the offset (the fault), not @bus.  The reported address is then
- * judged by seg_write_safe(): DMAHIL_SEG_WRITE_REFUSED if it fails.
+ * judged by seg_write_safe(): DMAHIL_SEG_WRITE_REFUSED if it fails.  A
+ * foreign segment whose bfn is pfn_valid() in dom0 gets
+ * DMAHIL_SEG_BFN_PFN_VALID (drivers/xen/swiotlb-xen.c then takes the local
+ * path).
  */
 static void seg_fill(struct dmahil_map_k *m, u32 i, u64 off, u32 len,
 		     dma_addr_t bus)
@@ -433,6 +436,10 @@ static void seg_fill(struct dmahil_map_k *m, u32 i, u64 off, u32 len,
 	}
 	if (!seg_write_safe(m->dev, page, off % DMAHIL_PAGE, len, s->dma_addr))
 		s->flags |= DMAHIL_SEG_WRITE_REFUSED;
+	/* swiotlb-xen's "local" test: pfn_valid() of the machine frame */
+	if ((s->flags & DMAHIL_SEG_FOREIGN) &&
+	    pfn_valid(PHYS_PFN((phys_addr_t)s->bfn << XEN_PAGE_SHIFT)))
+		s->flags |= DMAHIL_SEG_BFN_PFN_VALID;
 }
 
 /**

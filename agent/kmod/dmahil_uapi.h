@@ -214,6 +214,12 @@ struct dmahil_seg {
 #define DMAHIL_SEG_BOUNCED 0x2u	/* dma_addr is not bfn's: a swiotlb bounce */
 /* the engine may not write the segment: see struct dmahil_seg */
 #define DMAHIL_SEG_WRITE_REFUSED 0x4u
+/*
+ * DMAHIL_SEG_BFN_PFN_VALID: a foreign segment whose bus frame is pfn_valid()
+ * in dom0 (an early section is valid across its whole span), so swiotlb-xen
+ * maintains it by address (arch_sync_dma_*) as if it were dom0's own page.
+ */
+#define DMAHIL_SEG_BFN_PFN_VALID 0x8u
 
 /**
  * struct dmahil_map - map part of a pin for the engine (DMAHIL_IOC_MAP)

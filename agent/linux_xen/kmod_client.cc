@@ -182,6 +182,7 @@ Status Kmod::Map(uint32_t pin, uint64_t pin_pages, v1::DmaDirection dir, uint64_
     s->set_foreign((segs[i].flags & DMAHIL_SEG_FOREIGN) != 0);
     s->set_bounced((segs[i].flags & DMAHIL_SEG_BOUNCED) != 0);
     s->set_write_refused((segs[i].flags & DMAHIL_SEG_WRITE_REFUSED) != 0);
+    s->set_bfn_pfn_valid((segs[i].flags & DMAHIL_SEG_BFN_PFN_VALID) != 0);
   }
   ToMaintenance(ops, arg.ops, out->mutable_maintenance());
   return Status::OK;

@@ -94,6 +94,16 @@ std::string RenderJunit(const std::vector<v1::FixtureResult>& results, const Run
     auto farm = props.append_child("property");
     farm.append_attribute("name") = "farm";
     farm.append_attribute("value") = XmlSafe(run.farm).c_str();
+    for (const BoardSoftware& sw : run.software) {
+      if (sw.board != board) continue;
+      for (const auto& [name, value] :
+           {std::pair{"kernel", &sw.kernel}, std::pair{"hypervisor", &sw.hypervisor}}) {
+        if (value->empty()) continue;
+        auto p = props.append_child("property");
+        p.append_attribute("name") = name;
+        p.append_attribute("value") = XmlSafe(*value).c_str();
+      }
+    }
 
     for (const auto* r : by_board[board]) {
       auto test = suite.append_child("testcase");

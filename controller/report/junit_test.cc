@@ -42,6 +42,25 @@ TEST(ReportJunit, ParsesBackWithCountsPerBoard) {
                "244837814094590");
 }
 
+// Each board's suite names the kernel and hypervisor it booted; boards without them omit them.
+TEST(ReportJunit, SuitesNameTheBoardsSoftware) {
+  RunInfo run = testing::SampleRun();
+  run.software.push_back({"qemu-xen", "Linux debian/6.1.192-3 (tree /t)", "Xen /x (sha256 00)"});
+  const auto doc = Parse(RenderJunit(testing::SampleResults(), run));
+  const auto suites = doc.child("testsuites");
+  const auto props =
+      suites.find_child_by_attribute("testsuite", "name", "qemu-xen").child("properties");
+  EXPECT_STREQ(
+      props.find_child_by_attribute("property", "name", "kernel").attribute("value").value(),
+      "Linux debian/6.1.192-3 (tree /t)");
+  EXPECT_STREQ(
+      props.find_child_by_attribute("property", "name", "hypervisor").attribute("value").value(),
+      "Xen /x (sha256 00)");
+  EXPECT_FALSE(suites.find_child_by_attribute("testsuite", "name", "zcu102")
+                   .child("properties")
+                   .find_child_by_attribute("property", "name", "kernel"));
+}
+
 TEST(ReportJunit, FailureAndErrorMessages) {
   const auto doc = Parse(RenderJunit(testing::SampleResults(), testing::SampleRun()));
   const auto bad =

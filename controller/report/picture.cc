@@ -40,6 +40,7 @@ std::string RenderSegmentTable(const v1::FixtureResult& result, size_t max_rows,
     if (s.bounced()) flags += ",bounced";
     if (s.unreachable()) flags += ",unreachable";
     if (s.write_refused()) flags += ",write-refused";
+    if (s.bfn_pfn_valid()) flags += ",bfn-pfn-valid";
     cells.push_back({fmt::format("{}", s.page()), Hex(s.pfn()), Hex(s.bfn()), Hex(s.dma_addr()),
                      Hex(s.expected_dma_addr()), flags,
                      s.dma_addr() != s.expected_dma_addr()

@@ -21,6 +21,7 @@ Json SegmentJson(const v1::SegmentReport& s) {
   j["bounced"] = s.bounced();
   j["unreachable"] = s.unreachable();
   j["write_refused"] = s.write_refused();
+  j["bfn_pfn_valid"] = s.bfn_pfn_valid();
   return j;
 }
 
@@ -56,6 +57,10 @@ std::string RenderResultsJson(const std::vector<v1::FixtureResult>& results, con
   Json doc;
   doc["seed"] = run.seed;
   doc["farm"] = run.farm;
+  doc["boards"] = Json::array();
+  for (const BoardSoftware& sw : run.software)
+    doc["boards"].push_back(
+        {{"name", sw.board}, {"kernel", sw.kernel}, {"hypervisor", sw.hypervisor}});
   doc["results"] = Json::array();
   for (const auto& r : results) doc["results"].push_back(ResultJson(r));
   return doc.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";

@@ -64,6 +64,21 @@ TEST(ReportResultsJson, KeysInDocumentedOrder) {
             "displacement_hex iterations failed_iteration segments line_map ");
 }
 
+// Every record names what each board booted, so a result can be traced to its kernel build.
+TEST(ReportResultsJson, BoardsNameTheirKernelAndHypervisor) {
+  RunInfo run = testing::SampleRun();
+  run.software.push_back({"qemu-xen-src", "Linux debian/6.1.192-3 (tree /t, commit 0123456789ab)",
+                          "Xen /x (sha256 0011223344556677)"});
+  const auto doc = nlohmann::ordered_json::parse(RenderResultsJson({}, run));
+  std::string keys;
+  for (const auto& [k, v] : doc.items()) keys += k + " ";
+  EXPECT_EQ(keys, "seed farm boards results ");
+  ASSERT_EQ(doc["boards"].size(), 1u);
+  EXPECT_EQ(doc["boards"][0]["name"], "qemu-xen-src");
+  EXPECT_EQ(doc["boards"][0]["kernel"], "Linux debian/6.1.192-3 (tree /t, commit 0123456789ab)");
+  EXPECT_EQ(doc["boards"][0]["hypervisor"], "Xen /x (sha256 0011223344556677)");
+}
+
 TEST(ReportResultsJson, ByteIdenticalAcrossRenders) {
   const std::string a = RenderResultsJson(testing::SampleResults(), testing::SampleRun());
   const std::string b = RenderResultsJson(testing::SampleResults(), testing::SampleRun());

@@ -111,6 +111,7 @@ void Diagnose(const v1::Board& board, const Evidence& ev, v1::FixtureResult* r) 
     sr->set_foreign(s.foreign());
     sr->set_unreachable(a.unreachable);
     sr->set_write_refused(!MayWrite(a, s));
+    sr->set_bfn_pfn_valid(s.bfn_pfn_valid());
     if (s.write_refused() && !a.wrong_address && !a.unreachable && refused == nullptr) {
       refused = &s;
       refused_audit = a;
