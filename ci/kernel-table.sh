@@ -79,6 +79,10 @@ build_kernel() { # NAME: build the tree as checked out, link build-qemu/kernels/
   qemu/build-kernel.sh --name "$1" | tail -n 3
   echo "$((SECONDS - start))" >"$OUT/$1.build-seconds"
 }
+# an earlier run that stopped half-way leaves the tree on a regress/<id> branch
+if [ -d "$TREE/.git" ] && [[ $(git -C "$TREE" symbolic-ref --short -q HEAD || true) == regress/* ]]; then
+  git -C "$TREE" checkout -q master
+fi
 build_kernel dom0-4k
 stage_done "stock kernel (qemu/build-kernel.sh)"
 BASE=$(git -C "$TREE" rev-parse HEAD)
@@ -98,6 +102,7 @@ done
 for k in dom0-4k "${IDS[@]}"; do
   sed -e "s|\"\\.\\./\\.\\./|\"$REPO/|g" -e "s|build-qemu/kernels/dom0-4k/|build-qemu/kernels/$k/|g" \
     ci/farms/qemu-xen-source.textproto >"$OUT/farms/$k.textproto"
+  mkdir -p "$OUT/$k"
   for r in $(seq 1 "$RUNS"); do
     start=$SECONDS rc=0
     "$DMAHIL" run --farm "$OUT/farms/$k.textproto" --out "$OUT/$k/run$r" >"$OUT/$k/run$r.log" 2>&1 \

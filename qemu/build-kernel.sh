@@ -27,13 +27,15 @@
 # the build, naming it). Builds are cached by tree revision + config: the output folder is
 #   <repo>/build-qemu/kernels/<config>-<rev12>[-dirty<diff8>]-<config sha12>/
 #     Image  lib/modules/<release>/  dmahil.ko  config  kernel.env  board.cpio.gz
-# and a second run with the same revision and config does nothing. Objects live in
+# and a second run with the same revision, config and agent/kmod sources builds nothing
+# (the initramfs is remade when the agent is newer). Objects live in
 # <repo>/build-qemu/linux/obj-<config>-<tree hash8>/, shared by every revision of a tree,
 # so the next revision is an incremental build.
 #
 # kernel.env holds what fetch.env holds (ABI = the kernel release, XEN, KERNEL, MODDIR,
 # BUSYBOX, ROOT) plus KERNEL_TREE, KERNEL_REV, KERNEL_DESCRIBE, KERNEL_CONFIG,
-# KERNEL_CONFIG_SHA, KERNEL_PAGE_KIB and KMOD; results name the kernel from it.
+# KERNEL_CONFIG_SHA, KERNEL_PAGE_KIB, KMOD and KMOD_SHA (agent/kmod's sources); results
+# name the kernel from it.
 # Prints "build-kernel.sh: built <dir> in <s> s (kernel <s> s)" or "... cached <dir>".
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -142,9 +144,20 @@ link_name() {
   ln -sfn "$KEY" "$REPO/build-qemu/kernels/$NAME"
   log "build-qemu/kernels/$NAME -> $KEY"
 }
-if [ $FORCE = 0 ] && [ -f "$OUT/kernel.env" ] && { [ $INITRAMFS = 0 ] || [ -f "$OUT/board.cpio.gz" ]; }; then
+# dmahil.ko is built against this very kernel: a change to agent/kmod rebuilds it (the
+# kernel's own make is then an incremental no-op for this revision)
+KMOD_SHA=$(cat "$REPO"/agent/kmod/Kbuild "$REPO"/agent/kmod/*.[ch] | sha256sum | cut -c1-12)
+initramfs() {
+  [ $INITRAMFS = 1 ] || return 0
+  # it rebuilds only when an input (agent, dmahil.ko, kernel.env, settings) is newer
+  "$REPO/qemu/mkinitramfs.sh" --env "$OUT/kernel.env" --kmod "$OUT/dmahil.ko" --out "$OUT" \
+    >"$OUT/mkinitramfs.log" 2>&1 || { tail -n 20 "$OUT/mkinitramfs.log" >&2
+      die "qemu/mkinitramfs.sh for $OUT failed (log: $OUT/mkinitramfs.log)"; }
+}
+if [ $FORCE = 0 ] && [ -f "$OUT/kernel.env" ] && grep -qx "KMOD_SHA=$KMOD_SHA" "$OUT/kernel.env"; then
+  initramfs
   link_name
-  log "cached $OUT ($DESCRIBE, config $CONFIG $CFGSHA)"
+  log "cached $OUT ($DESCRIBE, config $CONFIG $CFGSHA, dmahil.ko $KMOD_SHA)"
   exit 0
 fi
 
@@ -185,6 +198,7 @@ MODDIR=$OUT/lib/modules/$RELEASE
 BUSYBOX=$BUSYBOX
 ROOT=$ROOT
 KMOD=$OUT/dmahil.ko
+KMOD_SHA=$KMOD_SHA
 KERNEL_TREE=$TREE
 KERNEL_REV=$REV
 KERNEL_DESCRIBE=$DESCRIBE
@@ -194,9 +208,6 @@ KERNEL_PAGE_KIB=$page_kib
 ENV
 rm -rf "$OUT" && mv "$OUT.tmp" "$OUT"
 # --- 4. the board's initramfs ----------------------------------------------------------
-if [ $INITRAMFS = 1 ]; then
-  "$REPO/qemu/mkinitramfs.sh" --env "$OUT/kernel.env" --kmod "$OUT/dmahil.ko" --out "$OUT" \
-    || die "qemu/mkinitramfs.sh for $OUT failed"
-fi
+initramfs
 link_name
 log "built $OUT in $((SECONDS - t0)) s (kernel $tk s): $DESCRIBE, $RELEASE, ${page_kib} KiB pages"
