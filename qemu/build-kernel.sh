@@ -97,7 +97,9 @@ if [ "$TREE" = "$DEFAULT_TREE" ] && [ ! -d "$TREE/.git" ]; then
   rm -rf "$TREE.tmp" && mkdir -p "$TREE.tmp"
   dpkg-deb --fsys-tarfile "$deb" | tar -xO --wildcards "./usr/src/$src.tar.xz" \
     | tar -xJ -C "$TREE.tmp" --strip-components=1 || die "cannot unpack $deb"
-  (cd "$TREE.tmp" && "${GIT[@]}" init -q && "${GIT[@]}" add -A \
+  # -f: Debian's .gitignore ignores everything at the top level (its packaging repository
+  # holds only debian/); the tarball is the source as it is, nothing generated
+  (cd "$TREE.tmp" && "${GIT[@]}" init -q && "${GIT[@]}" add -A -f \
      && "${GIT[@]}" commit -q -m "Linux ${ver%-*} as Debian's $src $ver" \
      && "${GIT[@]}" tag "debian/$ver") || die "cannot make a git repository of $TREE.tmp"
   mv "$TREE.tmp" "$TREE"
