@@ -28,7 +28,8 @@
 #  3. the farm OUT/farm.textproto: the non-coherent board of
 #     ci/farms/qemu-xen-source.textproto with its kernel paths at build-qemu/kernels/bisect/;
 #  4. the first kernel build (full, 15-25 min on 2 cores) of the base in the bisection's
-#     worktree OUT/bisect/trees/linux, so every step after it is incremental;
+#     worktree OUT/bisect/trees/linux, so every step after it is incremental (on a second
+#     run: the worktree as the bisection left it, from build-kernel.sh's cache);
 #  5. the board's agent (qemu/sysroot.sh, qemu/build-agent.sh);
 #  6. dmahil bisect --tree linux=OUT/linux --good <base> --bad <tip> --fixture
 #     foreign-from-device, build hook `qemu/build-kernel.sh --tree "$DMAHIL_WORKTREE" --name
@@ -66,7 +67,7 @@ done
 [ "$COMMITS" -ge 2 ] || die "--commits must be at least 2"
 SEED=${SEED:-$(date +%Y%m%d)}
 CULPRIT=${CULPRIT:-$(( (SEED * 2654435761 + 97) % COMMITS + 1 ))}
-[ "$CULPRIT" -ge 1 ] && [ "$CULPRIT" -le "$COMMITS" ] || die "--culprit must be in 1..$COMMITS"
+if [ "$CULPRIT" -lt 1 ] || [ "$CULPRIT" -gt "$COMMITS" ]; then die "--culprit must be in 1..$COMMITS"; fi
 echo "kernel-bisect: $COMMITS commits, culprit at $CULPRIT ($(basename "$PATCH")), seed $SEED"
 SECONDS=0 STAGE_T=0
 stage_done() { echo "== kernel-bisect: $1: $((SECONDS - STAGE_T)) s (total $SECONDS s)"; STAGE_T=$SECONDS; }
@@ -92,8 +93,9 @@ LINUX=$OUT/linux
 if [ -f "$OUT/history.env" ] && grep -qxF "SETTINGS='$SETTINGS'" "$OUT/history.env"; then
   echo "kernel-bisect: reusing the history in $LINUX"
 else
-  [ ! -e "$LINUX" ] && [ ! -e "$OUT/bisect" ] \
-    || die "$OUT holds a history made with other settings: remove it, or give another OUT"
+  if [ -e "$LINUX" ] || [ -e "$OUT/bisect" ]; then
+    die "$OUT holds a history made with other settings: remove it, or give another OUT"
+  fi
   GIT=(git -C "$LINUX.tmp" -c user.name=dmahil -c user.email=dmahil@localhost)
   rm -rf "$LINUX.tmp"
   git clone -q --shared --no-checkout "$SRC" "$LINUX.tmp"
@@ -151,14 +153,17 @@ grep -q "name: \"$BOARD\"" "$OUT/farm.textproto" || die "no board $BOARD in ci/f
 stage_done "farm ($OUT/farm.textproto, ports $PORT_BASE..$((PORT_BASE + 2)))"
 
 # --- 4. the first kernel build, in the bisection's own worktree --------------------------
+# A resumed run builds the worktree as the last bisection left it (cached when it was built).
 WT=$OUT/bisect/trees/linux
+what="kernel build of the worktree as left"
 if [ ! -e "$WT/.git" ]; then
   mkdir -p "$(dirname "$WT")"
   git -C "$LINUX" worktree add -q --detach "$WT" "$BASE"
+  what="first kernel build"
 fi
 qemu/build-kernel.sh --tree "$WT" --name bisect --no-initramfs | tail -n 2 \
-  || die "the first kernel build failed"
-stage_done "first kernel build ($(git -C "$WT" describe --tags --always), objects reused by every step)"
+  || die "the $what failed"
+stage_done "$what ($(git -C "$WT" describe --tags --always), objects reused by every step)"
 
 # --- 5. the board's agent ----------------------------------------------------------------
 for step in sysroot build-agent; do
