@@ -30,11 +30,8 @@ std::string Src() { return std::getenv("DMAHIL_SOURCE_DIR"); }
 class BisectCli : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("dmahil-bisect-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
+    dir_ = dmahil::testing::FreshTestDir(
+        "dmahil-bisect", ::testing::UnitTest::GetInstance()->current_test_info()->name());
   }
   void TearDown() override {
     if (!HasFailure()) std::filesystem::remove_all(dir_);

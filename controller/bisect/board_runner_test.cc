@@ -3,8 +3,6 @@
 // tests are bisect_cli_test.cc (virtual boards) and ci/kernel-bisect.sh (qemu-xen).
 #include "controller/bisect/board_runner.h"
 
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 
 #include "controller/bisect/command.h"
@@ -20,10 +18,8 @@ using dmahil::testing::Slurp;
 class BoardRunnerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("dmahil-bisect-runner-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
+    dir_ = dmahil::testing::FreshTestDir(
+        "dmahil-bisect-runner", ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::create_directories(dir_ / "tree");
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
