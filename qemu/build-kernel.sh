@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # qemu/build-kernel.sh [--tree DIR] [--config NAME] [--name NAME] [--jobs N] [--xen FILE]
-#                      [--no-initramfs] [--force]
+#                      [--no-initramfs] [--force] [--source-only]
 #
 # Builds the qemu-xen board's dom0/domU kernel from a Linux source tree: the arm64 Image,
 # the modules the board loads (qemu/mkinitramfs.sh), dmahil.ko against that very build,
@@ -21,6 +21,8 @@
 #   --xen FILE     the hypervisor kernel.env names (default: fetch.env's XEN, Debian's)
 #   --no-initramfs do not build the board's initramfs (no agent or sysroot needed)
 #   --force        rebuild even if this tree revision + config was built before
+#   --source-only  only make the default tree (build-qemu/linux/src) if it is missing, and
+#                  build nothing (ci/kernel-bisect.sh clones it)
 #
 # Reproducible config: `make allnoconfig` with the fragment as KCONFIG_ALLCONFIG, then
 # every value of the fragment is checked in the result (an option Kconfig dropped stops
@@ -48,6 +50,7 @@ JOBS=$(nproc)
 XEN_FILE=
 INITRAMFS=1
 FORCE=0
+SOURCE_ONLY=0
 die() { echo "build-kernel.sh: error: $*" >&2; exit 1; }
 log() { echo "build-kernel.sh: $*"; }
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'; }
@@ -61,6 +64,7 @@ while [ $# -gt 0 ]; do
     --xen) [ $# -ge 2 ] || die "--xen needs a file"; XEN_FILE=$2; shift 2 ;;
     --no-initramfs) INITRAMFS=0; shift ;;
     --force) FORCE=1; shift ;;
+    --source-only) SOURCE_ONLY=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown argument '$1' (try --help)" ;;
   esac
@@ -105,6 +109,11 @@ if [ "$TREE" = "$DEFAULT_TREE" ] && [ ! -d "$TREE/.git" ]; then
      && "${GIT[@]}" commit -q -m "Linux ${ver%-*} as Debian's $src $ver" \
      && "${GIT[@]}" tag "debian/$ver") || die "cannot make a git repository of $TREE.tmp"
   mv "$TREE.tmp" "$TREE"
+fi
+if [ $SOURCE_ONLY = 1 ]; then
+  [ -d "$DEFAULT_TREE/.git" ] || die "--source-only makes the default tree only, not --tree $TREE"
+  log "source $DEFAULT_TREE ($(git -C "$DEFAULT_TREE" describe --tags --always))"
+  exit 0
 fi
 [ -d "$TREE" ] || die "--tree $TREE: no such directory"
 TREE=$(cd "$TREE" && pwd)

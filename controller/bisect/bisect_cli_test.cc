@@ -30,11 +30,8 @@ std::string Src() { return std::getenv("DMAHIL_SOURCE_DIR"); }
 class BisectCli : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("dmahil-bisect-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
+    dir_ = dmahil::testing::FreshTestDir(
+        "dmahil-bisect", ::testing::UnitTest::GetInstance()->current_test_info()->name());
   }
   void TearDown() override {
     if (!HasFailure()) std::filesystem::remove_all(dir_);
@@ -110,9 +107,22 @@ TEST_F(BisectCli, FindsTheLinuxCommitOfAnIntermittentFaultWithXenPinned) {
     EXPECT_TRUE(std::filesystem::exists(step / "linux-build.log")) << step;
     EXPECT_TRUE(std::filesystem::exists(step / "zcu102/console.log")) << step;
   }
+  // Each step's hooks are timed (a hook is a process: at least a millisecond), and the
+  // totals are the steps' sums.
+  uint64_t build = 0;
+  uint64_t deploy = 0;
+  for (const auto& s : r["steps"]) {
+    EXPECT_GT(s["build_ms"].get<uint64_t>(), 0u) << s.dump();
+    EXPECT_GT(s["deploy_ms"].get<uint64_t>(), 0u) << s.dump();
+    build += s["build_ms"].get<uint64_t>();
+    deploy += s["deploy_ms"].get<uint64_t>();
+  }
+  EXPECT_EQ(r["build_ms"].get<uint64_t>(), build);
+  EXPECT_EQ(r["deploy_ms"].get<uint64_t>(), deploy);
   const std::string text = Slurp(dir_ / "out/stdout");
   EXPECT_NE(text.find("first bad commit: " + culprit), std::string::npos) << text;
   EXPECT_NE(text.find("pinned: xen"), std::string::npos) << text;
+  EXPECT_NE(text.find("build time"), std::string::npos) << text;
 }
 
 TEST_F(BisectCli, FindsTheXenCommitWithLinuxPinned) {
@@ -219,6 +229,8 @@ TEST_F(BisectCli, KilledMidBisectionResumesWithTheSameAnswerWithoutRepeatingStep
   }
   EXPECT_LE(rebuilt, 1u);
   EXPECT_EQ(xen_builds, 1u);
+  // The steps finished before the kill keep their build and deploy times from the journal.
+  for (const auto& s : r["steps"]) EXPECT_GT(s["build_ms"].get<uint64_t>(), 0u) << s.dump();
   EXPECT_NE(Slurp(dir_ / "out/stderr").find("resuming"), std::string::npos);
 }
 

@@ -47,9 +47,12 @@ size_t PickNext(size_t lo, size_t hi, const std::vector<bool>& skipped) {
 /// every failure seen there goes into `known`.
 StepRecord MeasureRate(RevisionRunner& runner, const std::string& bad, size_t index,
                        const BisectOptions& options, std::set<std::string>& known) {
-  if (runner.Prepare(bad) == Prepared::kSkip)
+  const Preparation prepared = runner.Prepare(bad);
+  if (prepared.skip())
     throw BisectError(fmt::format("the bad end {} cannot be built (build hook exit 125)", bad));
   StepRecord step;
+  step.build_ms = prepared.build_ms;
+  step.deploy_ms = prepared.deploy_ms;
   step.kind = StepKind::kMeasure;
   step.index = index;
   step.rev = bad;
@@ -114,6 +117,8 @@ BisectResult Bisect(const std::vector<std::string>& revs, RevisionRunner& runner
   const auto finish_step = [&](StepRecord step) {
     result.total_runs += step.runs;
     result.board_ms += step.board_ms;
+    result.build_ms += step.build_ms;
+    result.deploy_ms += step.deploy_ms;
     if (on_step) on_step(step);
     result.steps.push_back(std::move(step));
   };
@@ -131,7 +136,8 @@ BisectResult Bisect(const std::vector<std::string>& revs, RevisionRunner& runner
     const size_t m = PickNext(lo, hi, skipped);
     if (m == hi) break;  // everything between lo and hi is untestable
     StepRecord step;
-    if (runner.Prepare(revs[m]) == Prepared::kSkip) {
+    const Preparation prepared = runner.Prepare(revs[m]);
+    if (prepared.skip()) {
       step.index = m;
       step.rev = revs[m];
       step.verdict = Verdict::kSkip;
@@ -152,6 +158,8 @@ BisectResult Bisect(const std::vector<std::string>& revs, RevisionRunner& runner
         seen = RunOnce(runner, step, known);
       step.verdict = seen == Seen::kClean ? Verdict::kGood : Verdict::kBad;
     }
+    step.build_ms = prepared.build_ms;
+    step.deploy_ms = prepared.deploy_ms;
     if (step.verdict == Verdict::kSkip) skipped[m] = true;
     if (step.verdict == Verdict::kGood) lo = m;
     if (step.verdict == Verdict::kBad) {

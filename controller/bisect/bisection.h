@@ -48,6 +48,15 @@ struct BisectOptions {
 /// What Prepare made of a revision.
 enum class Prepared { kReady, kSkip };
 
+/// Prepare's answer: what it made of the revision and how long its hooks took.
+struct Preparation {
+  Prepared prepared = Prepared::kReady;
+  uint64_t build_ms = 0;   // wall time of the build hook, ms (0: none ran)
+  uint64_t deploy_ms = 0;  // wall time of the deploy hook, ms (0: none ran, or skipped)
+
+  bool skip() const { return prepared == Prepared::kSkip; }
+};
+
 /// One run: one power cycle of the board running the fixtures.
 struct RunOutcome {
   /// "<fixture>: <diagnosis>" of every fixture that failed, sorted; empty when clean.
@@ -61,9 +70,9 @@ struct RunOutcome {
 class RevisionRunner {
  public:
   virtual ~RevisionRunner() = default;
-  /// Builds and deploys `rev` (a full commit id). kSkip: it cannot be tested (the build
-  /// hook exited 125, as with `git bisect run`). Throws BisectError otherwise.
-  virtual Prepared Prepare(const std::string& rev) = 0;
+  /// Builds and deploys `rev` (a full commit id), timing both. kSkip: it cannot be tested
+  /// (the build hook exited 125, as with `git bisect run`). Throws BisectError otherwise.
+  virtual Preparation Prepare(const std::string& rev) = 0;
   /// One run of the prepared `rev`; run_index counts the runs of this rev from 0 (it seeds
   /// virtual boards). Throws BisectError when the board cannot give an answer.
   virtual RunOutcome Run(const std::string& rev, uint32_t run_index) = 0;
@@ -83,10 +92,12 @@ struct StepRecord {
   uint32_t runs = 0;
   uint32_t detections = 0;
   Verdict verdict = Verdict::kGood;
-  bool capped = false;    // max_runs ran out before M(n) <= alpha
-  uint64_t board_ms = 0;  // sum of the runs' board time
-  std::string diagnosis;  // the first detection's failures, "; "-joined
-  std::string note;       // why a tested revision was skipped, e.g. another failure
+  bool capped = false;     // max_runs ran out before M(n) <= alpha
+  uint64_t board_ms = 0;   // sum of the runs' board time
+  uint64_t build_ms = 0;   // the revision's build hook (Preparation::build_ms)
+  uint64_t deploy_ms = 0;  // its deploy hook (Preparation::deploy_ms)
+  std::string diagnosis;   // the first detection's failures, "; "-joined
+  std::string note;        // why a tested revision was skipped, e.g. another failure
 };
 
 struct BisectResult {
@@ -99,7 +110,9 @@ struct BisectResult {
   DetectionRate rate;                 // bad end + revisions found bad (kSequential)
   std::vector<StepRecord> steps;      // in the order run
   uint32_t total_runs = 0;
-  uint64_t board_ms = 0;
+  uint64_t board_ms = 0;  // sums over the steps, ms
+  uint64_t build_ms = 0;
+  uint64_t deploy_ms = 0;
 };
 
 /// Called after each finished step, e.g. to log it or write it to the journal.

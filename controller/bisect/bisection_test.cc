@@ -96,6 +96,28 @@ TEST(Bisection, EachRevisionIsPreparedOnceAndRunsCountFromZero) {
   EXPECT_EQ(r.rate.runs, pooled.runs);
 }
 
+TEST(Bisection, EachStepCarriesItsBuildAndDeployTimeAndTheResultTheirSums) {
+  SimulatedHistory h(64, 40, 0.5, 3);
+  h.skip = {32};
+  const BisectResult r = Bisect(h.revs(), h, {});
+  uint64_t build = 0;
+  uint64_t deploy = 0;
+  for (const StepRecord& s : r.steps) {
+    // SimulatedHistory: build 1000 + index ms, deploy 10 ms, none after a skipping build.
+    EXPECT_EQ(s.build_ms, 1000 + s.index) << s.rev;
+    EXPECT_EQ(s.deploy_ms, h.skip.count(s.index) ? 0u : 10u) << s.rev;
+    build += s.build_ms;
+    deploy += s.deploy_ms;
+  }
+  EXPECT_EQ(r.steps.front().build_ms, 1064u);  // the measurement at the bad end
+  EXPECT_EQ(r.build_ms, build);
+  EXPECT_EQ(r.deploy_ms, deploy);
+  BisectOptions fixed;
+  fixed.rule = Rule::kFixedRuns;
+  const BisectResult f = Bisect(h.revs(), h, fixed);
+  for (const StepRecord& s : f.steps) EXPECT_EQ(s.build_ms, 1000 + s.index) << s.rev;
+}
+
 TEST(Bisection, SkippedNeighboursOfTheCulpritAreNamedAsPossible) {
   SimulatedHistory h(32, 17, 1.0, 5);
   h.skip = {15, 16};

@@ -225,7 +225,7 @@ int RunStep(const StepCommandLine& cl, std::ostream& out, std::ostream& err) {
   BoardRunnerConfig rc = RunnerConfig(cl.board, LoadBoardFarm(cl.board), seed);
   rc.tree = {cl.tree, std::nullopt, std::filesystem::current_path()};
   BoardRevisionRunner runner(std::move(rc));
-  if (runner.Prepare(rev) == Prepared::kSkip) {
+  if (runner.Prepare(rev).skip()) {
     out << fmt::format("{}: skip (build hook exit 125)\n", rev);
     return 125;
   }

@@ -86,8 +86,10 @@ bool Journal::Load(const std::filesystem::path& path, const nlohmann::json& head
     }
     try {
       if (type == "prepared") {
-        prepared_[j.at("rev").get<std::string>()] =
-            j.at("skip").get<bool>() ? Prepared::kSkip : Prepared::kReady;
+        prepared_.emplace(
+            j.at("rev").get<std::string>(),
+            Preparation{j.at("skip").get<bool>() ? Prepared::kSkip : Prepared::kReady,
+                        j.value("build_ms", uint64_t{0}), j.value("deploy_ms", uint64_t{0})});
       } else if (type == "step") {
         steps_.insert(
             {j.at("rev").get<std::string>(), j.at("kind").get<std::string>() == "measure"});
@@ -108,7 +110,7 @@ bool Journal::Load(const std::filesystem::path& path, const nlohmann::json& head
   return true;
 }
 
-std::optional<Prepared> Journal::FindPrepared(const std::string& rev) const {
+std::optional<Preparation> Journal::FindPrepared(const std::string& rev) const {
   const auto it = prepared_.find(rev);
   if (it == prepared_.end()) return std::nullopt;
   return it->second;
@@ -127,9 +129,13 @@ void Journal::Append(const nlohmann::json& record) {
     throw BisectError(fmt::format("cannot write the journal: {}", std::strerror(errno)));
 }
 
-void Journal::AppendPrepared(const std::string& rev, Prepared prepared) {
-  prepared_[rev] = prepared;
-  Append({{"type", "prepared"}, {"rev", rev}, {"skip", prepared == Prepared::kSkip}});
+void Journal::AppendPrepared(const std::string& rev, const Preparation& prepared) {
+  prepared_.emplace(rev, prepared);
+  Append({{"type", "prepared"},
+          {"rev", rev},
+          {"skip", prepared.skip()},
+          {"build_ms", prepared.build_ms},
+          {"deploy_ms", prepared.deploy_ms}});
 }
 
 void Journal::AppendRun(const std::string& rev, uint32_t run_index, const RunOutcome& outcome) {
@@ -157,16 +163,18 @@ void Journal::AppendStep(const StepRecord& step) {
           {"verdict", VerdictName(step.verdict)},
           {"capped", step.capped},
           {"board_ms", step.board_ms},
+          {"build_ms", step.build_ms},
+          {"deploy_ms", step.deploy_ms},
           {"diagnosis", step.diagnosis},
           {"note", step.note}});
 }
 
-Prepared ReplayRunner::Prepare(const std::string& rev) {
+Preparation ReplayRunner::Prepare(const std::string& rev) {
   if (const auto done = journal_.FindPrepared(rev)) {
-    if (*done == Prepared::kReady) prepared_from_journal_ = rev;
+    if (!done->skip()) prepared_from_journal_ = rev;
     return *done;
   }
-  const Prepared p = live_.Prepare(rev);
+  const Preparation p = live_.Prepare(rev);
   prepared_from_journal_.clear();
   journal_.AppendPrepared(rev, p);
   return p;
@@ -179,7 +187,9 @@ RunOutcome ReplayRunner::Run(const std::string& rev, uint32_t run_index) {
   }
   if (prepared_from_journal_ == rev) {
     // Resumed in the middle of this revision's step: the board may hold anything now.
-    if (live_.Prepare(rev) == Prepared::kSkip)
+    const Preparation again = live_.Prepare(rev);
+    journal_.AppendPrepared(rev, again);
+    if (again.skip())
       throw BisectError(fmt::format("{} built before but its build hook now exits 125", rev));
     prepared_from_journal_.clear();
   }

@@ -6,8 +6,9 @@
 // first run the journal does not have.
 //
 // Records ("type"): "header" (first line: what is bisected, how), "prepared" (a revision
-// built and deployed, or skipped), "run" (one run's outcome), "step" (a finished step, for
-// people reading the log; not needed to resume), "result".
+// built and deployed, or skipped, with its hooks' build_ms and deploy_ms; a revision
+// prepared again on resume gets a second one), "run" (one run's outcome), "step" (a finished step,
+// for people reading the log; not needed to resume), "result".
 #pragma once
 
 #include <cstdint>
@@ -37,14 +38,16 @@ class Journal {
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;
 
-  /// What an earlier Prepare of rev gave, if the journal has it.
-  std::optional<Prepared> FindPrepared(const std::string& rev) const;
+  /// What the first Prepare of rev gave (with its hook times), if the journal has it. A
+  /// record written before the times were journalled reads as 0 ms.
+  std::optional<Preparation> FindPrepared(const std::string& rev) const;
   /// The outcome of run `run_index` of rev, if the journal has it.
   std::optional<RunOutcome> FindRun(const std::string& rev, uint32_t run_index) const;
   /// Runs loaded from the file when it was opened.
   size_t loaded_runs() const { return loaded_runs_; }
 
-  void AppendPrepared(const std::string& rev, Prepared prepared);
+  /// Journals a Prepare of rev; FindPrepared keeps answering with the first one.
+  void AppendPrepared(const std::string& rev, const Preparation& prepared);
   void AppendRun(const std::string& rev, uint32_t run_index, const RunOutcome& outcome);
   /// Logs a finished step, once per (rev, kind): steps replayed on resume are not repeated.
   void AppendStep(const StepRecord& step);
@@ -56,7 +59,7 @@ class Journal {
   bool Load(const std::filesystem::path& path, const nlohmann::json& header);
 
   std::FILE* file_ = nullptr;
-  std::map<std::string, Prepared> prepared_;
+  std::map<std::string, Preparation> prepared_;
   std::map<std::pair<std::string, uint32_t>, RunOutcome> runs_;
   std::set<std::pair<std::string, bool>> steps_;  // (rev, measure) of "step" records
   size_t loaded_runs_ = 0;
@@ -65,12 +68,14 @@ class Journal {
 /// A RevisionRunner that answers from the journal what is already done and hands the rest
 /// to `live`, journalling it. A revision whose "prepared" record is replayed is built and
 /// deployed again (live) only if one of its runs is not in the journal: a finished step
-/// costs nothing on resume.
+/// costs nothing on resume. A replayed Prepare answers with the journalled hook times, so
+/// a resumed bisection reports every step's build and deploy time; the times of a build
+/// done again on resume are journalled but not added to the step.
 class ReplayRunner : public RevisionRunner {
  public:
   ReplayRunner(Journal& journal, RevisionRunner& live) : journal_(journal), live_(live) {}
 
-  Prepared Prepare(const std::string& rev) override;
+  Preparation Prepare(const std::string& rev) override;
   RunOutcome Run(const std::string& rev, uint32_t run_index) override;
 
   uint32_t replayed_runs() const { return replayed_runs_; }

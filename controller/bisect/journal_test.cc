@@ -112,7 +112,7 @@ TEST_F(JournalTest, CorruptLineInTheMiddleIsAnErrorWithItsLineNumber) {
 TEST_F(JournalTest, AJournalKilledWhileWritingItsHeaderStartsAgain) {
   std::ofstream(path_) << R"({"type":"head)";
   Journal j(path_, header_);
-  j.AppendPrepared("r", Prepared::kReady);
+  j.AppendPrepared("r", {});
   std::ifstream in(path_);
   std::string first;
   std::getline(in, first);
@@ -140,13 +140,67 @@ TEST_F(JournalTest, EachStepIsLoggedOnceAcrossResumes) {
 TEST_F(JournalTest, SkipsAreReplayedWithoutCallingTheBuild) {
   {
     Journal j(path_, header_);
-    j.AppendPrepared("rev5", Prepared::kSkip);
+    j.AppendPrepared("rev5", {Prepared::kSkip, 0, 0});
   }
   Journal j(path_, header_);
   SimulatedHistory h(10, 3, 1.0, 1);
   ReplayRunner runner(j, h);
-  EXPECT_EQ(runner.Prepare("rev5"), Prepared::kSkip);
+  EXPECT_TRUE(runner.Prepare("rev5").skip());
   EXPECT_EQ(h.prepares.count("rev5"), 0u);
+}
+
+TEST_F(JournalTest, BuildAndDeployTimesAreReplayedFromTheJournal) {
+  {
+    Journal j(path_, header_);
+    j.AppendPrepared("rev4", {Prepared::kReady, 61000, 250});
+    j.AppendPrepared("rev4", {Prepared::kReady, 5, 5});  // built again on a resume
+  }
+  Journal j(path_, header_);
+  ASSERT_TRUE(j.FindPrepared("rev4"));
+  EXPECT_EQ(j.FindPrepared("rev4")->build_ms, 61000u);  // the first build counts
+  EXPECT_EQ(j.FindPrepared("rev4")->deploy_ms, 250u);
+  SimulatedHistory h(10, 3, 1.0, 1);
+  ReplayRunner runner(j, h);
+  const Preparation p = runner.Prepare("rev4");
+  EXPECT_EQ(p.build_ms, 61000u);
+  EXPECT_EQ(p.deploy_ms, 250u);
+  EXPECT_EQ(h.prepares.count("rev4"), 0u);
+  // A live Prepare is journalled with its times.
+  EXPECT_EQ(runner.Prepare("rev6").build_ms, 1006u);
+  std::ifstream in(path_);
+  std::string last;
+  for (std::string line; std::getline(in, line);) last = line;
+  const auto rec = nlohmann::json::parse(last);
+  EXPECT_EQ(rec["rev"], "rev6");
+  EXPECT_EQ(rec["build_ms"], 1006);
+  EXPECT_EQ(rec["deploy_ms"], 10);
+}
+
+TEST_F(JournalTest, APreparedRecordWithoutTimesReadsAsZero) {
+  { Journal j(path_, header_); }
+  std::ofstream(path_, std::ios::app) << R"({"type":"prepared","rev":"r","skip":false})"
+                                      << "\n";
+  Journal j(path_, header_);
+  ASSERT_TRUE(j.FindPrepared("r"));
+  EXPECT_FALSE(j.FindPrepared("r")->skip());
+  EXPECT_EQ(j.FindPrepared("r")->build_ms, 0u);
+}
+
+TEST_F(JournalTest, AResumedBisectionReportsTheSameBuildAndDeployTimes) {
+  SimulatedHistory whole(60, 37, 0.5, 8);
+  const BisectResult expected = BisectWithJournal(dir_ / "whole.jsonl", header_, whole);
+  SimulatedHistory first(60, 37, 0.5, 8);
+  first.throw_after_runs = whole.runs.size() / 2;
+  EXPECT_THROW(BisectWithJournal(path_, header_, first), BisectError);
+  SimulatedHistory second(60, 37, 0.5, 8);
+  const BisectResult r = BisectWithJournal(path_, header_, second);
+  EXPECT_EQ(r.build_ms, expected.build_ms);
+  EXPECT_EQ(r.deploy_ms, expected.deploy_ms);
+  ASSERT_EQ(r.steps.size(), expected.steps.size());
+  for (size_t i = 0; i < r.steps.size(); ++i) {
+    EXPECT_EQ(r.steps[i].build_ms, expected.steps[i].build_ms) << i;
+    EXPECT_EQ(r.steps[i].deploy_ms, expected.steps[i].deploy_ms) << i;
+  }
 }
 
 }  // namespace

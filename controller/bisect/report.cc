@@ -66,17 +66,18 @@ std::string RenderReport(const BisectContext& c, const BisectResult& r) {
         r.rate.detections, r.rate.runs, r.rate.detections, r.rate.runs - r.rate.detections + 1,
         r.rate.Mean());
   s += "\n";
-  s += fmt::format("{:<4} {:<12} {:>6} {:>5} {:>4} {:<7} {:>9} {:>9}  {}\n", "STEP", "REV", "INDEX",
-                   "RUNS", "DET", "VERDICT", "P(MISS)", "BOARD", "SUBJECT");
+  s += fmt::format("{:<4} {:<12} {:>6} {:>5} {:>4} {:<7} {:>9} {:>9} {:>9} {:>9}  {}\n", "STEP",
+                   "REV", "INDEX", "RUNS", "DET", "VERDICT", "P(MISS)", "BUILD", "DEPLOY", "BOARD",
+                   "SUBJECT");
   for (size_t i = 0; i < r.steps.size(); ++i) {
     const StepRecord& st = r.steps[i];
     const bool measure = st.kind == StepKind::kMeasure;
     const bool tested = !measure && st.runs > 0 && sequential;
-    s +=
-        fmt::format("{:<4} {:<12} {:>6} {:>5} {:>4} {:<7} {:>9} {:>9}  {}\n", i, Short(st.rev),
-                    st.index, st.runs, st.detections, measure ? "measure" : VerdictName(st.verdict),
-                    tested ? fmt::format("{:.2e}", st.miss) : std::string("-"),
-                    Seconds(st.board_ms), Clip(SubjectOf(c, st.index), 50));
+    s += fmt::format(
+        "{:<4} {:<12} {:>6} {:>5} {:>4} {:<7} {:>9} {:>9} {:>9} {:>9}  {}\n", i, Short(st.rev),
+        st.index, st.runs, st.detections, measure ? "measure" : VerdictName(st.verdict),
+        tested ? fmt::format("{:.2e}", st.miss) : std::string("-"), Seconds(st.build_ms),
+        Seconds(st.deploy_ms), Seconds(st.board_ms), Clip(SubjectOf(c, st.index), 50));
     if (st.capped)
       s += fmt::format("     ^ capped at {} runs: P(MISS) above its share {:.2e}\n", st.runs,
                        st.alpha);
@@ -102,8 +103,9 @@ std::string RenderReport(const BisectContext& c, const BisectResult& r) {
                      c.requested_confidence);
   else
     s += "confidence: not stated (fixed runs per step)\n";
-  s += fmt::format("runs: {} in {} steps, board time {}\n", r.total_runs, r.steps.size(),
-                   Seconds(r.board_ms));
+  s += fmt::format("runs: {} in {} steps; build time {}, deploy time {}, board time {}, total {}\n",
+                   r.total_runs, r.steps.size(), Seconds(r.build_ms), Seconds(r.deploy_ms),
+                   Seconds(r.board_ms), Seconds(r.build_ms + r.deploy_ms + r.board_ms));
   s += fmt::format("log: {}/journal.jsonl; hook logs and consoles: {}/steps/<rev>/\n", c.out_dir,
                    c.out_dir);
   if (sequential) s += "\n" + ExplainSequentialRule();
@@ -125,6 +127,8 @@ nlohmann::json ReportJson(const BisectContext& c, const BisectResult& r) {
                      {"verdict", VerdictName(st.verdict)},
                      {"capped", st.capped},
                      {"board_ms", st.board_ms},
+                     {"build_ms", st.build_ms},
+                     {"deploy_ms", st.deploy_ms},
                      {"diagnosis", st.diagnosis},
                      {"note", st.note}});
   nlohmann::json also = nlohmann::json::array();
@@ -146,6 +150,8 @@ nlohmann::json ReportJson(const BisectContext& c, const BisectResult& r) {
                       {"also_possible", also},
                       {"total_runs", r.total_runs},
                       {"board_ms", r.board_ms},
+                      {"build_ms", r.build_ms},
+                      {"deploy_ms", r.deploy_ms},
                       {"steps", steps}};
   if (r.rule == Rule::kSequential) {
     j["requested_confidence"] = c.requested_confidence;

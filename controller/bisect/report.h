@@ -30,11 +30,13 @@ struct BisectContext {
 /// The model behind the numbers, in a few lines, printed with every sequential report.
 std::string ExplainSequentialRule();
 
-/// The human report: header, detection rate, one line per step, the answer with its
-/// confidence (or the range of untestable commits it could be), runs and board time.
+/// The human report: header, detection rate, one line per step (with its build, deploy
+/// and board time), the answer with its confidence (or the range of untestable commits it
+/// could be), runs and the time totals.
 std::string RenderReport(const BisectContext& context, const BisectResult& result);
 
-/// The same as JSON: {"first_bad": {...}, "confidence", "steps": [...], ...}.
+/// The same as JSON: {"first_bad": {...}, "confidence", "steps": [...], ...}; times in ms:
+/// per step and in total "build_ms", "deploy_ms", "board_ms".
 nlohmann::json ReportJson(const BisectContext& context, const BisectResult& result);
 
 /// "good" / "bad" / "skip".

@@ -28,9 +28,11 @@ class SimulatedHistory : public RevisionRunner {
   std::vector<std::pair<std::string, uint32_t>> runs;  // Run calls in order
   size_t throw_after_runs = SIZE_MAX;                  // simulate a controller killed mid-bisection
 
-  Prepared Prepare(const std::string& rev) override {
+  /// Build time 1000 + the revision's index ms, deploy 10 ms (none when skipped).
+  Preparation Prepare(const std::string& rev) override {
     ++prepares[rev];
-    return skip.count(Index(rev)) ? Prepared::kSkip : Prepared::kReady;
+    if (skip.count(Index(rev))) return {Prepared::kSkip, 1000 + Index(rev), 0};
+    return {Prepared::kReady, 1000 + Index(rev), 10};
   }
 
   RunOutcome Run(const std::string& rev, uint32_t run_index) override {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -10,6 +11,16 @@
 #include <string>
 
 namespace dmahil::testing {
+
+/// A fresh, empty folder for one test: <temp>/<prefix>-<pid>-<test>, whatever an earlier
+/// run left there removed first.
+inline std::filesystem::path FreshTestDir(const std::string& prefix, const std::string& test) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                    (prefix + "-" + std::to_string(getpid()) + "-" + test);
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
 
 /// The whole file at p ("" if it cannot be read).
 inline std::string Slurp(const std::filesystem::path& p) {
