@@ -43,6 +43,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
+# shellcheck source=ci/lib.sh
+. ci/lib.sh
 COMMITS=60 CULPRIT="" SEED="" DMAHIL="" PORT_BASE=17310 OUT=out/kernel-bisect
 PATCH=$REPO/regressions/linux-6.1/unmap-no-invalidate-foreign.patch
 EXTRA=()
@@ -56,8 +58,7 @@ while [ $# -gt 0 ]; do
     --port-base) number "$@"; PORT_BASE=$2; shift 2 ;;
     --patch) [ -f "${2:-}" ] || die "--patch needs a file"
              PATCH=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
-    --dmahil) [ -x "${2:-}" ] || die "--dmahil needs an executable"
-              DMAHIL=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
+    --dmahil) DMAHIL=$(executable_path kernel-bisect.sh "${2:-}"); shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
     --) shift; EXTRA=("$@"); break ;;
     -*) die "unknown option $1 (try --help)" ;;
@@ -69,8 +70,7 @@ SEED=${SEED:-$(date +%Y%m%d)}
 CULPRIT=${CULPRIT:-$(( (SEED * 2654435761 + 97) % COMMITS + 1 ))}
 if [ "$CULPRIT" -lt 1 ] || [ "$CULPRIT" -gt "$COMMITS" ]; then die "--culprit must be in 1..$COMMITS"; fi
 echo "kernel-bisect: $COMMITS commits, culprit at $CULPRIT ($(basename "$PATCH")), seed $SEED"
-SECONDS=0 STAGE_T=0
-stage_done() { echo "== kernel-bisect: $1: $((SECONDS - STAGE_T)) s (total $SECONDS s)"; STAGE_T=$SECONDS; }
+stage_clock kernel-bisect
 
 # --- 1. set-up ---------------------------------------------------------------------------
 ci/apt-install.sh kernel-bisect jq git
@@ -185,7 +185,7 @@ stage_done "dmahil bisect (exit $rc)"
   die "dmahil bisect gave no answer (exit $rc; log $OUT/bisect.log): run the same command again to resume"; }
 cat "$OUT/bisect/bisect.txt"
 named=$(jq -r .first_bad.rev "$OUT/bisect/bisect.json")
-echo "kernel-bisect: total $SECONDS s; per step (build/deploy/board s):"
+echo "kernel-bisect: total $(($(date +%s) - CI_CLOCK_T0)) s; per step (build/deploy/board s):"
 jq -r '.steps[] | "  \(.rev[0:12]) \(.verdict) runs \(.runs): build \(.build_ms / 1000) s," +
        " deploy \(.deploy_ms / 1000) s, board \(.board_ms / 1000) s"' "$OUT/bisect/bisect.json"
 if [ "$named" = "$CULPRIT_REV" ]; then

@@ -29,27 +29,21 @@
 # run) after printing the end of every board's console log of that farm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=ci/lib.sh
+. ci/lib.sh
 JOBS=$(nproc) DMAHIL="" OUT=out/qemu-xen
 while [ $# -gt 0 ]; do
   case $1 in
     --jobs) [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || { echo "qemu-xen.sh: --jobs needs N >= 1" >&2; exit 2; }
             JOBS=$2; shift 2 ;;
-    --dmahil) [ -x "${2:-}" ] || { echo "qemu-xen.sh: --dmahil needs an executable" >&2; exit 2; }
-              DMAHIL=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
+    --dmahil) DMAHIL=$(executable_path qemu-xen.sh "${2:-}"); shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "qemu-xen.sh: unknown option $1" >&2; exit 2 ;;
     *) OUT=$1; shift ;;
   esac
 done
 
-T0=$(date +%s)
-STAGE_T=$T0
-stage_done() {
-  local now
-  now=$(date +%s)
-  echo "== qemu-xen: $1: $((now - STAGE_T)) s (total $((now - T0)) s)"
-  STAGE_T=$now
-}
+stage_clock qemu-xen
 
 if [ -z "$DMAHIL" ]; then
   echo "== qemu-xen: ci/setup.sh build"
@@ -134,5 +128,5 @@ if [[ $own != *"Xen $PWD/build-qemu/own-xen/xen-4.17-arm64 (sha256 "* ]]; then
   echo "== qemu-xen: the summary does not name the user's Xen for qemu-xen-own-xen: '$own'"
   [ "$status" -ne 0 ] || status=1
 fi
-echo "== qemu-xen: total $(($(date +%s) - T0)) s, exit $status"
+echo "== qemu-xen: total $(($(date +%s) - CI_CLOCK_T0)) s, exit $status"
 exit "$status"
