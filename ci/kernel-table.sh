@@ -25,6 +25,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
+# shellcheck source=ci/lib.sh
+. ci/lib.sh
 FAULTS=all RUNS=1 DMAHIL="" OUT=out/kernel-table
 while [ $# -gt 0 ]; do
   case $1 in
@@ -32,21 +34,13 @@ while [ $# -gt 0 ]; do
               FAULTS=$2; shift 2 ;;
     --runs) [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || { echo "kernel-table.sh: --runs needs N >= 1" >&2; exit 2; }
             RUNS=$2; shift 2 ;;
-    --dmahil) [ -x "${2:-}" ] || { echo "kernel-table.sh: --dmahil needs an executable" >&2; exit 2; }
-              DMAHIL=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
+    --dmahil) DMAHIL=$(executable_path kernel-table.sh "${2:-}"); shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "kernel-table.sh: unknown option $1" >&2; exit 2 ;;
     *) OUT=$1; shift ;;
   esac
 done
-T0=$(date +%s)
-STAGE_T=$T0
-stage_done() {
-  local now
-  now=$(date +%s)
-  echo "== kernel-table: $1: $((now - STAGE_T)) s (total $((now - T0)) s)"
-  STAGE_T=$now
-}
+stage_clock kernel-table
 ci/apt-install.sh kernel-table jq git
 if [ -z "$DMAHIL" ]; then
   ci/setup.sh build
