@@ -80,12 +80,15 @@ fi
 build_kernel dom0-4k
 stage_done "stock kernel (qemu/build-kernel.sh)"
 BASE=$(git -C "$TREE" rev-parse HEAD)
+BASE_DATE=$(git -C "$TREE" log -1 --format=%cI "$BASE")
 HOME_BRANCH=$(git -C "$TREE" symbolic-ref --short -q HEAD || echo "$BASE")
 GIT=(git -C "$TREE" -c user.name=dmahil -c user.email=dmahil@localhost -c advice.detachedHead=false)
 for id in "${IDS[@]}"; do
   patch=$REPO/$(jq -r --arg id "$id" '.[] | select(.id == $id) | .kernel_patch' "$OUT/faults.json")
   "${GIT[@]}" checkout -q -B "regress/$id" "$BASE"
-  "${GIT[@]}" am -q "$patch" || { "${GIT[@]}" am --abort; "${GIT[@]}" checkout -q "$HOME_BRANCH"
+  # the base's date as author and committer date: the same patch on the same base is the
+  # same commit, so qemu/build-kernel.sh's cache (revision + config) finds it next time
+  GIT_AUTHOR_DATE=$BASE_DATE GIT_COMMITTER_DATE=$BASE_DATE "${GIT[@]}" am -q "$patch" || { "${GIT[@]}" am --abort; "${GIT[@]}" checkout -q "$HOME_BRANCH"
     echo "kernel-table.sh: $patch does not apply to $BASE" >&2; exit 2; }
   build_kernel "$id" || { "${GIT[@]}" checkout -q "$HOME_BRANCH"; exit 2; }
   stage_done "kernel with $(basename "$patch") (incremental)"
