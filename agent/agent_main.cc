@@ -168,7 +168,9 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
 
     if (vchan) {
-      tr::ServeGrpcOverVchan(*server, tr::VchanServeOptions{}, stop);
+      tr::VchanServeOptions options;
+      options.ring_bytes = tr::AgentVchanRingBytes(dmahil::agent::linux_xen::LinuxPageSize());
+      tr::ServeGrpcOverVchan(*server, options, stop);
     } else {
       pollfd pfd{stop.Fd(), POLLIN, 0};
       while (!stop.IsSet()) ::poll(&pfd, 1, -1);

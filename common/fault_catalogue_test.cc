@@ -82,6 +82,20 @@ TEST(FaultCatalogue, MaintenanceFaultsShowInTheAuditOnABoardWithoutCaches) {
   }
 }
 
+TEST(FaultCatalogue, AGrantOffsetIn64KiBPagesManifestsInTheModelButNotOnQemuXensLinux) {
+  const FaultInfo& f = Fault(FaultId::kGrant64kOffset);
+  v1::Board b;
+  b.set_kind(v1::BOARD_KIND_VIRTUAL);
+  b.set_linux_page_size(65536);
+  EXPECT_EQ(f.cannot_manifest(b), "") << "the model packs 16 grants per 64 KiB page";
+  b.set_linux_page_size(4096);
+  EXPECT_NE(f.cannot_manifest(b).find("4 KiB pages"), std::string::npos);
+  b.set_kind(v1::BOARD_KIND_QEMU_XEN);
+  b.set_linux_page_size(65536);
+  // Linux 6.1's gntdev maps one grant per Linux page: none sits past the first Xen frame
+  EXPECT_NE(f.cannot_manifest(b).find("gntdev"), std::string::npos) << f.cannot_manifest(b);
+}
+
 TEST(FaultCatalogue, DiagnosisNamesRoundTrip) {
   EXPECT_EQ(DiagnosisKebabName(v1::DIAGNOSIS_MISADDRESSED_MAINTENANCE), "misaddressed-maintenance");
   EXPECT_EQ(DiagnosisKebabName(v1::DIAGNOSIS_NONE), "none");

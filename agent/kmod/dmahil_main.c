@@ -54,7 +54,10 @@
 
 #include "dmahil.h"
 
-/* bytes: a Xen page; the module requires PAGE_SIZE to be the same */
+/*
+ * bytes: the ABI's page, a Xen page (XEN_PAGE_SIZE); PAGE_SIZE is a multiple
+ * of it (4 KiB or 64 KiB on arm64)
+ */
 #define DMAHIL_PAGE 4096u
 /* live pins (and, separately, mappings) per open file */
 #define DMAHIL_MAX_HANDLES 4096u
@@ -73,16 +76,49 @@ MODULE_PARM_DESC(faults,
 /**
  * struct dmahil_pin_k - a pin
  * @id: its handle
- * @npages: pages pinned
+ * @npages: Linux pages pinned (PAGE_SIZE each)
+ * @nslots: 4 KiB pages of the pin, the ABI's pages
+ * @sparse: DMAHIL_PIN_SPARSE: 4 KiB page i is the start of @pages[i]
  * @nmaps: live mappings of this pin: DMAHIL_IOC_UNPIN is -EBUSY while > 0
- * @pages: the pinned pages
+ * @pages: the pinned Linux pages
  */
 struct dmahil_pin_k {
 	u32 id;
 	u32 npages;
+	u32 nslots;
+	bool sparse;
 	u32 nmaps;
 	struct page **pages;
 };
+
+/**
+ * slot_phys() - the physical address of a byte of a pin
+ * @p: the pin
+ * @off: bytes into the pin (4 KiB pages), < @p->nslots * DMAHIL_PAGE
+ * @page: out: the Linux page that holds it
+ * @poff: out: its offset in @page, bytes
+ *
+ * A sparse pin's 4 KiB page i is the first Xen frame of its Linux page i
+ * (gntdev maps one grant per Linux page); a dense pin's pages follow each
+ * other, XEN_PFN_PER_PAGE to a Linux page.
+ *
+ * Return: page_to_phys(*@page) + *@poff.
+ */
+static phys_addr_t slot_phys(const struct dmahil_pin_k *p, u64 off,
+			     struct page **page, u32 *poff)
+{
+	u64 slot = off / DMAHIL_PAGE;
+
+	if (p->sparse) {
+		*page = p->pages[slot];
+		*poff = off % DMAHIL_PAGE;
+	} else {
+		*page = p->pages[slot / XEN_PFN_PER_PAGE];
+		*poff = (slot % XEN_PFN_PER_PAGE) * DMAHIL_PAGE +
+			off % DMAHIL_PAGE;
+	}
+	return page_to_phys(*page) + *poff;
+}
 
 /**
  * struct dmahil_map_k - a mapping
@@ -216,16 +252,21 @@ static int put_u64s(u64 uptr, const u64 *v, u32 n)
  * @f: the open file
  * @arg: user pointer to struct dmahil_pin
  *
- * Pins @arg->pages pages at @arg->uaddr with pin_user_pages_fast(FOLL_WRITE |
- * FOLL_LONGTERM) and reports each page's pfn and pfn_to_bfn() (the p2m's
- * machine frame, include/xen/arm/page.h).
+ * Pins the Linux pages that hold @arg->pages 4 KiB pages at @arg->uaddr
+ * (one Linux page per 4 KiB page with DMAHIL_PIN_SPARSE, else
+ * XEN_PFN_PER_PAGE to a Linux page) with pin_user_pages_fast(FOLL_WRITE |
+ * FOLL_LONGTERM) and reports each 4 KiB page's frame and pfn_to_bfn() of it
+ * (the p2m's machine frame; include/xen/arm/page.h: "The pseudo-physical
+ * frame (pfn) used in all the helpers is always based on Xen page
+ * granularity (i.e 4KB)").
  *
  * Context: dmahil_lock held.
- * Return: 0 with @arg->pin set; -EFAULT if @arg, @arg->pfns_ptr or
- * @arg->bfns_ptr cannot be read or written, or not every page could be
- * pinned; -EINVAL if @arg->pages is 0 or above DMAHIL_MAX_PIN_PAGES, or
- * @arg->uaddr is 0, not page aligned, or the range overflows or ends above
- * TASK_SIZE; -ENOMEM if out of memory; -ENOSPC if the file holds
+ * Return: 0 with @arg->pin and @arg->page_size set; -EFAULT if @arg,
+ * @arg->pfns_ptr or @arg->bfns_ptr cannot be read or written, or not every
+ * page could be pinned; -EINVAL if @arg->flags has a bit other than
+ * DMAHIL_PIN_SPARSE, @arg->pages is 0 or above DMAHIL_MAX_PIN_PAGES, or
+ * @arg->uaddr is 0, not PAGE_SIZE aligned, or the range overflows or ends
+ * above TASK_SIZE; -ENOMEM if out of memory; -ENOSPC if the file holds
  * DMAHIL_MAX_HANDLES pins; or the error of pin_user_pages_fast().
  */
 static long do_pin(struct dmahil_file *f, void __user *arg)
@@ -233,39 +274,46 @@ static long do_pin(struct dmahil_file *f, void __user *arg)
 	struct dmahil_pin a;
 	struct dmahil_pin_k *p;
 	u64 *pfns = NULL, *bfns = NULL, end;
+	struct page *page;
+	u32 i, npages, poff;
+	bool sparse;
 	long got;
 	int err, id;
-	u32 i;
 
 	if (copy_from_user(&a, arg, sizeof(a)))
 		return -EFAULT;
-	if (!a.pages || a.pages > DMAHIL_MAX_PIN_PAGES || !a.uaddr ||
-	    a.uaddr % DMAHIL_PAGE ||
-	    check_add_overflow(a.uaddr, (u64)a.pages * DMAHIL_PAGE, &end) ||
+	sparse = a.flags & DMAHIL_PIN_SPARSE;
+	npages = sparse ? a.pages : DIV_ROUND_UP(a.pages, XEN_PFN_PER_PAGE);
+	if ((a.flags & ~DMAHIL_PIN_SPARSE) || !a.pages ||
+	    a.pages > DMAHIL_MAX_PIN_PAGES || !a.uaddr || a.uaddr % PAGE_SIZE ||
+	    check_add_overflow(a.uaddr, (u64)npages * PAGE_SIZE, &end) ||
 	    end > TASK_SIZE)
 		return -EINVAL;
 
 	p = kzalloc(sizeof(*p), GFP_KERNEL);
 	if (!p)
 		return -ENOMEM;
-	p->pages = kvcalloc(a.pages, sizeof(*p->pages), GFP_KERNEL);
+	p->sparse = sparse;
+	p->nslots = a.pages;
+	p->pages = kvcalloc(npages, sizeof(*p->pages), GFP_KERNEL);
 	pfns = kvcalloc(a.pages, sizeof(*pfns), GFP_KERNEL);
 	bfns = kvcalloc(a.pages, sizeof(*bfns), GFP_KERNEL);
 	if (!p->pages || !pfns || !bfns) {
 		err = -ENOMEM;
 		goto out_free;
 	}
-	got = pin_user_pages_fast(a.uaddr, a.pages, FOLL_WRITE | FOLL_LONGTERM,
+	got = pin_user_pages_fast(a.uaddr, npages, FOLL_WRITE | FOLL_LONGTERM,
 				  p->pages);
-	if (got != a.pages) {
+	if (got != npages) {
 		if (got > 0)
 			unpin_user_pages(p->pages, got);
 		err = got < 0 ? (int)got : -EFAULT;
 		goto out_free;
 	}
-	p->npages = a.pages;
+	p->npages = npages;
 	for (i = 0; i < a.pages; i++) {
-		pfns[i] = page_to_pfn(p->pages[i]);
+		pfns[i] = XEN_PFN_DOWN(slot_phys(p, (u64)i * DMAHIL_PAGE, &page,
+						 &poff));
 		bfns[i] = pfn_to_bfn(pfns[i]);
 	}
 	id = idr_alloc(&f->pins, p, 1, DMAHIL_MAX_HANDLES + 1, GFP_KERNEL);
@@ -275,6 +323,7 @@ static long do_pin(struct dmahil_file *f, void __user *arg)
 	}
 	p->id = id;
 	a.pin = id;
+	a.page_size = PAGE_SIZE;
 	err = put_u64s(a.pfns_ptr, pfns, a.pages);
 	if (!err)
 		err = put_u64s(a.bfns_ptr, bfns, a.pages);
@@ -360,16 +409,16 @@ static void map_free(struct dmahil_map_k *m)
 /**
  * seg_write_safe() - whether the engine may write a segment
  * @dev: the engine, with the mapping's DMA mask set
- * @page: the segment's page
- * @poff: the segment's first byte in @page
- * @len: its bytes, 1..4096 - @poff
+ * @phys: the physical address of the segment's first byte
+ * @len: its bytes, 1..4096 - xen_offset_in_page(@phys)
  * @addr: the bus address the segment reports (the XFER window)
  *
  * The one rule of the module's write fence (docs/architecture.md, Safety).
- * The expected address is computed here from the page's machine frame, never
- * taken from the DMA API under test: phys_to_dma() of pfn_to_bfn() of the
- * page plus @poff, as xen_phys_to_dma() in drivers/xen/swiotlb-xen.c builds
- * it (phys_to_dma() of include/linux/dma-direct.h adds the device's
+ * The expected address is computed here from the machine frame, never taken
+ * from the DMA API under test: phys_to_dma() of pfn_to_bfn() of @phys's 4 KiB
+ * frame plus the offset in it, as xen_phys_to_dma() in
+ * drivers/xen/swiotlb-xen.c builds it (XEN_PFN_DOWN(), whatever PAGE_SIZE;
+ * phys_to_dma() of include/linux/dma-direct.h adds the device's
  * dma-ranges offset).  A segment the DMA API bounced has another address, of
  * a slot the kernel chose: it is accepted when dma_to_phys() of its first and
  * last byte lie in the device's swiotlb pool (is_swiotlb_buffer(), as
@@ -379,8 +428,8 @@ static void map_free(struct dmahil_map_k *m)
  *
  * Return: true if the engine may write [@addr, @addr + @len).
  */
-static bool seg_write_safe(struct device *dev, struct page *page, u32 poff,
-			   u32 len, dma_addr_t addr)
+static bool seg_write_safe(struct device *dev, phys_addr_t phys, u32 len,
+			   dma_addr_t addr)
 {
 	phys_addr_t mach, first;
 	u64 limit, last;
@@ -391,7 +440,8 @@ static bool seg_write_safe(struct device *dev, struct page *page, u32 poff,
 	limit = min_not_zero(*dev->dma_mask, dev->bus_dma_limit);
 	if (last > limit)
 		return false;
-	mach = PFN_PHYS(pfn_to_bfn(page_to_pfn(page))) + poff;
+	mach = ((phys_addr_t)pfn_to_bfn(XEN_PFN_DOWN(phys)) << XEN_PAGE_SHIFT) +
+	       xen_offset_in_page(phys);
 	if (addr == phys_to_dma(dev, mach))
 		return true;
 	first = dma_to_phys(dev, addr);
@@ -407,34 +457,38 @@ static bool seg_write_safe(struct device *dev, struct page *page, u32 poff,
  * @len: its bytes
  * @bus: the DMA API's address for it
  *
- * Under DMAHIL_FAULT_BYPASS the reported address is page_to_phys() of the
- * page plus the offset (the fault), not @bus.  The reported address is then
- * judged by seg_write_safe(): DMAHIL_SEG_WRITE_REFUSED if it fails.  A
- * foreign segment whose bfn is pfn_valid() in dom0 gets
- * DMAHIL_SEG_BFN_PFN_VALID (drivers/xen/swiotlb-xen.c then takes the local
- * path).
+ * @pfn and @bfn are of the segment's 4 KiB frame (XEN_PFN_DOWN()).  Under
+ * DMAHIL_FAULT_BYPASS the reported address is the segment's physical address
+ * (page_to_phys() of its page plus the offset: the fault), not @bus.  The
+ * reported address is then judged by seg_write_safe():
+ * DMAHIL_SEG_WRITE_REFUSED if it fails.  A foreign segment whose bfn is
+ * pfn_valid() in dom0 gets DMAHIL_SEG_BFN_PFN_VALID
+ * (drivers/xen/swiotlb-xen.c then takes the local path).
  */
 static void seg_fill(struct dmahil_map_k *m, u32 i, u64 off, u32 len,
 		     dma_addr_t bus)
 {
-	struct page *page = m->pin->pages[off / DMAHIL_PAGE];
 	struct dmahil_seg *s = &m->segs[i];
+	struct page *page;
+	phys_addr_t phys;
+	u32 poff;
 
+	phys = slot_phys(m->pin, off, &page, &poff);
 	m->bus[i] = bus;
 	s->offset = off;
 	s->length = len;
-	s->pfn = page_to_pfn(page);
+	s->pfn = XEN_PFN_DOWN(phys);
 	s->bfn = pfn_to_bfn(s->pfn);
 	s->flags = s->pfn != s->bfn ? DMAHIL_SEG_FOREIGN : 0;
 	if (m->faults & DMAHIL_FAULT_BYPASS) {
-		s->dma_addr = page_to_phys(page) + off % DMAHIL_PAGE;
+		s->dma_addr = phys;
 	} else {
 		s->dma_addr = bus;
 		/* not the bus frame's address: a swiotlb slot */
 		if ((u64)bus / DMAHIL_PAGE != s->bfn)
 			s->flags |= DMAHIL_SEG_BOUNCED;
 	}
-	if (!seg_write_safe(m->dev, page, off % DMAHIL_PAGE, len, s->dma_addr))
+	if (!seg_write_safe(m->dev, phys, len, s->dma_addr))
 		s->flags |= DMAHIL_SEG_WRITE_REFUSED;
 	/* swiotlb-xen's "local" test: pfn_valid() of the machine frame */
 	if ((s->flags & DMAHIL_SEG_FOREIGN) &&
@@ -460,6 +514,7 @@ static int map_dma_sg(struct dmahil_map_k *m, u64 off, u64 len, u32 n)
 	struct scatterlist *sg;
 	u64 pos = off, left = len;
 	u32 i, poff, plen;
+	struct page *page;
 	int err;
 
 	err = sg_alloc_table(&m->sgt, n, GFP_KERNEL);
@@ -468,9 +523,9 @@ static int map_dma_sg(struct dmahil_map_k *m, u64 off, u64 len, u32 n)
 		return err;
 	}
 	for_each_sgtable_sg(&m->sgt, sg, i) {
-		poff = pos % DMAHIL_PAGE;
-		plen = min_t(u64, DMAHIL_PAGE - poff, left);
-		sg_set_page(sg, m->pin->pages[pos / DMAHIL_PAGE], plen, poff);
+		plen = min_t(u64, DMAHIL_PAGE - pos % DMAHIL_PAGE, left);
+		slot_phys(m->pin, pos, &page, &poff);
+		sg_set_page(sg, page, plen, poff);
 		pos += plen;
 		left -= plen;
 	}
@@ -494,8 +549,8 @@ static int map_dma_sg(struct dmahil_map_k *m, u64 off, u64 len, u32 n)
  * @m: the mapping (pin, dev, dir, attrs, faults and sg set)
  * @off: first byte in the pin
  * @len: bytes
- * @n: pages the range spans: one dma_map_page_attrs() each, or one sg entry
- *	each
+ * @n: 4 KiB pages the range spans: one dma_map_page_attrs() each, or one sg
+ *	entry each
  *
  * On failure nothing is left mapped.
  *
@@ -513,9 +568,8 @@ static int map_dma(struct dmahil_map_k *m, u64 off, u64 len, u32 n)
 	if (m->sg)
 		return map_dma_sg(m, off, len, n);
 	for (i = 0; i < n; i++) {
-		poff = pos % DMAHIL_PAGE;
-		plen = min_t(u64, DMAHIL_PAGE - poff, left);
-		page = m->pin->pages[pos / DMAHIL_PAGE];
+		plen = min_t(u64, DMAHIL_PAGE - pos % DMAHIL_PAGE, left);
+		slot_phys(m->pin, pos, &page, &poff);
 		bus = dma_map_page_attrs(m->dev, page, poff, plen, m->dir,
 					 m->attrs);
 		if (dma_mapping_error(m->dev, bus)) {
@@ -558,15 +612,17 @@ static void misaddressed_sync(struct dmahil_map_k *m, bool for_device)
  * @off: first byte
  * @len: bytes, > 0
  *
- * Return: true if a page of [@off, @off + @len) has pfn != bfn.
+ * Return: true if a 4 KiB page of [@off, @off + @len) has pfn != bfn.
  */
 static bool range_has_foreign(const struct dmahil_pin_k *p, u64 off, u64 len)
 {
 	unsigned long pfn;
+	struct page *page;
+	u32 poff;
 	u64 i;
 
-	for (i = off >> PAGE_SHIFT; i <= (off + len - 1) >> PAGE_SHIFT; i++) {
-		pfn = page_to_pfn(p->pages[i]);
+	for (i = off / DMAHIL_PAGE; i <= (off + len - 1) / DMAHIL_PAGE; i++) {
+		pfn = XEN_PFN_DOWN(slot_phys(p, i * DMAHIL_PAGE, &page, &poff));
 		if (pfn_to_bfn(pfn) != pfn)
 			return true;
 	}
@@ -578,7 +634,7 @@ static bool range_has_foreign(const struct dmahil_pin_k *p, u64 off, u64 len)
  * @f: the open file
  * @a: the request
  * @pin: out: the pin
- * @npages: out: pages the range spans
+ * @npages: out: 4 KiB pages the range spans
  *
  * Return: 0; -EINVAL if @a->ops is bad (see ops_check()), @a->direction is
  * not a DMAHIL_DMA_*, @a->sg is not 0 or 1, @a->length is 0, the range
@@ -603,7 +659,7 @@ static int map_check(struct dmahil_file *f, const struct dmahil_map *a,
 	p = a->pin ? idr_find(&f->pins, a->pin) : NULL;
 	if (!p)
 		return -ENOENT;
-	if (end > (u64)p->npages * DMAHIL_PAGE)
+	if (end > (u64)p->nslots * DMAHIL_PAGE)
 		return -EINVAL;
 	*npages = (end - 1) / DMAHIL_PAGE - a->offset / DMAHIL_PAGE + 1;
 	if (a->nsegs < *npages || !a->segs_ptr)
@@ -617,7 +673,7 @@ static int map_check(struct dmahil_file *f, const struct dmahil_map *a,
  * @p: the pin
  * @dev: the engine; referenced for the mapping's life
  * @a: the request (checked)
- * @n: pages the range spans
+ * @n: 4 KiB pages the range spans
  *
  * Takes the fault switches (none if the range holds no foreign page) and the
  * DMA attributes they imply.
@@ -1039,18 +1095,13 @@ static struct miscdevice dmahil_misc = {
  * dmahil_init() - load: arm the audit, register the edu driver, then
  * /dev/dmahil
  *
- * Return: 0; -EINVAL if PAGE_SIZE is not 4096; or the error of
- * pci_register_driver() or misc_register().
+ * Return: 0, or the error of pci_register_driver() or misc_register().
  */
 static int __init dmahil_init(void)
 {
 	int err;
 
-	if (PAGE_SIZE != DMAHIL_PAGE) {
-		pr_err("dmahil: PAGE_SIZE is %lu; the ABI's pages are 4096 bytes\n",
-		       PAGE_SIZE);
-		return -EINVAL;
-	}
+	BUILD_BUG_ON(PAGE_SIZE % DMAHIL_PAGE || DMAHIL_PAGE != XEN_PAGE_SIZE);
 	dmahil_audit_init();
 	err = dmahil_edu_register();
 	if (err) {
@@ -1063,8 +1114,8 @@ static int __init dmahil_init(void)
 		       DMAHIL_DEVICE_PATH, err);
 		goto out_edu;
 	}
-	pr_info("dmahil: %s ready (ABI %u, faults %#x, engine %s)\n",
-		DMAHIL_DEVICE_PATH, DMAHIL_ABI_VERSION, faults,
+	pr_info("dmahil: %s ready (ABI %u, PAGE_SIZE %lu, faults %#x, engine %s)\n",
+		DMAHIL_DEVICE_PATH, DMAHIL_ABI_VERSION, PAGE_SIZE, faults,
 		dmahil_edu_dev() ? "bound" : "not bound");
 	return 0;
 

@@ -16,10 +16,16 @@
  * arch/arm/xen/mm.c makes for foreign pages) and on arch_sync_dma_for_device()
  * and arch_sync_dma_for_cpu() (dom0's own pages).
  *
- * Units: addresses and sizes in bytes; "page" means a 4 KiB Xen page (the
- * module refuses to load on a kernel whose PAGE_SIZE is not 4096).  All
- * structs are naturally aligned, with explicit padding, so the layout is the
- * same for aarch64 and x86_64 builds.
+ * Units: addresses and sizes in bytes; "page" means a 4 KiB Xen page
+ * (XEN_PAGE_SIZE, the grant interface's unit) whatever dom0's PAGE_SIZE, and
+ * every pfn and bfn is a frame number of 4 KiB (XEN_PFN_DOWN() of the
+ * address, as include/xen/arm/page.h's pfn_to_bfn() takes it), not a Linux
+ * page frame number.  On a 64 KiB-page kernel (CONFIG_ARM64_64K_PAGES) a
+ * gntdev or gntalloc mapping holds one 4 KiB grant at the start of each
+ * 64 KiB Linux page (drivers/xen/gntdev.c maps each grant at
+ * pfn_to_kaddr(page_to_pfn(page)), the page's first Xen frame): such a pin
+ * is DMAHIL_PIN_SPARSE.  All structs are naturally aligned, with explicit
+ * padding, so the layout is the same for aarch64 and x86_64 builds.
  *
  * Errors (negative errno from ioctl; each ioctl's kernel-doc in
  * dmahil_main.c says which it returns when):
@@ -43,10 +49,10 @@
 #include <linux/types.h>
 
 #define DMAHIL_DEVICE_PATH "/dev/dmahil"
-#define DMAHIL_ABI_VERSION 1
+#define DMAHIL_ABI_VERSION 2
 
 /* Limits. */
-#define DMAHIL_MAX_PIN_PAGES 1024u	/* pages per pin */
+#define DMAHIL_MAX_PIN_PAGES 1024u	/* 4 KiB pages per pin */
 #define DMAHIL_MAX_SEGMENTS 1024u	/* segments per mapping */
 #define DMAHIL_MAX_XFER_BYTES 65536u	/* bytes per engine transfer ioctl */
 
@@ -156,18 +162,32 @@ struct dmahil_ops_out {
 	__u32 pad;
 };
 
+/* struct dmahil_pin.flags */
+/*
+ * DMAHIL_PIN_SPARSE: page i of the pin is the first 4 KiB of the Linux page
+ * at @uaddr + i * PAGE_SIZE (a gntdev or gntalloc mapping: one grant per
+ * Linux page); without it, page i is at @uaddr + i * 4096 (anonymous memory).
+ * The two are the same when PAGE_SIZE is 4096.
+ */
+#define DMAHIL_PIN_SPARSE 0x1u
+
 /**
  * struct dmahil_pin - pin user pages (DMAHIL_IOC_PIN)
- * @uaddr: in: page-aligned user address
- * @pages: in: 1..DMAHIL_MAX_PIN_PAGES
+ * @uaddr: in: PAGE_SIZE-aligned user address
+ * @pages: in: 4 KiB pages, 1..DMAHIL_MAX_PIN_PAGES
  * @pin: out: handle, never 0
  * @pfns_ptr: in: user pointer to __u64[@pages] (0: not wanted); out: each
- *	page's dom0 pfn
+ *	4 KiB page's dom0 frame number, XEN_PFN_DOWN() of its physical address
  * @bfns_ptr: in: user pointer to __u64[@pages] (0: not wanted); out:
- *	pfn_to_bfn() of each pfn
+ *	pfn_to_bfn() of each of those frames (4 KiB units)
+ * @flags: in: DMAHIL_PIN_* (others: EINVAL)
+ * @page_size: out: the kernel's PAGE_SIZE, bytes
  *
- * The pages are pinned with pin_user_pages_fast(FOLL_WRITE | FOLL_LONGTERM),
- * which works on a gntdev mapping (VM_MIXEDMAP) and on anonymous memory.
+ * The Linux pages that hold the 4 KiB pages are pinned with
+ * pin_user_pages_fast(FOLL_WRITE | FOLL_LONGTERM), which works on a gntdev
+ * mapping (VM_MIXEDMAP) and on anonymous memory.  The offsets of
+ * DMAHIL_IOC_MAP count 4 KiB pages of the pin, wherever DMAHIL_PIN_SPARSE
+ * puts them in user space.
  */
 struct dmahil_pin {
 	__u64 uaddr;
@@ -175,14 +195,17 @@ struct dmahil_pin {
 	__u32 pin;
 	__u64 pfns_ptr;
 	__u64 bfns_ptr;
+	__u32 flags;
+	__u32 page_size;
 };
 
 /**
- * struct dmahil_seg - one mapped segment (at most one page)
- * @offset: bytes into the pin
+ * struct dmahil_seg - one mapped segment (at most one 4 KiB page)
+ * @offset: bytes into the pin (4 KiB pages, see struct dmahil_pin)
  * @dma_addr: the dma_addr_t the device must use
- * @pfn: dom0 pfn of the segment's first page
- * @bfn: pfn_to_bfn(@pfn)
+ * @pfn: dom0 frame of the segment's 4 KiB page, XEN_PFN_DOWN() of its
+ *	physical address
+ * @bfn: pfn_to_bfn(@pfn), 4 KiB units
  * @length: bytes
  * @flags: DMAHIL_SEG_*
  *
@@ -191,15 +214,16 @@ struct dmahil_pin {
  * write the segment only if @dma_addr is the bus address the page should have
  * and the device reaches all of it.  The expected address is computed by the
  * module, not taken from the DMA API under test: phys_to_dma() of the page's
- * machine address (pfn_to_bfn() of its pfn, plus the offset in the page), as
- * xen_phys_to_dma() in drivers/xen/swiotlb-xen.c; or, for a segment the DMA
- * API bounced, any address whose dma_to_phys() range lies inside the device's
- * swiotlb pool (is_swiotlb_buffer()).  In both cases the segment's last byte
- * must be within dma_capable()'s limit, min_not_zero(*dev->dma_mask,
- * dev->bus_dma_limit) (include/linux/dma-direct.h).  A segment that fails is
- * reported with the flag set; DMAHIL_IOC_XFER reads it, but a write into it
- * fails with EACCES, whatever produced the address (a kernel under test, or
- * a DMAHIL_FAULT_* switch).
+ * machine address (pfn_to_bfn() of its 4 KiB frame, plus the offset in that
+ * frame), as xen_phys_to_dma() in drivers/xen/swiotlb-xen.c; or, for a
+ * segment the DMA API bounced, any address whose dma_to_phys() range lies
+ * inside the device's swiotlb pool (is_swiotlb_buffer()).  In both cases
+ * the segment's last byte must be within dma_capable()'s limit,
+ * min_not_zero(*dev->dma_mask, dev->bus_dma_limit)
+ * (include/linux/dma-direct.h).  A segment that fails is reported with the
+ * flag set; DMAHIL_IOC_XFER reads it, but a write into it fails with EACCES,
+ * whatever produced the address (a kernel under test, or a DMAHIL_FAULT_*
+ * switch).
  */
 struct dmahil_seg {
 	__u64 offset;
@@ -227,7 +251,8 @@ struct dmahil_seg {
  * @direction: in: DMAHIL_DMA_*
  * @offset: in: bytes into the pin
  * @length: in: bytes, > 0, @offset + @length <= pages * 4096
- * @sg: in: 0: one dma_map_page() per 4 KiB page; 1: one dma_map_sg()
+ * @sg: in: 0: one dma_map_page() per 4 KiB page; 1: one dma_map_sg() with
+ *	one entry per 4 KiB page
  * @mask_bits: in: 0: the engine's own mask (module parameter dma_bits);
  *	else 32..64, given to dma_set_mask_and_coherent()
  * @mapping: out: handle, never 0

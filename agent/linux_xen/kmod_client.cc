@@ -95,7 +95,7 @@ Status Kmod::Info(dmahil_info* out) {
   return Status::OK;
 }
 
-Status Kmod::Pin(const void* uaddr, uint64_t pages, KmodPin* out) {
+Status Kmod::Pin(const void* uaddr, uint64_t pages, bool sparse, KmodPin* out) {
   const auto addr = reinterpret_cast<uintptr_t>(uaddr);
   if (pages == 0 || pages > DMAHIL_MAX_PIN_PAGES)
     return Invalid(fmt::format("pin of {} pages: must be 1..{}", pages, DMAHIL_MAX_PIN_PAGES));
@@ -108,11 +108,15 @@ Status Kmod::Pin(const void* uaddr, uint64_t pages, KmodPin* out) {
   arg.pages = static_cast<uint32_t>(pages);
   arg.pfns_ptr = reinterpret_cast<uintptr_t>(out->pfns.data());
   arg.bfns_ptr = reinterpret_cast<uintptr_t>(out->bfns.data());
-  if (Status s = Call(DMAHIL_IOC_PIN, &arg, fmt::format("PIN ({} pages at {:#x})", pages, addr));
+  arg.flags = sparse ? DMAHIL_PIN_SPARSE : 0;
+  if (Status s =
+          Call(DMAHIL_IOC_PIN, &arg,
+               fmt::format("PIN ({} pages at {:#x}{})", pages, addr, sparse ? ", sparse" : ""));
       !s.ok())
     return s;
   if (arg.pin == 0) return Status(StatusCode::INTERNAL, "dmahil.ko PIN returned handle 0");
   out->pin = arg.pin;
+  out->page_size = arg.page_size;
   return Status::OK;
 }
 

@@ -29,8 +29,9 @@ grpc::Status ErrnoStatus(int err, const std::string& what);
 /// A pin: user pages held by the module (pin_user_pages_fast, FOLL_LONGTERM).
 struct KmodPin {
   uint32_t pin = 0;            // handle, never 0
-  std::vector<uint64_t> pfns;  // dom0 pfn per 4 KiB page
+  std::vector<uint64_t> pfns;  // dom0 frame per 4 KiB page, in 4 KiB units (XEN_PFN_DOWN)
   std::vector<uint64_t> bfns;  // pfn_to_bfn(pfn) per page: the mfn for a foreign page
+  uint32_t page_size = 0;      // the kernel's PAGE_SIZE, bytes
 };
 
 class Kmod {
@@ -40,9 +41,12 @@ class Kmod {
 
   /// DMAHIL_IOC_INFO. FAILED_PRECONDITION if the module speaks another ABI version.
   grpc::Status Info(dmahil_info* out);
-  /// Pins `pages` 4 KiB pages at `uaddr` (page aligned; 1..DMAHIL_MAX_PIN_PAGES).
-  /// INVALID_ARGUMENT before any ioctl for a bad count or alignment.
-  grpc::Status Pin(const void* uaddr, uint64_t pages, KmodPin* out);
+  /// Pins `pages` 4 KiB pages at `uaddr` (PAGE_SIZE aligned; 1..DMAHIL_MAX_PIN_PAGES):
+  /// `sparse` (DMAHIL_PIN_SPARSE), page i is the first 4 KiB of the Linux page at uaddr +
+  /// i * PAGE_SIZE (a gntdev mapping), else at uaddr + i * 4096. INVALID_ARGUMENT before any
+  /// ioctl for a bad count or an address not 4 KiB aligned; the module refuses one not
+  /// PAGE_SIZE aligned (EINVAL).
+  grpc::Status Pin(const void* uaddr, uint64_t pages, bool sparse, KmodPin* out);
   /// FAILED_PRECONDITION (EBUSY) while a mapping of the pin lives.
   grpc::Status Unpin(uint32_t pin);
   /// Maps [offset, offset + length) bytes of a pin (pin of `pin_pages` pages) for the

@@ -5,6 +5,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -68,10 +69,15 @@ std::vector<std::string> FaultNames(uint32_t faults) {
 
 }  // namespace
 
+uint64_t LinuxPageSize() {
+  const long s = ::sysconf(_SC_PAGESIZE);
+  return s > 0 ? static_cast<uint64_t>(s) : kXenPageSize;
+}
+
 size_t PagemapPfns(const void* addr, size_t pages, uint64_t* pfns) {
   const int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return 0;
-  const off_t off = static_cast<off_t>(reinterpret_cast<uintptr_t>(addr) / kXenPageSize * 8);
+  const off_t off = static_cast<off_t>(reinterpret_cast<uintptr_t>(addr) / LinuxPageSize() * 8);
   const ssize_t n = ::pread(fd, pfns, pages * 8, off);
   ::close(fd);
   const size_t got = n > 0 ? static_cast<size_t>(n) / 8 : 0;
@@ -111,6 +117,24 @@ LinuxXenBackend::LinuxXenBackend(v1::Role role, uint32_t domid, std::string boar
     throw std::invalid_argument("linux-xen guest role needs /dev/xen/gntalloc");
   if (role_ == v1::ROLE_DOM0 && (!dev_.gntdev || !dev_.kmod))
     throw std::invalid_argument("linux-xen dom0 role needs /dev/xen/gntdev and /dev/dmahil");
+  if (dev_.page_size < kXenPageSize || dev_.page_size % kXenPageSize != 0)
+    throw std::invalid_argument(
+        fmt::format("linux-xen: PAGE_SIZE {} is not a multiple of 4096", dev_.page_size));
+}
+
+uint64_t LinuxXenBackend::MapBytes(const Buffer& b) { return b.pages * b.stride; }
+
+void LinuxXenBackend::ForEachPiece(const Buffer& b, uint64_t offset, uint64_t len,
+                                   const std::function<void(uint8_t*, uint64_t, uint64_t)>& fn) {
+  uint64_t done = 0;
+  while (done < len) {
+    const uint64_t pos = offset + done;
+    const uint64_t in_page = pos % kXenPageSize;
+    const uint64_t n =
+        b.stride == kXenPageSize ? len - done : std::min(len - done, kXenPageSize - in_page);
+    fn(b.addr + pos / kXenPageSize * b.stride + in_page, done, n);
+    done += n;
+  }
 }
 
 LinuxXenBackend::~LinuxXenBackend() {
@@ -190,14 +214,16 @@ Status LinuxXenBackend::AllocGrants(const v1::AllocGrantsRequest& req,
                                         dev_.gntalloc->path(), n, req.to_domid()));
   Buffer b{Kind::kGranted};
   b.pages = n;
+  b.stride = dev_.page_size;
   b.index = a->index;
   int err = 0;
-  b.addr = static_cast<uint8_t*>(dev_.gntalloc->Map(n * kXenPageSize, a->index, &err));
+  b.addr = static_cast<uint8_t*>(dev_.gntalloc->Map(MapBytes(b), a->index, &err));
   if (!b.addr) {
     Status s = ErrnoStatus(err, fmt::format("mmap of {} granted pages", n));
     (void)Teardown(b);
     return s;
   }
+  // one Linux page per grant; the grant is the page's first 4 KiB frame
   std::vector<uint64_t> gfns(n);
   if (const size_t missing = dev_.pfns_of(b.addr, n, gfns.data()); missing < n) {
     (void)Teardown(b);
@@ -209,16 +235,17 @@ Status LinuxXenBackend::AllocGrants(const v1::AllocGrantsRequest& req,
   const uint32_t id = next_buffer_++;
   buffers_.emplace(id, b);
   resp->set_buffer(id);
+  const uint64_t frames_per_page = dev_.page_size / kXenPageSize;
   for (uint32_t i = 0; i < n; ++i) {
     resp->add_grefs(a->gref_ids[i]);
-    resp->add_gfns(gfns[i]);
+    resp->add_gfns(gfns[i] * frames_per_page);
   }
   return Status::OK;
 }
 
 Status LinuxXenBackend::PinInto(Buffer* b, v1::BufferInfo* resp, uint32_t* id) {
   KmodPin pin;
-  if (Status s = dev_.kmod->Pin(b->addr, b->pages, &pin); !s.ok()) {
+  if (Status s = dev_.kmod->Pin(b->addr, b->pages, b->stride != kXenPageSize, &pin); !s.ok()) {
     (void)Teardown(*b);
     return s;
   }
@@ -249,9 +276,10 @@ Status LinuxXenBackend::MapForeign(const v1::MapForeignRequest& req, v1::BufferI
                                         dev_.gntdev->path(), n, req.domid()));
   Buffer b{Kind::kForeign};
   b.pages = n;
+  b.stride = dev_.page_size;
   b.index = a->index;
   int err = 0;
-  b.addr = static_cast<uint8_t*>(dev_.gntdev->Map(n * kXenPageSize, a->index, &err));
+  b.addr = static_cast<uint8_t*>(dev_.gntdev->Map(MapBytes(b), a->index, &err));
   if (!b.addr) {
     (void)Teardown(b);
     // gntdev maps the grants (GNTTABOP_map_grant_ref) in mmap on auto-translated guests.
@@ -274,7 +302,8 @@ Status LinuxXenBackend::AllocLocal(const v1::AllocLocalRequest& req, v1::BufferI
         v1::Placement_Name(req.placement())));
   Buffer b{Kind::kLocal};
   b.pages = req.pages();
-  void* p = ::mmap(nullptr, b.pages * kXenPageSize, PROT_READ | PROT_WRITE,
+  b.stride = kXenPageSize;  // dense: the kernel rounds the mmap up to whole Linux pages
+  void* p = ::mmap(nullptr, MapBytes(b), PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   if (p == MAP_FAILED) return ErrnoStatus(errno, fmt::format("mmap of {} local pages", b.pages));
   b.addr = static_cast<uint8_t*>(p);
@@ -285,7 +314,7 @@ Status LinuxXenBackend::AllocLocal(const v1::AllocLocalRequest& req, v1::BufferI
 
 Status LinuxXenBackend::ComposeBuffer(const v1::ComposeBufferRequest&, v1::BufferInfo*) {
   return Unimplemented(
-      "ComposeBuffer on linux-xen: dmahil.ko ABI 1 maps one pin at a time; mixed "
+      "ComposeBuffer on linux-xen: dmahil.ko ABI 2 maps one pin at a time; mixed "
       "foreign/local requests run on virtual boards only");
 }
 
@@ -300,10 +329,10 @@ Status LinuxXenBackend::Teardown(Buffer& b) {
   }
   if (b.addr) {
     if (b.kind == Kind::kLocal) {
-      if (::munmap(b.addr, b.pages * kXenPageSize) < 0) keep(ErrnoStatus(errno, "munmap"));
+      if (::munmap(b.addr, MapBytes(b)) < 0) keep(ErrnoStatus(errno, "munmap"));
     } else {
       DeviceFile& f = b.kind == Kind::kGranted ? *dev_.gntalloc : *dev_.gntdev;
-      if (int err = f.Unmap(b.addr, b.pages * kXenPageSize); err != 0)
+      if (int err = f.Unmap(b.addr, MapBytes(b)); err != 0)
         keep(ErrnoStatus(err, fmt::format("munmap of {}", f.path())));
     }
     b.addr = nullptr;
@@ -376,14 +405,16 @@ Status LinuxXenBackend::CpuWrite(uint32_t buffer, uint64_t offset, const uint8_t
                                  uint64_t len) {
   Buffer* b = Find(buffer);
   if (!b) return Status(StatusCode::NOT_FOUND, fmt::format("no buffer {}", buffer));
-  std::memcpy(b->addr + offset, src, len);
+  ForEachPiece(*b, offset, len,
+               [src](uint8_t* p, uint64_t done, uint64_t n) { std::memcpy(p, src + done, n); });
   return Status::OK;
 }
 
 Status LinuxXenBackend::CpuRead(uint32_t buffer, uint64_t offset, uint8_t* dst, uint64_t len) {
   Buffer* b = Find(buffer);
   if (!b) return Status(StatusCode::NOT_FOUND, fmt::format("no buffer {}", buffer));
-  std::memcpy(dst, b->addr + offset, len);
+  ForEachPiece(*b, offset, len,
+               [dst](uint8_t* p, uint64_t done, uint64_t n) { std::memcpy(dst + done, p, n); });
   return Status::OK;
 }
 
@@ -392,9 +423,11 @@ Status LinuxXenBackend::CpuCleanInvalidate(uint32_t buffer, uint64_t offset, uin
   if (!b) return Status(StatusCode::NOT_FOUND, fmt::format("no buffer {}", buffer));
 #if defined(__aarch64__)
   const uint64_t line = CpuLineSize();
-  const auto start = reinterpret_cast<uintptr_t>(b->addr + offset) & ~(line - 1);
-  const auto end = reinterpret_cast<uintptr_t>(b->addr + offset + len);
-  for (uintptr_t p = start; p < end; p += line) asm volatile("dc civac, %0" ::"r"(p) : "memory");
+  ForEachPiece(*b, offset, len, [line](uint8_t* piece, uint64_t, uint64_t n) {
+    const auto start = reinterpret_cast<uintptr_t>(piece) & ~(line - 1);
+    const auto end = reinterpret_cast<uintptr_t>(piece + n);
+    for (uintptr_t p = start; p < end; p += line) asm volatile("dc civac, %0" ::"r"(p) : "memory");
+  });
   asm volatile("dsb sy" ::: "memory");
   return Status::OK;
 #else

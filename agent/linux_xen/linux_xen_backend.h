@@ -21,15 +21,20 @@
 
 namespace dmahil::agent::linux_xen {
 
-/// This process's pfns of `pages` 4 KiB pages from `addr` (page aligned) into `pfns`.
-/// Returns the index of the first page with no frame (not present, or frames hidden),
-/// or `pages` if all have one.
+/// This process's Linux page frame numbers (units of the kernel's PAGE_SIZE, not 4 KiB)
+/// of `pages` Linux pages from `addr` (PAGE_SIZE aligned) into `pfns`. Returns the index
+/// of the first page with no frame (not present, or frames hidden), or `pages` if all
+/// have one.
 using PfnLookup = std::function<size_t(const void* addr, size_t pages, uint64_t* pfns)>;
 
-/// The pagemap lookup: one read of /proc/self/pagemap for the whole range
-/// (Documentation/admin-guide/mm/pagemap.rst: bits 0-54 pfn, bit 63 present; the pfn
-/// reads as 0 without CAP_SYS_ADMIN).
+/// The pagemap lookup: one read of /proc/self/pagemap for the whole range, one entry per
+/// Linux page (Documentation/admin-guide/mm/pagemap.rst: bits 0-54 pfn, bit 63 present;
+/// the pfn reads as 0 without CAP_SYS_ADMIN).
 size_t PagemapPfns(const void* addr, size_t pages, uint64_t* pfns);
+
+/// The kernel's PAGE_SIZE in bytes (sysconf(_SC_PAGESIZE)): 4096, or 65536 on a
+/// CONFIG_ARM64_64K_PAGES kernel.
+uint64_t LinuxPageSize();
 
 /// The open devices of one role. guest: gntalloc. dom0: gntdev and kmod.
 struct LinuxXenDevices {
@@ -37,6 +42,11 @@ struct LinuxXenDevices {
   std::unique_ptr<DeviceFile> gntdev;
   std::shared_ptr<Kmod> kmod;  // shared with the engine (edu_port.h): same open file
   PfnLookup pfns_of = PagemapPfns;
+  /// The kernel's PAGE_SIZE, bytes (a multiple of 4096). gntalloc and gntdev put one 4 KiB
+  /// grant at the start of each Linux page of their mmap (drivers/xen/gntalloc.c,
+  /// drivers/xen/gntdev.c), so a granted or foreign buffer's 4 KiB page i lies at
+  /// i * page_size; a local buffer's pages are contiguous.
+  uint64_t page_size = LinuxPageSize();
 };
 
 /// Opens the devices a role needs from their standard paths (/dev/xen/gntalloc;
@@ -55,19 +65,23 @@ class LinuxXenBackend final : public Backend {
 
   v1::AgentInfo Info() override;
   std::optional<uint64_t> BufferBytes(uint32_t buffer) override;
-  /// gntalloc IOCTL_GNTALLOC_ALLOC_GREF + mmap. UNIMPLEMENTED for grants_per_page 2
+  /// gntalloc IOCTL_GNTALLOC_ALLOC_GREF + mmap of one Linux page per grant; the gfns
+  /// reported are 4 KiB frames (the Linux pfn times PAGE_SIZE / 4096: gntalloc grants
+  /// xen_page_to_gfn(), a page's first 4 KiB). UNIMPLEMENTED for grants_per_page 2
   /// (gntalloc grants each page it allocates once). The placement is not checked: Xen, not
   /// the guest, places the domU's frames (the qemu-xen board boots the domU where the
   /// fixtures need it), and dom0 reports the bus frames that result.
   grpc::Status AllocGrants(const v1::AllocGrantsRequest& req,
                            v1::AllocGrantsResponse* resp) override;
-  /// gntdev IOCTL_GNTDEV_MAP_GRANT_REF + mmap (where gntdev maps the grants on Arm), then a
-  /// dmahil.ko pin for the pfns. NOT_FOUND if Xen refuses the grants; nothing stays mapped.
+  /// gntdev IOCTL_GNTDEV_MAP_GRANT_REF + mmap of one Linux page per grant (where gntdev
+  /// maps the grants on Arm, each at the start of its page), then a DMAHIL_PIN_SPARSE
+  /// dmahil.ko pin for the pfns (4 KiB frames). NOT_FOUND if Xen refuses the grants;
+  /// nothing stays mapped.
   grpc::Status MapForeign(const v1::MapForeignRequest& req, v1::BufferInfo* resp) override;
   /// Anonymous, locked memory pinned by dmahil.ko. UNIMPLEMENTED for a placement other
   /// than ANY.
   grpc::Status AllocLocal(const v1::AllocLocalRequest& req, v1::BufferInfo* resp) override;
-  /// UNIMPLEMENTED: dmahil.ko ABI 1 maps one pin at a time.
+  /// UNIMPLEMENTED: dmahil.ko ABI 2 maps one pin at a time.
   grpc::Status ComposeBuffer(const v1::ComposeBufferRequest& req, v1::BufferInfo* resp) override;
   grpc::Status ReleaseBuffer(uint32_t buffer) override;
   /// DMAHIL_IOC_MAP; a segment's write_refused is dmahil.ko's DMAHIL_SEG_WRITE_REFUSED
@@ -87,13 +101,22 @@ class LinuxXenBackend final : public Backend {
   struct Buffer {
     Kind kind;
     uint8_t* addr = nullptr;
-    uint64_t pages = 0;
-    uint64_t index = 0;  // gntalloc / gntdev mmap offset
-    uint32_t pin = 0;    // dmahil.ko pin (dom0 role)
+    uint64_t pages = 0;   // 4 KiB pages
+    uint64_t stride = 0;  // bytes from one 4 KiB page to the next in the mmap
+    uint64_t index = 0;   // gntalloc / gntdev mmap offset
+    uint32_t pin = 0;     // dmahil.ko pin (dom0 role)
     uint32_t mappings = 0;
   };
 
   grpc::Status NeedRole(v1::Role role, const char* call) const;
+  /// Bytes of `b`'s mmap, pages * stride: one Linux page per 4 KiB page of a granted or
+  /// foreign buffer, pages * 4 KiB of a local one.
+  static uint64_t MapBytes(const Buffer& b);
+  /// Calls fn(user address, bytes done so far, bytes) for each piece of [offset, offset +
+  /// len) of `b` that is contiguous in the mmap (a piece never crosses a 4 KiB page of a
+  /// sparse buffer).
+  static void ForEachPiece(const Buffer& b, uint64_t offset, uint64_t len,
+                           const std::function<void(uint8_t*, uint64_t, uint64_t)>& fn);
   grpc::Status PinInto(Buffer* b, v1::BufferInfo* resp, uint32_t* id);
   /// Undoes everything of `b` that exists; returns the first error.
   grpc::Status Teardown(Buffer& b);

@@ -42,7 +42,9 @@ class FakeFile final : public DeviceFile {
       return nullptr;
     }
     void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? nullptr : p;
+    if (p == MAP_FAILED) return nullptr;
+    mapped_at.push_back(static_cast<uint8_t*>(p));
+    return p;
   }
   int Unmap(void* addr, size_t bytes) override {
     unmaps.push_back(bytes);
@@ -54,6 +56,7 @@ class FakeFile final : public DeviceFile {
   int map_errno = 0;
   std::vector<unsigned long> requests;
   std::vector<std::pair<size_t, uint64_t>> maps;
+  std::vector<uint8_t*> mapped_at;  // what each successful Map returned
   std::vector<size_t> unmaps;
 
  private:
@@ -76,6 +79,8 @@ struct FakeKmod {
   bool bypass = false;
   std::vector<dmahil_seg> live;       // the segments of the mappings made
   std::map<uint32_t, uint32_t> pins;  // pin -> pages
+  dmahil_pin last_pin{};
+  uint32_t page_size = 4096;  // the PAGE_SIZE PIN reports
 
   int Handle(unsigned long req, void* arg) {
     switch (req) {
@@ -90,6 +95,8 @@ struct FakeKmod {
       }
       case DMAHIL_IOC_PIN: {
         auto* p = static_cast<dmahil_pin*>(arg);
+        last_pin = *p;
+        p->page_size = page_size;
         auto* pfns = reinterpret_cast<uint64_t*>(p->pfns_ptr);
         auto* bfns = reinterpret_cast<uint64_t*>(p->bfns_ptr);
         for (uint32_t i = 0; i < p->pages; ++i) {
@@ -182,6 +189,8 @@ class LinuxXenBackendTest : public ::testing::Test {
     };
     d.gntdev = std::move(gntdev);
     d.kmod = std::make_shared<Kmod>(KmodFile(kmod_));
+    d.page_size = page_size_;
+    kmod_.page_size = static_cast<uint32_t>(page_size_);
     dmahil_info info{};
     EXPECT_TRUE(d.kmod->Info(&info).ok());
     kmod_ptr_ = d.kmod;
@@ -207,6 +216,7 @@ class LinuxXenBackendTest : public ::testing::Test {
       for (size_t i = 0; i < pages; ++i) pfns[i] = 0x40100 + i;
       return pages;
     };
+    d.page_size = page_size_;
     return std::make_unique<LinuxXenBackend>(v1::ROLE_GUEST, 3, "qemu-xen-arm64", std::move(d));
   }
   uint32_t MapTwoGrefs(LinuxXenBackend& b) {
@@ -219,6 +229,7 @@ class LinuxXenBackendTest : public ::testing::Test {
     return info.buffer();
   }
 
+  uint64_t page_size_ = 4096;  // the kernel's PAGE_SIZE the backend is given
   FakeFile* gntdev_ = nullptr;
   FakeFile* gntalloc_ = nullptr;
   FakeKmod kmod_;
@@ -546,6 +557,55 @@ TEST_F(LinuxXenBackendTest, CacheMaintenanceFromUserSpaceIsArm64Only) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_NE(s.error_message().find("arm64"), std::string::npos);
 #endif
+}
+
+TEST_F(LinuxXenBackendTest, OnA64KiBKernelEachForeignGrantIsTheStartOfItsOwnLinuxPage) {
+  page_size_ = 65536;  // CONFIG_ARM64_64K_PAGES: gntdev maps one 4 KiB grant per 64 KiB page
+  auto b = Dom0();
+  const uint32_t buf = MapTwoGrefs(*b);
+  ASSERT_EQ(gntdev_->maps.size(), 1u);
+  EXPECT_EQ(gntdev_->maps[0].first, size_t{2 * 65536}) << "gntdev_mmap wants count pages";
+  EXPECT_EQ(kmod_.last_pin.pages, 2u);
+  EXPECT_EQ(kmod_.last_pin.flags, DMAHIL_PIN_SPARSE);
+  EXPECT_EQ(b->BufferBytes(buf), 2 * kXenPageSize) << "the buffer is two 4 KiB grants";
+
+  // bytes 4090..4101 of the buffer: the end of grant 0 and the start of grant 1, which
+  // lies 64 KiB further on in the mapping
+  std::vector<uint8_t> in(12);
+  for (size_t i = 0; i < in.size(); ++i) in[i] = static_cast<uint8_t>(0xa0 + i);
+  ASSERT_TRUE(b->CpuWrite(buf, 4090, in.data(), in.size()).ok());
+  const uint8_t* m = gntdev_->mapped_at.at(0);
+  EXPECT_EQ(m[4095], 0xa5);
+  EXPECT_EQ(m[4096], 0x00) << "past grant 0: not the buffer's";
+  EXPECT_EQ(m[65536], 0xa6);
+  EXPECT_EQ(m[65541], 0xab);
+  std::vector<uint8_t> out(in.size());
+  ASSERT_TRUE(b->CpuRead(buf, 4090, out.data(), out.size()).ok());
+  EXPECT_EQ(out, in);
+  ASSERT_TRUE(b->ReleaseBuffer(buf).ok());
+  EXPECT_EQ(gntdev_->unmaps.back(), size_t{2 * 65536});
+}
+
+TEST_F(LinuxXenBackendTest, OnA64KiBKernelLocalPagesStayContiguousAndGuestGfnsAre4KiBFrames) {
+  page_size_ = 65536;
+  auto b = Dom0();
+  v1::AllocLocalRequest local;
+  local.set_pages(3);
+  v1::BufferInfo info;
+  ASSERT_TRUE(b->AllocLocal(local, &info).ok());
+  EXPECT_EQ(kmod_.last_pin.pages, 3u);
+  EXPECT_EQ(kmod_.last_pin.flags, 0u) << "anonymous memory: 16 of its 4 KiB pages per page";
+
+  auto g = Guest();
+  v1::AllocGrantsRequest req;
+  req.set_pages(2);
+  v1::AllocGrantsResponse resp;
+  ASSERT_TRUE(g->AllocGrants(req, &resp).ok());
+  ASSERT_EQ(gntalloc_->maps.size(), 1u);
+  EXPECT_EQ(gntalloc_->maps[0].first, size_t{2 * 65536});
+  // Linux pfns 0x40100, 0x40101: the grants are their first 4 KiB frames
+  EXPECT_EQ(resp.gfns(0), 0x40100u * 16);
+  EXPECT_EQ(resp.gfns(1), 0x40101u * 16);
 }
 
 }  // namespace

@@ -28,6 +28,18 @@ inline constexpr const char* kAgentVchanPath = "data/dmahil-agent";
 /// Ring size each way, bytes (16 4-KiB pages each; libxenvchan allows up to 1 MiB).
 inline constexpr std::size_t kAgentVchanRingBytes = 64 * 1024;
 
+/// The ring size each way the guest agent asks libxenvchan for on a kernel whose PAGE_SIZE
+/// is `page_size` bytes: kAgentVchanRingBytes with 4 KiB pages; one 4 KiB grant per ring
+/// (4096) with larger pages. Xen 4.17's libxengntshr and libxengnttab mmap a ring of `count`
+/// grants as count * 4 KiB (tools/libs/gntshr/linux.c, tools/libs/gnttab/linux.c), while
+/// gntalloc and gntdev give each grant its own Linux page: for count > 1 dom0's gntdev_mmap
+/// refuses the mapping (vma_pages() != count: EINVAL, "gnttab: error: mmap failed") and
+/// the guest's gntalloc maps only the first grant. One grant per ring is one Linux page
+/// either way.
+constexpr std::size_t AgentVchanRingBytes(std::size_t page_size) {
+  return page_size <= 4096 ? kAgentVchanRingBytes : 4096;
+}
+
 class VchanChannel final : public ByteChannel {
  public:
   /// Guest side: creates a vchan server for client domain `peer_domid` (0: dom0) at

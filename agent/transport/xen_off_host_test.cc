@@ -16,6 +16,12 @@ namespace {
 
 using std::chrono::milliseconds;
 
+TEST(AgentVchanRingBytes, OneGrantPerRingWhenALinuxPageHoldsSeveralGrants) {
+  EXPECT_EQ(AgentVchanRingBytes(4096), kAgentVchanRingBytes);
+  // a 64 KiB-page kernel: libxengnttab would mmap 16 grants as 64 KiB, gntdev wants 16 pages
+  EXPECT_EQ(AgentVchanRingBytes(65536), 4096u);
+}
+
 bool OnXen() {
   return access("/dev/xen/evtchn", F_OK) == 0 || access("/dev/xen/xenbus", F_OK) == 0 ||
          access("/proc/xen/capabilities", F_OK) == 0;

@@ -50,7 +50,7 @@ std::string NotApplicableReason(const v1::Board& board, const v1::Fixture& fx, u
   const bool model_agents = TraitsOf(board).runs_model;
   if (!model_agents && fx.source() == v1::BUFFER_MIXED_SG)
     return "a scatterlist of foreign and local pages needs ComposeBuffer, which the "
-           "linux-xen backend does not have (dmahil.ko ABI 1 maps one pin at a time)";
+           "linux-xen backend does not have (dmahil.ko ABI 2 maps one pin at a time)";
   if (!model_agents && fx.double_map())
     return "the same frame granted twice needs grants_per_page 2, which the linux-xen "
            "backend does not have (gntalloc grants each page it allocates once)";

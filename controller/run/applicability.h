@@ -18,7 +18,7 @@ namespace dmahil::controller {
 ///    with the CPU; a line no longer than partial_bytes has no device part);
 ///  - BUFFER_MIXED_SG or double_map on a board whose kind does not run the model: the
 ///    linux-xen backend cannot compose a dom0 buffer of foreign and local pages nor grant
-///    a frame twice (dmahil.ko ABI 1 maps one pin at a time; gntalloc grants a page once);
+///    a frame twice (dmahil.ko ABI 2 maps one pin at a time; gntalloc grants a page once);
 ///  - the placement (common/placement.h, judged with the fixture's DMA mask, else the
 ///    board's) that no frame can meet: too few domU frames for foreign pages, too few dom0
 ///    frames outside the balloon and the swiotlb pool for local pages, counted in 4 KiB

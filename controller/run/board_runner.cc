@@ -41,6 +41,14 @@ std::string AgentProblem(const v1::AgentInfo& info, const LoadedBoard& lb,
         info.engine().empty() ? info.backend() : info.engine(),
         info.dma_coherent() ? "dma-coherent" : "not dma-coherent",
         lb.board.dma().coherent() ? "coherent" : "not coherent");
+  // The catalogue (grant-64k-offset's cannot_manifest) and the sim model go by the board
+  // file's page size: the kernel booted must have it (a 64 KiB board on a 4 KiB kernel, or
+  // the reverse, is a farm that boots the wrong build). 0: an agent that does not say.
+  if (info.page_size() != 0 && info.page_size() != lb.board.linux_page_size())
+    return fmt::format(
+        "dom0's kernel runs {}-byte pages, the board file says linux_page_size {} (does the "
+        "wiring boot the kernel the board file describes, e.g. build-qemu/kernels/dom0-64k?)",
+        info.page_size(), lb.board.linux_page_size());
   // Where caches cannot show a missing clean or invalidate, only the audit can
   // (maintenance_audit.h).
   if (!lb.board.dma().coherent() && !traits.stale_lines_observable && !info.maintenance_audited())

@@ -258,13 +258,14 @@ TEST_F(LabBoardTwin, AKnownGoodFixtureThatCannotRunMakesTheBoardOfflineNeverAFai
 /// A dom0 agent that says it is linux-xen and how its kernel sees the engine; nothing else.
 class LinuxXenInfoOnly final : public agent::Backend {
  public:
-  LinuxXenInfoOnly(bool coherent, bool audited) : coherent_(coherent), audited_(audited) {}
+  LinuxXenInfoOnly(bool coherent, bool audited, uint32_t page_size = 4096)
+      : coherent_(coherent), audited_(audited), page_size_(page_size) {}
   v1::AgentInfo Info() override {
     v1::AgentInfo i;
     i.set_role(v1::ROLE_DOM0);
     i.set_backend("linux-xen");
     i.set_line_size(64);
-    i.set_page_size(4096);
+    i.set_page_size(page_size_);
     i.set_engine("edu 0000:00:02.0");
     i.set_dma_coherent(coherent_);
     i.set_maintenance_audited(audited_);
@@ -290,25 +291,29 @@ class LinuxXenInfoOnly final : public agent::Backend {
  private:
   static grpc::Status No() { return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "info only"); }
   bool coherent_, audited_;
+  uint32_t page_size_;
 };
 
 TEST_F(LabBoardTwin, ALinuxXenKernelThatDisagreesWithTheBoardFileIsOfflineBeforeAnyFixture) {
   struct Case {
     bool coherent, audited;
+    uint32_t page_size;
     const char* why;
   };
-  // The twin's board file (zcu102-virtual) says the engine is not coherent.
+  // The twin's board file (zcu102-virtual) says the engine is not coherent, 4 KiB pages.
   for (const Case c :
-       {Case{true, true,
+       {Case{true, true, 4096,
              "dom0's kernel sees the engine (edu 0000:00:02.0) as dma-coherent, the board "
              "file says not coherent"},
-        Case{false, false,
+        Case{false, false, 4096,
              "the engine is not coherent and a twin board shows no stale lines, but dmahil.ko "
-             "records no cache maintenance"}}) {
+             "records no cache maintenance"},
+        Case{false, true, 65536,
+             "dom0's kernel runs 65536-byte pages, the board file says linux_page_size 4096"}}) {
     farm_ = LoadedFarm{};
     stale_lines_observable_ = false;
     StartTwin({}, {"foreign-to-device"});
-    LinuxXenInfoOnly backend(c.coherent, c.audited);
+    LinuxXenInfoOnly backend(c.coherent, c.audited, c.page_size);
     agent::AgentService service(backend);
     grpc::ServerBuilder builder;
     int port = 0;
