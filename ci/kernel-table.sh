@@ -41,7 +41,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 stage_clock kernel-table
-ci/apt-install.sh kernel-table jq git
+ci/apt-install.sh kernel-table jq git bsdextrautils  # column
 if [ -z "$DMAHIL" ]; then
   ci/setup.sh build
   DMAHIL=$REPO/build/bin/dmahil
