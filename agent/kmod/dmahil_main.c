@@ -484,8 +484,12 @@ static void seg_fill(struct dmahil_map_k *m, u32 i, u64 off, u32 len,
 		s->dma_addr = phys;
 	} else {
 		s->dma_addr = bus;
-		/* not the bus frame's address: a swiotlb slot */
-		if ((u64)bus / DMAHIL_PAGE != s->bfn)
+		/*
+		 * A slot of the swiotlb pool.  Not "bus is not the bfn's
+		 * address": a dma-ranges offset or a kernel under test that
+		 * hands out a wrong address is no bounce.
+		 */
+		if (is_swiotlb_buffer(m->dev, dma_to_phys(m->dev, bus)))
 			s->flags |= DMAHIL_SEG_BOUNCED;
 	}
 	if (!seg_write_safe(m->dev, phys, len, s->dma_addr))

@@ -235,7 +235,7 @@ struct dmahil_seg {
 };
 
 #define DMAHIL_SEG_FOREIGN 0x1u	/* pfn != bfn */
-#define DMAHIL_SEG_BOUNCED 0x2u	/* dma_addr is not bfn's: a swiotlb bounce */
+#define DMAHIL_SEG_BOUNCED 0x2u	/* dma_addr is a slot of the swiotlb pool */
 /* the engine may not write the segment: see struct dmahil_seg */
 #define DMAHIL_SEG_WRITE_REFUSED 0x4u
 /*
