@@ -61,8 +61,11 @@ elif [ "$FAULTS" = none ]; then
 else
   IFS=, read -r -a IDS <<<"$FAULTS"
 fi
+patch_of() { # ID: the catalogue's kernel_patch of fault ID (a path in the repository, or "")
+  jq -r --arg id "$1" '.[] | select(.id == $id) | .kernel_patch' "$OUT/faults.json"
+}
 for id in "${IDS[@]}"; do
-  [ -n "$(jq -r --arg id "$id" '.[] | select(.id == $id) | .kernel_patch' "$OUT/faults.json")" ] \
+  [ -n "$(patch_of "$id")" ] \
     || { echo "kernel-table.sh: $id: no catalogue fault with a kernel patch (dmahil faults)" >&2; exit 2; }
 done
 
@@ -84,7 +87,7 @@ BASE_DATE=$(git -C "$TREE" log -1 --format=%cI "$BASE")
 HOME_BRANCH=$(git -C "$TREE" symbolic-ref --short -q HEAD || echo "$BASE")
 GIT=(git -C "$TREE" -c user.name=dmahil -c user.email=dmahil@localhost -c advice.detachedHead=false)
 for id in "${IDS[@]}"; do
-  patch=$REPO/$(jq -r --arg id "$id" '.[] | select(.id == $id) | .kernel_patch' "$OUT/faults.json")
+  patch=$REPO/$(patch_of "$id")
   "${GIT[@]}" checkout -q -B "regress/$id" "$BASE"
   # the base's date as author and committer date: the same patch on the same base is the
   # same commit, so qemu/build-kernel.sh's cache (revision + config) finds it next time
@@ -112,9 +115,7 @@ done
 
 # --- the table -------------------------------------------------------------------------
 claims_json() { # ID: the patch's Dmahil-Claims as a JSON array
-  local p
-  p=$REPO/$(jq -r --arg id "$1" '.[] | select(.id == $id) | .kernel_patch' "$OUT/faults.json")
-  sed -n 's/^Dmahil-Claims: //p' "$p" | jq -R . | jq -s .
+  sed -n 's/^Dmahil-Claims: //p' "$REPO/$(patch_of "$1")" | jq -R . | jq -s .
 }
 {
   for k in dom0-4k "${IDS[@]}"; do

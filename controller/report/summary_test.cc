@@ -52,6 +52,29 @@ TEST(ReportSummary, IdenticalAcrossRenders) {
             RenderSummary(testing::SampleResults(), testing::SampleRun()));
 }
 
+// The segment table flags what the kernel did with each page: refused writes and a foreign
+// frame that pfn_valid() accepts in dom0 (swiotlb-xen then takes the local path).
+TEST(ReportSummary, SegmentFlagsNameRefusedWritesAndPfnValidForeignFrames) {
+  v1::FixtureResult r;
+  r.set_board("qemu-xen-src");
+  r.set_fixture("foreign-from-device");
+  r.set_verdict(v1::VERDICT_PASS);
+  v1::SegmentReport* s = r.add_segments();
+  s->set_pfn(0x6b418);
+  s->set_bfn(0x7f400);
+  s->set_dma_addr(0x7f400000);
+  s->set_expected_dma_addr(0x7f400000);
+  s->set_foreign(true);
+  s->set_bfn_pfn_valid(true);
+  RunInfo run{7, "qemu-xen-source"};
+  run.segments = true;
+  std::string out = RenderSummary({r}, run);
+  EXPECT_TRUE(Has(out, "foreign,bfn-pfn-valid")) << out;
+  s->set_write_refused(true);
+  out = RenderSummary({r}, run);
+  EXPECT_TRUE(Has(out, "foreign,write-refused,bfn-pfn-valid")) << out;
+}
+
 // A farm of real boards names what each booted, before the verdicts.
 TEST(ReportSummary, RealBoardsNameTheirKernelAndHypervisor) {
   RunInfo run{7, "qemu-xen-source"};
