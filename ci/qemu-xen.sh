@@ -59,9 +59,10 @@ done
 
 # Bring your own Xen: ci/farms/qemu-xen.textproto's second board boots the hypervisor at
 # build-qemu/own-xen/ (a wiring's `xen` field). The archive has no Xen source to build, so
-# a copy of Debian's stands in for the user's build; the summary must name that file.
+# a copy of Debian's stands in for the user's build; the results must name that file.
 # shellcheck source=/dev/null
 XEN_DEBIAN=$(. build-qemu/cache/fetch.env && echo "$XEN")
+ci/apt-install.sh qemu-xen jq
 mkdir -p build-qemu/own-xen
 cp "$XEN_DEBIAN" build-qemu/own-xen/xen-4.17-arm64
 
@@ -123,9 +124,12 @@ for farm in "${FARMS[@]}"; do
     done
   fi
 done
-own=$(grep -A2 '^  qemu-xen-own-xen: ' "$OUT/qemu-xen.log" | tr '\n' ' ' | tr -s ' ' || true)
-if [[ $own != *"build-qemu/own-xen/xen-4.17-arm64 (sha256 "* ]]; then
-  echo "== qemu-xen: the summary does not name the user's Xen for qemu-xen-own-xen: '$own'"
+# the results must name the user's Xen by its own path and content (results.json "boards")
+own=$(jq -r '.boards[] | select(.name == "qemu-xen-own-xen") | .hypervisor' \
+      "$OUT/qemu-xen/results.json" 2>/dev/null || true)
+want="build-qemu/own-xen/xen-4.17-arm64 (sha256 $(sha256sum build-qemu/own-xen/xen-4.17-arm64 | cut -c1-16))"
+if [[ $own != *"$want" ]]; then
+  echo "== qemu-xen: results.json does not name the user's Xen for qemu-xen-own-xen: '$own' (want '...$want')"
   [ "$status" -ne 0 ] || status=1
 fi
 echo "== qemu-xen: total $(($(date +%s) - CI_CLOCK_T0)) s, exit $status"
