@@ -66,8 +66,7 @@ void Cache::EvictShared(uint64_t slot) {
   shared_.Drop(slot);
 }
 
-uint64_t Cache::SharedVictim(uint64_t line) {
-  const int64_t free = shared_.FirstInSet(line, kNoLine);
+uint64_t Cache::SharedVictim(uint64_t line, int64_t free) {
   if (free >= 0) return static_cast<uint64_t>(free);
   const uint64_t base = ((line >> shared_.line_shift) & shared_.set_mask) * shared_.ways;
   const uint64_t slot = base + Pick(shared_.ways);
@@ -75,23 +74,25 @@ uint64_t Cache::SharedVictim(uint64_t line) {
   return slot;
 }
 
-// whole: see FillL1; a single-level store of a whole line makes the new slot dirty.
-uint64_t Cache::SharedLookup(uint64_t line, const uint8_t* whole) {
-  const int64_t hit = shared_.Find(line);
-  if (hit >= 0) return static_cast<uint64_t>(hit);
-  const uint64_t slot = SharedVictim(line);
-  if (whole != nullptr) {
-    CopyBytes(shared_.Data(slot), whole, line_size_);
-  } else {
-    memory_.Read(line, shared_.Data(slot), line_size_);
-  }
+// whole: the caller overwrites the entire line (see FillL1), so a miss reads nothing: the
+// new slot's bytes are left as they are (a single-level store writes them next).
+uint64_t Cache::SharedLookup(uint64_t line, bool whole) {
+  const Level::Probe p = shared_.ProbeSet(line);
+  return p.hit >= 0 ? static_cast<uint64_t>(p.hit) : SharedFill(line, whole, p.free);
+}
+
+// A shared-level miss of line: a clean slot for it (free, see SharedVictim), read from memory
+// unless whole.
+uint64_t Cache::SharedFill(uint64_t line, bool whole, int64_t free) {
+  const uint64_t slot = SharedVictim(line, free);
+  if (!whole) memory_.Read(line, shared_.Data(slot), line_size_);
   shared_.Place(slot, line, 0);
   return slot;
 }
 
 void Cache::SharedPut(uint64_t line, const uint8_t* data) {
-  const int64_t hit = shared_.Find(line);
-  const uint64_t slot = hit >= 0 ? static_cast<uint64_t>(hit) : SharedVictim(line);
+  const Level::Probe p = shared_.ProbeSet(line);
+  const uint64_t slot = p.hit >= 0 ? static_cast<uint64_t>(p.hit) : SharedVictim(line, p.free);
   CopyBytes(shared_.Data(slot), data, line_size_);
   shared_.Place(slot, line, kDirty);
 }
@@ -104,9 +105,8 @@ void Cache::EvictL1(unsigned cpu, uint64_t slot) {
   l1.Drop(slot);
 }
 
-uint64_t Cache::L1Victim(unsigned cpu, uint64_t line) {
+uint64_t Cache::L1Victim(unsigned cpu, uint64_t line, int64_t free) {
   Level& l1 = l1_[cpu];
-  const int64_t free = l1.FirstInSet(line, kNoLine);
   if (free >= 0) return static_cast<uint64_t>(free);
   const uint64_t base = ((line >> l1.line_shift) & l1.set_mask) * l1.ways;
   const uint64_t slot = base + Pick(l1.ways);
@@ -115,13 +115,14 @@ uint64_t Cache::L1Victim(unsigned cpu, uint64_t line) {
 }
 
 // An L1 miss: snoop the other L1s (MESI), else fill through the shared level. A store of
-// the whole line (whole != nullptr) fetches no old bytes: a shared slot it allocates gets
-// the stored bytes instead of memory's. That slot is clean and its bytes are never read
-// while the line is Modified in an L1 (every way out of Modified writes the L1 copy into
-// the shared level or drops both), so the model behaves as if memory had been read.
-uint8_t* Cache::FillL1(unsigned cpu, uint64_t line, bool write, const uint8_t* whole) {
+// the whole line (whole) fetches no old bytes: neither the L1 slot (the caller stores the
+// line into it next) nor a shared slot it allocates, which keeps whatever bytes it held.
+// That slot is clean and its bytes are never read while the line is Modified in an L1
+// (every way out of Modified writes the L1 copy into the shared level or drops both), so
+// the model behaves as if memory had been read.
+uint8_t* Cache::FillL1(unsigned cpu, uint64_t line, bool write, bool whole, int64_t free) {
   Level& l1 = l1_[cpu];
-  const uint64_t slot = L1Victim(cpu, line);
+  const uint64_t slot = L1Victim(cpu, line, free);
   uint8_t* dst = l1.Data(slot);
   bool from_peer = false;
   for (unsigned d = 0; d < cpus_; ++d) {
@@ -130,7 +131,7 @@ uint8_t* Cache::FillL1(unsigned cpu, uint64_t line, bool write, const uint8_t* w
     const int64_t hit = peer.Find(line);
     if (hit < 0) continue;
     const auto p = static_cast<uint64_t>(hit);
-    if (!from_peer && whole == nullptr) CopyBytes(dst, peer.Data(p), line_size_);
+    if (!from_peer && !whole) CopyBytes(dst, peer.Data(p), line_size_);
     from_peer = true;
     if (write) {  // read-for-ownership: the other copies go; a Modified one moves here
       peer.Drop(p);
@@ -141,44 +142,39 @@ uint8_t* Cache::FillL1(unsigned cpu, uint64_t line, bool write, const uint8_t* w
   }
   if (!from_peer) {
     const uint64_t s = SharedLookup(line, whole);
-    if (whole == nullptr) CopyBytes(dst, shared_.Data(s), line_size_);
+    if (!whole) CopyBytes(dst, shared_.Data(s), line_size_);
   }
   l1.Place(slot, line, write ? kDirty | kExclusive : (from_peer ? 0 : kExclusive));
   return dst;
 }
 
-uint8_t* Cache::AccessMiss(unsigned cpu, uint64_t line, bool write, const uint8_t* whole) {
-  if (l1_.empty()) {
-    const uint64_t slot = SharedLookup(line, whole);
-    if (write) shared_.state[slot] = kDirty;
-    return shared_.Data(slot);
-  }
-  Level& l1 = l1_[cpu];
-  const int64_t hit = l1.Find(line);
-  if (hit < 0) return FillL1(cpu, line, write, whole);
-  const auto slot = static_cast<uint64_t>(hit);
-  // A store to a Shared line: invalidate the other L1s' copies (all clean: a Modified
-  // copy would be the only one), then Modified.
+// A store to a Shared line in cpu's L1 (slot): invalidate the other L1s' copies (all
+// clean: a Modified copy would be the only one), then Modified.
+uint8_t* Cache::Upgrade(unsigned cpu, uint64_t line, uint64_t slot) {
   for (unsigned d = 0; d < cpus_; ++d) {
     if (d == cpu) continue;
     const int64_t p = l1_[d].Find(line);
     if (p < 0) continue;
     l1_[d].Drop(static_cast<uint64_t>(p));
   }
-  l1.state[slot] = kDirty | kExclusive;
-  return l1.Data(slot);
+  l1_[cpu].state[slot] = kDirty | kExclusive;
+  return l1_[cpu].Data(slot);
 }
 
 // The hot path: a hit in the accessing CPU's first level that needs no coherency action.
-inline uint8_t* Cache::Access(unsigned cpu, uint64_t line, bool write, const uint8_t* whole) {
+inline uint8_t* Cache::Access(unsigned cpu, uint64_t line, bool write, bool whole) {
   const bool single = l1_.empty();
   Level& level = single ? shared_ : l1_[cpu];
-  const int64_t hit = level.Find(line);
-  if (hit < 0)
-    return single ? AccessMiss(cpu, line, write, whole) : FillL1(cpu, line, write, whole);
-  const auto slot = static_cast<uint64_t>(hit);
+  const Level::Probe p = level.ProbeSet(line);
+  if (p.hit < 0) {
+    if (!single) return FillL1(cpu, line, write, whole, p.free);
+    const uint64_t slot = SharedFill(line, whole, p.free);
+    if (write) shared_.state[slot] = kDirty;
+    return shared_.Data(slot);
+  }
+  const auto slot = static_cast<uint64_t>(p.hit);
   if (write) {
-    if (!single && !(level.state[slot] & kExclusive)) return AccessMiss(cpu, line, write, whole);
+    if (!single && !(level.state[slot] & kExclusive)) return Upgrade(cpu, line, slot);
     level.state[slot] |= kDirty;
   }
   return level.Data(slot);
@@ -189,11 +185,12 @@ inline uint8_t* Cache::Access(unsigned cpu, uint64_t line, bool write, const uin
 void Cache::Prefetch(unsigned cpu, uint64_t line, bool into_l1) {
   const uint64_t next = line + line_size_;
   if (next < line || !memory_.Contains(next, line_size_) || IsCached(next)) return;
-  const uint64_t s = SharedVictim(next);
+  const uint64_t s = SharedVictim(next, shared_.FirstInSet(next, kNoLine));
   memory_.Read(next, shared_.Data(s), line_size_);
   shared_.Place(s, next, 0);
   if (into_l1) {
-    const uint64_t slot = L1Victim(cpu, next);  // may evict into the shared level
+    // may evict into the shared level
+    const uint64_t slot = L1Victim(cpu, next, l1_[cpu].FirstInSet(next, kNoLine));
     const int64_t in_shared = shared_.Find(next);
     if (in_shared >= 0) {
       CopyBytes(l1_[cpu].Data(slot), shared_.Data(static_cast<uint64_t>(in_shared)), line_size_);
@@ -239,7 +236,7 @@ void Cache::Read(uint64_t addr, uint8_t* dst, uint64_t len, unsigned cpu) {
   if (!memory_.Contains(addr, len)) memory_.Read(addr, dst, len);  // throws kOutOfRange
   ForEachChunk(addr, len, line_size_, [&](uint64_t at, uint64_t done, uint64_t n) {
     const uint64_t line = at & line_mask_;
-    CopyBytes(dst + done, Access(cpu, line, false, nullptr) + (at - line), n);
+    CopyBytes(dst + done, Access(cpu, line, false, false) + (at - line), n);
     AfterAccess(cpu, line);
   });
   memory_.FinishWriteBacks();
@@ -250,8 +247,7 @@ void Cache::Write(uint64_t addr, const uint8_t* src, uint64_t len, unsigned cpu)
   if (!memory_.Contains(addr, len)) memory_.Write(addr, src, len);  // throws kOutOfRange
   ForEachChunk(addr, len, line_size_, [&](uint64_t at, uint64_t done, uint64_t n) {
     const uint64_t line = at & line_mask_;
-    CopyBytes(Access(cpu, line, true, n == line_size_ ? src + done : nullptr) + (at - line),
-              src + done, n);
+    CopyBytes(Access(cpu, line, true, n == line_size_) + (at - line), src + done, n);
     AfterAccess(cpu, line);
   });
   memory_.FinishWriteBacks();

@@ -175,6 +175,41 @@ class Cache {
       }
       return -1;
     }
+    // One pass over line's set: the slot holding line (hit, or -1) and the first free
+    // slot (free, or -1), as Find and FirstInSet(line, kNoLine) would give them.
+    struct Probe {
+      int64_t hit;
+      int64_t free;
+    };
+    Probe ProbeSet(uint64_t line) const {
+      const uint64_t base = ((line >> line_shift) & set_mask) * ways;
+      if (valid == 0) return {-1, static_cast<int64_t>(base)};
+#if defined(__SSE2__)
+      if (ways <= 16) {
+        const __m128i set =
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(fingerprints.data() + base));
+        const uint32_t in_set = (1u << ways) - 1;
+        const auto match = [&](uint8_t fp) {
+          return static_cast<uint32_t>(
+                     _mm_movemask_epi8(_mm_cmpeq_epi8(set, _mm_set1_epi8(static_cast<char>(fp))))) &
+                 in_set;
+        };
+        const uint32_t empty = match(0);
+        Probe p{-1, empty != 0 ? static_cast<int64_t>(
+                                     base + static_cast<unsigned>(std::countr_zero(empty)))
+                               : -1};
+        for (uint32_t c = match(Fingerprint(line)); c != 0; c &= c - 1) {
+          const uint64_t slot = base + static_cast<unsigned>(std::countr_zero(c));
+          if (tags[slot] == line) {
+            p.hit = static_cast<int64_t>(slot);
+            break;
+          }
+        }
+        return p;
+      }
+#endif
+      return {FirstInSet(line, line), FirstInSet(line, kNoLine)};
+    }
     uint8_t Fingerprint(uint64_t line) const {  // never 0
       return static_cast<uint8_t>(0x80 | (((line >> line_shift) * 0x9E3779B97F4A7C15ULL) >> 57));
     }
@@ -207,19 +242,21 @@ class Cache {
     std::vector<uint8_t> data;          // sets * ways * line size
   };
 
-  // The line's bytes for cpu. whole: the store overwrites the entire line with these
-  // bytes, so a miss need not fetch the old ones (nullptr for a load or a partial store).
-  uint8_t* Access(unsigned cpu, uint64_t line, bool write, const uint8_t* whole);
-  uint8_t* AccessMiss(unsigned cpu, uint64_t line, bool write,
-                      const uint8_t* whole);               // Access off the hot path
-  void AfterAccess(unsigned cpu, uint64_t line);           // random eviction, prefetch
-  void AfterAccessTwoLevels(unsigned cpu, uint64_t line);  // AfterAccess with L1s
-  void RandomEviction(Level* l1, unsigned cpu);            // a random slot of l1 (cpu's) or shared
-  uint64_t SharedVictim(uint64_t line);                    // a free slot in line's set
-  uint64_t SharedLookup(uint64_t line, const uint8_t* whole);  // find, else fill (see FillL1)
-  void SharedPut(uint64_t line, const uint8_t* data);          // L1 dirty data -> shared
-  uint64_t L1Victim(unsigned cpu, uint64_t line);              // a free slot in cpu's L1
-  uint8_t* FillL1(unsigned cpu, uint64_t line, bool write, const uint8_t* whole);  // L1 miss
+  // The line's bytes for cpu. whole: a store that overwrites the entire line, so a miss
+  // need not fetch the old bytes (false for a load or a partial store).
+  uint8_t* Access(unsigned cpu, uint64_t line, bool write, bool whole);
+  uint8_t* Upgrade(unsigned cpu, uint64_t line, uint64_t slot);  // store to a Shared L1 line
+  void AfterAccess(unsigned cpu, uint64_t line);                 // random eviction, prefetch
+  void AfterAccessTwoLevels(unsigned cpu, uint64_t line);        // AfterAccess with L1s
+  void RandomEviction(Level* l1, unsigned cpu);  // a random slot of l1 (cpu's) or shared
+  // A free slot in line's set: `free` if it is one (the probe's), else a random victim.
+  uint64_t SharedVictim(uint64_t line, int64_t free);
+  uint64_t SharedLookup(uint64_t line, bool whole);              // find, else fill (see FillL1)
+  uint64_t SharedFill(uint64_t line, bool whole, int64_t free);  // a shared-level miss
+  void SharedPut(uint64_t line, const uint8_t* data);            // L1 dirty data -> shared
+  uint64_t L1Victim(unsigned cpu, uint64_t line, int64_t free);  // the same in cpu's L1
+  uint8_t* FillL1(unsigned cpu, uint64_t line, bool write, bool whole,
+                  int64_t free);  // L1 miss; free: the probe's free L1 slot
   void EvictL1(unsigned cpu, uint64_t slot);
   void EvictShared(uint64_t slot);
   void Prefetch(unsigned cpu, uint64_t line, bool into_l1);
