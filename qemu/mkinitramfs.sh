@@ -360,6 +360,15 @@ board_main() {
     --guest-domain "$DOMU_NAME" --board "$BOARD_NAME" &
   agent=$!
 
+  # 3b. an NVMe namespace (QemuPower.nvme_disk_mib) becomes the domU's PV disk xvdb
+  if [ -d /sys/class/nvme/nvme0 ]; then
+    i=0
+    while [ ! -b /dev/nvme0n1 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    [ -b /dev/nvme0n1 ] || fail "NVMe controller nvme0 but no /dev/nvme0n1 after 10 s (see dmesg)"
+    echo "disk = [ 'vdev=xvdb, access=rw, backendtype=phy, script=/etc/xen/scripts/dmahil-block, target=/dev/nvme0n1' ]" >> /etc/xen/domu.cfg
+    say "PV disk: /dev/nvme0n1 ($(cat /sys/block/nvme0n1/size) sectors, $(readlink /sys/class/nvme/nvme0/device | sed 's|.*/||')) -> $DOMU_NAME xvdb"
+  fi
+
   # 4. the domU, its whole console relayed as "[domU] ..." (xenconsoled writes it to the log)
   log=/var/log/xen/guest-$DOMU_NAME.log
   : > "$log"
@@ -485,7 +494,32 @@ if [ $BOARD = 1 ]; then
   add_agent
   # virtio-pci and virtio-net are modules (CONFIG_VIRTIO_PCI=m, CONFIG_VIRTIO_NET=m);
   # virtio_net needs net_failover -> failover, virtio_pci its modern/legacy helpers
-  add_mods board etc/dmahil/board-modules virtio_pci virtio_net
+  # nvme (-> nvme-core, t10-pi, crc64-rocksoft, ...) drives QemuPower.nvme_disk_mib's
+  # disk; xen-blkback gives its namespace to the domU (drivers/block/xen-blkback)
+  add_mods board etc/dmahil/board-modules virtio_pci virtio_net nvme xen-blkback
+  # libxl runs a `phy:` disk's hotplug script itself (run_hotplug_scripts, libxl_linux.c):
+  # Xen's own /etc/xen/scripts/block needs bash and more; blkback needs only the device's
+  # major:minor in the backend's xenstore directory (xenbus.c backend_changed)
+  mkdir -p "$BOARD0/etc/xen/scripts"
+  cat > "$BOARD0/etc/xen/scripts/dmahil-block" <<'SCRIPT'
+#!/bin/sh
+# dmahil: hotplug script of the board's PV disk (qemu/mkinitramfs.sh). libxl calls it with
+# add|remove and XENBUS_PATH=backend/vbd/<domid>/<devid>; `params` holds the target.
+dev=$(xenstore-read "$XENBUS_PATH/params") || exit 1
+case $1 in
+  add)
+    if [ ! -b "$dev" ]; then
+      xenstore-write "$XENBUS_PATH/hotplug-error" "$dev is not a block device" \
+        "$XENBUS_PATH/hotplug-status" error
+      exit 1
+    fi
+    xenstore-write "$XENBUS_PATH/physical-device" "$(stat -L -c %t:%T "$dev")" \
+      "$XENBUS_PATH/physical-device-path" "$dev" "$XENBUS_PATH/hotplug-status" connected
+    ;;
+esac
+exit 0
+SCRIPT
+  chmod 755 "$BOARD0/etc/xen/scripts/dmahil-block"
   cp "$KMOD" "$BOARD0/lib/modules/board/dmahil.ko"
   echo dmahil.ko >> "$BOARD0/etc/dmahil/board-modules"
   BOARD_MODS=$(tr '\n' ' ' < "$BOARD0/etc/dmahil/board-modules")
@@ -511,7 +545,7 @@ ENV
   # the vchan server side needs gntalloc + evtchn (tools/libs/vchan/init.c
   # libxenvchan_server_init); gntdev for a client; xenstore goes through /dev/xen/xenbus
   # (drivers/xen/xenbus/xenbus_dev_frontend.c, built in), which devtmpfs creates
-  add_mods xen etc/dmahil/modules xen-evtchn xen-gntalloc xen-gntdev
+  add_mods xen etc/dmahil/modules xen-evtchn xen-gntalloc xen-gntdev xen-blkfront
   cp "$BOARD0/etc/dmahil/board" "$BOARDU/etc/dmahil/board"
   cat > "$BOARDU/init" <<'INIT'
 #!/bin/busybox sh
@@ -536,6 +570,13 @@ for d in /dev/xen/xenbus /dev/xen/gntalloc /dev/xen/evtchn; do
   while [ ! -c $d ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
   [ -c $d ] || fail "$d missing"
 done
+# a PV disk (dom0's NVMe namespace through xen-blkback): blkfront's xvdb once connected
+if [ -n "$(ls /sys/bus/xen/devices | grep '^vbd-')" ]; then
+  i=0
+  while [ ! -b /dev/xvdb ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+  [ -b /dev/xvdb ] || fail "a vbd on xenbus but no /dev/xvdb after 10 s"
+  say "PV disk xvdb: $(cat /sys/block/xvdb/size) sectors"
+fi
 say "domU up (kernel $(uname -r))"
 dmahil-agent --backend linux-xen --role guest --vchan --board "$BOARD_NAME"
 fail "guest agent exited with status $?"

@@ -193,7 +193,7 @@ QemuImages ResolveQemuImages(const v1::QemuPower& power) {
     return fs::path(it->second);
   };
   QemuImages images{pick(power.xen(), "XEN", "xen"), pick(power.kernel(), "KERNEL", "kernel"),
-                    power.initrd()};
+                    power.initrd(), {}};
   if (images.initrd.empty()) throw LabError("qemu power: initrd is not set");
   const std::pair<const char*, const fs::path*> all[] = {
       {"Xen image", &images.xen}, {"dom0 kernel", &images.kernel}, {"dom0 initrd", &images.initrd}};
@@ -253,6 +253,11 @@ std::vector<std::string> QemuArgs(const v1::QemuPower& power, const QemuImages& 
       // romfile= (empty): QEMU 7.2 otherwise stops for want of efi-virtio.rom.
       "-device", "virtio-net-pci,netdev=n0,romfile=", "-device",
       fmt::format("edu,dma_mask={}", Hex(mask))};
+  if (!images.nvme.empty())  // hw/nvme/ctrl.c: one namespace from drive=, 512-byte LBAs
+    args.insert(args.end(),
+                {"-drive",
+                 fmt::format("file={},if=none,id=nvme0,format=raw", OptValue(images.nvme.string())),
+                 "-device", "nvme,serial=dmahil-nvme0,drive=nvme0"});
   if (!dtb.empty()) args.insert(args.end(), {"-dtb", dtb.string()});
   for (const std::string& a : power.qemu_args()) args.push_back(a);
   return args;
@@ -279,6 +284,18 @@ QemuPowerSwitch::QemuPowerSwitch(const v1::QemuPower& power, const fs::path& dir
   // QEMU's tty chardev sets its own raw mode when it opens the slave
   // (chardev/char-serial.c tty_serial_init).
   pty_ = std::make_unique<PtyPair>("QEMU's serial port");
+  if (power_.nvme_disk_mib() != 0) images_.nvme = nvme_image_path();
+}
+
+void QemuPowerSwitch::CreateNvmeImage() const {
+  if (images_.nvme.empty()) return;
+  std::error_code ec;
+  fs::remove(images_.nvme, ec);
+  std::ofstream(images_.nvme, std::ios::binary | std::ios::trunc);  // empty, then sparse
+  fs::resize_file(images_.nvme, uint64_t{power_.nvme_disk_mib()} << 20, ec);
+  if (ec)
+    throw LabError(fmt::format("{}: cannot create the NVMe disk's {} MiB backing file: {}",
+                               images_.nvme.string(), power_.nvme_disk_mib(), ec.message()));
 }
 
 QemuPowerSwitch::~QemuPowerSwitch() {
@@ -341,6 +358,7 @@ void QemuPowerSwitch::On() {
     if (child_->running(ec)) return;  // on already
     Off();                            // exited on its own: reap, then start afresh
   }
+  CreateNvmeImage();
   if (power_.non_coherent()) DumpDtb();
   last_args_ = QemuArgs(power_, images_, serial_path(), power_.non_coherent() ? dtb_path() : "");
   Log(fmt::format("# dmahil power on {}: {}", UtcNow(), ShellJoin(qemu_, last_args_)));
@@ -444,6 +462,11 @@ void ValidateQemuWiring(const v1::BoardWiring& w, const v1::Board& board,
     problems.Add(path + ".cpus",
                  "{}.cpus {} must be 0 ({}) or 1..8 (TCG runs each vCPU on a host thread)", path,
                  q.cpus(), kQemuDefaultCpus);
+  if (q.nvme_disk_mib() > 65536)
+    problems.Add(path + ".nvme_disk_mib",
+                 "{}.nvme_disk_mib {} must be 0 (no NVMe disk) or 1..65536 MiB (a sparse file "
+                 "in the board's output folder)",
+                 path, q.nvme_disk_mib());
   if (q.edu_dma_mask() != 0 && (q.edu_dma_mask() & (q.edu_dma_mask() + 1)) != 0)
     problems.Add(path + ".edu_dma_mask", "{}.edu_dma_mask {:#x} must be 0 (64 bits) or 2^n - 1",
                  path, q.edu_dma_mask());

@@ -42,11 +42,12 @@ inline constexpr uint32_t kQemuDefaultDom0MemMib = 512;
 inline constexpr uint32_t kQemuDefaultCpus = 2;
 inline constexpr uint64_t kQemuDefaultEduDmaMask = ~uint64_t{0};
 
-/// The three images QEMU loads, resolved.
+/// The images QEMU loads, resolved.
 struct QemuImages {
   std::filesystem::path xen;     // -kernel (Xen's arm64 Image, started at EL2)
   std::filesystem::path kernel;  // dom0 kernel, -device guest-loader at 0x49000000
   std::filesystem::path initrd;  // dom0 initrd, -device guest-loader at 0x4d000000
+  std::filesystem::path nvme;    // the NVMe disk's raw backing file; empty: no NVMe device
 };
 
 /// Reads a KEY=VALUE file (qemu/fetch.sh's fetch.env): '#' lines and blank lines are
@@ -135,9 +136,13 @@ class QemuPowerSwitch final : public PowerSwitch {
   /// qemu.log, virt.dtb.
   std::filesystem::path log_path() const { return dir_ / "qemu.log"; }
   std::filesystem::path dtb_path() const { return dir_ / "virt.dtb"; }
+  /// The NVMe disk's backing file (QemuPower.nvme_disk_mib != 0): what the device wrote,
+  /// byte for byte at the namespace's byte offsets (raw, 512-byte LBAs).
+  std::filesystem::path nvme_image_path() const { return dir_ / "nvme.img"; }
 
  private:
-  void DumpDtb();  // non_coherent: virt.dtb without dma-coherent on /pcie@10000000
+  void DumpDtb();                // non_coherent: virt.dtb without dma-coherent on /pcie@10000000
+  void CreateNvmeImage() const;  // nvme_disk_mib: a fresh, empty (sparse) nvme.img
   void Log(const std::string& line) const;
 
   v1::QemuPower power_;

@@ -272,6 +272,44 @@ TEST_F(QemuPowerTest, TheConsoleSurvivesPowerCyclesAndTheDestructorKills) {
   for (pid_t p : Pids()) EXPECT_TRUE(GoneSoon(p));
 }
 
+TEST_F(QemuPowerTest, AnNvmeDiskIsAFreshBackingFileInTheBoardFolderAtEveryPowerOn) {
+  power_.set_nvme_disk_mib(3);
+  QemuPowerSwitch power(power_, dir_ / "out");
+  const fs::path image = dir_ / "out/nvme.img";
+  EXPECT_EQ(power.nvme_image_path(), image);
+  auto console = power.OpenConsole(console_config_, dir_ / "out/console.log");
+  power.On();
+  std::string line;
+  ASSERT_TRUE(console->WaitForAgentReady(10000, &line)) << Slurp(dir_ / "out/qemu.log");
+  EXPECT_EQ(fs::file_size(image), 3u << 20);
+  const std::vector<std::string> args = power.last_args();
+  const auto drive = std::find(args.begin(), args.end(), "-drive");
+  ASSERT_NE(drive, args.end());
+  ASSERT_LT(drive + 3, args.end());
+  EXPECT_EQ(drive[1], "file=" + image.string() + ",if=none,id=nvme0,format=raw");
+  EXPECT_EQ(drive[2], "-device");
+  EXPECT_EQ(drive[3], "nvme,serial=dmahil-nvme0,drive=nvme0");
+  power.Off();
+
+  // What the device wrote in one boot is gone at the next: the controller's ground truth
+  // starts from zeros.
+  std::ofstream(image, std::ios::binary | std::ios::in | std::ios::out) << "generation 1";
+  power.On();
+  ASSERT_TRUE(console->WaitForAgentReady(10000, &line));
+  EXPECT_EQ(fs::file_size(image), 3u << 20);
+  EXPECT_EQ(Slurp(image).find("generation 1"), std::string::npos);
+  power.Off();
+}
+
+TEST_F(QemuPowerTest, WithoutAnNvmeDiskThereIsNoDrive) {
+  QemuPowerSwitch power(power_, dir_ / "out");
+  power.On();
+  const std::vector<std::string> args = power.last_args();
+  EXPECT_EQ(std::find(args.begin(), args.end(), "-drive"), args.end());
+  EXPECT_FALSE(fs::exists(dir_ / "out/nvme.img"));
+  power.Off();
+}
+
 TEST_F(QemuPowerTest, NonCoherentDumpsTheDtbAndDeletesDmaCoherent) {
   power_.set_non_coherent(true);
   QemuPowerSwitch power(power_, dir_ / "board");

@@ -367,7 +367,8 @@ TEST_F(FarmWiringTest, QemuPowerFieldsAndForwardedPortsChecked) {
               "power { qemu { fetch_env: \"../build-qemu/cache/fetch.env\" initrd: "
               "\"../build-qemu/board.cpio.gz\" dom0_agent_port: 17000 guest_agent_port: 17001 "
               "engine_port: 17002 } }",
-              "power { qemu { memory_mib: 600 dom0_mem_mib: 512 cpus: 9 edu_dma_mask: 0xff00\n"
+              "power { qemu { memory_mib: 600 dom0_mem_mib: 512 cpus: 9 edu_dma_mask: 0xff00 "
+              "nvme_disk_mib: 70000\n"
               "      dom0_agent_port: 17000 guest_agent_port: 70000 engine_port: 17003 } }");
   text = Replace(text, "console { agent_ready: \"dmahil-qemu: board ready\" }",
                  "console { device: \"/dev/ttyUSB0\" }");
@@ -397,6 +398,8 @@ TEST_F(FarmWiringTest, QemuPowerFieldsAndForwardedPortsChecked) {
            f + ":7:54: board[0].wiring.power.qemu.cpus 9 must be 0 (2) or 1..8",
            f + ":7:62: board[0].wiring.power.qemu.edu_dma_mask 0xff00 must be 0 (64 bits) or "
                "2^n - 1",
+           f + ":7:83: board[0].wiring.power.qemu.nvme_disk_mib 70000 must be 0 (no NVMe "
+               "disk) or 1..65536 MiB",
            f + ":8:30: board[0].wiring.power.qemu.guest_agent_port 70000 must be a host TCP "
                "port 1..65535",
            f + ":9:15: board[0].wiring.console.device \"/dev/ttyUSB0\" must be empty for power "
