@@ -361,12 +361,16 @@ board_main() {
   agent=$!
 
   # 3b. an NVMe namespace (QemuPower.nvme_disk_mib) becomes the domU's PV disk xvdb
-  if [ -d /sys/class/nvme/nvme0 ]; then
+  nvme=""
+  for d in /sys/bus/pci/devices/*; do  # PCI class 01 08 02: NVM Express
+    [ "$(cat "$d/class" 2>/dev/null)" = 0x010802 ] && nvme=$d
+  done
+  if [ -n "$nvme" ]; then
     i=0
     while [ ! -b /dev/nvme0n1 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-    [ -b /dev/nvme0n1 ] || fail "NVMe controller nvme0 but no /dev/nvme0n1 after 10 s (see dmesg)"
+    [ -b /dev/nvme0n1 ] || fail "NVMe controller ${nvme##*/} but no /dev/nvme0n1 after 10 s (see dmesg)"
     echo "disk = [ 'vdev=xvdb, access=rw, backendtype=phy, script=/etc/xen/scripts/dmahil-block, target=/dev/nvme0n1' ]" >> /etc/xen/domu.cfg
-    say "PV disk: /dev/nvme0n1 ($(cat /sys/block/nvme0n1/size) sectors, $(readlink /sys/class/nvme/nvme0/device | sed 's|.*/||')) -> $DOMU_NAME xvdb"
+    say "PV disk: /dev/nvme0n1 ($(cat /sys/block/nvme0n1/size) sectors, NVMe ${nvme##*/}) -> $DOMU_NAME xvdb"
   fi
 
   # 4. the domU, its whole console relayed as "[domU] ..." (xenconsoled writes it to the log)
