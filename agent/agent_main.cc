@@ -71,6 +71,7 @@ int main(int argc, char** argv) {
   std::string relay_listen;
   std::string guest_domain = "domu";
   bool vchan = false;
+  std::string block_device;
   app.add_option("--role", role_name, "dom0 or guest")
       ->required()
       ->check(CLI::IsMember({"dom0", "guest"}));
@@ -84,6 +85,9 @@ int main(int argc, char** argv) {
                  "dom0: relay TCP on ADDRESS:PORT to the guest agent's vchan");
   app.add_option("--guest-domain", guest_domain, "dom0: the guest's Xen domain name");
   app.add_flag("--vchan", vchan, "guest: serve gRPC over a vchan to dom0");
+  app.add_option("--block-device", block_device,
+                 "BlockIo's device, opened O_DIRECT (a domU's PV disk, e.g. /dev/xvdb); "
+                 "refused while mounted");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -113,6 +117,11 @@ int main(int argc, char** argv) {
     const uint32_t domid =
         role == dmahil::v1::ROLE_DOM0 ? 0 : static_cast<uint32_t>(tr::OwnDomainId());
     lx::LinuxXenDevices devices = lx::OpenLinuxXenDevices(role);
+    if (!block_device.empty()) {
+      devices.block = lx::BlockDevice::Open(block_device);
+      spdlog::info("block device {}: {} bytes, {}-byte sectors, O_DIRECT", block_device,
+                   devices.block->bytes(), devices.block->sector_size());
+    }
     std::shared_ptr<lx::Kmod> kmod = devices.kmod;
     lx::LinuxXenBackend backend(role, domid, board, std::move(devices));
     dmahil::agent::AgentService service(backend);

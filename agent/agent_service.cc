@@ -1,5 +1,6 @@
 #include "agent/agent_service.h"
 
+#include <algorithm>
 #include <vector>
 
 #include <fmt/format.h>
@@ -93,7 +94,9 @@ Status AgentService::MapForeign(grpc::ServerContext*, const v1::MapForeignReques
 
 Status AgentService::AllocLocal(grpc::ServerContext*, const v1::AllocLocalRequest* req,
                                 v1::BufferInfo* resp) {
-  if (Status s = RequireRole(v1::ROLE_DOM0, "AllocLocal"); !s.ok()) return s;
+  if (info_.role() != v1::ROLE_DOM0 && info_.block_device().empty())
+    return Status(StatusCode::FAILED_PRECONDITION,
+                  "AllocLocal in a guest is for BlockIo, and this agent has no block device");
   if (Status s = CheckCount(req->pages(), "pages"); !s.ok()) return s;
   if (!v1::Placement_IsValid(req->placement())) return Invalid("unknown placement");
   if (req->dma_mask_bits() != 0 && (req->dma_mask_bits() < 32 || req->dma_mask_bits() > 64))
@@ -215,6 +218,36 @@ Status AgentService::ReadBytes(grpc::ServerContext*, const v1::ReadBytesRequest*
     return s;
   resp->set_data(std::move(data));
   return Status::OK;
+}
+
+Status AgentService::BlockIo(grpc::ServerContext*, const v1::BlockIoRequest* req,
+                             v1::BlockIoResponse* resp) {
+  std::lock_guard lock(mutex_);
+  if (info_.block_device().empty())
+    return Status(StatusCode::FAILED_PRECONDITION,
+                  "BlockIo: this agent has no block device (dmahil-agent --block-device)");
+  if (req->op() != v1::BLOCK_WRITE && req->op() != v1::BLOCK_READ)
+    return Invalid("op must be BLOCK_WRITE or BLOCK_READ");
+  if (req->length() > kMaxBlockIoBytes)
+    return Invalid(fmt::format("length {:#x} exceeds {:#x}", req->length(), kMaxBlockIoBytes));
+  if (Status s = CheckRange(req->buffer(), req->offset(), req->length(), false); !s.ok()) return s;
+  const uint64_t sector = info_.block_sector_size();
+  if (req->offset() % sector != 0 || req->length() % sector != 0 ||
+      req->disk_offset() % sector != 0)
+    return Invalid(fmt::format(
+        "offset {:#x}, length {:#x} and disk_offset {:#x} must be multiples of {}'s {}-byte "
+        "sector (O_DIRECT)",
+        req->offset(), req->length(), req->disk_offset(), info_.block_device(), sector));
+  const uint64_t disk = info_.block_bytes();
+  if (req->disk_offset() > disk || req->length() > disk - req->disk_offset())
+    return Status(StatusCode::OUT_OF_RANGE,
+                  fmt::format("disk range {:#x}+{:#x} exceeds {} of {:#x} bytes",
+                              req->disk_offset(), req->length(), info_.block_device(), disk));
+  const uint32_t segments = std::max(1u, req->segments());
+  if (segments > kMaxBlockSegments || req->length() / sector < segments)
+    return Invalid(fmt::format("segments {} must be 0..{} and at most the {} sectors of length",
+                               req->segments(), kMaxBlockSegments, req->length() / sector));
+  return backend_.BlockIo(*req, resp);
 }
 
 }  // namespace dmahil::agent

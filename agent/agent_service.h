@@ -12,9 +12,11 @@
 
 namespace dmahil::agent {
 
-inline constexpr uint32_t kMaxPages = 1024;           // per request, 4 KiB pages
-inline constexpr uint32_t kDefaultMaxFindings = 256;  // Verify findings returned
-inline constexpr uint64_t kMaxReadBytes = 64 * 1024;  // ReadBytes length, bytes
+inline constexpr uint32_t kMaxPages = 1024;             // per request, 4 KiB pages
+inline constexpr uint32_t kDefaultMaxFindings = 256;    // Verify findings returned
+inline constexpr uint64_t kMaxReadBytes = 64 * 1024;    // ReadBytes length, bytes
+inline constexpr uint64_t kMaxBlockIoBytes = 64 << 20;  // BlockIo length, bytes
+inline constexpr uint32_t kMaxBlockSegments = 64;       // BlockIo iovecs
 
 class AgentService final : public v1::Agent::Service {
  public:
@@ -42,6 +44,10 @@ class AgentService final : public v1::Agent::Service {
   grpc::Status Verify(grpc::ServerContext*, const v1::VerifyRequest*, v1::CheckSummary*) override;
   grpc::Status ReadBytes(grpc::ServerContext*, const v1::ReadBytesRequest*,
                          v1::ReadBytesResponse*) override;
+  /// Checks op, the buffer range, sector alignment, the disk range and segments against
+  /// AgentInfo (INVALID_ARGUMENT, NOT_FOUND, OUT_OF_RANGE), then Backend::BlockIo.
+  grpc::Status BlockIo(grpc::ServerContext*, const v1::BlockIoRequest*,
+                       v1::BlockIoResponse*) override;
 
  private:
   grpc::Status RequireRole(v1::Role role, const char* rpc) const;

@@ -60,6 +60,12 @@ class Backend {
   virtual grpc::Status CpuRead(uint32_t buffer, uint64_t offset, uint8_t* dst, uint64_t len) = 0;
   /// DC CIVAC over the range (arm64 lets EL0 do it: SCTLR_EL1.UCI).
   virtual grpc::Status CpuCleanInvalidate(uint32_t buffer, uint64_t offset, uint64_t len) = 0;
+
+  /// O_DIRECT pwritev/preadv between [offset, offset + length) of a local buffer and the
+  /// agent's block device (docs/architecture.md §14; the service checked the buffer range
+  /// and the sector alignment against Info()). FAILED_PRECONDITION without a block device
+  /// or for a buffer that is not local; the errno of a failed or short transfer otherwise.
+  virtual grpc::Status BlockIo(const v1::BlockIoRequest& req, v1::BlockIoResponse* resp) = 0;
 };
 
 }  // namespace dmahil::agent

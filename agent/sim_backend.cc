@@ -306,4 +306,10 @@ Status SimBackend::CpuCleanInvalidate(uint32_t buffer, uint64_t offset, uint64_t
   });
 }
 
+Status SimBackend::BlockIo(const v1::BlockIoRequest&, v1::BlockIoResponse*) {
+  return Status(grpc::StatusCode::FAILED_PRECONDITION,
+                "BlockIo: a virtual board has no block device (PV block I/O runs on qemu-xen "
+                "and hardware boards)");
+}
+
 }  // namespace dmahil::agent

@@ -34,6 +34,8 @@ class SimBackend final : public Backend {
                         uint64_t len) override;
   grpc::Status CpuRead(uint32_t buffer, uint64_t offset, uint8_t* dst, uint64_t len) override;
   grpc::Status CpuCleanInvalidate(uint32_t buffer, uint64_t offset, uint64_t len) override;
+  /// FAILED_PRECONDITION: a virtual board has no block device.
+  grpc::Status BlockIo(const v1::BlockIoRequest& req, v1::BlockIoResponse* resp) override;
 
   /// The virtual engine's fence, as dmahil.ko's in_window() on a real board: whether the
   /// engine may read (`write` false) or write [bus_addr, bus_addr + len) — inside one

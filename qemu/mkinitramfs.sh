@@ -574,15 +574,18 @@ for d in /dev/xen/xenbus /dev/xen/gntalloc /dev/xen/evtchn; do
   while [ ! -c $d ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
   [ -c $d ] || fail "$d missing"
 done
-# a PV disk (dom0's NVMe namespace through xen-blkback): blkfront's xvdb once connected
+# a PV disk (dom0's NVMe namespace through xen-blkback): blkfront's xvdb once connected,
+# the guest agent's BlockIo device
+block=""
 if [ -n "$(ls /sys/bus/xen/devices | grep '^vbd-')" ]; then
   i=0
   while [ ! -b /dev/xvdb ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
   [ -b /dev/xvdb ] || fail "a vbd on xenbus but no /dev/xvdb after 10 s"
   say "PV disk xvdb: $(cat /sys/block/xvdb/size) sectors"
+  block="--block-device /dev/xvdb"
 fi
 say "domU up (kernel $(uname -r))"
-dmahil-agent --backend linux-xen --role guest --vchan --board "$BOARD_NAME"
+dmahil-agent --backend linux-xen --role guest --vchan --board "$BOARD_NAME" $block
 fail "guest agent exited with status $?"
 INIT
   chmod 755 "$BOARDU/init"

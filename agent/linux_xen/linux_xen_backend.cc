@@ -176,6 +176,11 @@ v1::AgentInfo LinuxXenBackend::Info() {
     rev += fmt::format(" xen {}.{}{}", major, ReadLine("/sys/hypervisor/version/minor"),
                        ReadLine("/sys/hypervisor/version/extra"));
   info.set_revision(rev);
+  if (dev_.block) {
+    info.set_block_device(dev_.block->path());
+    info.set_block_bytes(dev_.block->bytes());
+    info.set_block_sector_size(dev_.block->sector_size());
+  }
   if (dev_.kmod) {
     dmahil_info k{};
     if (dev_.kmod->Info(&k).ok()) {
@@ -294,7 +299,6 @@ Status LinuxXenBackend::MapForeign(const v1::MapForeignRequest& req, v1::BufferI
 }
 
 Status LinuxXenBackend::AllocLocal(const v1::AllocLocalRequest& req, v1::BufferInfo* resp) {
-  if (Status s = NeedRole(v1::ROLE_DOM0, "AllocLocal"); !s.ok()) return s;
   if (req.placement() != v1::PLACEMENT_ANY)
     return Unimplemented(fmt::format(
         "placement {} for dom0's own pages on linux-xen: dom0's memory is where dom0_mem put "
@@ -309,7 +313,16 @@ Status LinuxXenBackend::AllocLocal(const v1::AllocLocalRequest& req, v1::BufferI
   b.addr = static_cast<uint8_t*>(p);
   std::memset(b.addr, 0, b.pages * kXenPageSize);  // give every page its frame before the pin
   uint32_t id = 0;
-  return PinInto(&b, resp, &id);
+  if (role_ == v1::ROLE_DOM0) return PinInto(&b, resp, &id);
+  if (::mlock(b.addr, MapBytes(b)) < 0) {  // the guest: pages stay put for O_DIRECT
+    const int err = errno;
+    (void)Teardown(b);
+    return ErrnoStatus(err, fmt::format("mlock of {} local pages", b.pages));
+  }
+  id = next_buffer_++;
+  buffers_.emplace(id, b);
+  resp->set_buffer(id);
+  return Status::OK;
 }
 
 Status LinuxXenBackend::ComposeBuffer(const v1::ComposeBufferRequest&, v1::BufferInfo*) {
@@ -437,6 +450,24 @@ Status LinuxXenBackend::CpuCleanInvalidate(uint32_t buffer, uint64_t offset, uin
                 "DC CIVAC from user space is arm64-only (SCTLR_EL1.UCI); this agent is not "
                 "running on arm64");
 #endif
+}
+
+Status LinuxXenBackend::BlockIo(const v1::BlockIoRequest& req, v1::BlockIoResponse* resp) {
+  if (!dev_.block)
+    return Status(StatusCode::FAILED_PRECONDITION,
+                  "BlockIo: this agent has no block device (dmahil-agent --block-device)");
+  Buffer* b = Find(req.buffer());
+  if (!b) return Status(StatusCode::NOT_FOUND, fmt::format("no buffer {}", req.buffer()));
+  if (b->kind != Kind::kLocal)
+    return Status(StatusCode::FAILED_PRECONDITION,
+                  fmt::format("BlockIo: buffer {} is granted or foreign; block I/O goes from a "
+                              "local buffer (AllocLocal)",
+                              req.buffer()));
+  uint64_t elapsed_us = 0;
+  Status s = dev_.block->Transfer(req.op() == v1::BLOCK_WRITE, b->addr + req.offset(), req.length(),
+                                  req.disk_offset(), std::max(1u, req.segments()), &elapsed_us);
+  resp->set_elapsed_us(elapsed_us);
+  return s;
 }
 
 }  // namespace dmahil::agent::linux_xen

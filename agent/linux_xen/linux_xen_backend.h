@@ -16,6 +16,7 @@
 #include <string>
 
 #include "agent/backend.h"
+#include "agent/linux_xen/block_device.h"
 #include "agent/linux_xen/device_file.h"
 #include "agent/linux_xen/kmod_client.h"
 
@@ -47,6 +48,8 @@ struct LinuxXenDevices {
   /// drivers/xen/gntdev.c), so a granted or foreign buffer's 4 KiB page i lies at
   /// i * page_size; a local buffer's pages are contiguous.
   uint64_t page_size = LinuxPageSize();
+  /// BlockIo's device (dmahil-agent --block-device); null: none.
+  std::unique_ptr<BlockDevice> block;
 };
 
 /// Opens the devices a role needs from their standard paths (/dev/xen/gntalloc;
@@ -78,8 +81,9 @@ class LinuxXenBackend final : public Backend {
   /// dmahil.ko pin for the pfns (4 KiB frames). NOT_FOUND if Xen refuses the grants;
   /// nothing stays mapped.
   grpc::Status MapForeign(const v1::MapForeignRequest& req, v1::BufferInfo* resp) override;
-  /// Anonymous, locked memory pinned by dmahil.ko. UNIMPLEMENTED for a placement other
-  /// than ANY.
+  /// Anonymous memory: dom0 role, pinned by dmahil.ko (pfns reported); guest role, for
+  /// BlockIo, locked with mlock (no pfns: a domU has no dmahil.ko). UNIMPLEMENTED for a
+  /// placement other than ANY.
   grpc::Status AllocLocal(const v1::AllocLocalRequest& req, v1::BufferInfo* resp) override;
   /// UNIMPLEMENTED: dmahil.ko ABI 2 maps one pin at a time.
   grpc::Status ComposeBuffer(const v1::ComposeBufferRequest& req, v1::BufferInfo* resp) override;
@@ -95,6 +99,8 @@ class LinuxXenBackend final : public Backend {
   grpc::Status CpuRead(uint32_t buffer, uint64_t offset, uint8_t* dst, uint64_t len) override;
   /// DC CIVAC by line (arm64 only: FAILED_PRECONDITION elsewhere).
   grpc::Status CpuCleanInvalidate(uint32_t buffer, uint64_t offset, uint64_t len) override;
+  /// O_DIRECT through devices.block on a local buffer (see Backend::BlockIo).
+  grpc::Status BlockIo(const v1::BlockIoRequest& req, v1::BlockIoResponse* resp) override;
 
  private:
   enum class Kind { kGranted, kForeign, kLocal };

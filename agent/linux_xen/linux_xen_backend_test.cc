@@ -9,12 +9,15 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "agent/agent_service.h"
 #include "agent/linux_xen/engine_port.h"
 #include "common/xen_page.h"
 
@@ -196,8 +199,9 @@ class LinuxXenBackendTest : public ::testing::Test {
     kmod_ptr_ = d.kmod;
     return std::make_unique<LinuxXenBackend>(v1::ROLE_DOM0, 0, "qemu-xen-arm64", std::move(d));
   }
-  std::unique_ptr<LinuxXenBackend> Guest() {
+  std::unique_ptr<LinuxXenBackend> Guest(std::unique_ptr<BlockDevice> block = nullptr) {
     LinuxXenDevices d;
+    d.block = std::move(block);
     auto f = std::make_unique<FakeFile>("/dev/xen/gntalloc");
     gntalloc_ = f.get();
     gntalloc_->on_ioctl = [this](unsigned long req, void* arg) {
@@ -606,6 +610,116 @@ TEST_F(LinuxXenBackendTest, OnA64KiBKernelLocalPagesStayContiguousAndGuestGfnsAr
   // Linux pfns 0x40100, 0x40101: the grants are their first 4 KiB frames
   EXPECT_EQ(resp.gfns(0), 0x40100u * 16);
   EXPECT_EQ(resp.gfns(1), 0x40101u * 16);
+}
+
+// The guest agent: AllocLocal (mlock'ed, no dmahil.ko) + BlockIo through the service,
+// which checks every field before the device sees it.
+TEST_F(LinuxXenBackendTest, TheGuestAgentMovesALocalBufferThroughTheServiceAndRefusesBadRequests) {
+  namespace fs = std::filesystem;
+  char tmpl[] = "/var/tmp/dmahil-blockio-XXXXXX";  // a disk file system: tmpfs has no O_DIRECT
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const fs::path disk = fs::path(tmpl) / "disk.img";
+  std::ofstream(disk, std::ios::binary).close();
+  fs::resize_file(disk, 1 << 20);
+  const auto Slurp = [&](uint64_t offset, uint64_t n) {
+    std::ifstream f(disk, std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(offset));
+    std::string s(n, '\0');
+    f.read(s.data(), static_cast<std::streamsize>(n));
+    return s;
+  };
+  auto backend_ptr = Guest(BlockDevice::Open(disk.string()));
+  LinuxXenBackend& backend = *backend_ptr;
+  AgentService service(backend);
+  v1::AgentInfo info;
+  ASSERT_TRUE(service.GetInfo(nullptr, nullptr, &info).ok());
+  EXPECT_EQ(info.block_device(), disk.string());
+  EXPECT_EQ(info.block_bytes(), 1u << 20);
+  EXPECT_EQ(info.block_sector_size(), 4096u);
+
+  v1::AllocLocalRequest alloc;
+  alloc.set_pages(4);
+  v1::BufferInfo buf;
+  ASSERT_TRUE(service.AllocLocal(nullptr, &alloc, &buf).ok());
+  EXPECT_EQ(buf.pfns_size(), 0);  // no dmahil.ko in a domU
+
+  // The CPU writes bytes into the buffer; BlockIo puts pages 1..2 at 0x3000 on the disk.
+  std::string bytes(2 * 4096, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i % 251);
+  ASSERT_TRUE(backend
+                  .CpuWrite(buf.buffer(), 4096, reinterpret_cast<const uint8_t*>(bytes.data()),
+                            bytes.size())
+                  .ok());
+  v1::BlockIoRequest req;
+  req.set_buffer(buf.buffer());
+  req.set_offset(4096);
+  req.set_length(2 * 4096);
+  req.set_disk_offset(0x3000);
+  req.set_op(v1::BLOCK_WRITE);
+  req.set_segments(2);
+  v1::BlockIoResponse resp;
+  ASSERT_TRUE(service.BlockIo(nullptr, &req, &resp).ok());
+  EXPECT_EQ(Slurp(0x3000, bytes.size()), bytes);
+
+  // BLOCK_READ brings the disk's bytes back into page 0.
+  req.set_offset(0);
+  req.set_op(v1::BLOCK_READ);
+  ASSERT_TRUE(service.BlockIo(nullptr, &req, &resp).ok());
+  v1::ReadBytesRequest rb;
+  rb.set_buffer(buf.buffer());
+  rb.set_offset(0);
+  rb.set_length(bytes.size());
+  v1::ReadBytesResponse got;
+  ASSERT_TRUE(service.ReadBytes(nullptr, &rb, &got).ok());
+  EXPECT_EQ(got.data(), bytes);
+
+  const auto refused = [&](v1::BlockIoRequest r, grpc::StatusCode code, const std::string& says) {
+    const grpc::Status s = service.BlockIo(nullptr, &r, &resp);
+    EXPECT_EQ(s.error_code(), code) << s.error_message();
+    EXPECT_NE(s.error_message().find(says), std::string::npos) << s.error_message();
+  };
+  const std::string before = Slurp(0, 1 << 20);
+  v1::BlockIoRequest r = req;
+  r.set_op(v1::BLOCK_WRITE);
+  r.set_offset(512);
+  refused(r, grpc::StatusCode::INVALID_ARGUMENT, "multiples of " + disk.string() + "'s 4096-byte");
+  r = req;
+  r.set_op(v1::BLOCK_WRITE);
+  r.set_disk_offset((1 << 20) - 4096);
+  refused(r, grpc::StatusCode::OUT_OF_RANGE, "exceeds " + disk.string());
+  r = req;
+  r.set_op(v1::BLOCK_WRITE);
+  r.set_segments(3);
+  refused(r, grpc::StatusCode::INVALID_ARGUMENT, "at most the 2 sectors");
+  r = req;
+  r.set_op(v1::BLOCK_OP_UNSPECIFIED);
+  refused(r, grpc::StatusCode::INVALID_ARGUMENT, "op must be");
+  r = req;
+  r.set_op(v1::BLOCK_WRITE);
+  r.set_offset(3 * 4096);
+  refused(r, grpc::StatusCode::OUT_OF_RANGE, "exceeds buffer");
+  r = req;
+  r.set_buffer(99);
+  refused(r, grpc::StatusCode::NOT_FOUND, "unknown buffer 99");
+  EXPECT_EQ(Slurp(0, 1 << 20), before);  // no refused request touched the disk
+  fs::remove_all(tmpl);
+}
+
+TEST_F(LinuxXenBackendTest, WithoutABlockDeviceBlockIoFailsAndAGuestGetsNoLocalPages) {
+  auto backend = Guest();
+  AgentService service(*backend);
+  v1::AllocLocalRequest alloc;
+  alloc.set_pages(1);
+  v1::BufferInfo buf;
+  EXPECT_EQ(service.AllocLocal(nullptr, &alloc, &buf).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  v1::BlockIoRequest req;
+  req.set_op(v1::BLOCK_WRITE);
+  req.set_length(4096);
+  v1::BlockIoResponse resp;
+  const grpc::Status s = service.BlockIo(nullptr, &req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(s.error_message().find("--block-device"), std::string::npos);
 }
 
 }  // namespace

@@ -287,6 +287,7 @@ class LinuxXenInfoOnly final : public agent::Backend {
   grpc::Status CpuWrite(uint32_t, uint64_t, const uint8_t*, uint64_t) override { return No(); }
   grpc::Status CpuRead(uint32_t, uint64_t, uint8_t*, uint64_t) override { return No(); }
   grpc::Status CpuCleanInvalidate(uint32_t, uint64_t, uint64_t) override { return No(); }
+  grpc::Status BlockIo(const v1::BlockIoRequest&, v1::BlockIoResponse*) override { return No(); }
 
  private:
   static grpc::Status No() { return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "info only"); }
