@@ -192,8 +192,10 @@ QemuImages ResolveQemuImages(const v1::QemuPower& power) {
                                  power.fetch_env(), key, field));
     return fs::path(it->second);
   };
-  QemuImages images{pick(power.xen(), "XEN", "xen"), pick(power.kernel(), "KERNEL", "kernel"),
-                    power.initrd(), {}};
+  QemuImages images{pick(power.xen(), "XEN", "xen"),
+                    pick(power.kernel(), "KERNEL", "kernel"),
+                    power.initrd(),
+                    {}};
   if (images.initrd.empty()) throw LabError("qemu power: initrd is not set");
   const std::pair<const char*, const fs::path*> all[] = {
       {"Xen image", &images.xen}, {"dom0 kernel", &images.kernel}, {"dom0 initrd", &images.initrd}};
