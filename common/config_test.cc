@@ -178,6 +178,28 @@ TEST_F(ConfigTest, ZeroIterationsRejected) {
   EXPECT_TRUE(Contains(err, p.string() + ":1:1:"));
 }
 
+TEST_F(ConfigTest, PvBlockFixturesRefuseEngineOptionsAndIoOutsideTheBuffer) {
+  const fs::path p = Write("fixtures/b.textproto", R"(name: "b"
+kind: FIXTURE_KIND_PV_BLOCK
+direction: DMA_BIDIRECTIONAL
+source: BUFFER_FOREIGN_GRANT
+pages: 2
+iterations: 1
+double_map: true
+block { buffer_offset: 1000 bytes: 8192 segments: 65 disk_offset: 7 }
+)");
+  const std::string err = ErrorOf([&] { LoadFixture(p); });
+  EXPECT_TRUE(Contains(err, ":7:1: double_map is not for FIXTURE_KIND_PV_BLOCK")) << err;
+  EXPECT_TRUE(Contains(err, ":8:9: block.buffer_offset 1000 must be a multiple of 512")) << err;
+  EXPECT_TRUE(Contains(err, "block.bytes 8192 must lie inside the 2 pages")) << err;
+  EXPECT_TRUE(Contains(err, "block.segments 65 must be 0..64")) << err;
+  EXPECT_TRUE(Contains(err, "block.disk_offset 7 must be a multiple of 512")) << err;
+  const fs::path q =
+      Write("fixtures/e.textproto", kFixture + std::string("block { bytes: 512 }\n"));
+  EXPECT_TRUE(Contains(ErrorOf([&] { LoadFixture(q); }),
+                       "block { ... } is for kind: FIXTURE_KIND_PV_BLOCK only"));
+}
+
 TEST_F(ConfigTest, UnknownFaultInFarmNamesItsLine) {
   Write("boards/rpi4.textproto", kBoard);
   Write("fixtures/grant.textproto", kFixture);

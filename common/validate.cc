@@ -393,6 +393,61 @@ void ValidateBoard(const v1::Board& board, const SourceMap& source, const BoardR
   p.ThrowIfAny();
 }
 
+namespace {
+
+// A PV block fixture (fixture.proto PvBlock): the domU's own pages through blkfront, so
+// none of the engine's mapping options apply; the I/O lies inside the buffer in whole
+// 512-byte sectors (the disk's own sector size is checked when the fixture runs).
+void CheckPvBlock(const v1::Fixture& f, Problems& p) {
+  constexpr uint32_t kSector = 512;
+  if (f.source() != v1::BUFFER_FOREIGN_GRANT && f.source() != v1::BUFFER_SOURCE_UNSPECIFIED)
+    p.Add("source",
+          "source must be BUFFER_FOREIGN_GRANT for FIXTURE_KIND_PV_BLOCK: dom0's driver DMAs "
+          "the domU's pages that blkfront granted");
+  const std::pair<const char*, bool> engine_only[] = {
+      {"double_map", f.double_map()},
+      {"reuse_mapping", f.reuse_mapping()},
+      {"partial_bytes", f.partial_bytes() != 0},
+      {"expect_bounce", f.expect_bounce()},
+      {"dma_mask_bits", f.dma_mask_bits() != 0},
+      {"placement", f.placement() != v1::PLACEMENT_ANY}};
+  for (const auto& [field, set] : engine_only)
+    if (set)
+      p.Add(field,
+            "{} is not for FIXTURE_KIND_PV_BLOCK: blkback and the disk's driver decide how the "
+            "domU's pages are mapped",
+            field);
+  const v1::PvBlock& b = f.block();
+  const uint64_t buffer_bytes = uint64_t{f.pages()} * 4096;
+  const uint64_t bytes = PvBlockBytes(f);
+  if (b.buffer_offset() >= 4096 || b.buffer_offset() % kSector != 0)
+    p.Add("block.buffer_offset", "block.buffer_offset {} must be a multiple of 512 below 4096",
+          b.buffer_offset());
+  if (b.disk_offset() % kSector != 0)
+    p.Add("block.disk_offset", "block.disk_offset {} must be a multiple of 512 (whole sectors)",
+          b.disk_offset());
+  if (b.bytes() % kSector != 0)
+    p.Add("block.bytes", "block.bytes {} must be a multiple of 512 (whole sectors)", b.bytes());
+  else if (b.buffer_offset() + bytes > buffer_bytes || bytes == 0)
+    p.Add("block.bytes", "block.buffer_offset {} + block.bytes {} must lie inside the {} pages",
+          b.buffer_offset(), bytes, f.pages());
+  if (b.segments() > 64)
+    p.Add("block.segments", "block.segments {} must be 0..64 (iovecs of one request)",
+          b.segments());
+  else if (uint64_t{std::max<uint32_t>(1, b.segments())} * kSector > bytes)
+    p.Add("block.segments", "block.segments {} needs at least as many 512-byte sectors ({} bytes)",
+          b.segments(), bytes);
+}
+
+}  // namespace
+
+uint64_t PvBlockBytes(const v1::Fixture& fixture) {
+  const v1::PvBlock& b = fixture.block();
+  const uint64_t buffer_bytes = uint64_t{fixture.pages()} * 4096;
+  return b.bytes() != 0 ? b.bytes()
+                        : buffer_bytes - std::min<uint64_t>(buffer_bytes, b.buffer_offset());
+}
+
 void ValidateFixture(const v1::Fixture& f, const SourceMap& source) {
   Problems p(source);
   if (f.name().empty()) p.Add("name", "fixture name is empty; set name: \"<fixture>\"");
@@ -434,6 +489,10 @@ void ValidateFixture(const v1::Fixture& f, const SourceMap& source) {
   if (f.canary_pages() > 4)
     p.Add("canary_pages", "canary_pages {} must be 0..4 (4 KiB pages on each side of the buffer)",
           f.canary_pages());
+  if (f.kind() == v1::FIXTURE_KIND_PV_BLOCK)
+    CheckPvBlock(f, p);
+  else if (f.has_block())
+    p.Add("block", "block {{ ... }} is for kind: FIXTURE_KIND_PV_BLOCK only");
   p.ThrowIfAny();
 }
 

@@ -95,6 +95,10 @@ std::string_view StandardBauds();
 void ValidateBoard(const v1::Board& board, const SourceMap& source,
                    const BoardRules* rules = nullptr);
 
+/// The I/O length in bytes of a PV block fixture (fixture.proto PvBlock): block.bytes, or
+/// 0 meaning from block.buffer_offset to the end of the buffer's last 4 KiB page.
+uint64_t PvBlockBytes(const v1::Fixture& fixture);
+
 /// Checks a fixture: name, direction and source set; pages 1..1024; iterations >= 1;
 /// dma_mask_bits 0 or 32..64; canary_pages 0..4. Throws ConfigError as ValidateBoard.
 void ValidateFixture(const v1::Fixture& fixture, const SourceMap& source);

@@ -166,4 +166,9 @@ v1::CheckSummary AgentClient::Verify(uint32_t buffer, uint64_t offset, uint64_t 
   return Invoke<v1::VerifyRequest, v1::CheckSummary>("Verify", req, &v1::Agent::Stub::Verify);
 }
 
+v1::BlockIoResponse AgentClient::BlockIo(const v1::BlockIoRequest& request) {
+  return Invoke<v1::BlockIoRequest, v1::BlockIoResponse>("BlockIo", request,
+                                                         &v1::Agent::Stub::BlockIo);
+}
+
 }  // namespace dmahil::controller

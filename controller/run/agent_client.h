@@ -46,6 +46,8 @@ class AgentClient {
   std::string ReadBytes(uint32_t buffer, uint64_t offset, uint64_t length);
   v1::CheckSummary Verify(uint32_t buffer, uint64_t offset, uint64_t length,
                           const v1::PatternSpec& pattern, uint32_t max_findings);
+  /// One O_DIRECT pwritev/preadv on the agent's block device (agent.proto BlockIoRequest).
+  v1::BlockIoResponse BlockIo(const v1::BlockIoRequest& request);
 
  private:
   template <typename Req, typename Resp, typename Call>

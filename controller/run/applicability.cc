@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "common/placement.h"
+#include "common/validate.h"
 #include "common/xen_page.h"
 
 namespace dmahil::controller {
@@ -106,6 +107,35 @@ std::string NotApplicableReason(const v1::Board& board, const v1::Fixture& fx, u
           "with a {}-bit mask, so Linux fails every mapping that needs one",
           Range(pool), mask);
   }
+  return "";
+}
+
+std::string PvBlockNotApplicableReason(const v1::Fixture& fixture, const v1::AgentInfo& guest,
+                                       bool disk_visible, uint32_t line_size) {
+  if (guest.block_device().empty())
+    return "the domU's agent has no block device (--block-device): this board gives the domU "
+           "no PV disk";
+  if (!disk_visible)
+    return "the controller cannot see the device side of this board's disk (a qemu-xen board "
+           "with power.qemu.nvme_disk_mib: its nvme.img)";
+  const v1::PvBlock& b = fixture.block();
+  const uint64_t bytes = PvBlockBytes(fixture);
+  const uint32_t sector = guest.block_sector_size();
+  if (sector == 0 || b.buffer_offset() % sector != 0 || b.disk_offset() % sector != 0 ||
+      bytes % sector != 0 || bytes < uint64_t{std::max(1u, b.segments())} * sector)
+    return fmt::format(
+        "{} has {}-byte sectors: this fixture's I/O (buffer offset {}, disk offset {}, {} bytes "
+        "in {} pieces) is not whole sectors of it",
+        guest.block_device(), sector, b.buffer_offset(), b.disk_offset(), bytes,
+        std::max(1u, b.segments()));
+  if (line_size == 0 || b.buffer_offset() % line_size != 0 || bytes % line_size != 0)
+    return fmt::format(
+        "the I/O (buffer offset {}, {} bytes) does not start and end on the "
+        "board's {}-byte cache lines",
+        b.buffer_offset(), bytes, line_size);
+  if (b.disk_offset() + bytes > guest.block_bytes())
+    return fmt::format("{} holds {} bytes; this fixture's I/O ends at byte {}",
+                       guest.block_device(), guest.block_bytes(), b.disk_offset() + bytes);
   return "";
 }
 

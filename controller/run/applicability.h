@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "dmahil/v1/agent.pb.h"
 #include "dmahil/v1/board.pb.h"
 #include "dmahil/v1/fixture.pb.h"
 
@@ -30,5 +31,15 @@ namespace dmahil::controller {
 ///    pass dma_capable too).
 std::string NotApplicableReason(const v1::Board& board, const v1::Fixture& fixture,
                                 uint32_t line_size = 0);
+
+/// Why the PV block `fixture` (fixture.proto FIXTURE_KIND_PV_BLOCK) cannot run ("" if it
+/// can), from what the domU's agent says of its disk (AgentInfo.block_*), whether the
+/// controller sees the disk's device side (BoardKind::OpenDiskBacking) and the board's
+/// cache line (bytes). The reasons, in this order: the domU's agent has no block device
+/// (a board without a PV disk; virtual boards); the device side is not visible; the I/O's
+/// offsets or length are not whole sectors of this disk (block_sector_size); the I/O
+/// does not start and end on cache lines; the disk is too small for it.
+std::string PvBlockNotApplicableReason(const v1::Fixture& fixture, const v1::AgentInfo& guest,
+                                       bool disk_visible, uint32_t line_size);
 
 }  // namespace dmahil::controller

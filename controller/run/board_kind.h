@@ -24,6 +24,7 @@
 #include "controller/lab/power.h"
 #include "controller/lab/serial_console.h"
 #include "controller/report/run_info.h"
+#include "controller/run/disk_backing.h"
 #include "dmahil/v1/board.pb.h"
 
 namespace dmahil::controller {
@@ -90,6 +91,10 @@ class BoardKind {
   /// TCP engine behind QEMU's port forward): the runner then retries it until the boot
   /// deadline.
   virtual bool EngineMayLagAgents() const { return false; }
+  /// The device side of the disk the domU's agent does block I/O on (its PV disk), for the
+  /// PV block fixtures (docs/architecture.md §14); nullptr when the controller cannot see
+  /// it (the default). Called after OpenPower succeeded; may throw like the Open* above.
+  virtual std::unique_ptr<DiskBacking> OpenDiskBacking() { return nullptr; }
 };
 
 /// Makes one board's BoardKind. `board` and `options` outlive it.

@@ -78,6 +78,7 @@ std::vector<v1::FixtureResult> RunBoard(const LoadedFarm& farm, const LoadedBoar
   std::unique_ptr<lab::PowerSwitch> power;
   std::unique_ptr<lab::SerialConsole> console;
   std::unique_ptr<DeviceClient> engine;
+  std::unique_ptr<DiskBacking> disk;
   std::vector<std::string> missing;
   const std::filesystem::path dir = opt.out_dir / name;
   try {
@@ -99,6 +100,11 @@ std::vector<v1::FixtureResult> RunBoard(const LoadedFarm& farm, const LoadedBoar
     engine = kind.OpenEngine();
   } catch (const std::exception& e) {
     missing.push_back(fmt::format("engine: {}", e.what()));
+  }
+  try {
+    if (power) disk = kind.OpenDiskBacking();
+  } catch (const std::exception& e) {
+    missing.push_back(fmt::format("disk: {}", e.what()));
   }
   if (!missing.empty()) return offline(fmt::format("{}", fmt::join(missing, "; ")));
   const std::string console_name = console->device();
@@ -172,7 +178,7 @@ std::vector<v1::FixtureResult> RunBoard(const LoadedFarm& farm, const LoadedBoar
       throw std::runtime_error(fmt::format(
           "engine Info: {} {}", v1::DeviceStatus_Name(answer.status()), answer.message()));
     GuardedDeviceClient device(*engine);
-    BoardLink link{dom0, guest, device, info.line_size()};
+    BoardLink link{dom0, guest, device, info.line_size(), disk.get()};
     const v1::Fixture& known_good =
         lb.health_fixture ? *lb.health_fixture : farm.fixtures.front().fixture;
     const v1::FixtureResult health = RunFixtureOfKind(

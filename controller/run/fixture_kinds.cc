@@ -4,11 +4,14 @@
 
 #include <fmt/format.h>
 
+#include "controller/run/pv_block_runner.h"
+
 namespace dmahil::controller {
 
 const FixtureKindEntry* FindFixtureKind(v1::FixtureKind kind) {
   static const std::map<v1::FixtureKind, FixtureKindEntry> kinds = {
       {v1::FIXTURE_KIND_ENGINE, {"engine", &RunFixture}},
+      {v1::FIXTURE_KIND_PV_BLOCK, {"pv-block", &RunPvBlockFixture}},
   };
   const auto it = kinds.find(kind);
   return it == kinds.end() ? nullptr : &it->second;

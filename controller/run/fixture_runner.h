@@ -8,6 +8,7 @@
 
 #include "controller/device/window_guard.h"
 #include "controller/run/agent_client.h"
+#include "controller/run/disk_backing.h"
 #include "dmahil/v1/board.pb.h"
 #include "dmahil/v1/fixture.pb.h"
 #include "dmahil/v1/result.pb.h"
@@ -20,6 +21,7 @@ struct BoardLink {
   AgentClient& guest;
   GuardedDeviceClient& device;  // refuses anything outside the current windows
   uint32_t line_size;           // the board's cache line, bytes (from the dom0 agent)
+  DiskBacking* disk = nullptr;  // the device side of the domU's PV disk; null: not visible
 };
 
 /// Runs `fixture` on the board behind `link`. seed: the pattern seed of this board and

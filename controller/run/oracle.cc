@@ -146,6 +146,7 @@ void Diagnose(const v1::Board& board, const Evidence& ev, v1::FixtureResult* r) 
   for (const v1::DmaSegment& s : ev.segments)
     if (s.offset() == covered) covered += s.length();
   const uint64_t sides = (ev.direction == v1::DMA_BIDIRECTIONAL) ? 2 : 1;
+  if (!ev.segments_known) covered = dma_offset + dma_bytes;
   if (covered != dma_offset + dma_bytes || ev.lines_checked < sides * lines) {
     r->set_verdict(v1::VERDICT_ERROR);
     r->set_diagnosis(v1::DIAGNOSIS_NONE);
@@ -197,7 +198,7 @@ void Diagnose(const v1::Board& board, const Evidence& ev, v1::FixtureResult* r) 
                                               ev.canary_mismatches, lines_note));
     return;
   }
-  if (!board.dma().coherent()) {
+  if (!board.dma().coherent() && ev.segments_known) {
     if (std::optional<MaintenanceFinding> f =
             AuditMaintenance(board, ev.direction, ev.segments, ev.maintenance)) {
       r->set_verdict(f->verdict);

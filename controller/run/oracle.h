@@ -48,7 +48,10 @@ struct Evidence {
   uint64_t buffer_bytes = 0;    // bytes of whole lines the DMA touches
   uint64_t dma_offset = 0;      // the DMA'd range; differs from the whole-line range with partial
   uint64_t dma_bytes = 0;       // lines (dma_bytes 0: the same)
-  std::vector<v1::DmaSegment> segments;   // as the agent returned them, in buffer order
+  std::vector<v1::DmaSegment> segments;  // as the agent returned them, in buffer order
+  // False where no agent saw the mapping (a PV block fixture: the disk's driver mapped
+  // the pages): no mapping or maintenance audit, no segment coverage; the data decides.
+  bool segments_known = true;
   std::vector<v1::LineFinding> findings;  // every wrong line (line = index in the buffer)
   size_t device_read_findings = 0;        // the first ones come from the device reading the buffer
   uint64_t lines_checked = 0;

@@ -90,6 +90,12 @@ class QemuXenKind final : public WiredKind {
     return MakeLazyTcpDeviceClient(wiring_.engine_tcp());
   }
   bool EngineMayLagAgents() const override { return true; }
+  /// QEMU's NVMe controller reads and writes its raw backing file through the host's page
+  /// cache; the domU's PV disk is that namespace (qemu/mkinitramfs.sh).
+  std::unique_ptr<DiskBacking> OpenDiskBacking() override {
+    if (qemu_ == nullptr || wiring_.power().qemu().nvme_disk_mib() == 0) return nullptr;
+    return std::make_unique<FileDiskBacking>(qemu_->nvme_image_path());
+  }
   static BoardKindTraits Traits() {
     BoardKindTraits t;
     t.name = "qemu-xen";

@@ -1,0 +1,221 @@
+#include "controller/run/pv_block_runner.h"
+
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/pattern.h"
+#include "common/pattern_fast.h"
+#include "common/validate.h"
+#include "common/xen_page.h"
+#include "controller/run/applicability.h"
+#include "controller/run/oracle.h"
+#include "firmware/host/codec.h"
+
+namespace dmahil::controller {
+namespace {
+
+pattern::Spec SpecOf(uint64_t seed, uint32_t buffer_id, uint32_t generation, uint64_t offset,
+                     uint32_t line_size) {
+  return pattern::Spec{seed, buffer_id & 0xFFFF, generation & 0xFFFF,
+                       static_cast<uint32_t>(offset / line_size), line_size};
+}
+
+v1::PatternSpec ProtoOf(const pattern::Spec& s) {
+  v1::PatternSpec p;
+  p.set_seed(s.seed);
+  p.set_buffer_id(s.buffer_id);
+  p.set_generation(s.generation);
+  p.set_first_line(s.first_line);
+  p.set_line_size(s.line_size);
+  return p;
+}
+
+class PvBlockRun {
+ public:
+  PvBlockRun(BoardLink& link, const v1::Fixture& fx, uint64_t seed, uint32_t buffer_id)
+      : link_(link),
+        fx_(fx),
+        seed_(seed),
+        id_(buffer_id),
+        line_(link.line_size),
+        total_bytes_((uint64_t{fx.pages()} + 2 * fx.canary_pages()) * kXenPageSize),
+        off_(fx.canary_pages() * kXenPageSize + fx.block().buffer_offset()),
+        len_(PvBlockBytes(fx)) {}
+
+  void Allocate() {
+    const uint32_t pages = fx_.pages() + 2 * fx_.canary_pages();
+    buffer_ = link_.guest.AllocLocal(pages, v1::PLACEMENT_ANY).buffer();
+    for (const auto& [at, bytes] : Canaries()) {
+      link_.guest.Fill(*buffer_, at, bytes, ProtoOf(SpecOf(seed_, id_ + 1, 1, at, line_)));
+      link_.guest.Prime(*buffer_, at, bytes, v1::PRIME_CLEAN_INVALIDATE);
+    }
+  }
+
+  void Release() {
+    if (!buffer_) return;
+    const uint32_t b = *buffer_;
+    buffer_.reset();
+    link_.guest.ReleaseBuffer(b);
+  }
+
+  Evidence Iterate(uint32_t iteration) {
+    const v1::DmaDirection dir = fx_.direction();
+    const bool write = dir != v1::DMA_FROM_DEVICE;  // the device reads the domU's pages
+    const bool read = dir != v1::DMA_TO_DEVICE;     // the device writes them
+    const uint32_t old_gen = 3 * iteration - 2;
+    const uint32_t write_gen = 3 * iteration - 1;  // what the domU writes to the disk
+    const uint32_t read_gen = 3 * iteration;       // what the domU must read back
+    Evidence ev;
+    ev.direction = dir;
+    ev.line_size = line_;
+    ev.buffer_id = id_;
+    ev.buffer_offset = off_;
+    ev.buffer_bytes = len_;
+    ev.segments_known = false;
+    const uint64_t disk_offset = fx_.block().disk_offset();
+
+    // Old generation in memory, nothing cached; the new one in dirty lines only.
+    link_.guest.Fill(*buffer_, off_, len_, ProtoOf(SpecOf(seed_, id_, old_gen, off_, line_)));
+    link_.guest.Prime(*buffer_, off_, len_, v1::PRIME_CLEAN_INVALIDATE);
+    if (write) {
+      link_.guest.Fill(*buffer_, off_, len_, ProtoOf(SpecOf(seed_, id_, write_gen, off_, line_)));
+      link_.guest.BlockIo(Request(v1::BLOCK_WRITE));
+      // What the device took from memory, as it stored it.
+      const std::string disk = link_.disk->Read(disk_offset, len_);
+      pattern::FastCheck(SpecOf(seed_, id_, write_gen, off_, line_),
+                         reinterpret_cast<const uint8_t*>(disk.data()), disk.size(),
+                         [&](const pattern::Finding& f) {
+                           ev.findings.push_back(device_host::FindingToProto(f));
+                         });
+      ev.lines_checked += len_ / line_;
+      ev.device_read_findings = ev.findings.size();
+    }
+    if (read) {
+      // What the device will put into memory; the buffer's lines valid in the domU's
+      // cache, as a CPU that touched them before the read would hold them.
+      std::string disk(len_, '\0');
+      pattern::FastFill(SpecOf(seed_, id_, read_gen, off_, line_),
+                        reinterpret_cast<uint8_t*>(disk.data()), disk.size());
+      link_.disk->Write(disk_offset, disk);
+      link_.guest.Prime(*buffer_, off_, len_, v1::PRIME_READ);
+      link_.guest.BlockIo(Request(v1::BLOCK_READ));
+      const v1::CheckSummary sum = link_.guest.Verify(
+          *buffer_, off_, len_, ProtoOf(SpecOf(seed_, id_, read_gen, off_, line_)),
+          static_cast<uint32_t>(len_ / line_));
+      ev.lines_checked += sum.lines_checked();
+      ev.findings.insert(ev.findings.end(), sum.mismatches().begin(), sum.mismatches().end());
+    }
+    for (const auto& [at, bytes] : Canaries()) {
+      const v1::CheckSummary c =
+          link_.guest.Verify(*buffer_, at, bytes, ProtoOf(SpecOf(seed_, id_ + 1, 1, at, line_)), 1);
+      ev.canary_mismatches += c.mismatches_total();
+    }
+    return ev;
+  }
+
+ private:
+  v1::BlockIoRequest Request(v1::BlockOp op) const {
+    v1::BlockIoRequest r;
+    r.set_buffer(*buffer_);
+    r.set_offset(off_);
+    r.set_length(len_);
+    r.set_disk_offset(fx_.block().disk_offset());
+    r.set_op(op);
+    r.set_segments(fx_.block().segments());
+    return r;
+  }
+
+  /// The buffer outside the I/O (offset, bytes).
+  std::vector<std::pair<uint64_t, uint64_t>> Canaries() const {
+    std::vector<std::pair<uint64_t, uint64_t>> out;
+    if (off_ > 0) out.emplace_back(0, off_);
+    if (off_ + len_ < total_bytes_) out.emplace_back(off_ + len_, total_bytes_ - off_ - len_);
+    return out;
+  }
+
+  BoardLink& link_;
+  const v1::Fixture& fx_;
+  uint64_t seed_;
+  uint32_t id_;
+  uint32_t line_;
+  uint64_t total_bytes_;
+  uint64_t off_;
+  uint64_t len_;
+  std::optional<uint32_t> buffer_;
+};
+
+/// Which side of the I/O the wrong lines are on, as the start of a failure's detail.
+std::string PathOf(const Evidence& ev) {
+  const bool write_bad = ev.device_read_findings > 0;
+  const bool read_bad = ev.findings.size() > ev.device_read_findings;
+  if (write_bad && read_bad) return "write and read paths: ";
+  if (write_bad)
+    return "write path (the device read the domU's pages; the disk holds what it took): ";
+  if (read_bad)
+    return "read path (the device wrote the domU's pages from a disk holding the right data): ";
+  return "";
+}
+
+}  // namespace
+
+v1::FixtureResult RunPvBlockFixture(BoardLink& link, const v1::Board& board,
+                                    const std::string& board_name, const v1::Fixture& fixture,
+                                    uint64_t seed, uint32_t buffer_id) {
+  v1::FixtureResult result;
+  result.set_board(board_name);
+  result.set_fixture(fixture.name());
+  PvBlockRun run(link, fixture, seed, buffer_id);
+  uint64_t mismatching = 0;
+  uint64_t checked = 0;
+  try {
+    if (std::string why = PvBlockNotApplicableReason(fixture, link.guest.GetInfo(),
+                                                     link.disk != nullptr, link.line_size);
+        !why.empty()) {
+      result.set_verdict(v1::VERDICT_NOT_APPLICABLE);
+      result.set_detail(std::move(why));
+      return result;
+    }
+    run.Allocate();
+    for (uint32_t it = 1; it <= fixture.iterations(); ++it) {
+      v1::FixtureResult one;
+      const Evidence ev = run.Iterate(it);
+      Diagnose(board, ev, &one);
+      if (one.verdict() == v1::VERDICT_FAIL) one.set_detail(PathOf(ev) + one.detail());
+      mismatching += one.mismatching_lines();
+      checked += one.lines_checked();
+      one.set_board(board_name);
+      one.set_fixture(fixture.name());
+      one.set_iterations(it);
+      if (one.verdict() != v1::VERDICT_PASS || it == fixture.iterations()) {
+        if (one.verdict() != v1::VERDICT_PASS) one.set_failed_iteration(it);
+        result = std::move(one);
+        break;
+      }
+    }
+    if (result.verdict() == v1::VERDICT_PASS)
+      result.set_detail(fmt::format(
+          "{}; checked on the disk's device side ({}) and in the domU; the disk driver's DMA "
+          "mappings were not observed",
+          result.detail(), link.disk->Describe()));
+    run.Release();
+  } catch (const std::exception& e) {
+    result.set_verdict(v1::VERDICT_ERROR);
+    result.set_diagnosis(v1::DIAGNOSIS_NONE);
+    result.set_detail(e.what());
+    try {
+      run.Release();
+    } catch (const std::exception& e2) {
+      spdlog::warn("{} / {}: release after error failed: {}", board_name, fixture.name(),
+                   e2.what());
+    }
+  }
+  result.set_mismatching_lines(mismatching);
+  result.set_lines_checked(checked);
+  return result;
+}
+
+}  // namespace dmahil::controller
