@@ -21,6 +21,7 @@
 #include <string>
 #include <thread>
 
+#include <fmt/format.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
@@ -72,6 +73,7 @@ int main(int argc, char** argv) {
   std::string guest_domain = "domu";
   bool vchan = false;
   std::string block_device;
+  bool destructive = false;
   app.add_option("--role", role_name, "dom0 or guest")
       ->required()
       ->check(CLI::IsMember({"dom0", "guest"}));
@@ -86,8 +88,12 @@ int main(int argc, char** argv) {
   app.add_option("--guest-domain", guest_domain, "dom0: the guest's Xen domain name");
   app.add_flag("--vchan", vchan, "guest: serve gRPC over a vchan to dom0");
   app.add_option("--block-device", block_device,
-                 "BlockIo's device, opened O_DIRECT (a domU's PV disk, e.g. /dev/xvdb); "
-                 "refused while mounted");
+                 "BlockIo's device, opened O_DIRECT (a domU's PV disk, e.g. /dev/xvdb; dom0's "
+                 "test disk, docs/lab-block-device.md); refused while mounted or while it "
+                 "carries a file system or partition table signature");
+  app.add_flag("--destructive", destructive,
+               "--block-device may carry a signature: BlockIo destroys it (the board file's "
+               "test_disk says destructive: true)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -118,9 +124,13 @@ int main(int argc, char** argv) {
         role == dmahil::v1::ROLE_DOM0 ? 0 : static_cast<uint32_t>(tr::OwnDomainId());
     lx::LinuxXenDevices devices = lx::OpenLinuxXenDevices(role);
     if (!block_device.empty()) {
-      devices.block = lx::BlockDevice::Open(block_device);
-      spdlog::info("block device {}: {} bytes, {}-byte sectors, O_DIRECT", block_device,
-                   devices.block->bytes(), devices.block->sector_size());
+      devices.block = lx::BlockDevice::Open(block_device, destructive);
+      spdlog::info("block device {}: {} bytes, {}-byte sectors, O_DIRECT{}", block_device,
+                   devices.block->bytes(), devices.block->sector_size(),
+                   devices.block->signature().empty()
+                       ? ""
+                       : fmt::format("; its \"{}\" signature will be destroyed (--destructive)",
+                                     devices.block->signature()));
     }
     std::shared_ptr<lx::Kmod> kmod = devices.kmod;
     lx::LinuxXenBackend backend(role, domid, board, std::move(devices));

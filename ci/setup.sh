@@ -11,7 +11,7 @@ PKGS=(cmake ninja-build g++ pkg-config protobuf-compiler libprotobuf-dev libgrpc
       protobuf-compiler-grpc libboost-dev libgtest-dev libgmock-dev libcli11-dev
       libspdlog-dev libfmt-dev nlohmann-json3-dev libpugixml-dev clang-format
       libboost-filesystem-dev git nanopb libgpiod-dev libusb-1.0-0-dev pdudaemon
-      libxen-dev libssl-dev)
+      libxen-dev libssl-dev libblkid-dev)
 ci/apt-install.sh setup "${PKGS[@]}"
 
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null

@@ -1,5 +1,6 @@
 #include "common/config.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -320,6 +321,27 @@ TEST_F(ConfigTest, ConsoleBaudAndXenVersionsChecked) {
       << err;
   EXPECT_TRUE(Contains(err, "xen_support.since_xen \"4.17.1\" must be MAJOR.MINOR")) << err;
   EXPECT_TRUE(Contains(err, "xen_support.min_dom0_linux \"five\" must be MAJOR.MINOR")) << err;
+}
+
+TEST_F(ConfigTest, ATestDiskNamesADom0DeviceItsControllerAndDriver) {
+  const fs::path good =
+      Write("boards/hw.textproto",
+            std::string(kHwBoard) +
+                "test_disk { dom0_device: \"/dev/disk/by-partlabel/dmahil-test\"\n"
+                "  controller: \"/axi/mmc@ff170000\" driver: \"sdhci-arasan\" }\n");
+  EXPECT_EQ(LoadBoard(good).test_disk().driver(), "sdhci-arasan");
+  const fs::path p =
+      Write("boards/hw.textproto",
+            std::string(kHwBoard) + "test_disk { dom0_device: \"mmcblk0p3\" destructive: true }\n");
+  const std::string err = ErrorOf([&] { LoadBoard(p); });
+  const std::string_view hw(kHwBoard);
+  const std::string at =
+      p.string() + ":" + std::to_string(std::count(hw.begin(), hw.end(), '\n') + 1) + ":";
+  EXPECT_TRUE(Contains(err, at + "13: test_disk.dom0_device \"mmcblk0p3\" must be a path under "
+                                 "/dev/ in dom0"))
+      << err;
+  EXPECT_TRUE(Contains(err, "test_disk.controller is empty")) << err;
+  EXPECT_TRUE(Contains(err, "test_disk.driver is empty")) << err;
 }
 
 TEST_F(ConfigTest, XenLayoutOnAHardwareBoardIsCheckedIfGiven) {

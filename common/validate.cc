@@ -268,6 +268,24 @@ void CheckPorts(Problems& p, const v1::Board& board, const std::vector<Range>& r
           ShowRanges(dma.dma_ranges()), port.name(), it->second, ShowRanges(port.dma_ranges()));
 }
 
+// A board's test disk (board.proto TestDisk): a dom0 device path and the controller and
+// driver a report names; whole paths only, since dom0's agent opens exactly that.
+void CheckTestDisk(Problems& p, const v1::TestDisk& disk) {
+  if (disk.dom0_device().rfind("/dev/", 0) != 0 || disk.dom0_device().size() <= 5)
+    p.Add("test_disk.dom0_device",
+          "test_disk.dom0_device \"{}\" must be a path under /dev/ in dom0, e.g. "
+          "\"/dev/disk/by-partlabel/dmahil-test\"",
+          disk.dom0_device());
+  if (disk.controller().empty())
+    p.Add("test_disk.controller",
+          "test_disk.controller is empty; name the storage controller's device-tree node "
+          "(\"/soc/mmc@fe320000\") or PCI address (\"0000:00:03.0\")");
+  if (disk.driver().empty())
+    p.Add("test_disk.driver",
+          "test_disk.driver is empty; name the Linux driver that DMA-maps its pages "
+          "(\"nvme\", \"sdhci-of-dwcmshc\", \"ahci\")");
+}
+
 void CheckConsole(Problems& p, const v1::ConsoleDesc& console) {
   if (console.uart().empty())
     p.Add("console", "console.uart is empty; name the SoC's debug UART (e.g. \"UART0\")");
@@ -385,6 +403,7 @@ void ValidateBoard(const v1::Board& board, const SourceMap& source, const BoardR
   CheckPorts(p, board, ram);
   if (board.has_console()) CheckConsole(p, board.console());
   if (board.has_xen_support()) CheckXenSupport(p, board.xen_support());
+  if (board.has_test_disk()) CheckTestDisk(p, board.test_disk());
   // The model needs the layout (it is its Xen); elsewhere the real Xen decides and a
   // layout, if given, is checked by the same rules.
   if (needs_xen || board.has_xen())

@@ -354,24 +354,29 @@ board_main() {
   ip addr add "$NET_ADDR" dev "$NET_IF" || fail "ip addr add $NET_ADDR dev $NET_IF"
   ip route add default via "$NET_GW" || fail "ip route add default via $NET_GW"
 
-  # 3. the dom0 agent, logging to the console
-  dmahil-agent --backend linux-xen --role dom0 --listen "0.0.0.0:$AGENT_PORT" \
-    --engine-listen "0.0.0.0:$ENGINE_PORT" --guest-relay "0.0.0.0:$RELAY_PORT" \
-    --guest-domain "$DOMU_NAME" --board "$BOARD_NAME" &
-  agent=$!
-
-  # 3b. an NVMe namespace (QemuPower.nvme_disk_mib) becomes the domU's PV disk xvdb
+  # 3. an NVMe namespace (QemuPower.nvme_disk_mib) becomes the domU's PV disk xvdb, and
+  # dom0's agent serves it too (its --block-device: the disk's device side as a lab board
+  # shows it, controller/run/disk_backing.h AgentDiskBacking)
   nvme=""
   for d in /sys/bus/pci/devices/*; do  # PCI class 01 08 02: NVM Express
     [ "$(cat "$d/class" 2>/dev/null)" = 0x010802 ] && nvme=$d
   done
+  disk_arg=""
   if [ -n "$nvme" ]; then
     i=0
     while [ ! -b /dev/nvme0n1 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
     [ -b /dev/nvme0n1 ] || fail "NVMe controller ${nvme##*/} but no /dev/nvme0n1 after 10 s (see dmesg)"
     echo "disk = [ 'vdev=xvdb, access=rw, backendtype=phy, script=/etc/xen/scripts/dmahil-block, target=/dev/nvme0n1' ]" >> /etc/xen/domu.cfg
+    disk_arg="--block-device /dev/nvme0n1"
     say "PV disk: /dev/nvme0n1 ($(cat /sys/block/nvme0n1/size) sectors, NVMe ${nvme##*/}) -> $DOMU_NAME xvdb"
   fi
+
+  # 3b. the dom0 agent, logging to the console
+  # shellcheck disable=SC2086  # disk_arg: no word or two
+  dmahil-agent --backend linux-xen --role dom0 --listen "0.0.0.0:$AGENT_PORT" \
+    --engine-listen "0.0.0.0:$ENGINE_PORT" --guest-relay "0.0.0.0:$RELAY_PORT" \
+    --guest-domain "$DOMU_NAME" --board "$BOARD_NAME" $disk_arg &
+  agent=$!
 
   # 4. the domU, its whole console relayed as "[domU] ..." (xenconsoled writes it to the log)
   log=/var/log/xen/guest-$DOMU_NAME.log

@@ -77,14 +77,15 @@ fi
 
 # ---- which packages ----------------------------------------------------------------
 # What the agent (agent/, proto/, common/, sim/, firmware/ host part) links or includes,
-# plus libxen-dev for libxenvchan (agent/transport/) and the C/C++ runtime dev packages.
+# plus libxen-dev for libxenvchan (agent/transport/), libblkid-dev for the block device's
+# signature probe (agent/linux_xen/block_device.cc) and the C/C++ runtime dev packages.
 # The cross g++ brings its own libstdc++ headers; libstdc++-12-dev:arm64 is here for the
 # sysroot's libstdc++.so / libgcc, which the link uses.
 ROOTS=(libgrpc++-dev:arm64 libgrpc-dev:arm64 libprotobuf-dev:arm64 libabsl-dev:arm64
        libssl-dev:arm64 zlib1g-dev:arm64 libc-ares-dev:arm64 libre2-dev:arm64
        libspdlog-dev:arm64 libfmt-dev:arm64 libboost-dev:arm64 libboost-filesystem-dev:arm64
        libxen-dev:arm64 linux-libc-dev:arm64 libc6-dev:arm64 libstdc++-12-dev:arm64
-       libgcc-12-dev:arm64 libcli11-dev nlohmann-json3-dev)
+       libgcc-12-dev:arm64 libcli11-dev nlohmann-json3-dev libblkid-dev:arm64)
 # Host tools and things no link needs that the Depends closure drags in.
 SKIP_RE='^(pkgconf|pkgconf-bin|libpkgconf3|libc-dev-bin|rpcsvc-proto|catch2|gcc-12-base)(:arm64)?$'
 # Pinned to the host's installed version (see the header).

@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include <blkid/blkid.h>
 #include <fmt/format.h>
 
 namespace dmahil::agent::linux_xen {
@@ -31,7 +32,33 @@ bool IsMounted(dev_t dev, std::istream& mountinfo) {
   return false;
 }
 
-std::unique_ptr<BlockDevice> BlockDevice::Open(const std::string& path) {
+std::string Signature(const std::string& path) {
+  // A probe of its own, not through the O_DIRECT descriptor: libblkid reads into
+  // unaligned buffers.
+  blkid_probe pr = blkid_new_probe_from_filename(path.c_str());
+  if (pr == nullptr)
+    throw std::runtime_error(
+        fmt::format("block device {}: libblkid cannot probe it: {}", path, std::strerror(errno)));
+  blkid_probe_enable_superblocks(pr, 1);
+  blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE);
+  blkid_probe_enable_partitions(pr, 1);
+  blkid_probe_set_partitions_flags(pr, BLKID_PARTS_MAGIC);
+  const int rc = blkid_do_safeprobe(pr);
+  std::string found;
+  const char* value = nullptr;
+  if (rc == 0 && (blkid_probe_lookup_value(pr, "TYPE", &value, nullptr) == 0 ||
+                  blkid_probe_lookup_value(pr, "PTTYPE", &value, nullptr) == 0))
+    found = value;
+  blkid_free_probe(pr);
+  if (rc == -2)
+    throw std::runtime_error(fmt::format(
+        "block device {}: libblkid finds more than one signature on it (ambivalent)", path));
+  if (rc < 0) throw std::runtime_error(fmt::format("block device {}: libblkid probe failed", path));
+  if (rc == 0 && found.empty()) found = "unknown";
+  return found;
+}
+
+std::unique_ptr<BlockDevice> BlockDevice::Open(const std::string& path, bool destructive) {
   const int fd = ::open(path.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC);
   if (fd < 0)
     throw std::runtime_error(fmt::format("block device {}: cannot open O_RDWR|O_DIRECT: {}", path,
@@ -42,21 +69,33 @@ std::unique_ptr<BlockDevice> BlockDevice::Open(const std::string& path) {
   };
   struct stat st {};
   if (::fstat(fd, &st) < 0) fail(fmt::format("fstat: {}", std::strerror(errno)));
-  if (S_ISREG(st.st_mode))
-    return std::unique_ptr<BlockDevice>(
-        new BlockDevice(path, fd, static_cast<uint64_t>(st.st_size), 4096));
-  if (!S_ISBLK(st.st_mode)) fail("neither a block device nor a regular file");
-  std::ifstream mountinfo("/proc/self/mountinfo");
-  if (IsMounted(st.st_rdev, mountinfo))
-    fail("is mounted (/proc/self/mountinfo): block I/O would overwrite a file system");
-  uint64_t bytes = 0;
-  int sector = 0;
-  if (::ioctl(fd, BLKGETSIZE64, &bytes) < 0)
-    fail(fmt::format("BLKGETSIZE64: {}", std::strerror(errno)));
-  if (::ioctl(fd, BLKSSZGET, &sector) < 0 || sector <= 0)
-    fail(fmt::format("BLKSSZGET: {}", std::strerror(errno)));
-  return std::unique_ptr<BlockDevice>(
-      new BlockDevice(path, fd, bytes, static_cast<uint32_t>(sector)));
+  uint64_t bytes = static_cast<uint64_t>(st.st_size);
+  int sector = 4096;
+  if (!S_ISREG(st.st_mode)) {
+    if (!S_ISBLK(st.st_mode)) fail("neither a block device nor a regular file");
+    std::ifstream mountinfo("/proc/self/mountinfo");
+    if (IsMounted(st.st_rdev, mountinfo))
+      fail("is mounted (/proc/self/mountinfo): block I/O would overwrite a file system");
+    if (::ioctl(fd, BLKGETSIZE64, &bytes) < 0)
+      fail(fmt::format("BLKGETSIZE64: {}", std::strerror(errno)));
+    if (::ioctl(fd, BLKSSZGET, &sector) < 0 || sector <= 0)
+      fail(fmt::format("BLKSSZGET: {}", std::strerror(errno)));
+  }
+  std::string signature;
+  try {
+    signature = Signature(path);
+  } catch (...) {
+    ::close(fd);
+    throw;  // already names the path
+  }
+  if (!signature.empty() && !destructive)
+    fail(
+        fmt::format("carries a \"{}\" signature (libblkid): block I/O would destroy it; wipe it "
+                    "(wipefs -a) or pass --destructive (docs/lab-block-device.md)",
+                    signature));
+  std::unique_ptr<BlockDevice> dev(new BlockDevice(path, fd, bytes, static_cast<uint32_t>(sector)));
+  dev->signature_ = std::move(signature);
+  return dev;
 }
 
 BlockDevice::~BlockDevice() { ::close(fd_); }

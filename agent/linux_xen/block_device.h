@@ -18,13 +18,21 @@ namespace dmahil::agent::linux_xen {
 /// "major:minor" of the mounted device) names device `dev`.
 bool IsMounted(dev_t dev, std::istream& mountinfo);
 
+/// What libblkid's safe probe (blkid_do_safeprobe, superblocks and partition tables) finds
+/// on `path`: the file system's TYPE ("ext4", "vfat", "swap") or the partition table's
+/// PTTYPE ("gpt", "dos"); empty when it finds none. Throws std::runtime_error naming the
+/// path when the probe cannot run or finds more than one (ambivalent) signature.
+std::string Signature(const std::string& path);
+
 class BlockDevice {
  public:
   /// Opens `path` O_RDWR | O_DIRECT: a block device (size BLKGETSIZE64, logical block size
   /// BLKSSZGET; refused while mounted, per /proc/self/mountinfo), or, for tests, a regular
-  /// file (its size, 4096-byte blocks). Throws std::runtime_error naming the path and the
-  /// errno or the reason when it cannot be used.
-  static std::unique_ptr<BlockDevice> Open(const std::string& path);
+  /// file (its size, 4096-byte blocks). Either is refused when it carries a signature
+  /// (Signature(): a file system or partition table BlockIo would destroy) unless
+  /// `destructive`. Throws std::runtime_error naming the path and the errno or the reason
+  /// when it cannot be used.
+  static std::unique_ptr<BlockDevice> Open(const std::string& path, bool destructive = false);
 
   ~BlockDevice();
   BlockDevice(const BlockDevice&) = delete;
@@ -33,6 +41,8 @@ class BlockDevice {
   const std::string& path() const { return path_; }
   uint64_t bytes() const { return bytes_; }              // size, bytes
   uint32_t sector_size() const { return sector_size_; }  // logical block size, bytes
+  /// Signature() when it was opened (only ever non-empty if opened destructive).
+  const std::string& signature() const { return signature_; }
 
   /// One pwritev (write) or preadv of [data, data + length) at byte disk_offset, cut into
   /// `segments` iovecs of whole sectors in buffer order (the first ones one sector longer).
@@ -48,6 +58,7 @@ class BlockDevice {
       : path_(std::move(path)), fd_(fd), bytes_(bytes), sector_size_(sector_size) {}
 
   std::string path_;
+  std::string signature_;
   int fd_;
   uint64_t bytes_;
   uint32_t sector_size_;

@@ -100,6 +100,43 @@ TEST_F(BlockDeviceTest, ErrorsNameTheCallTheDeviceAndTheErrno) {
   }
 }
 
+TEST_F(BlockDeviceTest, AFileSystemOrPartitionTableIsRefusedUnlessDestructive) {
+  EXPECT_EQ(Signature(disk_.string()), "");  // all zeros: nothing to destroy
+  // An ext2 superblock's magic (0xEF53, little-endian at byte 1024 + 0x38) is all
+  // libblkid needs to call the disk "ext2".
+  {
+    std::fstream f(disk_, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(1024 + 0x38);
+    f.write("\x53\xef", 2);
+  }
+  EXPECT_EQ(Signature(disk_.string()), "ext2");
+  try {
+    BlockDevice::Open(disk_.string());
+    ADD_FAILURE() << "opened a disk carrying ext2";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(disk_.string() + ": carries a \"ext2\" signature"),
+              std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("--destructive"), std::string::npos) << e.what();
+  }
+  const auto dev = BlockDevice::Open(disk_.string(), true);
+  EXPECT_EQ(dev->signature(), "ext2");
+  // An MBR partition table: the 0x55aa boot signature and one Linux partition.
+  {
+    std::fstream f(disk_, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(1024 + 0x38);
+    f.write("\0\0", 2);
+    f.seekp(446 + 4);
+    f.put('\x83');  // a Linux partition: an MBR ("dos") table
+    f.seekp(446 + 8);
+    f.write("\x01\0\0\0\xff\0\0\0", 8);  // LBA 1, 255 sectors
+    f.seekp(510);
+    f.write("\x55\xaa", 2);
+  }
+  EXPECT_EQ(Signature(disk_.string()), "dos");
+  EXPECT_THROW(BlockDevice::Open(disk_.string()), std::runtime_error);
+}
+
 TEST(IsMounted, MatchesTheDeviceFieldOfMountinfo) {
   std::istringstream info(
       "22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n"

@@ -180,6 +180,7 @@ v1::AgentInfo LinuxXenBackend::Info() {
     info.set_block_device(dev_.block->path());
     info.set_block_bytes(dev_.block->bytes());
     info.set_block_sector_size(dev_.block->sector_size());
+    info.set_block_signature(dev_.block->signature());
   }
   if (dev_.kmod) {
     dmahil_info k{};

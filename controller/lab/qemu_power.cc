@@ -469,6 +469,9 @@ void ValidateQemuWiring(const v1::BoardWiring& w, const v1::Board& board,
                  "{}.nvme_disk_mib {} must be 0 (no NVMe disk) or 1..65536 MiB (a sparse file "
                  "in the board's output folder)",
                  path, q.nvme_disk_mib());
+  if (q.nvme_side_through_dom0() && q.nvme_disk_mib() == 0)
+    problems.Add(path + ".nvme_side_through_dom0",
+                 "{}.nvme_side_through_dom0 needs an NVMe disk: set nvme_disk_mib", path);
   if (q.edu_dma_mask() != 0 && (q.edu_dma_mask() & (q.edu_dma_mask() + 1)) != 0)
     problems.Add(path + ".edu_dma_mask", "{}.edu_dma_mask {:#x} must be 0 (64 bits) or 2^n - 1",
                  path, q.edu_dma_mask());

@@ -111,10 +111,12 @@ std::string NotApplicableReason(const v1::Board& board, const v1::Fixture& fx, u
 }
 
 std::string PvBlockNotApplicableReason(const v1::Fixture& fixture, const v1::AgentInfo& guest,
-                                       bool disk_visible, uint32_t line_size) {
+                                       bool disk_visible, uint32_t line_size,
+                                       std::string_view unseen) {
   if (guest.block_device().empty())
     return "the domU's agent has no block device (--block-device): this board gives the domU "
            "no PV disk";
+  if (!disk_visible && !unseen.empty()) return std::string(unseen);
   if (!disk_visible)
     return "the controller cannot see the device side of this board's disk (a qemu-xen board "
            "with power.qemu.nvme_disk_mib: its nvme.img)";

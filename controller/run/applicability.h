@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "dmahil/v1/agent.pb.h"
 #include "dmahil/v1/board.pb.h"
@@ -34,12 +35,14 @@ std::string NotApplicableReason(const v1::Board& board, const v1::Fixture& fixtu
 
 /// Why the PV block `fixture` (fixture.proto FIXTURE_KIND_PV_BLOCK) cannot run ("" if it
 /// can), from what the domU's agent says of its disk (AgentInfo.block_*), whether the
-/// controller sees the disk's device side (BoardKind::OpenDiskBacking) and the board's
-/// cache line (bytes). The reasons, in this order: the domU's agent has no block device
-/// (a board without a PV disk; virtual boards); the device side is not visible; the I/O's
+/// controller sees the disk's device side (ChooseDiskSide; `unseen`: its reason when not,
+/// or empty for a generic one) and the board's cache line (bytes). The reasons, in this
+/// order: the domU's agent has no block device (a board without a PV disk; virtual
+/// boards); the device side is not visible; the I/O's
 /// offsets or length are not whole sectors of this disk (block_sector_size); the I/O
 /// does not start and end on cache lines; the disk is too small for it.
 std::string PvBlockNotApplicableReason(const v1::Fixture& fixture, const v1::AgentInfo& guest,
-                                       bool disk_visible, uint32_t line_size);
+                                       bool disk_visible, uint32_t line_size,
+                                       std::string_view unseen = {});
 
 }  // namespace dmahil::controller

@@ -92,8 +92,10 @@ class BoardKind {
   /// deadline.
   virtual bool EngineMayLagAgents() const { return false; }
   /// The device side of the disk the domU's agent does block I/O on (its PV disk), for the
-  /// PV block fixtures (docs/architecture.md §14); nullptr when the controller cannot see
-  /// it (the default). Called after OpenPower succeeded; may throw like the Open* above.
+  /// PV block fixtures (docs/architecture.md §14), where the kind sees it without the board
+  /// (an emulated disk's file); nullptr (the default): the runner uses the board file's
+  /// test_disk through dom0's agent (ChooseDiskSide), else the fixtures are n/a. Called
+  /// after OpenPower succeeded; may throw like the Open* above.
   virtual std::unique_ptr<DiskBacking> OpenDiskBacking() { return nullptr; }
 };
 

@@ -178,7 +178,11 @@ std::vector<v1::FixtureResult> RunBoard(const LoadedFarm& farm, const LoadedBoar
       throw std::runtime_error(fmt::format(
           "engine Info: {} {}", v1::DeviceStatus_Name(answer.status()), answer.message()));
     GuardedDeviceClient device(*engine);
-    BoardLink link{dom0, guest, device, info.line_size(), disk.get()};
+    // The device side of the domU's PV disk: the kind's (an emulated disk's file), else
+    // the board file's test disk through dom0's agent (docs/architecture.md §14).
+    DiskSide disk_side = ChooseDiskSide(std::move(disk), lb.board, dom0, info);
+    BoardLink link{
+        dom0, guest, device, info.line_size(), disk_side.backing.get(), disk_side.unseen};
     const v1::Fixture& known_good =
         lb.health_fixture ? *lb.health_fixture : farm.fixtures.front().fixture;
     const v1::FixtureResult health = RunFixtureOfKind(

@@ -378,7 +378,7 @@ TEST_F(FarmWiringTest, QemuPowerFieldsAndForwardedPortsChecked) {
   name: "q2"
   board_file: "../boards/qemu.textproto"
   wiring {
-    power { qemu { xen: "x" kernel: "k" initrd: "i" dom0_agent_port: 17000 guest_agent_port: 17011 engine_port: 17012 } }
+    power { qemu { xen: "x" kernel: "k" initrd: "i" dom0_agent_port: 17000 guest_agent_port: 17011 engine_port: 17012 nvme_side_through_dom0: true } }
     console { agent_ready: "ready" }
     engine_tcp: "127.0.0.1:17012"
     dom0_agent: "127.0.0.2:17000"
@@ -414,7 +414,9 @@ TEST_F(FarmWiringTest, QemuPowerFieldsAndForwardedPortsChecked) {
                "board[0].wiring.power.qemu.dom0_agent_port at " +
                f + ":8:7",
            f + ":23:5: board[1].wiring.dom0_agent \"127.0.0.2:17000\" must be "
-               "\"127.0.0.1:17000\""})
+               "\"127.0.0.1:17000\"",
+           f + ":20:119: board[1].wiring.power.qemu.nvme_side_through_dom0 needs an NVMe disk: "
+               "set nvme_disk_mib"})
     EXPECT_TRUE(Contains(err, want)) << err;
 }
 

@@ -19,9 +19,10 @@ namespace dmahil::controller {
 struct BoardLink {
   AgentClient& dom0;
   AgentClient& guest;
-  GuardedDeviceClient& device;  // refuses anything outside the current windows
-  uint32_t line_size;           // the board's cache line, bytes (from the dom0 agent)
-  DiskBacking* disk = nullptr;  // the device side of the domU's PV disk; null: not visible
+  GuardedDeviceClient& device;   // refuses anything outside the current windows
+  uint32_t line_size;            // the board's cache line, bytes (from the dom0 agent)
+  DiskBacking* disk = nullptr;   // the device side of the domU's PV disk; null: not visible
+  std::string disk_unseen = {};  // when `disk` is null, why (ChooseDiskSide); may be empty
 };
 
 /// Runs `fixture` on the board behind `link`. seed: the pattern seed of this board and

@@ -8,12 +8,10 @@
 #include <spdlog/spdlog.h>
 
 #include "common/pattern.h"
-#include "common/pattern_fast.h"
 #include "common/validate.h"
 #include "common/xen_page.h"
 #include "controller/run/applicability.h"
 #include "controller/run/oracle.h"
-#include "firmware/host/codec.h"
 
 namespace dmahil::controller {
 namespace {
@@ -85,22 +83,15 @@ class PvBlockRun {
       link_.guest.Fill(*buffer_, off_, len_, ProtoOf(SpecOf(seed_, id_, write_gen, off_, line_)));
       link_.guest.BlockIo(Request(v1::BLOCK_WRITE));
       // What the device took from memory, as it stored it.
-      const std::string disk = link_.disk->Read(disk_offset, len_);
-      pattern::FastCheck(SpecOf(seed_, id_, write_gen, off_, line_),
-                         reinterpret_cast<const uint8_t*>(disk.data()), disk.size(),
-                         [&](const pattern::Finding& f) {
-                           ev.findings.push_back(device_host::FindingToProto(f));
-                         });
+      ev.findings =
+          link_.disk->Check(disk_offset, len_, SpecOf(seed_, id_, write_gen, off_, line_));
       ev.lines_checked += len_ / line_;
       ev.device_read_findings = ev.findings.size();
     }
     if (read) {
       // What the device will put into memory; the buffer's lines valid in the domU's
       // cache, as a CPU that touched them before the read would hold them.
-      std::string disk(len_, '\0');
-      pattern::FastFill(SpecOf(seed_, id_, read_gen, off_, line_),
-                        reinterpret_cast<uint8_t*>(disk.data()), disk.size());
-      link_.disk->Write(disk_offset, disk);
+      link_.disk->Fill(disk_offset, len_, SpecOf(seed_, id_, read_gen, off_, line_));
       link_.guest.Prime(*buffer_, off_, len_, v1::PRIME_READ);
       link_.guest.BlockIo(Request(v1::BLOCK_READ));
       const v1::CheckSummary sum = link_.guest.Verify(
@@ -172,8 +163,8 @@ v1::FixtureResult RunPvBlockFixture(BoardLink& link, const v1::Board& board,
   uint64_t mismatching = 0;
   uint64_t checked = 0;
   try {
-    if (std::string why = PvBlockNotApplicableReason(fixture, link.guest.GetInfo(),
-                                                     link.disk != nullptr, link.line_size);
+    if (std::string why = PvBlockNotApplicableReason(
+            fixture, link.guest.GetInfo(), link.disk != nullptr, link.line_size, link.disk_unseen);
         !why.empty()) {
       result.set_verdict(v1::VERDICT_NOT_APPLICABLE);
       result.set_detail(std::move(why));

@@ -1,6 +1,7 @@
 // The PV block fixture runner against a stand-in domU agent over real gRPC: its "disk" is a
-// file the controller reads and writes as the device side (FileDiskBacking), its buffer a
-// small write-back cache over memory, so a missing clean before the device reads, a
+// file the controller reads and writes as the device side (FileDiskBacking, or a second
+// stand-in agent as dom0 doing block I/O on it: AgentDiskBacking, a lab board's way), its
+// buffer a small write-back cache over memory, so a missing clean before the device reads, a
 // missing invalidate after the device writes, a shifted transfer and an overrun show as
 // they would on a board with caches. Each fault must be caught with its diagnosis, on
 // the path it breaks.
@@ -15,6 +16,7 @@
 #include "common/pattern.h"
 #include "common/validate.h"
 #include "controller/run/applicability.h"
+#include "controller/run/disk_backing.h"
 #include "controller/run/fixture_kinds.h"
 #include "dmahil/v1/agent.grpc.pb.h"
 
@@ -42,6 +44,7 @@ class FakeGuest final : public v1::Agent::Service {
       : disk_(std::move(disk)), disk_bytes_(disk_bytes), fault_(fault) {}
 
   std::string block_device = "/dev/xvdb";
+  std::string signature;  // AgentInfo.block_signature
   int allocs = 0;
   int live = 0;
 
@@ -52,13 +55,16 @@ class FakeGuest final : public v1::Agent::Service {
     r->set_block_device(block_device);
     r->set_block_bytes(disk_bytes_);
     r->set_block_sector_size(512);
+    r->set_block_signature(signature);
     return Status::OK;
   }
   Status AllocLocal(grpc::ServerContext*, const v1::AllocLocalRequest* q,
                     v1::BufferInfo* r) override {
     ++allocs;
     ++live;
-    mem_.assign(uint64_t{q->pages()} * 4096, '\0');
+    // One page more than asked: memory past the buffer exists, as on a board, so a
+    // shifted transfer reads it instead of running off the end.
+    mem_.assign((uint64_t{q->pages()} + 1) * 4096, '\0');
     cache_ = mem_;
     cached_.assign(mem_.size() / kLine, false);
     dirty_.assign(mem_.size() / kLine, false);
@@ -182,24 +188,49 @@ class PvBlockRunner : public ::testing::Test {
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
     builder.RegisterService(guest_.get());
     std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-    AgentClient dom0("127.0.0.1:1");  // nothing listens: a PV block fixture never asks dom0
+    // dom0 serves the same disk without faults; without through_dom0_ nothing listens
+    // there: the fixture itself never asks dom0.
+    dom0_ = std::make_unique<FakeGuest>(disk_, kDiskBytes, Fault::kNone);
+    dom0_->block_device = "/dev/nvme0n1";
+    grpc::ServerBuilder dom0_builder;
+    int dom0_port = 1;
+    if (through_dom0_) {
+      dom0_builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &dom0_port);
+      dom0_builder.RegisterService(dom0_.get());
+    }
+    std::unique_ptr<grpc::Server> dom0_server =
+        through_dom0_ ? dom0_builder.BuildAndStart() : nullptr;
+    AgentClient dom0("127.0.0.1:" + std::to_string(dom0_port));
     AgentClient guest("127.0.0.1:" + std::to_string(port));
     NoDevice none;
     GuardedDeviceClient device(none);
-    FileDiskBacking backing(disk_);
-    BoardLink link{dom0, guest, device, kLine, disk_visible ? &backing : nullptr};
-    const v1::Fixture f = LoadFixture(fs::path(std::getenv("DMAHIL_SOURCE_DIR")) / "fixtures" /
-                                      (name + ".textproto"));
     v1::Board board;
     board.mutable_dma()->set_coherent(true);
+    if (through_dom0_) *board.mutable_test_disk() = TestDisk();
+    DiskSide side = ChooseDiskSide(
+        disk_visible && !through_dom0_ ? std::make_unique<FileDiskBacking>(disk_) : nullptr, board,
+        dom0, through_dom0_ ? dom0.GetInfo() : v1::AgentInfo());
+    BoardLink link{dom0, guest, device, kLine, side.backing.get(), side.unseen};
+    const v1::Fixture f = LoadFixture(fs::path(std::getenv("DMAHIL_SOURCE_DIR")) / "fixtures" /
+                                      (name + ".textproto"));
     v1::FixtureResult r = RunFixtureOfKind(link, board, "qemu-xen-arm64", f, 99, 40);
     server->Shutdown();
+    if (dom0_server) dom0_server->Shutdown();
     return r;
+  }
+
+  static v1::TestDisk TestDisk() {
+    v1::TestDisk t;
+    t.set_dom0_device("/dev/nvme0n1");
+    t.set_controller("0000:00:03.0");
+    t.set_driver("nvme");
+    return t;
   }
 
   static constexpr uint64_t kDiskBytes = 8 << 20;
   fs::path dir_, disk_;
-  std::unique_ptr<FakeGuest> guest_;
+  bool through_dom0_ = false;  // the device side through dom0's agent, not the file
+  std::unique_ptr<FakeGuest> guest_, dom0_;
 };
 
 TEST_F(PvBlockRunner, EveryShippedShapePassesAndLeavesNothingAllocated) {
@@ -258,6 +289,79 @@ TEST_F(PvBlockRunner, WithoutAPvDiskOrItsDeviceSideTheFixtureIsNotApplicableAndT
   EXPECT_EQ(r.verdict(), v1::VERDICT_NOT_APPLICABLE);
   EXPECT_NE(r.detail().find("cannot see the device side"), std::string::npos) << r.detail();
   EXPECT_EQ(guest_->allocs, 0);
+}
+
+TEST_F(PvBlockRunner, ThroughDom0sAgentEveryShapePassesAndDom0KeepsNoBuffer) {
+  through_dom0_ = true;
+  for (const char* name :
+       {"pv-block-sector", "pv-block-4k", "pv-block-64k-sg", "pv-block-256k-indirect"}) {
+    const v1::FixtureResult r = Run(name, Fault::kNone);
+    EXPECT_EQ(r.verdict(), v1::VERDICT_PASS) << name << ": " << r.detail();
+    EXPECT_EQ(r.mismatching_lines(), 0u) << name;
+    EXPECT_NE(r.detail().find("device side (/dev/nvme0n1, nvme at 0000:00:03.0, through dom0's "
+                              "agent)"),
+              std::string::npos)
+        << r.detail();
+    // One dom0 buffer per device-side fill and check, each released.
+    EXPECT_GE(dom0_->allocs, 2) << name;
+    EXPECT_EQ(dom0_->live, 0) << name;
+  }
+}
+
+TEST_F(PvBlockRunner, ThroughDom0sAgentEachPathsFaultKeepsItsDiagnosis) {
+  through_dom0_ = true;
+  v1::FixtureResult r = Run("pv-block-4k", Fault::kWriteNoClean);
+  EXPECT_EQ(r.diagnosis(), v1::DIAGNOSIS_STALE_LINE) << r.detail();
+  EXPECT_EQ(r.detail().rfind("write path", 0), 0u) << r.detail();
+  r = Run("pv-block-64k-sg", Fault::kReadNoInvalidate);
+  EXPECT_EQ(r.diagnosis(), v1::DIAGNOSIS_STALE_LINE) << r.detail();
+  EXPECT_EQ(r.detail().rfind("read path", 0), 0u) << r.detail();
+  r = Run("pv-block-64k-sg", Fault::kWriteShifted);
+  EXPECT_EQ(r.diagnosis(), v1::DIAGNOSIS_WRONG_BUS_ADDRESS) << r.detail();
+  EXPECT_EQ(r.displacement(), static_cast<int64_t>(kLine));
+  EXPECT_EQ(dom0_->live, 0);
+}
+
+// ChooseDiskSide against a stand-in dom0 agent: the board file's test_disk must be the
+// device dom0's agent serves, and a device with a signature needs destructive: true.
+TEST_F(PvBlockRunner, Dom0sDiskIsUsedOnlyAsTheBoardFileDeclaresIt) {
+  FakeGuest fake(disk_, kDiskBytes, Fault::kNone);
+  fake.block_device = "/dev/nvme0n1";
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&fake);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  AgentClient dom0("127.0.0.1:" + std::to_string(port));
+  v1::Board board;
+  const auto choose = [&] { return ChooseDiskSide(nullptr, board, dom0, dom0.GetInfo()); };
+
+  DiskSide side = choose();  // no test_disk
+  EXPECT_EQ(side.backing, nullptr);
+  EXPECT_NE(side.unseen.find("dom0's agent serves /dev/nvme0n1, but the board file names no "
+                             "test_disk"),
+            std::string::npos)
+      << side.unseen;
+  *board.mutable_test_disk() = TestDisk();
+  board.mutable_test_disk()->set_dom0_device("/dev/disk/by-partlabel/dmahil-test");
+  side = choose();
+  EXPECT_EQ(side.backing, nullptr);
+  EXPECT_NE(side.unseen.find("start it with --block-device /dev/disk/by-partlabel/dmahil-test"),
+            std::string::npos)
+      << side.unseen;
+  board.mutable_test_disk()->set_dom0_device("/dev/nvme0n1");
+  fake.signature = "ext4";
+  side = choose();
+  EXPECT_EQ(side.backing, nullptr);
+  EXPECT_NE(side.unseen.find("carries a \"ext4\" signature"), std::string::npos) << side.unseen;
+  board.mutable_test_disk()->set_destructive(true);
+  side = choose();
+  ASSERT_NE(side.backing, nullptr) << side.unseen;
+  EXPECT_EQ(side.backing->Describe(), "/dev/nvme0n1, nvme at 0000:00:03.0, through dom0's agent");
+  // The kind's own view of the disk wins over dom0's.
+  side = ChooseDiskSide(std::make_unique<FileDiskBacking>(disk_), board, dom0, dom0.GetInfo());
+  EXPECT_EQ(side.backing->Describe(), disk_.string());
+  server->Shutdown();
 }
 
 TEST(PvBlockApplicability, SectorsLinesAndDiskSizeAreCheckedAgainstTheDisk) {

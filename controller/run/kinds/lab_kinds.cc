@@ -91,9 +91,11 @@ class QemuXenKind final : public WiredKind {
   }
   bool EngineMayLagAgents() const override { return true; }
   /// QEMU's NVMe controller reads and writes its raw backing file through the host's page
-  /// cache; the domU's PV disk is that namespace (qemu/mkinitramfs.sh).
+  /// cache; the domU's PV disk is that namespace (qemu/mkinitramfs.sh). With
+  /// nvme_side_through_dom0, none: the runner then goes through dom0's agent.
   std::unique_ptr<DiskBacking> OpenDiskBacking() override {
-    if (qemu_ == nullptr || wiring_.power().qemu().nvme_disk_mib() == 0) return nullptr;
+    const v1::QemuPower& q = wiring_.power().qemu();
+    if (qemu_ == nullptr || q.nvme_disk_mib() == 0 || q.nvme_side_through_dom0()) return nullptr;
     return std::make_unique<FileDiskBacking>(qemu_->nvme_image_path());
   }
   static BoardKindTraits Traits() {
