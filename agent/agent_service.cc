@@ -250,4 +250,20 @@ Status AgentService::BlockIo(grpc::ServerContext*, const v1::BlockIoRequest* req
   return backend_.BlockIo(*req, resp);
 }
 
+Status AgentService::WatchDevice(grpc::ServerContext*, const v1::WatchDeviceRequest* req,
+                                 v1::WatchDeviceResponse* resp) {
+  std::lock_guard lock(mutex_);
+  if (info_.role() != v1::ROLE_DOM0)
+    return Status(StatusCode::FAILED_PRECONDITION, "WatchDevice: only dom0 maps for devices");
+  return backend_.WatchDevice(req->device(), resp);
+}
+
+Status AgentService::ReadDeviceOps(grpc::ServerContext*, const v1::ReadDeviceOpsRequest*,
+                                   v1::DeviceOps* resp) {
+  std::lock_guard lock(mutex_);
+  if (info_.role() != v1::ROLE_DOM0)
+    return Status(StatusCode::FAILED_PRECONDITION, "ReadDeviceOps: only dom0 maps for devices");
+  return backend_.ReadDeviceOps(resp);
+}
+
 }  // namespace dmahil::agent

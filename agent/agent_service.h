@@ -48,6 +48,12 @@ class AgentService final : public v1::Agent::Service {
   /// AgentInfo (INVALID_ARGUMENT, NOT_FOUND, OUT_OF_RANGE), then Backend::BlockIo.
   grpc::Status BlockIo(grpc::ServerContext*, const v1::BlockIoRequest*,
                        v1::BlockIoResponse*) override;
+  /// dom0 only (FAILED_PRECONDITION elsewhere), then Backend::WatchDevice.
+  grpc::Status WatchDevice(grpc::ServerContext*, const v1::WatchDeviceRequest*,
+                           v1::WatchDeviceResponse*) override;
+  /// dom0 only, then Backend::ReadDeviceOps.
+  grpc::Status ReadDeviceOps(grpc::ServerContext*, const v1::ReadDeviceOpsRequest*,
+                             v1::DeviceOps*) override;
 
  private:
   grpc::Status RequireRole(v1::Role role, const char* rpc) const;

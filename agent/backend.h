@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 
 #include <grpcpp/support/status.h>
 
@@ -66,6 +67,19 @@ class Backend {
   /// and the sector alignment against Info()). FAILED_PRECONDITION without a block device
   /// or for a buffer that is not local; the errno of a failed or short transfer otherwise.
   virtual grpc::Status BlockIo(const v1::BlockIoRequest& req, v1::BlockIoResponse* resp) = 0;
+
+  /// The DMA-API audit of a real device (agent/kmod/dev_audit.c): start watching `device`
+  /// (a DT path, or a PCI or platform dev_name), or stop if it is empty. The default, for
+  /// backends with no real devices: UNIMPLEMENTED.
+  virtual grpc::Status WatchDevice(const std::string& device, v1::WatchDeviceResponse*) {
+    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                        "WatchDevice: this backend has no real device to watch (" + device + ")");
+  }
+  /// The watched device's ops since the last read. Default: UNIMPLEMENTED.
+  virtual grpc::Status ReadDeviceOps(v1::DeviceOps*) {
+    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                        "ReadDeviceOps: this backend has no real device to watch");
+  }
 };
 
 }  // namespace dmahil::agent

@@ -36,7 +36,9 @@
  * Records are taken only while dmahil_audit_begin()..dmahil_audit_end()
  * bracket an ioctl, only in task context and only for the task that called
  * begin: other CPUs' and interrupts' DMA maintenance is not attributed to the
- * ioctl.
+ * ioctl.  Each handler also hands what it saw to dev_audit.c, which keeps
+ * it if this CPU is inside a call of a watched device's DMA-mapping ops (in
+ * any context).
  */
 #include <linux/dma-direction.h>
 #include <linux/kprobes.h>
@@ -132,7 +134,10 @@ static int gnttab_pre(struct kprobe *p, struct pt_regs *regs)
 	unsigned long uop = regs->regs[1];
 	unsigned int n = (unsigned int)regs->regs[2], i;
 
-	if (!recording_here() ||
+	bool here = recording_here(), dev = dmahil_dev_call_active();
+	u32 op;
+
+	if ((!here && !dev) ||
 	    (unsigned int)regs->regs[0] != GNTTABOP_cache_flush)
 		return 0;
 	for (i = 0; i < min(n, DMAHIL_AUDIT_FLUSH_MAX); i++) {
@@ -140,9 +145,14 @@ static int gnttab_pre(struct kprobe *p, struct pt_regs *regs)
 					     (void *)(uop + i * sizeof(cf)),
 					     sizeof(cf)))
 			break;
-		record(cf.a.dev_bus_addr + cf.offset, cf.length,
-		       cf.op & (DMAHIL_CACHE_CLEAN | DMAHIL_CACHE_INVAL),
-		       DMAHIL_OP_HYPERCALL);
+		op = cf.op & (DMAHIL_CACHE_CLEAN | DMAHIL_CACHE_INVAL);
+		if (here)
+			record(cf.a.dev_bus_addr + cf.offset, cf.length, op,
+			       DMAHIL_OP_HYPERCALL);
+		if (dev)
+			dmahil_dev_audit_maint(cf.a.dev_bus_addr + cf.offset,
+					       cf.length, op,
+					       DMAHIL_OP_HYPERCALL);
 	}
 	return 0;
 }
@@ -161,6 +171,8 @@ static int for_device_pre(struct kprobe *p, struct pt_regs *regs)
 	if (recording_here())
 		record(regs->regs[0], regs->regs[1], DMAHIL_CACHE_CLEAN,
 		       DMAHIL_OP_ARCH_SYNC);
+	dmahil_dev_audit_maint(regs->regs[0], regs->regs[1],
+			       DMAHIL_CACHE_CLEAN, DMAHIL_OP_ARCH_SYNC);
 	return 0;
 }
 
@@ -176,9 +188,13 @@ static int for_device_pre(struct kprobe *p, struct pt_regs *regs)
  */
 static int for_cpu_pre(struct kprobe *p, struct pt_regs *regs)
 {
-	if (recording_here() && regs->regs[2] != DMA_TO_DEVICE)
+	if (regs->regs[2] == DMA_TO_DEVICE)
+		return 0;
+	if (recording_here())
 		record(regs->regs[0], regs->regs[1], DMAHIL_CACHE_INVAL,
 		       DMAHIL_OP_ARCH_SYNC);
+	dmahil_dev_audit_maint(regs->regs[0], regs->regs[1],
+			       DMAHIL_CACHE_INVAL, DMAHIL_OP_ARCH_SYNC);
 	return 0;
 }
 

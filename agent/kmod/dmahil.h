@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * dmahil.ko internals shared by dmahil_main.c (misc device, pins, mappings,
- * ioctls), edu.c (QEMU's edu PCI device as the DMA engine) and audit.c (the
- * cache-maintenance audit kprobes).  The user ABI is dmahil_uapi.h.
+ * ioctls), edu.c (QEMU's edu PCI device as the DMA engine), audit.c (the
+ * cache-maintenance audit kprobes) and dev_audit.c (the DMA-API audit of a
+ * real device).  The user ABI is dmahil_uapi.h.
  */
 #ifndef DMAHIL_H
 #define DMAHIL_H
@@ -29,6 +30,15 @@ bool dmahil_audit_hypercall_armed(void);
 bool dmahil_audit_arch_sync_armed(void);
 void dmahil_audit_begin(u32 cap);
 const struct dmahil_cache_op *dmahil_audit_end(u32 *count, u32 *dropped);
+
+/* dev_audit.c */
+void dmahil_dev_audit_init(void);
+void dmahil_dev_audit_exit(void);
+bool dmahil_dev_call_active(void);
+void dmahil_dev_audit_maint(u64 addr, u64 length, u32 op, u32 kind);
+long dmahil_dev_watch(const void *owner, void __user *arg);
+long dmahil_dev_watch_read(const void *owner, void __user *arg);
+void dmahil_dev_audit_release(const void *owner);
 
 /* dmahil_main.c: serialises every ioctl, the release and the engine's bind */
 extern struct mutex dmahil_lock;

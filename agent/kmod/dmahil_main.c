@@ -5,7 +5,8 @@
  * memory), maps them for the DMA engine with the real DMA API (under Xen on
  * Arm: swiotlb-xen, drivers/xen/swiotlb-xen.c), syncs and unmaps them, drives
  * the engine (edu.c) only inside the windows it mapped, and returns the cache
- * maintenance each call caused (audit.c).  The ABI, limits and errno values
+ * maintenance each call caused (audit.c); it also watches a real device's
+ * DMA-API traffic (dev_audit.c).  The ABI, limits and errno values
  * are in dmahil_uapi.h; docs/architecture.md says where it sits in dmahil.
  *
  * Pins and mappings belong to the open file and are released on close
@@ -1021,6 +1022,7 @@ static int dmahil_release(struct inode *inode, struct file *file)
 	int id;
 
 	mutex_lock(&dmahil_lock);
+	dmahil_dev_audit_release(f);
 	idr_for_each_entry(&f->maps, m, id)
 		map_destroy(f, m);
 	idr_for_each_entry(&f->pins, p, id)
@@ -1039,7 +1041,8 @@ static int dmahil_release(struct inode *inode, struct file *file)
  * @arg: user pointer to the command's struct
  *
  * Return: the result of do_info(), do_pin(), do_unpin(), do_map(),
- * do_sync(), do_unmap() or do_xfer(); -ENOTTY for an unknown @cmd.
+ * do_sync(), do_unmap(), do_xfer(), dmahil_dev_watch() or
+ * dmahil_dev_watch_read(); -ENOTTY for an unknown @cmd.
  */
 static long dmahil_ioctl(struct file *file, unsigned int cmd,
 			 unsigned long arg)
@@ -1070,6 +1073,12 @@ static long dmahil_ioctl(struct file *file, unsigned int cmd,
 		break;
 	case DMAHIL_IOC_XFER:
 		ret = do_xfer(f, uarg);
+		break;
+	case DMAHIL_IOC_WATCH:
+		ret = dmahil_dev_watch(f, uarg);
+		break;
+	case DMAHIL_IOC_WATCH_READ:
+		ret = dmahil_dev_watch_read(f, uarg);
 		break;
 	default:
 		ret = -ENOTTY;
@@ -1107,6 +1116,7 @@ static int __init dmahil_init(void)
 
 	BUILD_BUG_ON(PAGE_SIZE % DMAHIL_PAGE || DMAHIL_PAGE != XEN_PAGE_SIZE);
 	dmahil_audit_init();
+	dmahil_dev_audit_init();
 	err = dmahil_edu_register();
 	if (err) {
 		pr_err("dmahil: pci_register_driver failed (%d)\n", err);
@@ -1127,6 +1137,7 @@ out_edu:
 	dmahil_edu_unregister();
 out_audit:
 	dmahil_audit_exit();
+	dmahil_dev_audit_exit();
 	return err;
 }
 
@@ -1138,6 +1149,7 @@ static void __exit dmahil_exit(void)
 	misc_deregister(&dmahil_misc);
 	dmahil_edu_unregister();
 	dmahil_audit_exit();
+	dmahil_dev_audit_exit();
 }
 
 module_init(dmahil_init);

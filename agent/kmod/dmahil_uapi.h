@@ -39,7 +39,9 @@
  *   EACCES  an engine transfer outside every live mapping's windows, or a
  *           write into a segment marked DMAHIL_SEG_WRITE_REFUSED
  *   EIO     the engine refused a DMA or timed out
- *   ENODEV  no engine bound
+ *   ENODEV  no engine bound, or no device of the name to watch
+ *   EOPNOTSUPP  the device to watch has DMA-mapping ops without map_page
+ *   EBUSY   a device is already watched (DMAHIL_IOC_WATCH)
  *   ENOTTY  unknown ioctl
  */
 #ifndef DMAHIL_UAPI_H
@@ -49,7 +51,7 @@
 #include <linux/types.h>
 
 #define DMAHIL_DEVICE_PATH "/dev/dmahil"
-#define DMAHIL_ABI_VERSION 2
+#define DMAHIL_ABI_VERSION 3
 
 /* Limits. */
 #define DMAHIL_MAX_PIN_PAGES 1024u	/* 4 KiB pages per pin */
@@ -323,6 +325,97 @@ struct dmahil_xfer {
 	__u32 op;
 };
 
+/*
+ * The DMA-API audit of a real device (dev_audit.c): DMAHIL_IOC_WATCH puts a
+ * copy of the DMA-mapping ops the kernel installed for a named device (under
+ * Xen on Arm, swiotlb-xen's xen_swiotlb_dma_ops) in front of them; each op
+ * of that device is forwarded unchanged and recorded, in any context (the
+ * driver maps in kthreads and workqueues and unmaps in interrupts), with the
+ * cache maintenance the kprobes of audit.c saw the kernel issue while it ran.
+ * DMAHIL_IOC_WATCH_READ drains the records.
+ */
+
+/* struct dmahil_dev_op.op */
+#define DMAHIL_DEV_MAP 1u	/* map_page, or one entry of a map_sg */
+#define DMAHIL_DEV_UNMAP 2u	/* unmap_page, or one entry of an unmap_sg */
+#define DMAHIL_DEV_SYNC_FOR_CPU 3u	/* sync_single/sg_for_cpu (an entry) */
+#define DMAHIL_DEV_SYNC_FOR_DEVICE 4u	/* sync_single/sg_for_device */
+/* cache maintenance the kernel issued inside the op call @call */
+#define DMAHIL_DEV_MAINT 5u
+
+/**
+ * struct dmahil_dev_op - one record of a watched device's DMA-API traffic
+ * @call: the op call it belongs to (numbered from 1 per watch): every
+ *	record of one map_sg, and the maintenance issued inside it, share it
+ * @dma_addr: MAP: the dma_addr_t the kernel returned; UNMAP and SYNC_*: the
+ *	one the driver passed; MAINT: the maintenance's address (machine for
+ *	DMAHIL_OP_HYPERCALL, physical for DMAHIL_OP_ARCH_SYNC)
+ * @pfn: MAP: dom0 frame of the first byte, XEN_PFN_DOWN(page_to_phys(page)
+ *	+ offset); else 0
+ * @bfn: MAP: pfn_to_bfn(@pfn); else 0
+ * @expected: MAP: the bus address of the first byte, computed by the module
+ *	and not by the ops under test: phys_to_dma() of (@bfn << 12) plus the
+ *	offset in the frame, as xen_phys_to_dma() in drivers/xen/swiotlb-xen.c;
+ *	else 0
+ * @length: bytes
+ * @op: DMAHIL_DEV_*
+ * @dir: DMAHIL_DMA_*; MAINT: DMAHIL_CACHE_CLEAN and/or DMAHIL_CACHE_INVAL
+ * @flags: MAP: DMAHIL_SEG_FOREIGN, DMAHIL_SEG_BOUNCED (@dma_addr is a slot
+ *	of the device's swiotlb pool), DMAHIL_SEG_BFN_PFN_VALID; MAINT: its
+ *	DMAHIL_OP_* kind; else 0
+ *
+ * Units as everywhere in this ABI: bytes, and 4 KiB frame numbers.
+ */
+struct dmahil_dev_op {
+	__u64 call;
+	__u64 dma_addr;
+	__u64 pfn;
+	__u64 bfn;
+	__u64 expected;
+	__u32 length;
+	__u32 op;
+	__u32 dir;
+	__u32 flags;
+};
+
+/**
+ * struct dmahil_watch - start or stop watching a device (DMAHIL_IOC_WATCH)
+ * @device: in: NUL-terminated dev_name() of a PCI device, e.g.
+ *	"0000:00:03.0"; ignored when @on is 0
+ * @on: in: 1: start (the records so far are discarded); 0: stop
+ * @direct: out: 1 if the device has no DMA-mapping ops (get_dma_ops() is
+ *	NULL: dma-direct maps it, bypassing swiotlb-xen, so a foreign page gets
+ *	its dom0 pfn's address).  Nothing can be interposed on or recorded;
+ *	the watch holds the device all the same.  Must be 0 in.
+ *
+ * One device at a time (EBUSY), and only by the file that started it; the
+ * watch ends when that file is closed.
+ */
+struct dmahil_watch {
+	char device[32];
+	__u32 on;
+	__u32 direct;
+};
+
+/**
+ * struct dmahil_watch_read - take the records so far (DMAHIL_IOC_WATCH_READ)
+ * @ptr: in: user pointer to struct dmahil_dev_op[@cap]
+ * @cap: in: capacity of @ptr
+ * @count: out: records written, oldest first; they are removed
+ * @dropped: out: records lost since the last read because the module's
+ *	buffer was full (DMAHIL_DEV_RECORDS)
+ * @pad: zero
+ */
+struct dmahil_watch_read {
+	__u64 ptr;
+	__u32 cap;
+	__u32 count;
+	__u32 dropped;
+	__u32 pad;
+};
+
+#define DMAHIL_DEV_RECORDS 16384u	/* records the module keeps */
+
 #define DMAHIL_IOC_MAGIC 'D'
 #define DMAHIL_IOC_INFO _IOR(DMAHIL_IOC_MAGIC, 0x00, struct dmahil_info)
 #define DMAHIL_IOC_PIN _IOWR(DMAHIL_IOC_MAGIC, 0x01, struct dmahil_pin)
@@ -331,5 +424,8 @@ struct dmahil_xfer {
 #define DMAHIL_IOC_SYNC _IOWR(DMAHIL_IOC_MAGIC, 0x04, struct dmahil_sync)
 #define DMAHIL_IOC_UNMAP _IOWR(DMAHIL_IOC_MAGIC, 0x05, struct dmahil_unmap)
 #define DMAHIL_IOC_XFER _IOW(DMAHIL_IOC_MAGIC, 0x06, struct dmahil_xfer)
+#define DMAHIL_IOC_WATCH _IOWR(DMAHIL_IOC_MAGIC, 0x07, struct dmahil_watch)
+#define DMAHIL_IOC_WATCH_READ \
+	_IOWR(DMAHIL_IOC_MAGIC, 0x08, struct dmahil_watch_read)
 
 #endif /* DMAHIL_UAPI_H */

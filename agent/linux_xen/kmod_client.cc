@@ -3,6 +3,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -49,6 +50,9 @@ Status ErrnoStatus(int err, const std::string& what) {
     case EACCES:
     case EPERM:
       code = StatusCode::PERMISSION_DENIED;
+      break;
+    case EOPNOTSUPP:
+      code = StatusCode::UNIMPLEMENTED;
       break;
     default:
       break;
@@ -219,6 +223,106 @@ Status Kmod::Unmap(uint32_t mapping, v1::Maintenance* maintenance) {
   if (Status s = Call(DMAHIL_IOC_UNMAP, &arg, fmt::format("UNMAP (mapping {})", mapping)); !s.ok())
     return s;
   ToMaintenance(ops, arg.ops, maintenance);
+  return Status::OK;
+}
+
+Status Kmod::Watch(const std::string& device, bool* direct) {
+  *direct = false;
+  dmahil_watch arg{};
+  if (device.size() >= sizeof(arg.device))
+    return Invalid(fmt::format("watch: device name \"{}\" is {} bytes; at most {}", device,
+                               device.size(), sizeof(arg.device) - 1));
+  std::copy(device.begin(), device.end(), arg.device);
+  arg.on = device.empty() ? 0 : 1;
+  Status s = Call(DMAHIL_IOC_WATCH, &arg,
+                  device.empty() ? std::string("WATCH (stop)") : fmt::format("WATCH {}", device));
+  *direct = s.ok() && arg.direct != 0;
+  return s;
+}
+
+namespace {
+
+v1::DmaDirection FromKernelDirection(uint32_t dir) {
+  switch (dir) {
+    case DMAHIL_DMA_BIDIRECTIONAL:
+      return v1::DMA_BIDIRECTIONAL;
+    case DMAHIL_DMA_TO_DEVICE:
+      return v1::DMA_TO_DEVICE;
+    case DMAHIL_DMA_FROM_DEVICE:
+      return v1::DMA_FROM_DEVICE;
+    default:
+      return v1::DMA_DIRECTION_UNSPECIFIED;
+  }
+}
+
+v1::DeviceOpKind FromKernelOp(uint32_t op) {
+  switch (op) {
+    case DMAHIL_DEV_MAP:
+      return v1::DEVICE_OP_MAP;
+    case DMAHIL_DEV_UNMAP:
+      return v1::DEVICE_OP_UNMAP;
+    case DMAHIL_DEV_SYNC_FOR_CPU:
+      return v1::DEVICE_OP_SYNC_FOR_CPU;
+    case DMAHIL_DEV_SYNC_FOR_DEVICE:
+      return v1::DEVICE_OP_SYNC_FOR_DEVICE;
+    default:
+      return v1::DEVICE_OP_UNSPECIFIED;
+  }
+}
+
+}  // namespace
+
+Status Kmod::ReadWatch(v1::DeviceOps* out) {
+  std::vector<dmahil_dev_op> recs;
+  std::vector<dmahil_dev_op> chunk(DMAHIL_DEV_RECORDS);
+  uint64_t dropped = 0;
+  for (;;) {
+    dmahil_watch_read arg{};
+    arg.ptr = reinterpret_cast<uintptr_t>(chunk.data());
+    arg.cap = static_cast<uint32_t>(chunk.size());
+    if (Status s = Call(DMAHIL_IOC_WATCH_READ, &arg, "WATCH_READ"); !s.ok()) return s;
+    recs.insert(recs.end(), chunk.begin(), chunk.begin() + arg.count);
+    dropped += arg.dropped;
+    if (arg.count < arg.cap) break;
+  }
+  // The kernel records a call's maintenance while the op runs and the op when it returns,
+  // possibly interleaved with other CPUs' calls: group by call.
+  std::map<uint64_t, std::vector<v1::CacheOp>> maintenance;
+  for (const dmahil_dev_op& r : recs) {
+    if (r.op != DMAHIL_DEV_MAINT) continue;
+    v1::CacheOp op;
+    op.set_kind(r.flags == DMAHIL_OP_HYPERCALL   ? v1::CACHE_OP_HYPERCALL
+                : r.flags == DMAHIL_OP_ARCH_SYNC ? v1::CACHE_OP_ARCH_SYNC
+                                                 : v1::CACHE_OP_KIND_UNSPECIFIED);
+    op.set_clean((r.dir & DMAHIL_CACHE_CLEAN) != 0);
+    op.set_invalidate((r.dir & DMAHIL_CACHE_INVAL) != 0);
+    op.set_addr(r.dma_addr);
+    op.set_length(r.length);
+    maintenance[r.call].push_back(op);
+  }
+  for (const dmahil_dev_op& r : recs) {
+    if (r.op == DMAHIL_DEV_MAINT) continue;
+    v1::DeviceOp* op = out->add_ops();
+    op->set_call(r.call);
+    op->set_kind(FromKernelOp(r.op));
+    op->set_direction(FromKernelDirection(r.dir));
+    op->set_dma_addr(r.dma_addr);
+    op->set_length(r.length);
+    if (r.op == DMAHIL_DEV_MAP) {
+      op->set_pfn(r.pfn);
+      op->set_bfn(r.bfn);
+      op->set_expected_dma_addr(r.expected);
+      op->set_foreign((r.flags & DMAHIL_SEG_FOREIGN) != 0);
+      op->set_bounced((r.flags & DMAHIL_SEG_BOUNCED) != 0);
+      op->set_bfn_pfn_valid((r.flags & DMAHIL_SEG_BFN_PFN_VALID) != 0);
+    }
+    if (auto it = maintenance.find(r.call); it != maintenance.end()) {
+      for (const v1::CacheOp& c : it->second) *op->add_maintenance() = c;
+      maintenance.erase(it);  // a call's maintenance goes to its first op
+    }
+  }
+  out->set_dropped(dropped);
+  out->set_maintenance_audited(audited_);
   return Status::OK;
 }
 

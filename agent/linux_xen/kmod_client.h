@@ -22,7 +22,8 @@ inline constexpr uint32_t kMaxMaintenanceOps = 4096;
 /// The errno of a dmahil.ko (or gntdev/gntalloc) call as a gRPC status, as the uapi header
 /// documents them: EINVAL -> INVALID_ARGUMENT, ENOENT -> NOT_FOUND, EBUSY ->
 /// FAILED_PRECONDITION, ENOMEM/ENOSPC -> RESOURCE_EXHAUSTED, EACCES -> PERMISSION_DENIED,
-/// ENODEV -> FAILED_PRECONDITION, anything else -> INTERNAL. The message is
+/// ENODEV -> FAILED_PRECONDITION, EOPNOTSUPP -> UNIMPLEMENTED, anything else -> INTERNAL. The
+/// message is
 /// "<what>: <strerror> (errno N)".
 grpc::Status ErrnoStatus(int err, const std::string& what);
 
@@ -65,6 +66,17 @@ class Kmod {
   /// PERMISSION_DENIED (EACCES) outside every live mapping's windows.
   grpc::Status Xfer(uint64_t dma_addr, void* buf, uint32_t length, bool device_writes);
 
+  /// DMAHIL_IOC_WATCH: start watching `device` (a DT path, or a PCI or platform dev_name),
+  /// or stop if it is empty. INVALID_ARGUMENT before any ioctl for a name of 32 bytes or
+  /// more; FAILED_PRECONDITION (EBUSY) while another device is watched or (ENODEV) no
+  /// device has that name; UNIMPLEMENTED (EOPNOTSUPP) if its ops cannot be wrapped.
+  /// `direct`: set if the device has no DMA-mapping ops (dma-direct: held, not recorded).
+  grpc::Status Watch(const std::string& device, bool* direct);
+  /// DMAHIL_IOC_WATCH_READ until the ring is empty: the records, each op with the
+  /// maintenance of its call (a call's maintenance goes to its first op; maintenance of a
+  /// call that recorded no op, e.g. a failed map, is left out). NOT_FOUND (ENOENT) if
+  /// nothing is watched.
+  grpc::Status ReadWatch(v1::DeviceOps* out);
   /// Whether every maintenance probe (GNTTABOP_cache_flush and arch_sync_dma_*) is armed,
   /// from the last Info().
   bool audited() const { return audited_; }

@@ -453,6 +453,21 @@ Status LinuxXenBackend::CpuCleanInvalidate(uint32_t buffer, uint64_t offset, uin
 #endif
 }
 
+Status LinuxXenBackend::WatchDevice(const std::string& device, v1::WatchDeviceResponse* resp) {
+  if (!dev_.kmod)
+    return Status(grpc::StatusCode::FAILED_PRECONDITION, "WatchDevice: no dmahil.ko here");
+  bool direct = false;
+  Status s = dev_.kmod->Watch(device, &direct);
+  resp->set_dma_direct(direct);
+  return s;
+}
+
+Status LinuxXenBackend::ReadDeviceOps(v1::DeviceOps* out) {
+  if (!dev_.kmod)
+    return Status(grpc::StatusCode::FAILED_PRECONDITION, "ReadDeviceOps: no dmahil.ko here");
+  return dev_.kmod->ReadWatch(out);
+}
+
 Status LinuxXenBackend::BlockIo(const v1::BlockIoRequest& req, v1::BlockIoResponse* resp) {
   if (!dev_.block)
     return Status(StatusCode::FAILED_PRECONDITION,

@@ -101,6 +101,10 @@ class LinuxXenBackend final : public Backend {
   grpc::Status CpuCleanInvalidate(uint32_t buffer, uint64_t offset, uint64_t len) override;
   /// O_DIRECT through devices.block on a local buffer (see Backend::BlockIo).
   grpc::Status BlockIo(const v1::BlockIoRequest& req, v1::BlockIoResponse* resp) override;
+  /// dmahil.ko's DMA-API audit of a real device (Kmod::Watch, Kmod::ReadWatch);
+  /// FAILED_PRECONDITION without dmahil.ko (a guest).
+  grpc::Status WatchDevice(const std::string& device, v1::WatchDeviceResponse* resp) override;
+  grpc::Status ReadDeviceOps(v1::DeviceOps* out) override;
 
  private:
   enum class Kind { kGranted, kForeign, kLocal };

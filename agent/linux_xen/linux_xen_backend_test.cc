@@ -7,12 +7,14 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -83,7 +85,12 @@ struct FakeKmod {
   std::vector<dmahil_seg> live;       // the segments of the mappings made
   std::map<uint32_t, uint32_t> pins;  // pin -> pages
   dmahil_pin last_pin{};
-  uint32_t page_size = 4096;  // the PAGE_SIZE PIN reports
+  uint32_t page_size = 4096;        // the PAGE_SIZE PIN reports
+  std::string watched;              // DMAHIL_IOC_WATCH's device, "" if none
+  std::vector<dmahil_dev_op> ring;  // what WATCH_READ hands out, oldest first
+  uint32_t ring_dropped = 0;
+  int watch_errno = 0;  // e.g. ENODEV, EOPNOTSUPP
+  bool direct = false;  // the device has no DMA-mapping ops
 
   int Handle(unsigned long req, void* arg) {
     switch (req) {
@@ -159,6 +166,27 @@ struct FakeKmod {
               x->dma_addr >= s.dma_addr && x->dma_addr - s.dma_addr < s.length)
             return EACCES;
         return xfer_errno;
+      }
+      case DMAHIL_IOC_WATCH: {
+        auto* w = static_cast<dmahil_watch*>(arg);
+        if (watch_errno) return watch_errno;
+        if (!w->on) {
+          watched.clear();
+          return 0;
+        }
+        if (!watched.empty()) return EBUSY;
+        watched = w->device;
+        w->direct = direct ? 1 : 0;
+        return 0;
+      }
+      case DMAHIL_IOC_WATCH_READ: {
+        auto* r = static_cast<dmahil_watch_read*>(arg);
+        if (watched.empty()) return ENOENT;
+        r->count = std::min<uint32_t>(r->cap, static_cast<uint32_t>(ring.size()));
+        std::copy(ring.begin(), ring.begin() + r->count, reinterpret_cast<dmahil_dev_op*>(r->ptr));
+        ring.erase(ring.begin(), ring.begin() + r->count);
+        r->dropped = std::exchange(ring_dropped, 0);
+        return 0;
       }
       default:
         return ENOTTY;
@@ -459,6 +487,76 @@ TEST_F(LinuxXenBackendTest, WithoutEveryMaintenanceProbeNothingClaimsToBeAudited
   v1::Maintenance m;
   ASSERT_TRUE(kmod.Unmap(5, &m).ok());
   EXPECT_FALSE(m.audited());  // so the audit is skipped and the lab health check refuses
+}
+
+// The DMA-API audit of a real device: what dmahil.ko recorded, grouped per call with the
+// maintenance the kprobes saw inside it, however other CPUs' calls interleave.
+TEST_F(LinuxXenBackendTest, AWatchedDevicesOpsComeBackWithTheMaintenanceOfTheirCall) {
+  auto b = Dom0();
+  v1::WatchDeviceResponse resp;
+  v1::DeviceOps none;
+  EXPECT_EQ(b->ReadDeviceOps(&none).error_code(), grpc::StatusCode::NOT_FOUND);  // not watching
+  ASSERT_TRUE(b->WatchDevice("0000:00:03.0", &resp).ok());
+  EXPECT_EQ(kmod_.watched, "0000:00:03.0");
+  EXPECT_FALSE(resp.dma_direct());
+  EXPECT_EQ(b->WatchDevice("0000:00:04.0", &resp).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);  // EBUSY: one device at a time
+  const auto maint = [](uint64_t call, uint64_t addr, uint32_t op, uint32_t kind) {
+    return dmahil_dev_op{call, addr, 0, 0, 0, 4096, DMAHIL_DEV_MAINT, op, kind};
+  };
+  // call 1: a map_sg of two foreign pages (its clean first, as the kernel records it);
+  // call 2 on another CPU: an unmap whose invalidate lands in between.
+  kmod_.ring = {
+      maint(1, 0xba842000, DMAHIL_CACHE_CLEAN, DMAHIL_OP_HYPERCALL),
+      maint(2, 0x68010000, DMAHIL_CACHE_INVAL, DMAHIL_OP_ARCH_SYNC),
+      maint(1, 0xba843000, DMAHIL_CACHE_CLEAN, DMAHIL_OP_HYPERCALL),
+      dmahil_dev_op{1, 0xba842000, 0x68042, 0xba842, 0xba842000, 4096, DMAHIL_DEV_MAP,
+                    DMAHIL_DMA_TO_DEVICE, DMAHIL_SEG_FOREIGN},
+      dmahil_dev_op{1, 0xba843000, 0x68043, 0xba843, 0xba843000, 4096, DMAHIL_DEV_MAP,
+                    DMAHIL_DMA_TO_DEVICE, DMAHIL_SEG_FOREIGN},
+      dmahil_dev_op{2, 0x68010000, 0, 0, 0, 512, DMAHIL_DEV_UNMAP, DMAHIL_DMA_FROM_DEVICE, 0},
+  };
+  // More than one WATCH_READ's worth: the backend reads until the ring is empty.
+  for (uint32_t i = 0; i < DMAHIL_DEV_RECORDS; ++i)
+    kmod_.ring.push_back(dmahil_dev_op{3 + i, 0x50000000, 0x50000, 0x50000, 0x50000000, 64,
+                                       DMAHIL_DEV_MAP, DMAHIL_DMA_FROM_DEVICE, 0});
+  kmod_.ring_dropped = 7;
+  v1::DeviceOps ops;
+  ASSERT_TRUE(b->ReadDeviceOps(&ops).ok());
+  ASSERT_EQ(ops.ops_size(), 3 + static_cast<int>(DMAHIL_DEV_RECORDS));
+  EXPECT_EQ(ops.dropped(), 7u);
+  EXPECT_TRUE(ops.maintenance_audited());
+  const v1::DeviceOp& first = ops.ops(0);
+  EXPECT_EQ(first.kind(), v1::DEVICE_OP_MAP);
+  EXPECT_EQ(first.direction(), v1::DMA_TO_DEVICE);
+  EXPECT_EQ(first.pfn(), 0x68042u);
+  EXPECT_EQ(first.bfn(), 0xba842u);
+  EXPECT_EQ(first.expected_dma_addr(), 0xba842000u);
+  EXPECT_TRUE(first.foreign());
+  ASSERT_EQ(first.maintenance_size(), 2);  // both of call 1's cleans, not call 2's
+  EXPECT_EQ(first.maintenance(1).addr(), 0xba843000u);
+  EXPECT_TRUE(first.maintenance(1).clean());
+  EXPECT_EQ(first.maintenance(1).kind(), v1::CACHE_OP_HYPERCALL);
+  EXPECT_EQ(ops.ops(1).maintenance_size(), 0);  // a call's maintenance goes to its first op
+  const v1::DeviceOp& unmap = ops.ops(2);
+  EXPECT_EQ(unmap.kind(), v1::DEVICE_OP_UNMAP);
+  EXPECT_EQ(unmap.direction(), v1::DMA_FROM_DEVICE);
+  ASSERT_EQ(unmap.maintenance_size(), 1);
+  EXPECT_TRUE(unmap.maintenance(0).invalidate());
+  EXPECT_EQ(unmap.maintenance(0).kind(), v1::CACHE_OP_ARCH_SYNC);
+  ASSERT_TRUE(b->WatchDevice("", &resp).ok());
+  EXPECT_EQ(kmod_.watched, "");
+
+  kmod_.direct = true;  // a device on dma-direct: held, nothing to interpose on
+  ASSERT_TRUE(b->WatchDevice("0000:00:05.0", &resp).ok());
+  EXPECT_TRUE(resp.dma_direct());
+  ASSERT_TRUE(b->WatchDevice("", &resp).ok());
+  kmod_.watch_errno = EOPNOTSUPP;  // ops without map_page: nothing to wrap
+  const grpc::Status s = b->WatchDevice("0000:00:03.0", &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_NE(s.error_message().find("WATCH 0000:00:03.0"), std::string::npos) << s.error_message();
+  EXPECT_EQ(b->WatchDevice(std::string(32, 'x'), &resp).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);  // refused before the ioctl
 }
 
 TEST_F(LinuxXenBackendTest, ADomidXenReservesIsRefusedBeforeGntdev) {

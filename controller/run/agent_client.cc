@@ -26,7 +26,8 @@ Resp AgentClient::Invoke(const char* rpc, const Req& req, Call call) {
     throw AgentError(
         fmt::format("{} {}: {}: {}", endpoint_, rpc,
                     absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code())),
-                    s.error_message()));
+                    s.error_message()),
+        s.error_code());
   return resp;
 }
 
@@ -169,6 +170,18 @@ v1::CheckSummary AgentClient::Verify(uint32_t buffer, uint64_t offset, uint64_t 
 v1::BlockIoResponse AgentClient::BlockIo(const v1::BlockIoRequest& request) {
   return Invoke<v1::BlockIoRequest, v1::BlockIoResponse>("BlockIo", request,
                                                          &v1::Agent::Stub::BlockIo);
+}
+
+v1::WatchDeviceResponse AgentClient::WatchDevice(const std::string& device) {
+  v1::WatchDeviceRequest req;
+  req.set_device(device);
+  return Invoke<v1::WatchDeviceRequest, v1::WatchDeviceResponse>("WatchDevice", req,
+                                                                 &v1::Agent::Stub::WatchDevice);
+}
+
+v1::DeviceOps AgentClient::ReadDeviceOps() {
+  return Invoke<v1::ReadDeviceOpsRequest, v1::DeviceOps>("ReadDeviceOps", {},
+                                                         &v1::Agent::Stub::ReadDeviceOps);
 }
 
 }  // namespace dmahil::controller

@@ -15,7 +15,13 @@ namespace dmahil::controller {
 /// <STATUS_CODE>: <agent's message>".
 class AgentError : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit AgentError(const std::string& what, grpc::StatusCode code = grpc::StatusCode::UNKNOWN)
+      : std::runtime_error(what), code_(code) {}
+  /// The agent's status code (UNKNOWN when the agent did not answer at all).
+  grpc::StatusCode code() const { return code_; }
+
+ private:
+  grpc::StatusCode code_;
 };
 
 class AgentClient {
@@ -48,6 +54,11 @@ class AgentClient {
                           const v1::PatternSpec& pattern, uint32_t max_findings);
   /// One O_DIRECT pwritev/preadv on the agent's block device (agent.proto BlockIoRequest).
   v1::BlockIoResponse BlockIo(const v1::BlockIoRequest& request);
+  /// dom0: start watching `device`'s DMA-API traffic, or stop if empty (agent.proto
+  /// WatchDeviceRequest).
+  v1::WatchDeviceResponse WatchDevice(const std::string& device);
+  /// dom0: the watched device's ops since the last read.
+  v1::DeviceOps ReadDeviceOps();
 
  private:
   template <typename Req, typename Resp, typename Call>

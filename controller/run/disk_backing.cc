@@ -33,16 +33,6 @@ class Fd {
   int fd_;
 };
 
-v1::PatternSpec ProtoOf(const pattern::Spec& s) {
-  v1::PatternSpec p;
-  p.set_seed(s.seed);
-  p.set_buffer_id(s.buffer_id);
-  p.set_generation(s.generation);
-  p.set_first_line(s.first_line);
-  p.set_line_size(s.line_size);
-  return p;
-}
-
 }  // namespace
 
 DiskBacking::~DiskBacking() = default;
@@ -122,7 +112,7 @@ std::vector<v1::LineFinding> AgentDiskBacking::Check(uint64_t offset, uint64_t l
     read.set_disk_offset(offset);
     read.set_op(v1::BLOCK_READ);
     dom0_.BlockIo(read);
-    const v1::CheckSummary sum = dom0_.Verify(buffer, at, length, ProtoOf(spec),
+    const v1::CheckSummary sum = dom0_.Verify(buffer, at, length, device_host::SpecToProto(spec),
                                               static_cast<uint32_t>(length / spec.line_size));
     findings.assign(sum.mismatches().begin(), sum.mismatches().end());
   });
@@ -131,7 +121,7 @@ std::vector<v1::LineFinding> AgentDiskBacking::Check(uint64_t offset, uint64_t l
 
 void AgentDiskBacking::Fill(uint64_t offset, uint64_t length, const pattern::Spec& spec) {
   WithBuffer(length, spec, [&](uint32_t buffer, uint64_t at) {
-    dom0_.Fill(buffer, at, length, ProtoOf(spec));
+    dom0_.Fill(buffer, at, length, device_host::SpecToProto(spec));
     v1::BlockIoRequest write;
     write.set_buffer(buffer);
     write.set_offset(at);

@@ -401,6 +401,40 @@ class Run {
 
 }  // namespace
 
+v1::FixtureResult IterateFixture(const std::string& board_name, const v1::Fixture& fixture,
+                                 const std::function<v1::FixtureResult(uint32_t)>& iterate,
+                                 uint64_t* mismatching, uint64_t* checked) {
+  v1::FixtureResult one;
+  one.set_board(board_name);
+  one.set_fixture(fixture.name());
+  for (uint32_t it = 1; it <= fixture.iterations(); ++it) {
+    one = iterate(it);
+    *mismatching += one.mismatching_lines();
+    *checked += one.lines_checked();
+    one.set_board(board_name);
+    one.set_fixture(fixture.name());
+    one.set_iterations(it);
+    if (one.verdict() != v1::VERDICT_PASS) {
+      one.set_failed_iteration(it);
+      break;
+    }
+  }
+  return one;
+}
+
+void ErrorResult(const std::exception& error, const std::function<void()>& release,
+                 v1::FixtureResult* result) {
+  result->set_verdict(v1::VERDICT_ERROR);
+  result->set_diagnosis(v1::DIAGNOSIS_NONE);
+  result->set_detail(error.what());
+  try {
+    release();
+  } catch (const std::exception& e) {
+    spdlog::warn("{} / {}: release after error failed: {}", result->board(), result->fixture(),
+                 e.what());
+  }
+}
+
 v1::FixtureResult RunFixture(BoardLink& link, const v1::Board& board, const std::string& board_name,
                              const v1::Fixture& fixture, uint64_t seed, uint32_t buffer_id) {
   v1::FixtureResult result;
@@ -416,31 +450,18 @@ v1::FixtureResult RunFixture(BoardLink& link, const v1::Board& board, const std:
   uint64_t checked = 0;
   try {
     run.Allocate();
-    for (uint32_t it = 1; it <= fixture.iterations(); ++it) {
-      v1::FixtureResult one;
-      Diagnose(board, run.Iterate(it), &one);
-      mismatching += one.mismatching_lines();
-      checked += one.lines_checked();
-      one.set_board(board_name);
-      one.set_fixture(fixture.name());
-      one.set_iterations(it);
-      if (one.verdict() != v1::VERDICT_PASS || it == fixture.iterations()) {
-        if (one.verdict() != v1::VERDICT_PASS) one.set_failed_iteration(it);
-        result = std::move(one);
-        break;
-      }
-    }
+    result = IterateFixture(
+        board_name, fixture,
+        [&](uint32_t it) {
+          v1::FixtureResult one;
+          Diagnose(board, run.Iterate(it), &one);
+          return one;
+        },
+        &mismatching, &checked);
     run.Release();
   } catch (const std::exception& e) {
-    result.set_verdict(v1::VERDICT_ERROR);
-    result.set_diagnosis(v1::DIAGNOSIS_NONE);
-    result.set_detail(e.what());
-    try {
-      run.Release();
-    } catch (const std::exception& e2) {
-      spdlog::warn("{} / {}: release after error failed: {}", board_name, fixture.name(),
-                   e2.what());
-    }
+    ErrorResult(
+        e, [&] { run.Release(); }, &result);
   }
   result.set_mismatching_lines(mismatching);
   result.set_lines_checked(checked);

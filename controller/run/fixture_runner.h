@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <string>
 
 #include "controller/device/window_guard.h"
@@ -34,5 +36,21 @@ struct BoardLink {
 /// Buffers are released before returning whenever the agents still answer.
 v1::FixtureResult RunFixture(BoardLink& link, const v1::Board& board, const std::string& board_name,
                              const v1::Fixture& fixture, uint64_t seed, uint32_t buffer_id);
+
+/// The iteration loop of every fixture kind: `iterate(it)` runs iteration `it` (1-based)
+/// and returns the oracle's result for it; stops at the first that does not pass, else
+/// after fixture.iterations(). Adds each iteration's mismatching and checked lines to
+/// *mismatching and *checked. Returns the failing or last result with board, fixture,
+/// iterations and failed_iteration set. Exceptions from `iterate` propagate.
+v1::FixtureResult IterateFixture(const std::string& board_name, const v1::Fixture& fixture,
+                                 const std::function<v1::FixtureResult(uint32_t)>& iterate,
+                                 uint64_t* mismatching, uint64_t* checked);
+
+/// Makes `result` (board and fixture already set) VERDICT_ERROR with `error`'s message,
+/// then calls `release` to give back what the run holds; a release that throws too is
+/// logged, never thrown. For a fixture kind's runner when an agent, device or guard call
+/// fails mid-run.
+void ErrorResult(const std::exception& error, const std::function<void()>& release,
+                 v1::FixtureResult* result);
 
 }  // namespace dmahil::controller

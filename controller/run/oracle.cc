@@ -193,6 +193,16 @@ void Diagnose(const v1::Board& board, const Evidence& ev, v1::FixtureResult* r) 
                     lines_note));
     return;
   }
+  if (ev.driver) {
+    for (const v1::SegmentReport& s : DriverForeignPages(*ev.driver)) *r->add_segments() = s;
+    if (std::optional<DriverFinding> f = AuditDriver(board, *ev.driver)) {
+      r->set_verdict(f->verdict);
+      r->set_diagnosis(f->diagnosis);
+      r->set_displacement(f->displacement);
+      r->set_detail(fmt::format("{}; {}", f->detail, lines_note));
+      return;
+    }
+  }
   if (ev.canary_mismatches > 0) {
     fail(v1::DIAGNOSIS_STRAY_DMA, fmt::format("{} canary lines next to the buffer changed; {}",
                                               ev.canary_mismatches, lines_note));

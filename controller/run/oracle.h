@@ -20,6 +20,8 @@
 //     never landed, torn -> torn line, stale -> stale line (or, on a bounced page read
 //     by the CPU, a bounce never copied back -> never landed), zero/corrupt -> never
 //     landed; a changed canary -> stray DMA.
+// For a PV block fixture whose disk driver was watched, the driver audit (driver_audit.h)
+// comes right after the mapping audit: its wrong bus addresses, then its maintenance.
 // Between the two, for a board whose engine is not coherent (board.dma.coherent false):
 // the maintenance audit (maintenance_audit.h) of what dmahil.ko recorded, when the backend
 // records it. A missing or misaddressed clean/invalidate is a failure even though the
@@ -27,9 +29,11 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "controller/run/driver_audit.h"
 #include "controller/run/maintenance_audit.h"
 #include "dmahil/v1/agent.pb.h"
 #include "dmahil/v1/board.pb.h"
@@ -59,6 +63,9 @@ struct Evidence {
   // What dmahil.ko recorded around the device's access (linux-xen; empty or not audited
   // elsewhere), for the maintenance audit (maintenance_audit.h).
   std::vector<MaintenanceRecord> maintenance;
+  // A PV block fixture whose disk driver dom0's agent watched (driver_audit.h): its
+  // mappings are audited like the engine's and its foreign pages reported as `segments`.
+  std::optional<DriverEvidence> driver;
 };
 
 /// Audit of one segment against the board description.

@@ -1,5 +1,6 @@
 #include "controller/run/pv_block_runner.h"
 
+#include <memory>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "common/xen_page.h"
 #include "controller/run/applicability.h"
 #include "controller/run/oracle.h"
+#include "firmware/host/codec.h"
 
 namespace dmahil::controller {
 namespace {
@@ -22,20 +24,12 @@ pattern::Spec SpecOf(uint64_t seed, uint32_t buffer_id, uint32_t generation, uin
                        static_cast<uint32_t>(offset / line_size), line_size};
 }
 
-v1::PatternSpec ProtoOf(const pattern::Spec& s) {
-  v1::PatternSpec p;
-  p.set_seed(s.seed);
-  p.set_buffer_id(s.buffer_id);
-  p.set_generation(s.generation);
-  p.set_first_line(s.first_line);
-  p.set_line_size(s.line_size);
-  return p;
-}
-
 class PvBlockRun {
  public:
-  PvBlockRun(BoardLink& link, const v1::Fixture& fx, uint64_t seed, uint32_t buffer_id)
+  PvBlockRun(BoardLink& link, const v1::Fixture& fx, uint64_t seed, uint32_t buffer_id,
+             const v1::Board& board)
       : link_(link),
+        board_(board),
         fx_(fx),
         seed_(seed),
         id_(buffer_id),
@@ -44,11 +38,25 @@ class PvBlockRun {
         off_(fx.canary_pages() * kXenPageSize + fx.block().buffer_offset()),
         len_(PvBlockBytes(fx)) {}
 
+  /// Starts watching the test disk's controller through dom0's agent, if the board file
+  /// names one (TestDisk.controller).
+  void Watch() {
+    if (!board_.has_test_disk()) return;
+    watch_ = std::make_unique<DriverWatch>(link_.dom0, board_.test_disk().controller());
+  }
+  /// Why the driver's mappings were not seen ("" if they were).
+  std::string NotWatched() const {
+    if (!watch_)
+      return "the board file names no test_disk controller to watch (docs/lab-block-device.md)";
+    return watch_->on() ? "" : watch_->why_not();
+  }
+
   void Allocate() {
     const uint32_t pages = fx_.pages() + 2 * fx_.canary_pages();
     buffer_ = link_.guest.AllocLocal(pages, v1::PLACEMENT_ANY).buffer();
     for (const auto& [at, bytes] : Canaries()) {
-      link_.guest.Fill(*buffer_, at, bytes, ProtoOf(SpecOf(seed_, id_ + 1, 1, at, line_)));
+      link_.guest.Fill(*buffer_, at, bytes,
+                       device_host::SpecToProto(SpecOf(seed_, id_ + 1, 1, at, line_)));
       link_.guest.Prime(*buffer_, at, bytes, v1::PRIME_CLEAN_INVALIDATE);
     }
   }
@@ -75,13 +83,26 @@ class PvBlockRun {
     ev.buffer_bytes = len_;
     ev.segments_known = false;
     const uint64_t disk_offset = fx_.block().disk_offset();
+    if (watch_ && watch_->on()) {
+      DriverEvidence d;
+      d.device =
+          fmt::format("{} at {}", board_.test_disk().driver(), board_.test_disk().controller());
+      d.coherent = board_.test_disk().coherent();
+      d.maintenance_audited = true;
+      d.dma_direct = watch_->direct();
+      ev.driver = std::move(d);
+      Drain(nullptr, false, ev);  // whatever came before this iteration
+    }
 
     // Old generation in memory, nothing cached; the new one in dirty lines only.
-    link_.guest.Fill(*buffer_, off_, len_, ProtoOf(SpecOf(seed_, id_, old_gen, off_, line_)));
+    link_.guest.Fill(*buffer_, off_, len_,
+                     device_host::SpecToProto(SpecOf(seed_, id_, old_gen, off_, line_)));
     link_.guest.Prime(*buffer_, off_, len_, v1::PRIME_CLEAN_INVALIDATE);
     if (write) {
-      link_.guest.Fill(*buffer_, off_, len_, ProtoOf(SpecOf(seed_, id_, write_gen, off_, line_)));
+      link_.guest.Fill(*buffer_, off_, len_,
+                       device_host::SpecToProto(SpecOf(seed_, id_, write_gen, off_, line_)));
       link_.guest.BlockIo(Request(v1::BLOCK_WRITE));
+      Drain(&ev.driver, false, ev);
       // What the device took from memory, as it stored it.
       ev.findings =
           link_.disk->Check(disk_offset, len_, SpecOf(seed_, id_, write_gen, off_, line_));
@@ -93,22 +114,36 @@ class PvBlockRun {
       // cache, as a CPU that touched them before the read would hold them.
       link_.disk->Fill(disk_offset, len_, SpecOf(seed_, id_, read_gen, off_, line_));
       link_.guest.Prime(*buffer_, off_, len_, v1::PRIME_READ);
+      Drain(nullptr, false, ev);  // the device side's own I/O, if dom0 did it
       link_.guest.BlockIo(Request(v1::BLOCK_READ));
+      Drain(&ev.driver, true, ev);
       const v1::CheckSummary sum = link_.guest.Verify(
-          *buffer_, off_, len_, ProtoOf(SpecOf(seed_, id_, read_gen, off_, line_)),
+          *buffer_, off_, len_, device_host::SpecToProto(SpecOf(seed_, id_, read_gen, off_, line_)),
           static_cast<uint32_t>(len_ / line_));
       ev.lines_checked += sum.lines_checked();
       ev.findings.insert(ev.findings.end(), sum.mismatches().begin(), sum.mismatches().end());
     }
     for (const auto& [at, bytes] : Canaries()) {
-      const v1::CheckSummary c =
-          link_.guest.Verify(*buffer_, at, bytes, ProtoOf(SpecOf(seed_, id_ + 1, 1, at, line_)), 1);
+      const v1::CheckSummary c = link_.guest.Verify(
+          *buffer_, at, bytes, device_host::SpecToProto(SpecOf(seed_, id_ + 1, 1, at, line_)), 1);
       ev.canary_mismatches += c.mismatches_total();
     }
     return ev;
   }
 
  private:
+  /// Takes the watched driver's ops so far into `into` (null: discards them, e.g. the
+  /// device side's own I/O), marked as the domU's read or write; a lost record or an
+  /// unaudited drain is noted in ev.driver either way.
+  void Drain(std::optional<DriverEvidence>* into, bool read_path, Evidence& ev) {
+    if (!watch_ || !watch_->on()) return;
+    const v1::DeviceOps ops = watch_->Take();
+    ev.driver->dropped += ops.dropped();
+    if (into == nullptr) return;
+    ev.driver->maintenance_audited &= ops.maintenance_audited();
+    GroupDriverOps(ops, read_path, &(*into)->mappings);
+  }
+
   v1::BlockIoRequest Request(v1::BlockOp op) const {
     v1::BlockIoRequest r;
     r.set_buffer(*buffer_);
@@ -129,6 +164,8 @@ class PvBlockRun {
   }
 
   BoardLink& link_;
+  const v1::Board& board_;
+  std::unique_ptr<DriverWatch> watch_;
   const v1::Fixture& fx_;
   uint64_t seed_;
   uint32_t id_;
@@ -138,6 +175,13 @@ class PvBlockRun {
   uint64_t len_;
   std::optional<uint32_t> buffer_;
 };
+
+/// Whether a failure's detail already starts with the path it is on (the driver audit's).
+bool NamesPath(const std::string& detail) {
+  for (const char* p : {"write path: ", "read path: ", "write and read paths: "})
+    if (detail.rfind(p, 0) == 0) return true;
+  return false;
+}
 
 /// Which side of the I/O the wrong lines are on, as the start of a failure's detail.
 std::string PathOf(const Evidence& ev) {
@@ -159,7 +203,8 @@ v1::FixtureResult RunPvBlockFixture(BoardLink& link, const v1::Board& board,
   v1::FixtureResult result;
   result.set_board(board_name);
   result.set_fixture(fixture.name());
-  PvBlockRun run(link, fixture, seed, buffer_id);
+  PvBlockRun run(link, fixture, seed, buffer_id, board);
+  std::string driver_seen;  // what the driver audit saw in the last iteration
   uint64_t mismatching = 0;
   uint64_t checked = 0;
   try {
@@ -170,39 +215,34 @@ v1::FixtureResult RunPvBlockFixture(BoardLink& link, const v1::Board& board,
       result.set_detail(std::move(why));
       return result;
     }
+    run.Watch();
     run.Allocate();
-    for (uint32_t it = 1; it <= fixture.iterations(); ++it) {
-      v1::FixtureResult one;
-      const Evidence ev = run.Iterate(it);
-      Diagnose(board, ev, &one);
-      if (one.verdict() == v1::VERDICT_FAIL) one.set_detail(PathOf(ev) + one.detail());
-      mismatching += one.mismatching_lines();
-      checked += one.lines_checked();
-      one.set_board(board_name);
-      one.set_fixture(fixture.name());
-      one.set_iterations(it);
-      if (one.verdict() != v1::VERDICT_PASS || it == fixture.iterations()) {
-        if (one.verdict() != v1::VERDICT_PASS) one.set_failed_iteration(it);
-        result = std::move(one);
-        break;
-      }
+    result = IterateFixture(
+        board_name, fixture,
+        [&](uint32_t it) {
+          v1::FixtureResult one;
+          const Evidence ev = run.Iterate(it);
+          Diagnose(board, ev, &one);
+          if (ev.driver) driver_seen = DescribeDriver(*ev.driver);
+          // The driver audit names its own path.
+          if (one.verdict() == v1::VERDICT_FAIL && !NamesPath(one.detail()))
+            one.set_detail(PathOf(ev) + one.detail());
+          return one;
+        },
+        &mismatching, &checked);
+    if (result.verdict() == v1::VERDICT_PASS) {
+      const std::string not_watched = run.NotWatched();
+      result.set_detail(
+          fmt::format("{}; checked on the disk's device side ({}) and in the domU; {}",
+                      result.detail(), link.disk->Describe(),
+                      not_watched.empty()
+                          ? driver_seen
+                          : "the disk driver's DMA mappings were not observed: " + not_watched));
     }
-    if (result.verdict() == v1::VERDICT_PASS)
-      result.set_detail(fmt::format(
-          "{}; checked on the disk's device side ({}) and in the domU; the disk driver's DMA "
-          "mappings were not observed",
-          result.detail(), link.disk->Describe()));
     run.Release();
   } catch (const std::exception& e) {
-    result.set_verdict(v1::VERDICT_ERROR);
-    result.set_diagnosis(v1::DIAGNOSIS_NONE);
-    result.set_detail(e.what());
-    try {
-      run.Release();
-    } catch (const std::exception& e2) {
-      spdlog::warn("{} / {}: release after error failed: {}", board_name, fixture.name(),
-                   e2.what());
-    }
+    ErrorResult(
+        e, [&] { run.Release(); }, &result);
   }
   result.set_mismatching_lines(mismatching);
   result.set_lines_checked(checked);

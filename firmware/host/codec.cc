@@ -121,6 +121,16 @@ Result Run(firmware::CommandProcessor& engine, const v1::DeviceRequest& req,
 
 }  // namespace
 
+v1::PatternSpec SpecToProto(const pattern::Spec& spec) {
+  v1::PatternSpec p;
+  p.set_seed(spec.seed);
+  p.set_buffer_id(spec.buffer_id);
+  p.set_generation(spec.generation);
+  p.set_first_line(spec.first_line);
+  p.set_line_size(spec.line_size);
+  return p;
+}
+
 pattern::Spec SpecFromProto(const v1::PatternSpec& spec) {
   pattern::Spec s;
   s.seed = spec.seed();

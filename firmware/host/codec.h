@@ -14,6 +14,9 @@ namespace dmahil::device_host {
 /// The pattern engine's Spec for `spec`, field by field (validation is the engine's).
 pattern::Spec SpecFromProto(const v1::PatternSpec& spec);
 
+/// The protocol form of `spec`, field by field (the inverse of SpecFromProto).
+v1::PatternSpec SpecToProto(const pattern::Spec& spec);
+
 /// The protocol form of one finding.
 v1::LineFinding FindingToProto(const pattern::Finding& finding);
 
