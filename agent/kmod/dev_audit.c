@@ -218,8 +218,7 @@ static void push_map(u64 call, struct device *dev, phys_addr_t phys,
 	r.expected = phys_to_dma(dev, mach + xen_offset_in_page(phys));
 	if (r.pfn != r.bfn)
 		r.flags |= DMAHIL_SEG_FOREIGN;
-	if (addr != DMA_MAPPING_ERROR &&
-	    is_swiotlb_buffer(dev, dma_to_phys(dev, addr)))
+	if (is_swiotlb_buffer(dev, dma_to_phys(dev, addr)))
 		r.flags |= DMAHIL_SEG_BOUNCED;
 	if ((r.flags & DMAHIL_SEG_FOREIGN) &&
 	    pfn_valid(PHYS_PFN((phys_addr_t)r.bfn << XEN_PAGE_SHIFT)))
@@ -263,7 +262,10 @@ static dma_addr_t w_map_page(struct device *dev, struct page *page,
 
 	addr = w.orig->map_page(dev, page, offset, size, dir, attrs);
 	call_marker_end(prev);
-	push_map(call, dev, page_to_phys(page) + offset, addr, size, dir);
+	/* a refused mapping (the driver sees the error): no address */
+	if (addr != DMA_MAPPING_ERROR)
+		push_map(call, dev, page_to_phys(page) + offset, addr, size,
+			 dir);
 	call_end();
 	return addr;
 }
