@@ -22,6 +22,9 @@
 #      checks dmesg for WARNING/BUG/Oops, rmmods the module and checks `insmod faults=1`,
 #      prints "dmahil-kmod: RESULT PASS|FAIL ..." and "dmahil-qemu: dom0 up" (boot.sh's
 #      marker), then `poweroff -f`.  No xenstored: the foreign page is dom0's own grant.
+#      The test also watches edu's own DMA-API traffic (DMAHIL_IOC_WATCH, dev_audit.c):
+#      the module's maps come back with pfn, bfn and bus address, and on a non-coherent
+#      boot with the maintenance the kprobes attributed to each call.
 #   4. boot 1 (coherent PCIe, QEMU's default DTB): qemu/boot.sh --initrd OUT/initrd.cpio.gz
 #      --dom0-args "rdinit=/dmahil-smoke-init dmahil.smoke.coherent=1"
 #      -- -device edu,dma_mask=0xffffffffffffffff            (log: OUT/coherent/console.log)

@@ -175,6 +175,16 @@ static int do_unmap(__u32 id, struct mapped *m)
 	return err;
 }
 
+/*
+ * A segment's flags but DMAHIL_SEG_BFN_PFN_VALID: the foreign page here is
+ * dom0's own grant, whose bus frame lies in dom0's RAM (pfn_valid), except
+ * with --grant, where it is a domU's.
+ */
+static __u32 seg_flags(const struct dmahil_seg *s)
+{
+	return s->flags & ~DMAHIL_SEG_BFN_PFN_VALID;
+}
+
 static int xfer(__u64 dma, void *buf, __u32 len, __u32 op)
 {
 	struct dmahil_xfer a = { .dma_addr = dma,
@@ -306,6 +316,74 @@ static void audit_one(__u32 coherent, const struct pinned *p, int foreign,
 		expect_ops(what, &u, 0, NULL, 0, 0, 0);
 	else
 		expect_ops(what, &u, 1, INVAL, p->bfn[0], p->bfn[0], 0);
+}
+
+/*
+ * The DMA-API audit of a device (dev_audit.c) on the engine itself: the
+ * module's own dma_map_page() calls for edu go through the watched ops, so
+ * each map comes back with its pfn, bfn and bus address, and on a
+ * non-coherent boot with the maintenance the kernel issued inside it.
+ */
+static void watch_engine(const char *engine, __u32 coherent,
+			 const struct pinned *pf)
+{
+	struct dmahil_watch w = { .on = 1 };
+	struct dmahil_dev_op ops[64];
+	struct dmahil_watch_read r = { .ptr = (uintptr_t)ops, .cap = 64 };
+	__u32 maps = 0, unmaps = 0, maint = 0, right = 0;
+	struct mapped m;
+	int err;
+
+	snprintf(w.device, sizeof(w.device), "%s", engine + 4); /* "edu " */
+	err = io(DMAHIL_IOC_WATCH, &w);
+	check(!err && !w.direct, "WATCH %s: %d, direct %u", w.device, err,
+	      w.direct);
+	if (err)
+		return;
+	check(io(DMAHIL_IOC_WATCH, &w) == -EBUSY, "WATCH twice -> EBUSY");
+	w.direct = 0;
+	err = do_map(pf->pin, DMAHIL_DMA_TO_DEVICE, 0, NPAGES * PG, 0, &m);
+	check(!err && m.nsegs == NPAGES, "MAP foreign while watched: %d", err);
+	if (!err)
+		check(!do_unmap(m.id, &m), "UNMAP foreign while watched");
+	err = io(DMAHIL_IOC_WATCH_READ, &r);
+	check(!err, "WATCH_READ: %d, %u records, %u dropped", err, r.count,
+	      r.dropped);
+	for (__u32 i = 0; !err && i < r.count; i++) {
+		const struct dmahil_dev_op *o = &ops[i];
+
+		if (o->op == DMAHIL_DEV_MAINT) {
+			maint++;
+			continue;
+		}
+		if (o->op == DMAHIL_DEV_UNMAP) {
+			unmaps++;
+			continue;
+		}
+		if (o->op != DMAHIL_DEV_MAP || maps >= NPAGES)
+			continue;
+		right += o->pfn == pf->pfn[maps] && o->bfn == pf->bfn[maps] &&
+			 o->dma_addr == pf->bfn[maps] * PG &&
+			 o->expected == o->dma_addr &&
+			 (o->flags & DMAHIL_SEG_FOREIGN) &&
+			 o->dir == DMAHIL_DMA_TO_DEVICE;
+		maps++;
+	}
+	check(maps == NPAGES && right == NPAGES && unmaps == NPAGES,
+	      "watched: %u maps (%u with pfn, bfn, dma_addr == expected), %u unmaps",
+	      maps, right, unmaps);
+	/* a clean per page before the device reads, none needed after */
+	check(coherent ? maint == 0 : maint >= NPAGES,
+	      "watched: %u maintenance records inside the calls (coherent=%u)",
+	      maint, coherent);
+	w.on = 0;
+	check(io(DMAHIL_IOC_WATCH, &w) == 0, "WATCH off");
+	check(io(DMAHIL_IOC_WATCH_READ, &r) == -ENOENT,
+	      "WATCH_READ without a watch -> ENOENT");
+	snprintf(w.device, sizeof(w.device), "0000:ff:1f.7");
+	w.on = 1;
+	check(io(DMAHIL_IOC_WATCH, &w) == -ENODEV,
+	      "WATCH an absent device -> ENODEV");
 }
 
 int main(int argc, char **argv)
@@ -441,7 +519,7 @@ int main(int argc, char **argv)
 		check(m.seg[i].dma_addr == pf.bfn[i] * PG &&
 		      m.seg[i].pfn == pf.pfn[i] &&
 		      m.seg[i].bfn == pf.bfn[i] &&
-		      m.seg[i].flags == DMAHIL_SEG_FOREIGN &&
+		      seg_flags(&m.seg[i]) == DMAHIL_SEG_FOREIGN &&
 		      m.seg[i].offset == i * PG &&
 		      m.seg[i].length == PG,
 		      "foreign seg %u: dma_addr %#llx == bfn << 12, flags %#x (FOREIGN)",
@@ -565,7 +643,7 @@ int main(int argc, char **argv)
 	      m2.seg[0].length == PG - 512 &&
 	      m2.seg[1].dma_addr == pf.bfn[1] * PG &&
 	      m2.seg[1].length == 512 &&
-	      m2.seg[0].flags == DMAHIL_SEG_FOREIGN,
+	      seg_flags(&m2.seg[0]) == DMAHIL_SEG_FOREIGN,
 	      "MAP foreign sg [512, 4608): %d, %u segs at bfn << 12 + 512 / bfn << 12",
 	      err, m2.nsegs);
 	if (!err) {
@@ -579,11 +657,13 @@ int main(int argc, char **argv)
 	check(xfer(m.seg[0].dma_addr, buf, 16, DMAHIL_XFER_READ) == -EACCES,
 	      "XFER after UNMAP -> EACCES");
 
+	watch_engine(info.engine, info.coherent, &pf);
+
 	/* ---- bypass: the engine gets the pfn address ---- */
 	set_faults(DMAHIL_FAULT_BYPASS);
 	err = do_map(pf.pin, DMAHIL_DMA_BIDIRECTIONAL, 0, PG, 0, &m);
 	check(!err && m.nsegs == 1 && m.seg[0].dma_addr == pf.pfn[0] * PG &&
-	      m.seg[0].flags ==
+	      seg_flags(&m.seg[0]) ==
 	      (DMAHIL_SEG_FOREIGN | DMAHIL_SEG_WRITE_REFUSED),
 	      "bypass MAP foreign: dma_addr %#llx == pfn << 12 (%#llx), flags %#x (FOREIGN, WRITE_REFUSED)",
 	      (__u64)m.seg[0].dma_addr, pf.pfn[0] * PG, m.seg[0].flags);
