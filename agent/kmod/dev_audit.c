@@ -247,6 +247,24 @@ static void push_op(u64 call, u32 op, dma_addr_t addr, size_t size,
 	push(&r);
 }
 
+/**
+ * push_sg() - record an unmap or sync of each entry of a scatterlist
+ * @call: its call
+ * @op: DMAHIL_DEV_UNMAP or DMAHIL_DEV_SYNC_*
+ * @sgl: the list the driver passed
+ * @nents: its entries
+ * @dir: their direction
+ */
+static void push_sg(u64 call, u32 op, struct scatterlist *sgl, int nents,
+		    enum dma_data_direction dir)
+{
+	struct scatterlist *s;
+	int i;
+
+	for_each_sg(sgl, s, nents, i)
+		push_op(call, op, sg_dma_address(s), sg_dma_len(s), dir);
+}
+
 /*
  * The wrappers: each forwards to the same op of w.orig with the same
  * arguments and returns its result, inside call_begin()/call_marker_end() so
@@ -301,14 +319,10 @@ static void w_unmap_sg(struct device *dev, struct scatterlist *sgl, int nents,
 		       enum dma_data_direction dir, unsigned long attrs)
 {
 	u64 prev, call = call_begin(&prev);
-	struct scatterlist *s;
-	int i;
 
 	w.orig->unmap_sg(dev, sgl, nents, dir, attrs);
 	call_marker_end(prev);
-	for_each_sg(sgl, s, nents, i)
-		push_op(call, DMAHIL_DEV_UNMAP, sg_dma_address(s),
-			sg_dma_len(s), dir);
+	push_sg(call, DMAHIL_DEV_UNMAP, sgl, nents, dir);
 	call_end();
 }
 
@@ -338,14 +352,10 @@ static void w_sync_sg_for_cpu(struct device *dev, struct scatterlist *sgl,
 			      int nents, enum dma_data_direction dir)
 {
 	u64 prev, call = call_begin(&prev);
-	struct scatterlist *s;
-	int i;
 
 	w.orig->sync_sg_for_cpu(dev, sgl, nents, dir);
 	call_marker_end(prev);
-	for_each_sg(sgl, s, nents, i)
-		push_op(call, DMAHIL_DEV_SYNC_FOR_CPU, sg_dma_address(s),
-			sg_dma_len(s), dir);
+	push_sg(call, DMAHIL_DEV_SYNC_FOR_CPU, sgl, nents, dir);
 	call_end();
 }
 
@@ -353,14 +363,10 @@ static void w_sync_sg_for_device(struct device *dev, struct scatterlist *sgl,
 				 int nents, enum dma_data_direction dir)
 {
 	u64 prev, call = call_begin(&prev);
-	struct scatterlist *s;
-	int i;
 
 	w.orig->sync_sg_for_device(dev, sgl, nents, dir);
 	call_marker_end(prev);
-	for_each_sg(sgl, s, nents, i)
-		push_op(call, DMAHIL_DEV_SYNC_FOR_DEVICE, sg_dma_address(s),
-			sg_dma_len(s), dir);
+	push_sg(call, DMAHIL_DEV_SYNC_FOR_DEVICE, sgl, nents, dir);
 	call_end();
 }
 

@@ -129,21 +129,31 @@ Status Kmod::Unpin(uint32_t pin) {
   return Call(DMAHIL_IOC_UNPIN, &arg, fmt::format("UNPIN (pin {})", pin));
 }
 
+namespace {
+
+/// One maintenance record of dmahil.ko (struct dmahil_cache_op, or a DMAHIL_DEV_MAINT
+/// struct dmahil_dev_op): `op` DMAHIL_CACHE_* bits, `kind` DMAHIL_OP_*.
+v1::CacheOp CacheOpOf(uint64_t addr, uint32_t length, uint32_t op, uint32_t kind) {
+  v1::CacheOp c;
+  c.set_kind(kind == DMAHIL_OP_HYPERCALL   ? v1::CACHE_OP_HYPERCALL
+             : kind == DMAHIL_OP_ARCH_SYNC ? v1::CACHE_OP_ARCH_SYNC
+                                           : v1::CACHE_OP_KIND_UNSPECIFIED);
+  c.set_clean((op & DMAHIL_CACHE_CLEAN) != 0);
+  c.set_invalidate((op & DMAHIL_CACHE_INVAL) != 0);
+  c.set_addr(addr);
+  c.set_length(length);
+  return c;
+}
+
+}  // namespace
+
 void Kmod::ToMaintenance(const std::vector<dmahil_cache_op>& ops, const dmahil_ops_out& out,
                          v1::Maintenance* m) const {
   m->set_audited(audited_);
   m->set_dropped(out.dropped);
   const uint32_t n = std::min<uint32_t>(out.count, static_cast<uint32_t>(ops.size()));
-  for (uint32_t i = 0; i < n; ++i) {
-    v1::CacheOp* op = m->add_ops();
-    op->set_kind(ops[i].kind == DMAHIL_OP_HYPERCALL   ? v1::CACHE_OP_HYPERCALL
-                 : ops[i].kind == DMAHIL_OP_ARCH_SYNC ? v1::CACHE_OP_ARCH_SYNC
-                                                      : v1::CACHE_OP_KIND_UNSPECIFIED);
-    op->set_clean((ops[i].op & DMAHIL_CACHE_CLEAN) != 0);
-    op->set_invalidate((ops[i].op & DMAHIL_CACHE_INVAL) != 0);
-    op->set_addr(ops[i].addr);
-    op->set_length(ops[i].length);
-  }
+  for (uint32_t i = 0; i < n; ++i)
+    *m->add_ops() = CacheOpOf(ops[i].addr, ops[i].length, ops[i].op, ops[i].kind);
 }
 
 Status Kmod::Map(uint32_t pin, uint64_t pin_pages, v1::DmaDirection dir, uint64_t offset,
@@ -290,15 +300,7 @@ Status Kmod::ReadWatch(v1::DeviceOps* out) {
   std::map<uint64_t, std::vector<v1::CacheOp>> maintenance;
   for (const dmahil_dev_op& r : recs) {
     if (r.op != DMAHIL_DEV_MAINT) continue;
-    v1::CacheOp op;
-    op.set_kind(r.flags == DMAHIL_OP_HYPERCALL   ? v1::CACHE_OP_HYPERCALL
-                : r.flags == DMAHIL_OP_ARCH_SYNC ? v1::CACHE_OP_ARCH_SYNC
-                                                 : v1::CACHE_OP_KIND_UNSPECIFIED);
-    op.set_clean((r.dir & DMAHIL_CACHE_CLEAN) != 0);
-    op.set_invalidate((r.dir & DMAHIL_CACHE_INVAL) != 0);
-    op.set_addr(r.dma_addr);
-    op.set_length(r.length);
-    maintenance[r.call].push_back(op);
+    maintenance[r.call].push_back(CacheOpOf(r.dma_addr, r.length, r.dir, r.flags));
   }
   for (const dmahil_dev_op& r : recs) {
     if (r.op == DMAHIL_DEV_MAINT) continue;

@@ -53,9 +53,8 @@ void GroupDriverOps(const v1::DeviceOps& ops, bool read_path, std::vector<Driver
             {MaintenancePhase::kBeforeDevice, MaintenanceOf(op, audited)});
       }
       v1::DmaSegment s;
-      uint64_t offset = 0;
-      for (const v1::DmaSegment& prev : current->segments) offset += prev.length();
-      s.set_offset(offset);
+      const v1::DmaSegment* last = current->segments.empty() ? nullptr : &current->segments.back();
+      s.set_offset(last == nullptr ? 0 : last->offset() + last->length());
       s.set_length(op.length());
       s.set_dma_addr(op.dma_addr());
       s.set_pfn(op.pfn());
