@@ -38,6 +38,25 @@ std::vector<std::string> FarmExpectationProblems(const LoadedFarm& farm,
   for (size_t i = 0; i < farm.boards.size(); ++i) {
     const LoadedBoard& b = farm.boards[i];
     const std::string& expect = b.entry.expect();
+    for (int k = 0; k < b.entry.expect_fixture_size(); ++k) {
+      const v1::FixtureExpectation& e = b.entry.expect_fixture(k);
+      const std::string efield = fmt::format("board[{}].expect_fixture[{}]", i, k);
+      const std::string ewhere = farm.source.Where(efield);
+      if (expect.empty())
+        problems.push_back(
+            fmt::format("{}: {}: a fixture that must fail needs the board's `expect` diagnosis",
+                        ewhere, efield));
+      bool known = false;
+      for (const LoadedFixture& f : farm.fixtures) known |= f.fixture.name() == e.fixture();
+      if (!known)
+        problems.push_back(fmt::format("{}: {}.fixture: \"{}\" is not a fixture of the farm",
+                                       ewhere, efield, e.fixture()));
+      if (!e.io_path().empty() && !ParseIoPath(e.io_path()))
+        problems.push_back(fmt::format(
+            "{}: {}.io_path: \"{}\" is not an I/O path; the known ones are: write, read, "
+            "write-and-read",
+            ewhere, efield, e.io_path()));
+    }
     if (expect.empty()) continue;
     const std::string field = fmt::format("board[{}].expect", i);
     const std::string where = farm.source.Where(field);

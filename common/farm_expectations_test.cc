@@ -79,5 +79,28 @@ TEST_F(FarmExpectations, AFaultThatCannotManifestOnItsBoardIsAConfigError) {
   EXPECT_NE(p[0].find("no dma-ranges offset"), std::string::npos) << p[0];
 }
 
+TEST_F(FarmExpectations, AFixtureThatMustFailNamesAFixtureOfTheFarmAndAnIoPath) {
+  const LoadedFarm f =
+      Farm("board {\n  name: \"z\"\n  board_file: \"" + Board("zcu102-virtual.textproto") +
+           "\"\n  expect_fixture { fixture: \"foreign-to-devic\" "
+           "io_path: \"reed\" }\n}\n");
+  const std::vector<std::string> p = FarmExpectationProblems(f, ClassOf);
+  ASSERT_EQ(p.size(), 3u);
+  EXPECT_NE(p[0].find("farm.textproto:6:"), std::string::npos) << p[0];
+  EXPECT_NE(p[0].find("board[0].expect_fixture[0]: a fixture that must fail needs the board's "
+                      "`expect`"),
+            std::string::npos)
+      << p[0];
+  EXPECT_NE(p[1].find("\"foreign-to-devic\" is not a fixture of the farm"), std::string::npos)
+      << p[1];
+  EXPECT_NE(p[2].find("expect_fixture[0].io_path: \"reed\" is not an I/O path"), std::string::npos)
+      << p[2];
+  const LoadedFarm ok =
+      Farm("board {\n  name: \"z\"\n  board_file: \"" + Board("zcu102-virtual.textproto") +
+           "\"\n  faults: \"cache-flush-local-addr\"\n  expect: \"stale-line\"\n"
+           "  expect_fixture { fixture: \"foreign-to-device\" io_path: \"read\" }\n}\n");
+  EXPECT_EQ(FarmExpectationProblems(ok, ClassOf), std::vector<std::string>{});
+}
+
 }  // namespace
 }  // namespace dmahil

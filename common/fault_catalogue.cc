@@ -34,14 +34,17 @@ std::string NeedsDomuAbove4G(const v1::Board& b) {
   if (pool.size() != 0 && !DeviceReaches(b.dma(), 32, pool.base(), pool.size()))
     return "the swiotlb pool is beyond a 32-bit device's reach: nothing can bounce for it, "
            "so no fixture can exercise bouncing here";
-  for (const v1::MemoryBank& m : b.xen().domu_ram())
+  // A file without the domU's banks (qemu-xen: Xen 4.17 places the domU itself, its heap
+  // handing out the highest frames first) has them wherever RAM is.
+  const auto& banks = b.xen().domu_ram().empty() ? b.ram() : b.xen().domu_ram();
+  for (const v1::MemoryBank& m : banks)
     if (m.base() + m.size() > (uint64_t{1} << 32)) return "";
   return "no domU RAM above 4 GiB: a 32-bit device never needs to bounce its pages";
 }
 
 std::string NeedsTranslatableAbove4G(const v1::Board& b) {
   if (std::string why = NeedsDomuAbove4G(b); !why.empty()) return why;
-  for (const v1::MemoryBank& m : b.xen().domu_ram()) {
+  for (const v1::MemoryBank& m : b.xen().domu_ram().empty() ? b.ram() : b.xen().domu_ram()) {
     if (m.base() + m.size() <= (uint64_t{1} << 32)) continue;
     const uint64_t addr = std::max<uint64_t>(m.base(), uint64_t{1} << 32);
     if (PhysToDma(b.dma(), addr) != kNoTranslation) return "";
@@ -110,7 +113,10 @@ const std::array<FaultInfo, kFaultCount>& FaultCatalogue() {
        {true, DMAHIL_FAULT_BYPASS,
         "the module maps with the real DMA API and hands the engine page_to_phys() of the "
         "foreign page instead of the returned address; the maintenance stays swiotlb-xen's",
-        "regressions/linux-6.1/dma-ops-bypass-xen.patch", ""},
+        "regressions/linux-6.1/dma-ops-bypass-xen.patch",
+        "a watched device's DMA_TO_DEVICE mapping of a foreign page, not bounced, hands the "
+        "driver phys_to_dma() of the page's dom0 address (dma-direct's); never on a mapping "
+        "the device writes (agent/kmod/dev_audit.c)"},
        kWrongBus,
        kWrongBus,
        Always},
@@ -136,7 +142,9 @@ const std::array<FaultInfo, kFaultCount>& FaultCatalogue() {
         "the module issues the for-device maintenance one 4 KiB page past the bus frame "
         "(displacement +0x1000) rather than at the pfn ((pfn - bfn) << 12): the same class, "
         "another displacement",
-        "regressions/linux-6.1/cache-flush-local-addr.patch", ""},
+        "regressions/linux-6.1/cache-flush-local-addr.patch",
+        "a watched device's map of a foreign page, not bounced, issues its for-device "
+        "maintenance one 4 KiB page past the bus address (agent/kmod/dev_audit.c)"},
        kStale,
        kMisaddressed,
        NeedsNonCoherent},
@@ -150,7 +158,10 @@ const std::array<FaultInfo, kFaultCount>& FaultCatalogue() {
        {true, DMAHIL_FAULT_SKIP_CPU_SYNC,
         "the module maps and unmaps with DMA_ATTR_SKIP_CPU_SYNC, so the map's clean is "
         "missing too: DMA_TO_DEVICE fixtures fail as well (missing clean)",
-        "regressions/linux-6.1/unmap-no-invalidate-foreign.patch", ""},
+        "regressions/linux-6.1/unmap-no-invalidate-foreign.patch",
+        "a watched device's unmap of a foreign page, not bounced, that is not DMA_TO_DEVICE "
+        "skips its for-cpu maintenance, as the historical unmap did: a read-path fault only "
+        "(agent/kmod/dev_audit.c)"},
        kStale,
        kMissing,
        NeedsNonCoherent},
@@ -184,7 +195,13 @@ const std::array<FaultInfo, kFaultCount>& FaultCatalogue() {
        "swiotlb bounce not copied back on unmap DMA_FROM_DEVICE",
        "swiotlb_tbl_unmap_single skips swiotlb_bounce(DMA_FROM_DEVICE)",
        "data never lands",
-       {true, 0, "", "regressions/linux-6.1/bounce-no-copy-back.patch", ""},
+       {true, DMAHIL_FAULT_NO_COPY_BACK,
+        "the module unmaps its mapping that is not DMA_TO_DEVICE with DMA_ATTR_SKIP_CPU_SYNC, "
+        "which skips the copy back of every bounced segment (and, on a non-coherent engine, "
+        "the unmap's invalidate too)",
+        "regressions/linux-6.1/bounce-no-copy-back.patch",
+        "a watched device's unmap of a bounced foreign page that is not DMA_TO_DEVICE skips "
+        "the copy back (agent/kmod/dev_audit.c)"},
        kNeverLanded,
        kNeverLanded,
        NeedsDomuAbove4G},
@@ -272,6 +289,25 @@ std::string KnownDiagnosisNames() {
     if (d->value(i)->number() != v1::DIAGNOSIS_NONE)
       names.push_back(DiagnosisKebabName(static_cast<v1::Diagnosis>(d->value(i)->number())));
   return fmt::format("{}", fmt::join(names, ", "));
+}
+
+std::string_view IoPathName(v1::IoPath path) {
+  switch (path) {
+    case v1::IO_PATH_WRITE:
+      return "write";
+    case v1::IO_PATH_READ:
+      return "read";
+    case v1::IO_PATH_WRITE_AND_READ:
+      return "write-and-read";
+    default:
+      return "";
+  }
+}
+
+std::optional<v1::IoPath> ParseIoPath(std::string_view name) {
+  for (const v1::IoPath p : {v1::IO_PATH_WRITE, v1::IO_PATH_READ, v1::IO_PATH_WRITE_AND_READ})
+    if (IoPathName(p) == name) return p;
+  return std::nullopt;
 }
 
 }  // namespace dmahil

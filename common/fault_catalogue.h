@@ -133,4 +133,11 @@ std::optional<v1::Diagnosis> ParseDiagnosis(std::string_view name);
 /// Every diagnosis name a failing fixture can carry, comma-separated, in enum order.
 std::string KnownDiagnosisNames();
 
+/// The report's name of an I/O path (result.proto IoPath): "write", "read",
+/// "write-and-read"; "" for IO_PATH_UNSPECIFIED and any value this build does not know.
+std::string_view IoPathName(v1::IoPath path);
+
+/// The IoPath named `name` (IoPathName), IO_PATH_UNSPECIFIED excluded; nullopt if none.
+std::optional<v1::IoPath> ParseIoPath(std::string_view name);
+
 }  // namespace dmahil

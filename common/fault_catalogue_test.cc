@@ -46,6 +46,7 @@ TEST(FaultCatalogue, DmahilKoSwitchesMapToTheirCatalogueFaults) {
             DMAHIL_FAULT_SKIP_CPU_SYNC);
   EXPECT_EQ(Fault(FaultId::kCacheFlushLocalAddr).implementations.kmod_bit,
             DMAHIL_FAULT_SYNC_MISADDRESS);
+  EXPECT_EQ(Fault(FaultId::kBounceNoCopyBack).implementations.kmod_bit, DMAHIL_FAULT_NO_COPY_BACK);
   uint32_t claimed = 0;
   for (const FaultInfo& f : FaultCatalogue()) {
     const uint32_t bit = f.implementations.kmod_bit;
@@ -59,6 +60,17 @@ TEST(FaultCatalogue, DmahilKoSwitchesMapToTheirCatalogueFaults) {
             std::vector<FaultId>{FaultId::kUnmapNoInvalidateForeign});
   EXPECT_EQ(unknown, 0x40u);
   EXPECT_EQ(FaultsOfKmodBits(7).size(), 3u);
+  EXPECT_EQ(FaultsOfKmodBits(15).size(), 4u);
+}
+
+// Every dmahil.ko switch also acts on a watched device's real driver traffic
+// (agent/kmod/dev_audit.c), and the catalogue says how.
+TEST(FaultCatalogue, EveryDmahilKoSwitchHasItsDriverPathWrapper) {
+  for (const FaultInfo& f : FaultCatalogue()) {
+    if (f.implementations.kmod_bit == 0) continue;
+    EXPECT_NE(f.implementations.driver_wrapper.find("dev_audit.c"), std::string_view::npos)
+        << f.name;
+  }
 }
 
 TEST(FaultCatalogue, MaintenanceFaultsShowInTheAuditOnABoardWithoutCaches) {

@@ -22,6 +22,16 @@
  * Records go to a ring of DMAHIL_DEV_RECORDS (dmahil_uapi.h), lost when it
  * is full (counted), drained by DMAHIL_IOC_WATCH_READ.
  *
+ * With a DMAHIL_FAULT_* bit set (the module's faults parameter, read at
+ * each call) the wrappers change what they forward for the mappings of
+ * foreign pages, as dmahil_uapi.h describes: the catalogue's bug classes in
+ * the real driver's traffic.  The maintenance the kernel then issues, or
+ * does not, is still what the kprobes see; a changed bus address is what
+ * the driver got and is recorded as such.  Each mapping a bit acts on is
+ * kept in a table (DMAHIL_DEV_FAULTED entries) until its unmap, which needs
+ * the real address or the skipped sync back; with the table full, a new
+ * mapping is left alone.
+ *
  * Unwatching puts the original ops back, then waits for an RCU grace period
  * and for every wrapper still running to return.  The wrappers never lose
  * the original ops (w.orig stays set), so a caller that read the copy just
@@ -86,6 +96,27 @@ static struct dmahil_watched w = {
 
 /* the watched call whose maintenance this CPU records, or 0 */
 static DEFINE_PER_CPU(u64, dev_call);
+
+/* mappings a DMAHIL_FAULT_* bit acts on, live at once */
+#define DMAHIL_DEV_FAULTED 4096u
+
+/**
+ * struct dmahil_faulted - a live mapping a DMAHIL_FAULT_* bit acts on
+ * @addr: the dma_addr_t the driver got
+ * @real: the one the original op returned
+ * @fault: the DMAHIL_FAULT_* bit; 0 for a free entry
+ */
+struct dmahil_faulted {
+	dma_addr_t addr;
+	dma_addr_t real;
+	u32 fault;
+};
+
+/* DMAHIL_DEV_FAULTED entries, allocated at load; under faulted_lock */
+static struct dmahil_faulted *faulted;
+static DEFINE_SPINLOCK(faulted_lock);
+/* entries of faulted in use */
+static atomic_t faulted_live = ATOMIC_INIT(0);
 
 /**
  * push() - append a record to the ring, or count it lost
@@ -265,25 +296,198 @@ static void push_sg(u64 call, u32 op, struct scatterlist *sgl, int nents,
 		push_op(call, op, sg_dma_address(s), sg_dma_len(s), dir);
 }
 
+/**
+ * frame_foreign() - whether a physical range holds a foreign 4 KiB frame
+ * @phys: first byte
+ * @size: bytes, > 0
+ *
+ * Return: true if pfn_to_bfn() differs from the pfn for one of its frames.
+ */
+static bool frame_foreign(phys_addr_t phys, size_t size)
+{
+	unsigned long pfn;
+
+	for (pfn = XEN_PFN_DOWN(phys); pfn <= XEN_PFN_DOWN(phys + size - 1);
+	     pfn++)
+		if (pfn_to_bfn(pfn) != pfn)
+			return true;
+	return false;
+}
+
+/**
+ * map_fault() - the DMAHIL_FAULT_* bit a new mapping gets after its map
+ * @dev: the device
+ * @phys: physical address of its first byte
+ * @addr: the dma_addr_t the original op returned
+ * @size: bytes
+ * @dir: its direction
+ * @attrs: the driver's attributes
+ *
+ * SYNC_MISADDRESS acts inside the map itself (misaddress_map()).
+ *
+ * Return: BYPASS, SKIP_CPU_SYNC, NO_COPY_BACK or 0.
+ */
+static u32 map_fault(struct device *dev, phys_addr_t phys, dma_addr_t addr,
+		     size_t size, enum dma_data_direction dir,
+		     unsigned long attrs)
+{
+	u32 f = dmahil_faults();
+	bool bounced;
+
+	if (!f || !frame_foreign(phys, size))
+		return 0;
+	bounced = is_swiotlb_buffer(dev, dma_to_phys(dev, addr));
+	if (dir == DMA_TO_DEVICE)
+		return !bounced && (f & DMAHIL_FAULT_BYPASS) ?
+			DMAHIL_FAULT_BYPASS : 0;
+	/* the driver syncs for itself: nothing to skip */
+	if (attrs & DMA_ATTR_SKIP_CPU_SYNC)
+		return 0;
+	if (bounced)
+		return f & DMAHIL_FAULT_NO_COPY_BACK;
+	return f & DMAHIL_FAULT_SKIP_CPU_SYNC;
+}
+
+/**
+ * fault_add() - give the driver a mapping's faulty address and keep it
+ * @dev: the device
+ * @phys: physical address of its first byte
+ * @addr: the dma_addr_t the original op returned
+ * @size: bytes
+ * @dir: its direction
+ * @attrs: the driver's attributes
+ *
+ * Context: any; takes faulted_lock with interrupts off.
+ * Return: the dma_addr_t for the driver: phys_to_dma() of @phys under
+ * BYPASS (the dma-direct address), else @addr.
+ */
+static dma_addr_t fault_add(struct device *dev, phys_addr_t phys,
+			    dma_addr_t addr, size_t size,
+			    enum dma_data_direction dir, unsigned long attrs)
+{
+	u32 fault = map_fault(dev, phys, addr, size, dir, attrs);
+	dma_addr_t out = addr;
+	unsigned long flags;
+	u32 i;
+
+	if (!fault || !faulted)
+		return addr;
+	if (fault == DMAHIL_FAULT_BYPASS)
+		out = phys_to_dma(dev, phys);
+	spin_lock_irqsave(&faulted_lock, flags);
+	for (i = 0; i < DMAHIL_DEV_FAULTED; i++) {
+		if (faulted[i].fault)
+			continue;
+		faulted[i].addr = out;
+		faulted[i].real = addr;
+		faulted[i].fault = fault;
+		atomic_inc(&faulted_live);
+		break;
+	}
+	spin_unlock_irqrestore(&faulted_lock, flags);
+	/* table full: left alone, the driver gets the real address */
+	return i < DMAHIL_DEV_FAULTED ? out : addr;
+}
+
+/**
+ * fault_find() - the real address of an address the driver passes
+ * @addr: the driver's dma_addr_t
+ * @fault: out: the entry's DMAHIL_FAULT_* bit, 0 if none
+ * @drop: free the entry (an unmap)
+ *
+ * Context: any; takes faulted_lock with interrupts off.
+ * Return: the address to forward: the entry's real one, or @addr.
+ */
+static dma_addr_t fault_find(dma_addr_t addr, u32 *fault, bool drop)
+{
+	dma_addr_t real = addr;
+	unsigned long flags;
+	u32 i;
+
+	*fault = 0;
+	if (!faulted || !atomic_read(&faulted_live))
+		return addr;
+	spin_lock_irqsave(&faulted_lock, flags);
+	for (i = 0; i < DMAHIL_DEV_FAULTED; i++) {
+		if (!faulted[i].fault || faulted[i].addr != addr)
+			continue;
+		real = faulted[i].real;
+		*fault = faulted[i].fault;
+		if (drop) {
+			faulted[i].fault = 0;
+			atomic_dec(&faulted_live);
+		}
+		break;
+	}
+	spin_unlock_irqrestore(&faulted_lock, flags);
+	return real;
+}
+
+/**
+ * misaddress_map() - whether SYNC_MISADDRESS acts on a map about to be made
+ * @dev: the device
+ * @attrs: the driver's attributes
+ * @foreign: the range holds a foreign frame
+ *
+ * Return: true if the map must be forwarded with DMA_ATTR_SKIP_CPU_SYNC
+ * and its for-device sync issued by misaddressed_sync().
+ */
+static bool misaddress_map(struct device *dev, unsigned long attrs,
+			   bool foreign)
+{
+	return (dmahil_faults() & DMAHIL_FAULT_SYNC_MISADDRESS) && foreign &&
+	       !(attrs & DMA_ATTR_SKIP_CPU_SYNC) && !dev_is_dma_coherent(dev) &&
+	       w.orig->sync_single_for_device;
+}
+
+/**
+ * misaddressed_sync() - the for-device sync of a range mapped without one
+ * @dev: the device
+ * @phys: physical address of its first byte
+ * @addr: its dma_addr_t
+ * @size: bytes
+ * @dir: its direction
+ *
+ * A foreign range not bounced is synced one 4 KiB page past @addr (the
+ * cache-flush-local-addr class); anything else at @addr, as the map
+ * would have (a bounce buffer gets its data copied in).
+ */
+static void misaddressed_sync(struct device *dev, phys_addr_t phys,
+			      dma_addr_t addr, size_t size,
+			      enum dma_data_direction dir)
+{
+	if (frame_foreign(phys, size) &&
+	    !is_swiotlb_buffer(dev, dma_to_phys(dev, addr)))
+		addr += XEN_PAGE_SIZE;
+	w.orig->sync_single_for_device(dev, addr, size, dir);
+}
+
 /*
  * The wrappers: each forwards to the same op of w.orig with the same
- * arguments and returns its result, inside call_begin()/call_marker_end() so
- * that the maintenance issued meanwhile is recorded with the call, then
- * records what was mapped, unmapped or synced.
+ * arguments (but for what a DMAHIL_FAULT_* bit changes) and returns its
+ * result, inside call_begin()/call_marker_end() so that the maintenance
+ * issued meanwhile is recorded with the call, then records what was mapped,
+ * unmapped or synced, at the addresses the driver got or passed.
  */
 static dma_addr_t w_map_page(struct device *dev, struct page *page,
 			     unsigned long offset, size_t size,
 			     enum dma_data_direction dir, unsigned long attrs)
 {
+	phys_addr_t phys = page_to_phys(page) + offset;
+	bool mis = misaddress_map(dev, attrs, frame_foreign(phys, size));
 	u64 prev, call = call_begin(&prev);
 	dma_addr_t addr;
 
-	addr = w.orig->map_page(dev, page, offset, size, dir, attrs);
+	addr = w.orig->map_page(dev, page, offset, size, dir,
+				mis ? attrs | DMA_ATTR_SKIP_CPU_SYNC : attrs);
+	if (mis && addr != DMA_MAPPING_ERROR)
+		misaddressed_sync(dev, phys, addr, size, dir);
 	call_marker_end(prev);
 	/* a refused mapping (the driver sees the error): no address */
-	if (addr != DMA_MAPPING_ERROR)
-		push_map(call, dev, page_to_phys(page) + offset, addr, size,
-			 dir);
+	if (addr != DMA_MAPPING_ERROR) {
+		addr = fault_add(dev, phys, addr, size, dir, attrs);
+		push_map(call, dev, phys, addr, size, dir);
+	}
 	call_end();
 	return addr;
 }
@@ -292,8 +496,13 @@ static void w_unmap_page(struct device *dev, dma_addr_t addr, size_t size,
 			 enum dma_data_direction dir, unsigned long attrs)
 {
 	u64 prev, call = call_begin(&prev);
+	dma_addr_t real;
+	u32 f;
 
-	w.orig->unmap_page(dev, addr, size, dir, attrs);
+	real = fault_find(addr, &f, true);
+	if (f & (DMAHIL_FAULT_SKIP_CPU_SYNC | DMAHIL_FAULT_NO_COPY_BACK))
+		attrs |= DMA_ATTR_SKIP_CPU_SYNC;
+	w.orig->unmap_page(dev, real, size, dir, attrs);
 	call_marker_end(prev);
 	push_op(call, DMAHIL_DEV_UNMAP, addr, size, dir);
 	call_end();
@@ -304,23 +513,56 @@ static int w_map_sg(struct device *dev, struct scatterlist *sgl, int nents,
 {
 	u64 prev, call = call_begin(&prev);
 	struct scatterlist *s;
+	bool mis = false;
 	int ret, i;
 
-	ret = w.orig->map_sg(dev, sgl, nents, dir, attrs);
+	for_each_sg(sgl, s, nents, i)
+		mis |= frame_foreign(sg_phys(s), s->length);
+	mis = misaddress_map(dev, attrs, mis);
+	ret = w.orig->map_sg(dev, sgl, nents, dir,
+			     mis ? attrs | DMA_ATTR_SKIP_CPU_SYNC : attrs);
+	if (mis)
+		for_each_sg(sgl, s, max(ret, 0), i)
+			misaddressed_sync(dev, sg_phys(s), sg_dma_address(s),
+					  sg_dma_len(s), dir);
 	call_marker_end(prev);
-	for_each_sg(sgl, s, max(ret, 0), i)
+	for_each_sg(sgl, s, max(ret, 0), i) {
+		sg_dma_address(s) = fault_add(dev, sg_phys(s),
+					      sg_dma_address(s),
+					      sg_dma_len(s), dir, attrs);
 		push_map(call, dev, sg_phys(s), sg_dma_address(s),
 			 sg_dma_len(s), dir);
+	}
 	call_end();
 	return ret;
 }
 
+/*
+ * With a faulted mapping live, a list is unmapped or synced entry by entry at
+ * the real addresses, as swiotlb-xen's own sg ops do
+ * (drivers/xen/swiotlb-xen.c xen_swiotlb_unmap_sg(), ..._sync_sg_for_*()).
+ */
 static void w_unmap_sg(struct device *dev, struct scatterlist *sgl, int nents,
 		       enum dma_data_direction dir, unsigned long attrs)
 {
 	u64 prev, call = call_begin(&prev);
+	struct scatterlist *s;
+	dma_addr_t real;
+	u32 f;
+	int i;
 
-	w.orig->unmap_sg(dev, sgl, nents, dir, attrs);
+	if (!atomic_read(&faulted_live)) {
+		w.orig->unmap_sg(dev, sgl, nents, dir, attrs);
+	} else {
+		for_each_sg(sgl, s, nents, i) {
+			real = fault_find(sg_dma_address(s), &f, true);
+			w.orig->unmap_page(dev, real, sg_dma_len(s), dir,
+					   f & (DMAHIL_FAULT_SKIP_CPU_SYNC |
+						DMAHIL_FAULT_NO_COPY_BACK) ?
+					   attrs | DMA_ATTR_SKIP_CPU_SYNC :
+					   attrs);
+		}
+	}
 	call_marker_end(prev);
 	push_sg(call, DMAHIL_DEV_UNMAP, sgl, nents, dir);
 	call_end();
@@ -330,8 +572,10 @@ static void w_sync_single_for_cpu(struct device *dev, dma_addr_t addr,
 				  size_t size, enum dma_data_direction dir)
 {
 	u64 prev, call = call_begin(&prev);
+	u32 f;
 
-	w.orig->sync_single_for_cpu(dev, addr, size, dir);
+	w.orig->sync_single_for_cpu(dev, fault_find(addr, &f, false), size,
+				    dir);
 	call_marker_end(prev);
 	push_op(call, DMAHIL_DEV_SYNC_FOR_CPU, addr, size, dir);
 	call_end();
@@ -341,33 +585,67 @@ static void w_sync_single_for_device(struct device *dev, dma_addr_t addr,
 				     size_t size, enum dma_data_direction dir)
 {
 	u64 prev, call = call_begin(&prev);
+	u32 f;
 
-	w.orig->sync_single_for_device(dev, addr, size, dir);
+	w.orig->sync_single_for_device(dev, fault_find(addr, &f, false), size,
+				       dir);
 	call_marker_end(prev);
 	push_op(call, DMAHIL_DEV_SYNC_FOR_DEVICE, addr, size, dir);
+	call_end();
+}
+
+/**
+ * sync_sg() - forward an sg sync, at the real addresses
+ * @dev: the device
+ * @sgl: the driver's list
+ * @nents: its mapped entries
+ * @dir: their direction
+ * @op: DMAHIL_DEV_SYNC_FOR_CPU or DMAHIL_DEV_SYNC_FOR_DEVICE
+ */
+static void sync_sg(struct device *dev, struct scatterlist *sgl, int nents,
+		    enum dma_data_direction dir, u32 op)
+{
+	bool cpu = op == DMAHIL_DEV_SYNC_FOR_CPU;
+	u64 prev, call = call_begin(&prev);
+	struct scatterlist *s;
+	dma_addr_t real;
+	u32 f;
+	int i;
+
+	if (!atomic_read(&faulted_live) ||
+	    !(cpu ? w.orig->sync_single_for_cpu :
+		    w.orig->sync_single_for_device)) {
+		if (cpu)
+			w.orig->sync_sg_for_cpu(dev, sgl, nents, dir);
+		else
+			w.orig->sync_sg_for_device(dev, sgl, nents, dir);
+	} else {
+		for_each_sg(sgl, s, nents, i) {
+			real = fault_find(sg_dma_address(s), &f, false);
+			if (cpu)
+				w.orig->sync_single_for_cpu(dev, real,
+							    sg_dma_len(s), dir);
+			else
+				w.orig->sync_single_for_device(dev, real,
+							       sg_dma_len(s),
+							       dir);
+		}
+	}
+	call_marker_end(prev);
+	push_sg(call, op, sgl, nents, dir);
 	call_end();
 }
 
 static void w_sync_sg_for_cpu(struct device *dev, struct scatterlist *sgl,
 			      int nents, enum dma_data_direction dir)
 {
-	u64 prev, call = call_begin(&prev);
-
-	w.orig->sync_sg_for_cpu(dev, sgl, nents, dir);
-	call_marker_end(prev);
-	push_sg(call, DMAHIL_DEV_SYNC_FOR_CPU, sgl, nents, dir);
-	call_end();
+	sync_sg(dev, sgl, nents, dir, DMAHIL_DEV_SYNC_FOR_CPU);
 }
 
 static void w_sync_sg_for_device(struct device *dev, struct scatterlist *sgl,
 				 int nents, enum dma_data_direction dir)
 {
-	u64 prev, call = call_begin(&prev);
-
-	w.orig->sync_sg_for_device(dev, sgl, nents, dir);
-	call_marker_end(prev);
-	push_sg(call, DMAHIL_DEV_SYNC_FOR_DEVICE, sgl, nents, dir);
-	call_end();
+	sync_sg(dev, sgl, nents, dir, DMAHIL_DEV_SYNC_FOR_DEVICE);
 }
 
 /**
@@ -417,6 +695,12 @@ static void unwatch(void)
 	spin_lock_irqsave(&w.lock, flags);
 	w.recording = false;
 	spin_unlock_irqrestore(&w.lock, flags);
+	/* no wrapper runs: a mapping still live is the device's own now */
+	spin_lock_irqsave(&faulted_lock, flags);
+	if (faulted)
+		memset(faulted, 0, DMAHIL_DEV_FAULTED * sizeof(*faulted));
+	atomic_set(&faulted_live, 0);
+	spin_unlock_irqrestore(&faulted_lock, flags);
 	dev_info(w.dev, "dmahil: DMA-API audit off\n");
 	put_device(w.dev);
 	w.dev = NULL;
@@ -590,6 +874,7 @@ void dmahil_dev_audit_release(const void *owner)
 void dmahil_dev_audit_init(void)
 {
 	w.buf = kvcalloc(DMAHIL_DEV_RECORDS, sizeof(*w.buf), GFP_KERNEL);
+	faulted = kvcalloc(DMAHIL_DEV_FAULTED, sizeof(*faulted), GFP_KERNEL);
 	w.wrap = kzalloc(sizeof(const struct dma_map_ops), GFP_KERNEL);
 }
 
@@ -607,4 +892,6 @@ void dmahil_dev_audit_exit(void)
 	w.buf = NULL;
 	kfree(w.wrap);
 	w.wrap = NULL;
+	kvfree(faulted);
+	faulted = NULL;
 }

@@ -31,6 +31,9 @@ bool dmahil_audit_arch_sync_armed(void);
 void dmahil_audit_begin(u32 cap);
 const struct dmahil_cache_op *dmahil_audit_end(u32 *count, u32 *dropped);
 
+/* dmahil_main.c */
+u32 dmahil_faults(void);
+
 /* dev_audit.c */
 void dmahil_dev_audit_init(void);
 void dmahil_dev_audit_exit(void);

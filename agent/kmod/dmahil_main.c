@@ -36,6 +36,11 @@
  *                   dma_sync_single_for_device() at each segment's bus
  *                   address + 4096 (one 4 KiB page off); SYNC ioctls on the
  *                   mapping are misaddressed the same way; unmap is normal.
+ *   NO_COPY_BACK    unmap a mapping that is not DMA_TO_DEVICE with
+ *                   DMA_ATTR_SKIP_CPU_SYNC: a bounce buffer is not copied
+ *                   back (and a non-coherent unmap loses its invalidate).
+ * A device watched by dev_audit.c gets the same bits on its driver's
+ * mappings of foreign pages, as dmahil_uapi.h describes.
  */
 #include <linux/dma-direct.h>
 #include <linux/dma-map-ops.h>
@@ -64,7 +69,7 @@
 #define DMAHIL_MAX_HANDLES 4096u
 #define DMAHIL_FAULTS_ALL \
 	(DMAHIL_FAULT_BYPASS | DMAHIL_FAULT_SKIP_CPU_SYNC | \
-	 DMAHIL_FAULT_SYNC_MISADDRESS)
+	 DMAHIL_FAULT_SYNC_MISADDRESS | DMAHIL_FAULT_NO_COPY_BACK)
 
 /* serialises every ioctl, the release and the engine's bind and unbind */
 DEFINE_MUTEX(dmahil_lock);
@@ -72,7 +77,17 @@ DEFINE_MUTEX(dmahil_lock);
 static unsigned int faults;
 module_param(faults, uint, 0644);
 MODULE_PARM_DESC(faults,
-		 "DMAHIL_FAULT_* bit mask: 1 bypass (report page_to_phys), 2 map/unmap with DMA_ATTR_SKIP_CPU_SYNC, 4 sync one page past each segment");
+		 "DMAHIL_FAULT_* bit mask: 1 bypass (report page_to_phys), 2 map/unmap with DMA_ATTR_SKIP_CPU_SYNC, 4 sync one page past each segment, 8 no bounce copy back");
+
+/**
+ * dmahil_faults() - the DMAHIL_FAULT_* bits in effect now
+ *
+ * Return: the module parameter, unknown bits cleared.
+ */
+u32 dmahil_faults(void)
+{
+	return READ_ONCE(faults) & DMAHIL_FAULTS_ALL;
+}
 
 /**
  * struct dmahil_pin_k - a pin
@@ -130,7 +145,8 @@ static phys_addr_t slot_phys(const struct dmahil_pin_k *p, u64 off,
  * @dir: the DMA direction
  * @attrs: DMA attributes of the map
  * @unmap_attrs: DMA attributes of the unmap (DMA_ATTR_SKIP_CPU_SYNC only
- *	under DMAHIL_FAULT_SKIP_CPU_SYNC)
+ *	under DMAHIL_FAULT_SKIP_CPU_SYNC, or DMAHIL_FAULT_NO_COPY_BACK on a
+ *	mapping that is not DMA_TO_DEVICE)
  * @sg: true if mapped with one dma_map_sgtable() over @sgt
  * @sgt: the scatterlist of an sg mapping
  * @nsegs: segments
@@ -208,7 +224,7 @@ static long do_info(void __user *arg)
 	struct device *dev = dmahil_edu_dev();
 
 	info.abi_version = DMAHIL_ABI_VERSION;
-	info.faults = READ_ONCE(faults) & DMAHIL_FAULTS_ALL;
+	info.faults = dmahil_faults();
 	info.engine_bound = dev && !dmahil_edu_wedged();
 	if (dev) {
 		info.coherent = dev_is_dma_coherent(dev);
@@ -706,13 +722,15 @@ static struct dmahil_map_k *map_alloc(struct dmahil_pin_k *p,
 	m->dev = get_device(dev);
 	m->dir = (enum dma_data_direction)a->direction;
 	m->sg = a->sg;
-	m->faults = READ_ONCE(faults) & DMAHIL_FAULTS_ALL;
+	m->faults = dmahil_faults();
 	if (!range_has_foreign(p, a->offset, a->length))
 		m->faults = 0;
 	if (m->faults &
 	    (DMAHIL_FAULT_SKIP_CPU_SYNC | DMAHIL_FAULT_SYNC_MISADDRESS))
 		m->attrs = DMA_ATTR_SKIP_CPU_SYNC;
 	if (m->faults & DMAHIL_FAULT_SKIP_CPU_SYNC)
+		m->unmap_attrs = DMA_ATTR_SKIP_CPU_SYNC;
+	if ((m->faults & DMAHIL_FAULT_NO_COPY_BACK) && m->dir != DMA_TO_DEVICE)
 		m->unmap_attrs = DMA_ATTR_SKIP_CPU_SYNC;
 	return m;
 }

@@ -101,6 +101,33 @@
  */
 #define DMAHIL_FAULT_SYNC_MISADDRESS 0x4u
 
+/*
+ * Bit 3, catalogue id bounce-no-copy-back: unmap a mapping that is not
+ * DMA_TO_DEVICE with DMA_ATTR_SKIP_CPU_SYNC, so swiotlb_tbl_unmap_single()
+ * does not copy a bounce buffer back to the page (kernel/dma/swiotlb.c); on
+ * a non-coherent device the unmap's invalidate is lost as well.  It shows
+ * where the mapping was bounced (a device mask below the page, or dom0
+ * booted with swiotlb=force).
+ */
+#define DMAHIL_FAULT_NO_COPY_BACK 0x8u
+
+/*
+ * A watched device (DMAHIL_IOC_WATCH) gets the same bits on the mappings its
+ * driver makes of foreign pages (pfn != bfn), as the historical bugs
+ * treated them, through the wrappers of dev_audit.c:
+ *   BYPASS          a DMA_TO_DEVICE mapping not bounced hands the driver
+ *                   phys_to_dma() of the page's dom0 physical address; the
+ *                   device only reads there.  Unmap and sync get the real
+ *                   address back.  Never on a mapping the device writes.
+ *   SKIP_CPU_SYNC   the unmap of a mapping not bounced that is not
+ *                   DMA_TO_DEVICE skips its for-cpu maintenance (the
+ *                   invalidate): a read-path fault only.
+ *   SYNC_MISADDRESS the map's for-device maintenance of a page not bounced
+ *                   is issued one 4 KiB page past its bus address.
+ *   NO_COPY_BACK    the unmap of a bounced mapping that is not
+ *                   DMA_TO_DEVICE skips the copy back.
+ */
+
 /**
  * struct dmahil_info - the module's state (DMAHIL_IOC_INFO)
  * @abi_version: out: DMAHIL_ABI_VERSION

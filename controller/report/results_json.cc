@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/fault_catalogue.h"
 #include "controller/report/names.h"
 #include "controller/report/write_file.h"
 
@@ -44,6 +45,7 @@ Json ResultJson(const v1::FixtureResult& r) {
   }
   j["iterations"] = r.iterations();
   j["failed_iteration"] = r.failed_iteration();
+  if (r.io_path() != v1::IO_PATH_UNSPECIFIED) j["io_path"] = std::string(IoPathName(r.io_path()));
   j["segments"] = Json::array();
   for (const auto& s : r.segments()) j["segments"].push_back(SegmentJson(s));
   j["line_map"] = Json::array();

@@ -10,6 +10,10 @@ namespace {
 
 const char* PathName(const DriverMapping& m) { return m.read_path ? "read path" : "write path"; }
 
+v1::IoPath PathOf(const DriverMapping& m) {
+  return m.read_path ? v1::IO_PATH_READ : v1::IO_PATH_WRITE;
+}
+
 std::string DirName(v1::DmaDirection d) { return v1::DmaDirection_Name(d); }
 
 bool HasSegmentAt(const DriverMapping& m, uint64_t dma_addr) {
@@ -98,6 +102,7 @@ std::optional<DriverFinding> AuditDriver(const v1::Board& board, const DriverEvi
   if (ev.dma_direct) {
     DriverFinding f;
     f.diagnosis = v1::DIAGNOSIS_WRONG_BUS_ADDRESS;
+    f.path = v1::IO_PATH_WRITE_AND_READ;
     f.detail = fmt::format(
         "write and read paths: {} has no DMA-mapping ops in dom0 (dma-direct maps it, bypassing "
         "swiotlb-xen), so each foreign page blkback hands it gets its dom0 pfn's bus address "
@@ -112,6 +117,7 @@ std::optional<DriverFinding> AuditDriver(const v1::Board& board, const DriverEvi
       DriverFinding f;
       f.diagnosis = v1::DIAGNOSIS_WRONG_BUS_ADDRESS;
       f.displacement = static_cast<int64_t>(s.dma_addr() - m.expected[i]);
+      f.path = PathOf(m);
       f.detail = fmt::format(
           "{}: {} mapped {} pfn {:#x} ({}, bfn {:#x}) {} at bus address {:#x}, expected {:#x} "
           "(phys_to_dma of its machine address): displacement {}",
@@ -131,12 +137,41 @@ std::optional<DriverFinding> AuditDriver(const v1::Board& board, const DriverEvi
       f.verdict = mf->verdict;
       f.diagnosis = mf->diagnosis;
       f.displacement = mf->displacement;
+      f.path = PathOf(m);
       f.detail = fmt::format("{}: {}'s {} mapping of {} foreign pages: {}", PathName(m), ev.device,
                              DirName(m.direction), foreign.size(), mf->detail);
       return f;
     }
   }
   return std::nullopt;
+}
+
+std::optional<DriverFinding> ReadNotCopiedBack(const DriverEvidence& ev, uint64_t wrong_lines) {
+  if (wrong_lines == 0) return std::nullopt;
+  uint64_t bounced = 0;
+  uint64_t mappings = 0;
+  for (const DriverMapping& m : ev.mappings) {
+    if (!m.read_path) continue;
+    bool any = false;
+    for (const v1::DmaSegment& s : m.segments) {
+      if (!s.foreign()) continue;
+      if (!s.bounced()) return std::nullopt;
+      any = true;
+      ++bounced;
+    }
+    mappings += any;
+  }
+  if (bounced == 0) return std::nullopt;
+  DriverFinding f;
+  f.diagnosis = v1::DIAGNOSIS_NEVER_LANDED;
+  f.path = v1::IO_PATH_READ;
+  f.detail = fmt::format(
+      "read path: {} bounced every foreign page it mapped for the read ({} entries in {} "
+      "mappings) through swiotlb slots at their right bus addresses, yet {} lines the domU read "
+      "are not what the device wrote: the slots were not copied back to the pages at unmap "
+      "(kernel/dma/swiotlb.c swiotlb_tbl_unmap_single)",
+      ev.device, bounced, mappings, wrong_lines);
+  return f;
 }
 
 std::vector<v1::SegmentReport> DriverForeignPages(const DriverEvidence& ev) {

@@ -44,7 +44,8 @@ struct DriverFinding {
   v1::Verdict verdict = v1::VERDICT_FAIL;  // ERROR: records were lost
   v1::Diagnosis diagnosis = v1::DIAGNOSIS_NONE;
   int64_t displacement = 0;  // bytes: dma_addr - expected, or op address - expected
-  std::string detail;        // starts with the path: "write path: " or "read path: "
+  v1::IoPath path = v1::IO_PATH_UNSPECIFIED;  // the side of the I/O it is on
+  std::string detail;  // starts with the path: "write path: " or "read path: "
 };
 
 /// The driver's mappings during one PV block iteration, as the oracle sees them.
@@ -65,6 +66,15 @@ struct DriverEvidence {
 /// page not bounced whose maintenance does not meet its direction (AuditMaintenance on its
 /// foreign pages; MISSING_ or MISADDRESSED_MAINTENANCE).
 std::optional<DriverFinding> AuditDriver(const v1::Board& board, const DriverEvidence& ev);
+
+/// What the domU's wrong read data means when AuditDriver found every mapping right:
+/// nullopt unless `wrong_lines` > 0 and every foreign page the driver mapped on the read
+/// path was bounced; then NEVER_LANDED on the read path. The device wrote the swiotlb slots
+/// at their right bus addresses, so its data did not reach the pages: the copy back at
+/// unmap is missing (kernel/dma/swiotlb.c swiotlb_tbl_unmap_single). The lines' own classes
+/// (an older generation, another line's data) say only which earlier request's data
+/// xen-blkfront copied out of its persistent grant, not a cache or an address.
+std::optional<DriverFinding> ReadNotCopiedBack(const DriverEvidence& ev, uint64_t wrong_lines);
 
 /// The foreign pages the driver mapped, in order, for the report (SegmentReport.page:
 /// their index in that order).

@@ -117,6 +117,7 @@ TEST(DriverAudit, APfnBasedBusAddressIsAWrongBusAddressOnItsPath) {
   EXPECT_EQ(f->displacement, shift);
   EXPECT_EQ(f->detail.rfind("write path: nvme at 0000:00:03.0 mapped foreign pfn 0x6bb80", 0), 0u)
       << f->detail;
+  EXPECT_EQ(f->path, v1::IO_PATH_WRITE);
   // Bounced, another address is the pool's slot, not a fault.
   v1::DeviceOps bounced = MapUnmap(v1::DMA_TO_DEVICE, 1, true, false, 0x10000000);
   bounced.mutable_ops(0)->set_bounced(true);
@@ -192,6 +193,51 @@ TEST(DriverAudit, TheOracleFailsOnTheDriverBeforeTheDataAndReportsItsPages) {
   ASSERT_EQ(r.segments_size(), 1);
   EXPECT_EQ(r.segments(0).bfn(), kBfn);
   EXPECT_TRUE(r.segments(0).foreign());
+}
+
+// With persistent grants xen-blkfront copies a read out of its grant pages: a bounce not
+// copied back leaves an older request's data there, which the lines' classes would call
+// stale or misplaced. Mappings at their right addresses, every read page bounced: the data
+// never landed, on the read path.
+TEST(DriverAudit, WrongReadDataBehindBouncedMappingsIsABounceNotCopiedBack) {
+  v1::DeviceOps read = MapUnmap(v1::DMA_FROM_DEVICE, 2, false, false, 0x10000000);
+  for (v1::DeviceOp& op : *read.mutable_ops())
+    if (op.kind() == v1::DEVICE_OP_MAP) op.set_bounced(true);
+  DriverEvidence ev = Evidence(read, true, /*coherent=*/true);
+  EXPECT_EQ(ReadNotCopiedBack(ev, 0), std::nullopt);  // the data was right
+  std::optional<DriverFinding> f = ReadNotCopiedBack(ev, 64);
+  ASSERT_TRUE(f.has_value());
+  EXPECT_EQ(f->diagnosis, v1::DIAGNOSIS_NEVER_LANDED);
+  EXPECT_EQ(f->path, v1::IO_PATH_READ);
+  EXPECT_NE(
+      f->detail.find("bounced every foreign page it mapped for the read (2 entries in 1 mappings)"),
+      std::string::npos)
+      << f->detail;
+
+  // Through the oracle: the data's classes do not decide.
+  controller::Evidence data;
+  data.direction = v1::DMA_FROM_DEVICE;
+  data.buffer_bytes = 8192;
+  data.lines_checked = 128;
+  data.segments_known = false;
+  data.driver = ev;
+  for (uint32_t line = 0; line < 64; ++line) {
+    v1::LineFinding lf;
+    lf.set_line(line);
+    lf.set_cls(v1::LINE_STALE);
+    data.findings.push_back(lf);
+  }
+  v1::FixtureResult r;
+  Diagnose(NonCoherent(), data, &r);
+  EXPECT_EQ(r.diagnosis(), v1::DIAGNOSIS_NEVER_LANDED) << r.detail();
+  EXPECT_EQ(r.io_path(), v1::IO_PATH_READ);
+
+  // One read page the device wrote directly: the bounce is not the whole story.
+  v1::DeviceOps mixed = read;
+  mixed.mutable_ops(1)->set_bounced(false);
+  EXPECT_EQ(ReadNotCopiedBack(Evidence(mixed, true, true), 64), std::nullopt);
+  // Write-path mappings alone say nothing about the read.
+  EXPECT_EQ(ReadNotCopiedBack(Evidence(read, false, true), 64), std::nullopt);
 }
 
 }  // namespace

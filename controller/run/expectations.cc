@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "common/fault_catalogue.h"
 #include "controller/report/names.h"
 
 namespace dmahil::controller {
@@ -30,6 +31,23 @@ std::vector<std::string> CheckExpectations(const LoadedFarm& farm,
     }
     if (!expect.empty() && failing == 0)
       misses.push_back(fmt::format("{}: no fixture failed; expected {}", b.entry.name(), expect));
+    for (const v1::FixtureExpectation& e : b.entry.expect_fixture()) {
+      const v1::FixtureResult* got = nullptr;
+      for (const v1::FixtureResult& r : results)
+        if (r.board() == b.entry.name() && r.fixture() == e.fixture()) got = &r;
+      if (got == nullptr) {
+        misses.push_back(fmt::format("{} / {}: no result; expected to fail with {}", b.entry.name(),
+                                     e.fixture(), expect));
+      } else if (got->verdict() != v1::VERDICT_FAIL) {
+        misses.push_back(fmt::format("{} / {}: {}; expected to fail with {}", b.entry.name(),
+                                     e.fixture(), report::VerdictName(got->verdict()), expect));
+      } else if (!e.io_path().empty() && IoPathName(got->io_path()) != e.io_path()) {
+        const std::string_view path = IoPathName(got->io_path());
+        misses.push_back(fmt::format("{} / {}: failed on the {} path, expected the {} path",
+                                     b.entry.name(), e.fixture(), path.empty() ? "unnamed" : path,
+                                     e.io_path()));
+      }
+    }
   }
   return misses;
 }

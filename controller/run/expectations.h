@@ -16,7 +16,9 @@ namespace dmahil::controller {
 /// must pass every fixture; a board with one must fail at least one fixture, and every
 /// failing fixture of it must carry that diagnosis (report::DiagnosisName). ERROR
 /// verdicts never meet an expectation. VERDICT_NOT_APPLICABLE results count as neither a
-/// pass of a clean board nor a detection on a faulty one: they are skipped.
+/// pass of a clean board nor a detection on a faulty one: they are skipped. Each of a
+/// board's expect_fixture must have failed (with `expect`, as every failure of the board),
+/// on its io_path if it names one.
 std::vector<std::string> CheckExpectations(const LoadedFarm& farm,
                                            const std::vector<v1::FixtureResult>& results);
 

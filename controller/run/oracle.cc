@@ -195,10 +195,13 @@ void Diagnose(const v1::Board& board, const Evidence& ev, v1::FixtureResult* r) 
   }
   if (ev.driver) {
     for (const v1::SegmentReport& s : DriverForeignPages(*ev.driver)) *r->add_segments() = s;
-    if (std::optional<DriverFinding> f = AuditDriver(board, *ev.driver)) {
+    std::optional<DriverFinding> f = AuditDriver(board, *ev.driver);
+    if (!f && ev.device_read_findings == 0) f = ReadNotCopiedBack(*ev.driver, ev.findings.size());
+    if (f) {
       r->set_verdict(f->verdict);
       r->set_diagnosis(f->diagnosis);
       r->set_displacement(f->displacement);
+      r->set_io_path(f->path);
       r->set_detail(fmt::format("{}; {}", f->detail, lines_note));
       return;
     }

@@ -176,23 +176,27 @@ class PvBlockRun {
   std::optional<uint32_t> buffer_;
 };
 
-/// Whether a failure's detail already starts with the path it is on (the driver audit's).
-bool NamesPath(const std::string& detail) {
-  for (const char* p : {"write path: ", "read path: ", "write and read paths: "})
-    if (detail.rfind(p, 0) == 0) return true;
-  return false;
-}
-
-/// Which side of the I/O the wrong lines are on, as the start of a failure's detail.
-std::string PathOf(const Evidence& ev) {
+/// Which side of the I/O the wrong lines are on.
+v1::IoPath PathOf(const Evidence& ev) {
   const bool write_bad = ev.device_read_findings > 0;
   const bool read_bad = ev.findings.size() > ev.device_read_findings;
-  if (write_bad && read_bad) return "write and read paths: ";
-  if (write_bad)
-    return "write path (the device read the domU's pages; the disk holds what it took): ";
-  if (read_bad)
-    return "read path (the device wrote the domU's pages from a disk holding the right data): ";
-  return "";
+  if (write_bad && read_bad) return v1::IO_PATH_WRITE_AND_READ;
+  if (write_bad) return v1::IO_PATH_WRITE;
+  return read_bad ? v1::IO_PATH_READ : v1::IO_PATH_UNSPECIFIED;
+}
+
+/// The start of the detail of a failure the data found on `path`.
+std::string PathPrefix(v1::IoPath path) {
+  switch (path) {
+    case v1::IO_PATH_WRITE_AND_READ:
+      return "write and read paths: ";
+    case v1::IO_PATH_WRITE:
+      return "write path (the device read the domU's pages; the disk holds what it took): ";
+    case v1::IO_PATH_READ:
+      return "read path (the device wrote the domU's pages from a disk holding the right data): ";
+    default:
+      return "";
+  }
 }
 
 }  // namespace
@@ -225,8 +229,10 @@ v1::FixtureResult RunPvBlockFixture(BoardLink& link, const v1::Board& board,
           Diagnose(board, ev, &one);
           if (ev.driver) driver_seen = DescribeDriver(*ev.driver);
           // The driver audit names its own path.
-          if (one.verdict() == v1::VERDICT_FAIL && !NamesPath(one.detail()))
-            one.set_detail(PathOf(ev) + one.detail());
+          if (one.verdict() == v1::VERDICT_FAIL && one.io_path() == v1::IO_PATH_UNSPECIFIED) {
+            one.set_io_path(PathOf(ev));
+            one.set_detail(PathPrefix(one.io_path()) + one.detail());
+          }
           return one;
         },
         &mismatching, &checked);
