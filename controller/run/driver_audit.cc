@@ -1,7 +1,6 @@
 #include "controller/run/driver_audit.h"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "controller/report/names.h"
 
@@ -217,29 +216,5 @@ std::string DescribeDriver(const DriverEvidence& ev) {
                         judged)
           : std::string("not audited (dmahil.ko's probes are not armed)"));
 }
-
-DriverWatch::DriverWatch(AgentClient& dom0, std::string device)
-    : dom0_(dom0), device_(std::move(device)) {
-  try {
-    direct_ = dom0_.WatchDevice(device_).dma_direct();
-    on_ = true;
-  } catch (const AgentError& e) {
-    if (e.code() != grpc::StatusCode::UNIMPLEMENTED &&
-        e.code() != grpc::StatusCode::FAILED_PRECONDITION)
-      throw;
-    why_not_ = e.what();
-  }
-}
-
-DriverWatch::~DriverWatch() {
-  if (!on_) return;
-  try {
-    dom0_.WatchDevice("");
-  } catch (const std::exception& e) {
-    spdlog::warn("stopping the DMA-API audit of {}: {}", device_, e.what());
-  }
-}
-
-v1::DeviceOps DriverWatch::Take() { return dom0_.ReadDeviceOps(); }
 
 }  // namespace dmahil::controller

@@ -13,7 +13,6 @@
 #include <string>
 #include <vector>
 
-#include "controller/run/agent_client.h"
 #include "controller/run/maintenance_audit.h"
 #include "dmahil/v1/agent.pb.h"
 #include "dmahil/v1/board.pb.h"
@@ -85,33 +84,5 @@ std::vector<v1::SegmentReport> DriverForeignPages(const DriverEvidence& ev);
 /// bounced at its expected bus address; maintenance as each direction needs in the 2 unmapped
 /// mappings of foreign pages" (or "not needed (coherent)", or "not audited ...").
 std::string DescribeDriver(const DriverEvidence& ev);
-
-/// Watches one device's DMA-API traffic through dom0's agent for the span of one fixture.
-/// Never throws from the destructor.
-class DriverWatch {
- public:
-  /// Starts watching `device` (TestDisk.controller). If dom0's agent cannot (UNIMPLEMENTED:
-  /// no real devices or no ops to interpose on; FAILED_PRECONDITION: not dom0, no dmahil.ko,
-  /// no such device, another watch) the watch is off and why_not() says why; other
-  /// AgentErrors propagate.
-  DriverWatch(AgentClient& dom0, std::string device);
-  ~DriverWatch();
-  DriverWatch(const DriverWatch&) = delete;
-  DriverWatch& operator=(const DriverWatch&) = delete;
-
-  bool on() const { return on_; }
-  /// The device has no DMA-mapping ops (WatchDeviceResponse.dma_direct).
-  bool direct() const { return direct_; }
-  const std::string& why_not() const { return why_not_; }
-  /// The ops since the last Take or the start (drained). Throws AgentError.
-  v1::DeviceOps Take();
-
- private:
-  AgentClient& dom0_;
-  std::string device_;
-  bool on_ = false;
-  bool direct_ = false;
-  std::string why_not_;
-};
 
 }  // namespace dmahil::controller

@@ -12,6 +12,7 @@
 #include "common/validate.h"
 #include "common/xen_page.h"
 #include "controller/run/applicability.h"
+#include "controller/run/driver_watch.h"
 #include "controller/run/oracle.h"
 #include "firmware/host/codec.h"
 
