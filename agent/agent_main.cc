@@ -73,6 +73,7 @@ int main(int argc, char** argv) {
   std::string guest_domain = "domu";
   bool vchan = false;
   std::string block_device;
+  std::string block_grants;
   bool destructive = false;
   app.add_option("--role", role_name, "dom0 or guest")
       ->required()
@@ -91,6 +92,10 @@ int main(int argc, char** argv) {
                  "BlockIo's device, opened O_DIRECT (a domU's PV disk, e.g. /dev/xvdb; dom0's "
                  "test disk, docs/lab-block-device.md); refused while mounted or while it "
                  "carries a file system or partition table signature");
+  app.add_option("--block-grants", block_grants,
+                 "guest: how xen-blkfront connected --block-device, as its kernel message says "
+                 "(e.g. \"persistent grants: disabled\"), reported in GetInfo")
+      ->check(CLI::IsMember({"persistent grants: enabled", "persistent grants: disabled"}));
   app.add_flag("--destructive", destructive,
                "--block-device may carry a signature: BlockIo destroys it (the board file's "
                "test_disk says destructive: true)");
@@ -108,6 +113,8 @@ int main(int argc, char** argv) {
       throw std::invalid_argument("--engine-listen and --guest-relay are dom0 options");
     if (role == dmahil::v1::ROLE_DOM0 && vchan)
       throw std::invalid_argument("--vchan is a guest option");
+    if (!block_grants.empty() && block_device.empty())
+      throw std::invalid_argument("--block-grants describes --block-device: give both");
     if (listen.empty() && !vchan) throw std::invalid_argument("give --listen or --vchan");
   } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "dmahil-agent: %s\n", e.what());
@@ -125,6 +132,7 @@ int main(int argc, char** argv) {
     lx::LinuxXenDevices devices = lx::OpenLinuxXenDevices(role);
     if (!block_device.empty()) {
       devices.block = lx::BlockDevice::Open(block_device, destructive);
+      devices.block_grants = block_grants;
       spdlog::info("block device {}: {} bytes, {}-byte sectors, O_DIRECT{}", block_device,
                    devices.block->bytes(), devices.block->sector_size(),
                    devices.block->signature().empty()

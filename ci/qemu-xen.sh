@@ -19,7 +19,8 @@
 #                                            domU above 4 GiB with a 32-bit edu
 #   ci/farms/qemu-xen.textproto              stock kernel: every fixture passes, zero
 #                                            mismatches, foreign pages with pfn != bfn;
-#                                            and the same board on "the user's own" Xen
+#                                            the same board on "the user's own" Xen, and
+#                                            with the PV disk without persistent grants
 #   ci/farms/qemu-xen-noncoherent.textproto  dma-coherent removed from the DTB: the
 #                                            maintenance audit passes on the stock kernel
 # Each farm's output goes to OUT_DIR/<farm>.log and is printed when the farm ends. Every
@@ -132,5 +133,19 @@ if [[ $own != *"$want" ]]; then
   echo "== qemu-xen: results.json does not name the user's Xen for qemu-xen-own-xen: '$own' (want '...$want')"
   [ "$status" -ne 0 ] || status=1
 fi
+# the PV block fixtures ran with persistent grants on the first board and without them on
+# qemu-xen-no-persistent-grants (blkfront's own report, AgentInfo.block_grants)
+for want in "qemu-xen-arm64=persistent grants: enabled" \
+            "qemu-xen-no-persistent-grants=persistent grants: disabled"; do
+  board=${want%%=*} grants=${want#*=}
+  n=$(jq --arg b "$board" --arg g ", $grants" \
+        '[.results[] | select(.board == $b and (.fixture | startswith("pv-block-"))
+                         and (.detail | contains($g)))] | length' \
+        "$OUT/qemu-xen/results.json" 2>/dev/null || echo 0)
+  if [ "$n" -ne 4 ]; then
+    echo "== qemu-xen: $n of the 4 PV block results of $board say \"$grants\""
+    [ "$status" -ne 0 ] || status=1
+  fi
+done
 echo "== qemu-xen: total $(($(date +%s) - CI_CLOCK_T0)) s, exit $status"
 exit "$status"

@@ -334,7 +334,15 @@ board_main() {
         fail "insmod $m faults=$faults dma_bits=$dma_bits"
       say "dmahil.ko loaded, faults=$(cat /sys/module/dmahil/parameters/faults) dma_bits=$(cat /sys/module/dmahil/parameters/dma_bits)"
     else
-      insmod "/lib/modules/board/$m" || fail "insmod $m"
+      # the command line's <module>.<param>=<value> words, as modprobe would pass them
+      # (e.g. xen_blkback.feature_persistent=0: the PV disk without persistent grants)
+      n=$(echo "${m%.ko}" | tr - _) args=""
+      for w in $cmdline; do
+        case $w in "$n".*=*) args="$args ${w#"$n".}" ;; esac
+      done
+      # shellcheck disable=SC2086  # args: zero or more words
+      insmod "/lib/modules/board/$m" $args || fail "insmod $m$args"
+      [ -z "$args" ] || say "${m%.ko} loaded with$args"
     fi
   done
   [ -c /dev/dmahil ] || fail "/dev/dmahil missing after insmod dmahil.ko"
@@ -581,16 +589,24 @@ for d in /dev/xen/xenbus /dev/xen/gntalloc /dev/xen/evtchn; do
 done
 # a PV disk (dom0's NVMe namespace through xen-blkback): blkfront's xvdb once connected,
 # the guest agent's BlockIo device
-block=""
+block="" grants=""
 if [ -n "$(ls /sys/bus/xen/devices | grep '^vbd-')" ]; then
   i=0
   while [ ! -b /dev/xvdb ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
   [ -b /dev/xvdb ] || fail "a vbd on xenbus but no /dev/xvdb after 10 s"
-  say "PV disk xvdb: $(cat /sys/block/xvdb/size) sectors"
+  # how blkfront connected it (its "blkfront: xvdb: ... persistent grants: enabled; ..."
+  # line; dom0's xen_blkback.feature_persistent=0 turns them off), for GetInfo
+  grants=$(dmesg | sed -n 's/.*blkfront: xvdb:.*\(persistent grants: [a-z]*\).*/\1/p' | tail -n 1)
+  say "PV disk xvdb: $(cat /sys/block/xvdb/size) sectors, ${grants:-persistent grants: not logged}"
   block="--block-device /dev/xvdb"
 fi
 say "domU up (kernel $(uname -r))"
-dmahil-agent --backend linux-xen --role guest --vchan --board "$BOARD_NAME" $block
+if [ -n "$grants" ]; then
+  dmahil-agent --backend linux-xen --role guest --vchan --board "$BOARD_NAME" $block \
+    --block-grants "$grants"
+else
+  dmahil-agent --backend linux-xen --role guest --vchan --board "$BOARD_NAME" $block
+fi
 fail "guest agent exited with status $?"
 INIT
   chmod 755 "$BOARDU/init"

@@ -181,6 +181,7 @@ v1::AgentInfo LinuxXenBackend::Info() {
     info.set_block_bytes(dev_.block->bytes());
     info.set_block_sector_size(dev_.block->sector_size());
     info.set_block_signature(dev_.block->signature());
+    info.set_block_grants(dev_.block_grants);
   }
   if (dev_.kmod) {
     dmahil_info k{};

@@ -50,6 +50,8 @@ struct LinuxXenDevices {
   uint64_t page_size = LinuxPageSize();
   /// BlockIo's device (dmahil-agent --block-device); null: none.
   std::unique_ptr<BlockDevice> block;
+  /// How its frontend connected it (--block-grants, AgentInfo.block_grants); "": unknown.
+  std::string block_grants;
 };
 
 /// Opens the devices a role needs from their standard paths (/dev/xen/gntalloc;

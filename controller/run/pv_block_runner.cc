@@ -213,8 +213,9 @@ v1::FixtureResult RunPvBlockFixture(BoardLink& link, const v1::Board& board,
   uint64_t mismatching = 0;
   uint64_t checked = 0;
   try {
-    if (std::string why = PvBlockNotApplicableReason(
-            fixture, link.guest.GetInfo(), link.disk != nullptr, link.line_size, link.disk_unseen);
+    const v1::AgentInfo guest = link.guest.GetInfo();
+    if (std::string why = PvBlockNotApplicableReason(fixture, guest, link.disk != nullptr,
+                                                     link.line_size, link.disk_unseen);
         !why.empty()) {
       result.set_verdict(v1::VERDICT_NOT_APPLICABLE);
       result.set_detail(std::move(why));
@@ -237,11 +238,17 @@ v1::FixtureResult RunPvBlockFixture(BoardLink& link, const v1::Board& board,
           return one;
         },
         &mismatching, &checked);
+    // Whether the device DMA'd blkfront's persistent grant pages or the domU's own buffer.
+    const std::string grants =
+        guest.block_grants().empty() ? "" : fmt::format(", {}", guest.block_grants());
+    if (result.verdict() != v1::VERDICT_PASS && !grants.empty())
+      result.set_detail(
+          fmt::format("{}; domU {}{}", result.detail(), guest.block_device(), grants));
     if (result.verdict() == v1::VERDICT_PASS) {
       const std::string not_watched = run.NotWatched();
       result.set_detail(
-          fmt::format("{}; checked on the disk's device side ({}) and in the domU; {}",
-                      result.detail(), link.disk->Describe(),
+          fmt::format("{}; checked on the disk's device side ({}) and in the domU ({}{}); {}",
+                      result.detail(), link.disk->Describe(), guest.block_device(), grants,
                       not_watched.empty()
                           ? driver_seen
                           : "the disk driver's DMA mappings were not observed: " + not_watched));

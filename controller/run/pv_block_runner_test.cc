@@ -45,6 +45,7 @@ class FakeGuest final : public v1::Agent::Service {
 
   std::string block_device = "/dev/xvdb";
   std::string signature;  // AgentInfo.block_signature
+  std::string grants;     // AgentInfo.block_grants
   int allocs = 0;
   int live = 0;
 
@@ -56,6 +57,7 @@ class FakeGuest final : public v1::Agent::Service {
     r->set_block_bytes(disk_bytes_);
     r->set_block_sector_size(512);
     r->set_block_signature(signature);
+    r->set_block_grants(grants);
     return Status::OK;
   }
   Status AllocLocal(grpc::ServerContext*, const v1::AllocLocalRequest* q,
@@ -183,6 +185,7 @@ class PvBlockRunner : public ::testing::Test {
                         const std::string& block_device = "/dev/xvdb") {
     guest_ = std::make_unique<FakeGuest>(disk_, kDiskBytes, fault);
     guest_->block_device = block_device;
+    guest_->grants = grants_;
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -230,6 +233,7 @@ class PvBlockRunner : public ::testing::Test {
   static constexpr uint64_t kDiskBytes = 8 << 20;
   fs::path dir_, disk_;
   bool through_dom0_ = false;  // the device side through dom0's agent, not the file
+  std::string grants_;         // the guest's AgentInfo.block_grants
   std::unique_ptr<FakeGuest> guest_, dom0_;
 };
 
@@ -262,8 +266,24 @@ TEST_F(PvBlockRunner, ACpuThatKeepsItsLinesAfterTheDeviceWroteIsAStaleReadNotAWr
   EXPECT_EQ(r.diagnosis(), v1::DIAGNOSIS_STALE_LINE);
   EXPECT_EQ(r.detail().rfind("read path", 0), 0u) << r.detail();
   EXPECT_NE(r.detail().find("missing invalidate"), std::string::npos) << r.detail();
+  EXPECT_EQ(r.io_path(), v1::IO_PATH_READ);
   // Every line of the 64 KiB read, none of the write.
   EXPECT_EQ(r.mismatching_lines(), 65536u / kLine);
+}
+
+// Whether the device DMA'd blkfront's persistent grant pages or the domU's own buffer is
+// part of every result, as the domU's kernel reported it.
+TEST_F(PvBlockRunner, ResultsSayHowBlkfrontConnectedTheDisk) {
+  grants_ = "persistent grants: disabled";
+  v1::FixtureResult r = Run("pv-block-4k", Fault::kNone);
+  EXPECT_EQ(r.verdict(), v1::VERDICT_PASS) << r.detail();
+  EXPECT_NE(r.detail().find("in the domU (/dev/xvdb, persistent grants: disabled)"),
+            std::string::npos)
+      << r.detail();
+  r = Run("pv-block-4k", Fault::kReadNoInvalidate);
+  EXPECT_EQ(r.verdict(), v1::VERDICT_FAIL) << r.detail();
+  EXPECT_NE(r.detail().find("; domU /dev/xvdb, persistent grants: disabled"), std::string::npos)
+      << r.detail();
 }
 
 TEST_F(PvBlockRunner, AShiftedTransferIsAWrongAddressWithItsDisplacement) {
