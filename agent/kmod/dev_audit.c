@@ -424,18 +424,20 @@ static dma_addr_t fault_find(dma_addr_t addr, u32 *fault, bool drop)
 }
 
 /**
- * misaddress_map() - whether SYNC_MISADDRESS acts on a map about to be made
+ * misaddress_map() - whether SYNC_MISADDRESS may act on a map about to be made
  * @dev: the device
  * @attrs: the driver's attributes
- * @foreign: the range holds a foreign frame
  *
- * Return: true if the map must be forwarded with DMA_ATTR_SKIP_CPU_SYNC
- * and its for-device sync issued by misaddressed_sync().
+ * Cheap: the caller then looks for a foreign frame (frame_foreign()) only
+ * if this is true, so a watch without the fault adds no p2m lookup to a map.
+ *
+ * Return: true if a map holding a foreign frame must be forwarded with
+ * DMA_ATTR_SKIP_CPU_SYNC and its for-device sync issued by
+ * misaddressed_sync().
  */
-static bool misaddress_map(struct device *dev, unsigned long attrs,
-			   bool foreign)
+static bool misaddress_map(struct device *dev, unsigned long attrs)
 {
-	return (dmahil_faults() & DMAHIL_FAULT_SYNC_MISADDRESS) && foreign &&
+	return (dmahil_faults() & DMAHIL_FAULT_SYNC_MISADDRESS) &&
 	       !(attrs & DMA_ATTR_SKIP_CPU_SYNC) && !dev_is_dma_coherent(dev) &&
 	       w.orig->sync_single_for_device;
 }
@@ -474,7 +476,7 @@ static dma_addr_t w_map_page(struct device *dev, struct page *page,
 			     enum dma_data_direction dir, unsigned long attrs)
 {
 	phys_addr_t phys = page_to_phys(page) + offset;
-	bool mis = misaddress_map(dev, attrs, frame_foreign(phys, size));
+	bool mis = misaddress_map(dev, attrs) && frame_foreign(phys, size);
 	u64 prev, call = call_begin(&prev);
 	dma_addr_t addr;
 
@@ -516,9 +518,9 @@ static int w_map_sg(struct device *dev, struct scatterlist *sgl, int nents,
 	bool mis = false;
 	int ret, i;
 
-	for_each_sg(sgl, s, nents, i)
-		mis |= frame_foreign(sg_phys(s), s->length);
-	mis = misaddress_map(dev, attrs, mis);
+	if (misaddress_map(dev, attrs))
+		for_each_sg(sgl, s, nents, i)
+			mis |= frame_foreign(sg_phys(s), s->length);
 	ret = w.orig->map_sg(dev, sgl, nents, dir,
 			     mis ? attrs | DMA_ATTR_SKIP_CPU_SYNC : attrs);
 	if (mis)

@@ -64,6 +64,15 @@ TEST(ReportResultsJson, KeysInDocumentedOrder) {
             "displacement_hex iterations failed_iteration segments line_map ");
 }
 
+// A PV block failure says which side of the I/O it is on; other results carry no io_path.
+TEST(ReportResultsJson, APvBlockFailureNamesItsIoPath) {
+  std::vector<v1::FixtureResult> results = testing::SampleResults();
+  results[1].set_io_path(v1::IO_PATH_READ);
+  const json doc = json::parse(RenderResultsJson(results, testing::SampleRun()));
+  EXPECT_EQ(doc["results"][1]["io_path"], "read");
+  EXPECT_FALSE(doc["results"][0].contains("io_path"));
+}
+
 // Every record names what each board booted, so a result can be traced to its kernel build.
 TEST(ReportResultsJson, BoardsNameTheirKernelAndHypervisor) {
   RunInfo run = testing::SampleRun();
