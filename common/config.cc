@@ -1,19 +1,25 @@
 #include "common/config.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <iterator>
+#include <map>
 #include <regex>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/io/tokenizer.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
+#include "common/config_values.h"
 
 namespace dmahil {
 namespace {
@@ -117,6 +123,59 @@ Explained Explain(const pb::Descriptor* root, const std::string& message) {
   return {message, ""};
 }
 
+// The field path (SourceMap::Locate syntax, e.g. "ram[1].base") whose name or value is
+// before (line, column), 0-based, in `text`, a `root` message in text format; "" if none.
+// Protobuf's parser reports a bad value only by position ("Expected integer, got: ..."):
+// this names the field it belongs to, following the text's nesting with protobuf's own
+// tokenizer and counting each repeated field's entries.
+std::string FieldAt(const pb::Descriptor* root, std::string_view text, int line, int column) {
+  struct Level {
+    const pb::Descriptor* type;
+    std::string prefix;
+    std::map<std::string, int> count;  // entries of each repeated field so far
+  };
+  struct Quiet : pb::io::ErrorCollector {
+    void AddError(int, pb::io::ColumnNumber, const std::string&) override {}
+  } quiet;
+  using Tokenizer = pb::io::Tokenizer;
+  pb::io::ArrayInputStream in(text.data(), static_cast<int>(text.size()));
+  Tokenizer tok(&in, &quiet);
+  tok.set_comment_style(Tokenizer::SH_COMMENT_STYLE);
+  std::vector<Level> stack{{root, "", {}}};
+  std::string field;
+  const pb::FieldDescriptor* fd = nullptr;
+  bool expect_name = true;
+  int list_depth = 0;
+  while (tok.Next()) {
+    const Tokenizer::Token& t = tok.current();
+    if (t.line > line || (t.line == line && t.column >= column)) break;
+    if (t.type == Tokenizer::TYPE_IDENTIFIER && expect_name && list_depth == 0) {
+      Level& level = stack.back();
+      fd = level.type != nullptr ? level.type->FindFieldByName(t.text) : nullptr;
+      field = level.prefix + t.text;
+      if (fd != nullptr && fd->is_repeated()) field += fmt::format("[{}]", level.count[t.text]++);
+      expect_name = false;
+    } else if (t.type == Tokenizer::TYPE_SYMBOL) {
+      if (t.text == "{" || t.text == "<") {
+        stack.push_back({fd != nullptr ? fd->message_type() : nullptr, field + ".", {}});
+        expect_name = true;
+      } else if (t.text == "}" || t.text == ">") {
+        if (stack.size() > 1) stack.pop_back();
+        field.clear();
+        fd = nullptr;
+        expect_name = true;
+      } else if (t.text == "[") {
+        ++list_depth;
+      } else if (t.text == "]" && list_depth > 0 && --list_depth == 0) {
+        expect_name = true;
+      }
+    } else if (list_depth == 0) {
+      expect_name = true;  // the field's value: a name may follow
+    }
+  }
+  return field;
+}
+
 bool IsIdentChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
@@ -134,8 +193,12 @@ class Collector : public pb::io::ErrorCollector {
   }
 
   void AddError(int line, pb::io::ColumnNumber column, const std::string& message) override {
-    const Explained e = Explain(root_, message);
-    if (!e.token.empty()) Retarget(e.token, line, column);
+    Explained e = Explain(root_, message);
+    if (!e.token.empty()) {
+      Retarget(e.token, line, column);
+    } else if (const std::string field = FieldAt(root_, text_, line, column); !field.empty()) {
+      e.what = fmt::format("{}: {}", field, e.what);
+    }
     errors_.push_back(fmt::format("{}:{}:{}: {}", file_, line + 1, column + 1, e.what));
   }
 
@@ -200,6 +263,48 @@ std::vector<PathStep> SplitPath(std::string_view path) {
   return steps;
 }
 
+// The whole text of `file`, which must be a regular file of at most kMaxConfigFileBytes
+// (a FIFO would block, a character device never end). Throws ConfigError
+// "<file>: cannot read: <why>".
+std::string ReadConfigFile(const std::filesystem::path& file) {
+  const auto fail = [&](std::string_view why) {
+    return ConfigError(fmt::format("{}: cannot read: {}", file.string(), why));
+  };
+  // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just after).
+  const int fd = ::open(file.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) throw fail(std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw fail(std::strerror(errno));
+  if (S_ISDIR(st.st_mode)) throw fail("is a directory");
+  if (!S_ISREG(st.st_mode))
+    throw fail(fmt::format("is a {}, not a regular file", S_ISFIFO(st.st_mode)  ? "FIFO"
+                                                          : S_ISCHR(st.st_mode) ? "character device"
+                                                          : S_ISBLK(st.st_mode) ? "block device"
+                                                          : S_ISSOCK(st.st_mode) ? "socket"
+                                                                                 : "special file"));
+  if (static_cast<uint64_t>(st.st_size) > kMaxConfigFileBytes)
+    throw fail(fmt::format("{} bytes; a configuration file is at most {} bytes", st.st_size,
+                           kMaxConfigFileBytes));
+  // One byte more than fstat said, to see a file that grew while being read.
+  std::string text(static_cast<size_t>(st.st_size) + 1, '\0');
+  size_t got = 0;
+  while (got < text.size()) {
+    const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw fail(std::strerror(errno));
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  if (got == text.size())
+    throw fail("the file grew while being read; read it again when it is complete");
+  text.resize(got);
+  return text;
+}
+
 }  // namespace
 
 SourceMap::SourceMap(std::filesystem::path file, const pb::Descriptor* type,
@@ -261,20 +366,13 @@ void ParseTextProto(std::string_view text, const std::filesystem::path& file, pb
                                     out.GetDescriptor()->full_name()));
     throw ConfigError(Join(collector.errors(), "\n"));
   }
-  if (source != nullptr) *source = SourceMap(file, out.GetDescriptor(), std::move(tree));
+  SourceMap map(file, out.GetDescriptor(), std::move(tree));
+  CheckConfigValues(out, text, map);
+  if (source != nullptr) *source = std::move(map);
 }
 
 void LoadTextProtoFile(const std::filesystem::path& file, pb::Message& out, SourceMap* source) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(file, ec))
-    throw ConfigError(fmt::format("{}: cannot read: is a directory", file.string()));
-  std::ifstream in(file, std::ios::binary);
-  if (!in)
-    throw ConfigError(fmt::format("{}: cannot read: {}", file.string(), std::strerror(errno)));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw ConfigError(fmt::format("{}: cannot read: I/O error", file.string()));
-  ParseTextProto(text.str(), file, out, source);
+  ParseTextProto(ReadConfigFile(file), file, out, source);
 }
 
 }  // namespace dmahil

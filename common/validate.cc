@@ -55,7 +55,9 @@ std::optional<Range> CheckBank(Problems& p, const std::string& path, const v1::M
   return Range{path, b.base(), b.base() + b.size()};
 }
 
-// Checks every bank of a repeated field and that they are pairwise disjoint.
+// Checks every bank of a repeated field and that they are pairwise disjoint: sorted by
+// base, each bank is compared with the one reaching furthest before it (n log n, so a
+// board file with many banks validates in time proportional to its size).
 std::vector<Range> CheckBanks(Problems& p, const std::string& field,
                               const google::protobuf::RepeatedPtrField<v1::MemoryBank>& banks) {
   std::vector<Range> ranges;
@@ -63,11 +65,20 @@ std::vector<Range> CheckBanks(Problems& p, const std::string& field,
     auto r = CheckBank(p, fmt::format("{}[{}]", field, i), banks[i]);
     if (r) ranges.push_back(*r);
   }
-  for (size_t i = 0; i < ranges.size(); ++i)
-    for (size_t j = 0; j < i; ++j)
-      if (Overlap(ranges[i], ranges[j]))
-        p.Add(ranges[i].path, "{} {} overlaps {} {}", ranges[i].path, Show(ranges[i]),
-              ranges[j].path, Show(ranges[j]));
+  std::vector<const Range*> sorted;
+  for (const Range& r : ranges) sorted.push_back(&r);
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const Range* a, const Range* b) { return a->base < b->base; });
+  const Range* furthest = nullptr;
+  for (const Range* r : sorted) {
+    if (furthest != nullptr && Overlap(*r, *furthest)) {
+      const bool r_later = r > furthest;  // (same vector: index order) name the later one
+      const Range& later = r_later ? *r : *furthest;
+      const Range& first = r_later ? *furthest : *r;
+      p.Add(later.path, "{} {} overlaps {} {}", later.path, Show(later), first.path, Show(first));
+    }
+    if (furthest == nullptr || r->end > furthest->end) furthest = r;
+  }
   return ranges;
 }
 
@@ -76,12 +87,12 @@ std::optional<uint64_t> FirstUncovered(const Range& r, std::vector<Range> banks)
   std::sort(banks.begin(), banks.end(),
             [](const Range& a, const Range& b) { return a.base < b.base; });
   uint64_t cur = r.base;
-  while (cur < r.end) {
-    auto it = std::find_if(banks.begin(), banks.end(),
-                           [cur](const Range& b) { return b.base <= cur && cur < b.end; });
-    if (it == banks.end()) return cur;
-    cur = it->end;
+  for (const Range& b : banks) {
+    if (cur >= r.end) break;
+    if (b.base > cur) break;  // sorted: no later bank starts at or before cur
+    cur = std::max(cur, b.end);
   }
+  if (cur < r.end) return cur;
   return std::nullopt;
 }
 
@@ -379,6 +390,29 @@ std::string FarmBoardContext::Note(std::string_view field_path, std::string_view
   return fmt::format("{}: note: {}", problems.source().Where(field_path), what);
 }
 
+bool IsFileName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxNameBytes || name[0] == '.' || name[0] == '-') return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '+' || c == '-';
+  });
+}
+
+namespace {
+
+// A name that becomes a file or folder name under --out (a farm's board: <out>/<board>/;
+// a fixture: its artifacts): one path component that stays inside the output folder.
+void CheckFileName(Problems& p, const std::string& field, std::string_view noun,
+                   const std::string& name) {
+  if (!name.empty() && !IsFileName(name))
+    p.Add(field,
+          "{} name \"{}\" must be usable as a file name under --out: 1..{} letters, digits, "
+          "'.', '_', '+' or '-', not starting with '.' or '-'",
+          noun, name, kMaxNameBytes);
+}
+
+}  // namespace
+
 bool StandardBaud(uint32_t baud) {
   static const std::set<uint32_t> kRates = {
       1200,   2400,   4800,    9600,    19200,   38400,   57600,   115200,  230400,  460800, 500000,
@@ -388,10 +422,42 @@ bool StandardBaud(uint32_t baud) {
 
 std::string_view StandardBauds() { return "e.g. 9600, 38400, 57600, 115200, 230400, 921600"; }
 
+namespace {
+
+// Entries of one repeated field of a board file (banks, windows, ports) validated at most:
+// a real SoC has a handful; the limit keeps the pairwise checks below (overlaps, sections,
+// windows x banks) small whatever file is given.
+constexpr int kMaxBoardEntries = 64;
+
+void CheckCount(Problems& p, const std::string& field, int count) {
+  if (count > kMaxBoardEntries)
+    p.Add(fmt::format("{}[{}]", field, kMaxBoardEntries),
+          "{} has {} entries; a board file gives at most {} (a SoC has a handful)", field, count,
+          kMaxBoardEntries);
+}
+
+// Throws ConfigError if a repeated field of `board` has more than kMaxBoardEntries entries,
+// before the checks whose time grows with their product.
+void CheckCounts(const v1::Board& board, const SourceMap& source) {
+  Problems p(source);
+  CheckCount(p, "ram", board.ram_size());
+  CheckCount(p, "dma.dma_ranges", board.dma().dma_ranges_size());
+  CheckCount(p, "port", board.port_size());
+  for (int i = 0; i < std::min(board.port_size(), kMaxBoardEntries); ++i)
+    CheckCount(p, fmt::format("port[{}].dma_ranges", i), board.port(i).dma_ranges_size());
+  CheckCount(p, "xen.dom0_ram", board.xen().dom0_ram_size());
+  CheckCount(p, "xen.domu_ram", board.xen().domu_ram_size());
+  p.ThrowIfAny();
+}
+
+}  // namespace
+
 void ValidateBoard(const v1::Board& board, const SourceMap& source, const BoardRules* rules) {
   Problems p(source);
+  CheckCounts(board, source);
   if (board.name().empty()) p.Add("name", "board name is empty; set name: \"<board>\"");
-  if (board.kind() == v1::BoardKind{})  // proto3: the zero value is "not set"
+  CheckFileName(p, "name", "board", board.name());  // dmahil matrix names runs after it
+  if (board.kind() == v1::BoardKind{})              // proto3: the zero value is "not set"
     p.Add("kind", "board kind is not set; set kind: {}", KindChoices());
   if (board.ram_size() == 0) p.Add("ram", "a board needs at least one ram {{ base size }} bank");
   const std::vector<Range> ram = CheckBanks(p, "ram", board.ram());
@@ -460,6 +526,11 @@ void CheckPvBlock(const v1::Fixture& f, Problems& p) {
 
 }  // namespace
 
+uint64_t FixtureGrants(const v1::Fixture& fixture) {
+  const uint64_t pages = uint64_t{fixture.pages()} + 2 * uint64_t{fixture.canary_pages()};
+  return fixture.double_map() ? 2 * pages : pages;
+}
+
 uint64_t PvBlockBytes(const v1::Fixture& fixture) {
   const v1::PvBlock& b = fixture.block();
   const uint64_t buffer_bytes = uint64_t{fixture.pages()} * 4096;
@@ -470,6 +541,7 @@ uint64_t PvBlockBytes(const v1::Fixture& fixture) {
 void ValidateFixture(const v1::Fixture& f, const SourceMap& source) {
   Problems p(source);
   if (f.name().empty()) p.Add("name", "fixture name is empty; set name: \"<fixture>\"");
+  CheckFileName(p, "name", "fixture", f.name());
   if (f.direction() == v1::DMA_DIRECTION_UNSPECIFIED)
     p.Add("direction",
           "direction is not set; set direction: DMA_TO_DEVICE, DMA_FROM_DEVICE "
@@ -480,9 +552,12 @@ void ValidateFixture(const v1::Fixture& f, const SourceMap& source) {
           "BUFFER_MIXED_SG");
   if (f.pages() < 1 || f.pages() > 1024)
     p.Add("pages", "pages {} must be 1..1024 (4 KiB Xen pages per buffer)", f.pages());
-  else if (f.pages() + 2 * f.canary_pages() > 1024)
-    p.Add("pages", "pages {} plus 2 x canary_pages {} must be at most 1024 (one grant table)",
-          f.pages(), f.canary_pages());
+  else if (const uint64_t grants = FixtureGrants(f); grants > 1024)
+    p.Add("pages",
+          "pages {} plus 2 x canary_pages {}{} need {} grants; one grant table has 1024 "
+          "(the domU grants every page once, twice with double_map)",
+          f.pages(), f.canary_pages(), f.double_map() ? ", granted twice (double_map)," : "",
+          grants);
   if (f.source() == v1::BUFFER_MIXED_SG && f.pages() % 4 != 0)
     p.Add("pages",
           "pages {} must be a multiple of 4 for BUFFER_MIXED_SG (pairs of foreign "
@@ -523,6 +598,7 @@ void ValidateFarm(const v1::Farm& farm, const SourceMap& source, const KnownFaul
   for (int i = 0; i < farm.board_size(); ++i) {
     const auto& b = farm.board(i);
     const std::string path = fmt::format("board[{}]", i);
+    CheckFileName(p, path + ".name", "board", b.name());
     if (b.name().empty()) {
       p.Add(path, "board[{}] has no name", i);
     } else if (auto [it, fresh] = seen.emplace(b.name(), i); !fresh) {

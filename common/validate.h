@@ -95,6 +95,18 @@ std::string_view StandardBauds();
 void ValidateBoard(const v1::Board& board, const SourceMap& source,
                    const BoardRules* rules = nullptr);
 
+/// Longest name (bytes) of a farm's board or a fixture: both become file names under --out.
+inline constexpr size_t kMaxNameBytes = 64;
+
+/// Whether `name` can be a farm board's or a fixture's name, which become one file or
+/// folder name under --out: 1..kMaxNameBytes of [A-Za-z0-9._+-], not starting with '.' or
+/// '-' (so never "..", a path or an option).
+bool IsFileName(std::string_view name);
+
+/// The grant references a fixture's buffer takes in the domU (controller/run/fixture_runner.cc
+/// Foreign): pages + 2 x canary_pages 4 KiB pages, each granted twice with double_map.
+uint64_t FixtureGrants(const v1::Fixture& fixture);
+
 /// The I/O length in bytes of a PV block fixture (fixture.proto PvBlock): block.bytes, or
 /// 0 meaning from block.buffer_offset to the end of the buffer's last 4 KiB page.
 uint64_t PvBlockBytes(const v1::Fixture& fixture);

@@ -116,6 +116,13 @@ MatrixPlan MakePlan(const MatrixRequest& request) {
       continue;
     }
     b.name = b.board.name().empty() ? file.stem().string() : b.board.name();
+    if (!IsFileName(b.name)) {  // the board's runs are folders <out>/runs/seed-N/<name>
+      errors.push_back(
+          fmt::format("{}: board name \"{}\" (from the file name) must be usable as a folder name: "
+                      "1..{} letters, digits, '.', '_', '+' or '-'; set name: in the file",
+                      source.Where("name"), b.name, kMaxNameBytes));
+      continue;
+    }
     if (auto [it, fresh] = board_names.emplace(b.name, file); !fresh) {
       errors.push_back(
           fmt::format("{}: board name \"{}\" is also the name of {}; each --board "
@@ -300,7 +307,7 @@ std::vector<BoardRun> RunMatrix(const MatrixPlan& plan, const RunnerOptions& opt
       const RunOutcome o = Classify(runs[i].results, ExpectedDiagnosis(plan, runs[i].fault), clean);
       const bool notable = o.error || (clean ? o.detected : (!o.caught || o.wrong_diagnosis));
       keep_seed |= notable;
-      if (!notable) fs::remove_all(copt.out_dir / farm.boards[i].entry.name());
+      if (!notable) fs::remove_all(report::OutputChild(copt.out_dir, farm.boards[i].entry.name()));
     }
     if (keep_seed)
       report::WriteResultsJson(copt.out_dir / "results.json", results,

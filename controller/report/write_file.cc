@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include "common/validate.h"
+
 namespace dmahil::report {
 
 void WriteFileAtomically(const std::filesystem::path& path, std::string_view contents) {
@@ -27,6 +29,15 @@ void WriteFileAtomically(const std::filesystem::path& path, std::string_view con
   if (ec)
     throw std::runtime_error(
         fmt::format("{}: cannot rename {} over it: {}", path.string(), tmp.string(), ec.message()));
+}
+
+std::filesystem::path OutputChild(const std::filesystem::path& out, std::string_view name) {
+  if (!IsFileName(name))
+    throw std::runtime_error(fmt::format(
+        "\"{}\" is not a file name (1..{} of [A-Za-z0-9._+-], not starting with '.' or '-'); "
+        "nothing is written for it outside {}",
+        name, kMaxNameBytes, out.string()));
+  return out / name;
 }
 
 }  // namespace dmahil::report

@@ -10,6 +10,7 @@
 #include "controller/device/window_guard.h"
 #include "controller/lab/log_tail.h"
 #include "controller/report/names.h"
+#include "controller/report/write_file.h"
 #include "controller/run/agent_client.h"
 #include "controller/run/fixture_kinds.h"
 
@@ -80,8 +81,9 @@ std::vector<v1::FixtureResult> RunBoard(const LoadedFarm& farm, const LoadedBoar
   std::unique_ptr<DeviceClient> engine;
   std::unique_ptr<DiskBacking> disk;
   std::vector<std::string> missing;
-  const std::filesystem::path dir = opt.out_dir / name;
+  std::filesystem::path dir;
   try {
+    dir = report::OutputChild(opt.out_dir, name);
     std::filesystem::create_directories(dir);
   } catch (const std::exception& e) {
     return offline(e.what());
