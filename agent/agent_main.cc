@@ -29,6 +29,7 @@
 #include <CLI/CLI.hpp>
 
 #include "agent/agent_service.h"
+#include "agent/grpc_server.h"
 #include "agent/linux_xen/engine_port.h"
 #include "agent/linux_xen/linux_xen_backend.h"
 #include "agent/transport/grpc_over_channel.h"
@@ -148,6 +149,7 @@ int main(int argc, char** argv) {
     int grpc_port = 0;
     if (!listen.empty())
       builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &grpc_port);
+    dmahil::agent::AddAgentServerOptions(builder);  // also for the guest's server over vchan
     builder.RegisterService(&service);
     std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
     if (!server || (!listen.empty() && grpc_port == 0))

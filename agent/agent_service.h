@@ -2,7 +2,10 @@
 // role, sizes, ranges, enum values, pattern geometry — and refuses bad ones with
 // INVALID_ARGUMENT / NOT_FOUND / FAILED_PRECONDITION / OUT_OF_RANGE and a message naming
 // the field and the value, before the backend sees them. Fill/Prime/Verify are built
-// here on the backend's CPU access, with the pattern engine of common/pattern.h.
+// here on the backend's CPU access, with the pattern engine of common/pattern.h. A backend
+// refusal leaves nothing of the request behind (each backend's rollback). Every server
+// serving it is built with AddAgentServerOptions (agent/grpc_server.h), so no refusal, not
+// even of a request gRPC cannot decode, reaches a client without a message.
 #pragma once
 
 #include <mutex>

@@ -1,10 +1,18 @@
 // The agents over real gRPC on loopback, with the sim backend: the happy path and every
 // refusal of bad input (unknown gref, zero / oversized length, DMA window outside the
 // mapping, wrong role, wrong pattern geometry), with no crash and nothing half-done.
+#include <chrono>
+#include <future>
+
+#include <fmt/format.h>
 #include <grpcpp/create_channel.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/security/credentials.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
 #include <gtest/gtest.h>
 
+#include "agent/grpc_server.h"
 #include "agent/vboard.h"
 #include "common/pattern.h"
 #include "common/validate.h"
@@ -368,8 +376,9 @@ class EngineFence : public ::testing::Test {
  protected:
   void Start(const std::vector<std::string>& faults) {
     const char* root = std::getenv("DMAHIL_SOURCE_DIR");
-    const v1::Board b =
-        LoadBoard(std::string(root ? root : ".") + "/boards/zcu102-virtual.textproto");
+    Start(faults, LoadBoard(std::string(root ? root : ".") + "/boards/zcu102-virtual.textproto"));
+  }
+  void Start(const std::vector<std::string>& faults, const v1::Board& b) {
     board_ = std::make_unique<sim::VirtualBoard>(b, sim::FaultSet::Parse(faults), 5);
     dom0_ = std::make_unique<SimBackend>(*board_, v1::ROLE_DOM0);
     guest_ = std::make_unique<SimBackend>(*board_, v1::ROLE_GUEST);
@@ -429,6 +438,292 @@ TEST_F(EngineFence, RightSegmentsAreWritableAndNothingOutsideAMappingIsTouched) 
   EXPECT_FALSE(port_->Read(0x1000, buf, sizeof buf).ok) << "no mapping there";
   EXPECT_TRUE(dom0_->DmaUnmap(m.mapping(), nullptr).ok());
   EXPECT_FALSE(port_->Write(m.segments(0).dma_addr(), buf, sizeof buf).ok) << "after unmap";
+}
+
+}  // namespace
+}  // namespace dmahil::agent
+
+// A refused request keeps nothing it took before refusing (the board stays clean for the
+// next request), and every refusal carries a message, also for requests the server cannot
+// decode.
+namespace dmahil::agent {
+namespace {
+
+v1::Board ZcuBoard() {
+  const char* root = std::getenv("DMAHIL_SOURCE_DIR");
+  return LoadBoard(std::string(root ? root : ".") + "/boards/zcu102-virtual.textproto");
+}
+
+grpc::Status AllocGrants(v1::Agent::Stub& guest, uint32_t pages, uint32_t grants_per_page,
+                         v1::AllocGrantsResponse* out) {
+  grpc::ClientContext ctx;
+  v1::AllocGrantsRequest req;
+  req.set_pages(pages);
+  req.set_grants_per_page(grants_per_page);
+  req.set_to_domid(0);
+  return guest.AllocGrants(&ctx, req, out);
+}
+
+grpc::Status Release(v1::Agent::Stub& stub, uint32_t buffer) {
+  grpc::ClientContext ctx;
+  v1::ReleaseBufferRequest req;
+  req.set_buffer(buffer);
+  v1::ReleaseBufferResponse resp;
+  return stub.ReleaseBuffer(&ctx, req, &resp);
+}
+
+// The audit's case: 1000 pages granted twice need 2000 grants; the table (1024 entries)
+// runs out mid-request. Every grant it made and every frame it populated goes back.
+TEST_F(AgentOverGrpc, AnAllocGrantsThatRunsOutOfGrantsKeepsNoGrant) {
+  v1::AllocGrantsResponse r;
+  const grpc::Status refused = AllocGrants(*guest_, 1000, 2, &r);
+  ASSERT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_NE(refused.error_message().find("grant table full (1024 entries)"), std::string::npos)
+      << refused.error_message();
+  EXPECT_NE(refused.error_message().find("nothing was kept"), std::string::npos)
+      << refused.error_message();
+
+  v1::AllocGrantsResponse few;
+  const grpc::Status next = AllocGrants(*guest_, 4, 1, &few);
+  ASSERT_TRUE(next.ok()) << "a few pages on a clean board: " << next.error_message();
+  EXPECT_EQ(few.grefs_size(), 4);
+  ASSERT_TRUE(Release(*guest_, few.buffer()).ok());
+
+  // Every one of the 1024 grant entries is free again: 512 pages granted twice fit
+  // exactly, and one grant more does not.
+  v1::AllocGrantsResponse whole;
+  const grpc::Status all = AllocGrants(*guest_, 512, 2, &whole);
+  ASSERT_TRUE(all.ok()) << all.error_message();
+  EXPECT_EQ(whole.grefs_size(), 1024);
+  v1::AllocGrantsResponse one;
+  EXPECT_EQ(AllocGrants(*guest_, 1, 1, &one).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << "the table holds 1024 grants";
+}
+
+// A board whose domU has exactly 1024 frames: a refused AllocGrants must give back the
+// frames it populated, or the next request finds too few.
+TEST(AgentOverGrpcSmallDomU, AnAllocGrantsRefusedMidwayGivesItsDomUFramesBack) {
+  v1::Board board = ZcuBoard();
+  board.mutable_xen()->clear_domu_ram();
+  v1::MemoryBank* bank = board.mutable_xen()->add_domu_ram();
+  bank->set_name("domu-4m");
+  bank->set_base(0x40000000);
+  bank->set_size(1024 * 4096);
+  ValidateBoard(board, SourceMap());
+  VirtualBoardServer server(board, {}, 5);
+  auto guest = v1::Agent::NewStub(
+      grpc::CreateChannel(server.endpoints().guest, grpc::InsecureChannelCredentials()));
+
+  v1::AllocGrantsResponse r;
+  const grpc::Status refused = AllocGrants(*guest, 1000, 2, &r);
+  ASSERT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_NE(refused.error_message().find("nothing was kept"), std::string::npos)
+      << refused.error_message();
+
+  // All 1024 frames and all 1024 grants: only if the refusal kept none of either.
+  v1::AllocGrantsResponse whole;
+  const grpc::Status all = AllocGrants(*guest, 1024, 1, &whole);
+  ASSERT_TRUE(all.ok()) << all.error_message();
+  EXPECT_EQ(whole.gfns_size(), 1024);
+  v1::AllocGrantsResponse one;
+  const grpc::Status more = AllocGrants(*guest, 1, 1, &one);
+  EXPECT_EQ(more.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << "the domU has 1024 frames";
+  EXPECT_NE(more.error_message().find("only 0 free frames"), std::string::npos)
+      << more.error_message();
+}
+
+// swiotlb full mid-request: every page of a 32-bit mapping of domU frames above 4 GiB
+// bounces, and a 64 KiB pool holds 16 pages. The pages the refused DmaMap bounced are
+// unmapped, so exactly what was free before it is free after it.
+TEST(AgentOverGrpcSmallSwiotlb, ADmaMapThatFillsTheSwiotlbMidwayKeepsNoBounceSlot) {
+  v1::Board board = ZcuBoard();
+  board.mutable_xen()->mutable_swiotlb_pool()->set_size(64 * 1024);
+  ValidateBoard(board, SourceMap());
+  VirtualBoardServer server(board, {}, 5);
+  auto guest = v1::Agent::NewStub(
+      grpc::CreateChannel(server.endpoints().guest, grpc::InsecureChannelCredentials()));
+  auto dom0 = v1::Agent::NewStub(
+      grpc::CreateChannel(server.endpoints().dom0, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext c1;
+  v1::AllocGrantsRequest greq;
+  greq.set_pages(16);
+  greq.set_placement(v1::PLACEMENT_NEEDS_BOUNCE);
+  greq.set_dma_mask_bits(32);
+  v1::AllocGrantsResponse g;
+  ASSERT_TRUE(guest->AllocGrants(&c1, greq, &g).ok());
+  grpc::ClientContext c2;
+  v1::MapForeignRequest mreq;
+  mreq.set_domid(1);
+  *mreq.mutable_grefs() = g.grefs();
+  v1::BufferInfo f;
+  ASSERT_TRUE(dom0->MapForeign(&c2, mreq, &f).ok());
+  auto map = [&](uint64_t pages, v1::DmaMapping* m) {
+    grpc::ClientContext ctx;
+    v1::DmaMapRequest req;
+    req.set_buffer(f.buffer());
+    req.set_length(pages * 4096);
+    req.set_direction(v1::DMA_TO_DEVICE);
+    req.set_dma_mask_bits(32);
+    return dom0->DmaMap(&ctx, req, m);
+  };
+  v1::DmaMapping m10;
+  ASSERT_TRUE(map(10, &m10).ok());  // 10 of the pool's 16 pages in use: 6 free
+  ASSERT_TRUE(m10.segments(0).bounced());
+
+  v1::DmaMapping refused_mapping;
+  const grpc::Status refused = map(16, &refused_mapping);  // bounces 6, then the pool is full
+  ASSERT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_NE(refused.error_message().find("nothing stays mapped"), std::string::npos)
+      << refused.error_message();
+
+  v1::DmaMapping m6;
+  const grpc::Status again = map(6, &m6);
+  ASSERT_TRUE(again.ok()) << "the 6 pages' slots the refusal took are free again: "
+                          << again.error_message();
+  v1::DmaMapping m1;
+  EXPECT_EQ(map(1, &m1).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << "and no more";
+  EXPECT_EQ(server.board().dma().swiotlb_slots_used(), 32u);
+}
+
+// The device drives as many address bits as the last dma_set_mask() said (sim/device_view.h).
+// A refused DmaMap with a 32-bit mask must not leave the device on 32 bits under the live
+// 64-bit mapping of a page above 4 GiB, or the engine reads an alias of it.
+TEST_F(EngineFence, ARefusedDmaMapLeavesTheDeviceMaskAsItWas) {
+  v1::Board b = ZcuBoard();
+  b.mutable_xen()->mutable_swiotlb_pool()->set_size(8 * 1024);  // 2 bounced pages
+  ValidateBoard(b, SourceMap());
+  Start({}, b);
+  v1::AllocGrantsRequest g;
+  g.set_pages(4);
+  g.set_placement(v1::PLACEMENT_NEEDS_BOUNCE);
+  g.set_dma_mask_bits(32);
+  v1::AllocGrantsResponse gr;
+  ASSERT_TRUE(guest_->AllocGrants(g, &gr).ok());
+  std::vector<uint8_t> bytes(64);
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<uint8_t>(0x5a ^ i);
+  ASSERT_TRUE(guest_->CpuWrite(gr.buffer(), 0, bytes.data(), bytes.size()).ok());
+  ASSERT_TRUE(guest_->CpuCleanInvalidate(gr.buffer(), 0, 4096).ok());
+  v1::MapForeignRequest mf;
+  mf.set_domid(1);
+  *mf.mutable_grefs() = gr.grefs();
+  v1::BufferInfo buf;
+  ASSERT_TRUE(dom0_->MapForeign(mf, &buf).ok());
+  v1::DmaMapRequest req;
+  req.set_buffer(buf.buffer());
+  req.set_length(4096);
+  req.set_direction(v1::DMA_BIDIRECTIONAL);
+  req.set_dma_mask_bits(64);
+  v1::DmaMapping wide;
+  ASSERT_TRUE(dom0_->DmaMap(req, &wide).ok());
+  ASSERT_FALSE(wide.segments(0).bounced());
+  ASSERT_GE(wide.segments(0).dma_addr(), uint64_t{1} << 32) << "a page above 4 GiB";
+  ASSERT_EQ(board_->dma().mask_bits(), 64u);
+
+  req.set_length(4 * 4096);  // 4 bounced pages; the pool holds 2
+  req.set_dma_mask_bits(32);
+  v1::DmaMapping narrow;
+  const grpc::Status refused = dom0_->DmaMap(req, &narrow);
+  ASSERT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_EQ(board_->dma().mask_bits(), 64u) << "the refused request's dma_set_mask(32) undone";
+  EXPECT_EQ(board_->dma().swiotlb_slots_used(), 0u);
+
+  std::vector<uint8_t> seen(bytes.size());
+  ASSERT_TRUE(port_->Read(wide.segments(0).dma_addr(), seen.data(), seen.size()).ok);
+  EXPECT_EQ(seen, bytes) << "the engine reads the page itself, not an alias below 4 GiB";
+}
+
+TEST_F(AgentOverGrpc, AMapForeignRefusedMidwaySaysNoGrefStaysMapped) {
+  const auto g = Grant(2);
+  grpc::ClientContext ctx;
+  v1::MapForeignRequest req;
+  req.set_domid(1);
+  req.add_grefs(g.grefs(0));
+  req.add_grefs(g.grefs(1));
+  req.add_grefs(4000);
+  v1::BufferInfo resp;
+  const grpc::Status s = dom0_->MapForeign(&ctx, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_NE(s.error_message().find("gref 4000"), std::string::npos) << s.error_message();
+  EXPECT_NE(s.error_message().find("nothing stays mapped"), std::string::npos) << s.error_message();
+  // The guest can end both grants: dom0 kept no mapping of them.
+  EXPECT_TRUE(Release(*guest_, g.buffer()).ok());
+}
+
+/// Sends `bytes` as the whole request of `method` ("/dmahil.v1.Agent/DmaMap") to `endpoint`.
+grpc::Status CallRaw(const std::string& endpoint, const std::string& method,
+                     const std::string& bytes) {
+  grpc::GenericStub stub(grpc::CreateChannel(endpoint, grpc::InsecureChannelCredentials()));
+  grpc::Slice slice(bytes);
+  grpc::ByteBuffer req(&slice, 1);
+  grpc::ByteBuffer resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&ctx, method, grpc::StubOptions(), &req, &resp,
+                 [&done](grpc::Status s) { done.set_value(std::move(s)); });
+  return done.get_future().get();
+}
+
+TEST_F(AgentOverGrpc, ARequestThatDoesNotDecodeIsRefusedWithAMessageNamingTheMethod) {
+  const std::string garbage = "\xff\xff\xff\xff";  // a truncated varint tag
+  const grpc::Status s = CallRaw(server_->endpoints().dom0, "/dmahil.v1.Agent/DmaMap", garbage);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INTERNAL);
+  EXPECT_NE(s.error_message().find("/dmahil.v1.Agent/DmaMap"), std::string::npos)
+      << "\"" << s.error_message() << "\"";
+  EXPECT_NE(s.error_message().find("could not be decoded as a dmahil.v1.DmaMapRequest"),
+            std::string::npos)
+      << "\"" << s.error_message() << "\"";
+  const grpc::Status g =
+      CallRaw(server_->endpoints().guest, "/dmahil.v1.Agent/AllocGrants", garbage);
+  EXPECT_EQ(g.error_code(), grpc::StatusCode::INTERNAL);
+  EXPECT_NE(g.error_message().find("/dmahil.v1.Agent/AllocGrants"), std::string::npos)
+      << "\"" << g.error_message() << "\"";
+  EXPECT_NE(g.error_message().find("dmahil.v1.AllocGrantsRequest"), std::string::npos)
+      << "\"" << g.error_message() << "\"";
+  // A well-formed request on the same servers still works, and a refusal that has a
+  // message keeps it as it is.
+  const auto b = MapAll(Grant(1));
+  ASSERT_EQ(b.pfns_size(), 1);
+  v1::DmaMapping m;
+  EXPECT_EQ(DmaMap(b.buffer(), 0, 0, &m).error_message(), "length is 0");
+}
+
+TEST_F(AgentOverGrpc, AMethodTheServerDoesNotHaveIsRefusedWithAMessage) {
+  const grpc::Status s = CallRaw(server_->endpoints().dom0, "/dmahil.v1.Agent/NoSuchCall", "");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_FALSE(s.error_message().empty());
+  EXPECT_NE(s.error_message().find("not one this agent serves"), std::string::npos)
+      << s.error_message();
+}
+
+// Any handler's refusal without a message gets one on a server built with
+// AddAgentServerOptions (as dmahil-agent's and dmahil-vboard's are): the generated base
+// service answers every method UNIMPLEMENTED with an empty message.
+TEST(AgentServerOptions, ARefusalWithoutAMessageGetsOneNamingTheMethod) {
+  v1::Agent::Service bare;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  AddAgentServerOptions(builder);
+  builder.RegisterService(&bare);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_TRUE(server && port != 0);
+  auto stub = v1::Agent::NewStub(
+      grpc::CreateChannel(fmt::format("127.0.0.1:{}", port), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  v1::AgentInfo info;
+  const grpc::Status s = stub->GetInfo(&ctx, {}, &info);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_NE(s.error_message().find("/dmahil.v1.Agent/GetInfo"), std::string::npos)
+      << "\"" << s.error_message() << "\"";
+  EXPECT_NE(s.error_message().find("does not serve"), std::string::npos) << s.error_message();
+  // The other shapes of the message.
+  EXPECT_EQ(RefusalMessage("/dmahil.v1.Agent/Fill", grpc::StatusCode::ABORTED, false),
+            "/dmahil.v1.Agent/Fill: refused with ABORTED and no message from the server");
+  EXPECT_NE(RefusalMessage("/dmahil.v1.Agent/Fill", grpc::StatusCode::INTERNAL, true)
+                .find("could not be decoded as a dmahil.v1.FillRequest"),
+            std::string::npos);
+  server->Shutdown();
 }
 
 }  // namespace

@@ -14,6 +14,11 @@ using grpc::StatusCode;
 using sim::kXenPageShift;
 using sim::kXenPageSize;
 
+/// `s` with "; <note>" after its message: what a refused request gave back.
+Status WithNote(const Status& s, const std::string& note) {
+  return Status(s.error_code(), s.error_message() + "; " + note);
+}
+
 }  // namespace
 
 Status ToStatus(const sim::SimError& e) {
@@ -57,28 +62,31 @@ std::optional<uint64_t> SimBackend::BufferBytes(uint32_t buffer) {
 
 Status SimBackend::AllocGrants(const v1::AllocGrantsRequest& req, v1::AllocGrantsResponse* resp) {
   std::lock_guard lock(board_.mutex());
+  const uint32_t mask =
+      req.dma_mask_bits() != 0 ? req.dma_mask_bits() : board_.board().dma().mask_bits();
+  const uint32_t grants = std::max(req.grants_per_page(), 1u);
+  Buffer b{Kind::kGranted, {}, {}, 0, {}, 0};
   try {
-    const uint32_t mask =
-        req.dma_mask_bits() != 0 ? req.dma_mask_bits() : board_.board().dma().mask_bits();
-    Buffer b{Kind::kGranted,
-             board_.xen().PopulateDomU(req.pages(), req.placement(), board_.board().dma(), mask),
-             {},
-             0,
-             {},
-             0};
-    const uint32_t grants = std::max(req.grants_per_page(), 1u);
+    b.frames = board_.xen().PopulateDomU(req.pages(), req.placement(), board_.board().dma(), mask);
     for (uint32_t k = 0; k < grants; ++k)
       for (uint64_t gfn : b.frames)
         b.grefs.push_back(board_.xen().GrantAccess(domid_, gfn, req.to_domid()));
-    const uint32_t handle = next_buffer_++;
-    resp->set_buffer(handle);
-    for (uint32_t gref : b.grefs) resp->add_grefs(gref);
-    for (uint64_t gfn : b.frames) resp->add_gfns(gfn);
-    buffers_.emplace(handle, std::move(b));
-    return Status::OK;
   } catch (const sim::SimError& e) {
-    return ToStatus(e);
+    // Roll back (e.g. the grant table fills up mid-request): no grant was mapped yet, the
+    // board lock is held, so every gref ends and every frame goes back to Xen.
+    for (uint32_t gref : b.grefs) board_.xen().EndAccess(domid_, gref);
+    board_.xen().DepopulateDomU(b.frames);
+    return WithNote(ToStatus(e),
+                    fmt::format("nothing was kept (the {} grefs and {} domU frames this request "
+                                "had taken were given back)",
+                                b.grefs.size(), b.frames.size()));
   }
+  const uint32_t handle = next_buffer_++;
+  resp->set_buffer(handle);
+  for (uint32_t gref : b.grefs) resp->add_grefs(gref);
+  for (uint64_t gfn : b.frames) resp->add_gfns(gfn);
+  buffers_.emplace(handle, std::move(b));
+  return Status::OK;
 }
 
 Status SimBackend::Register(Buffer b, v1::BufferInfo* resp) {
@@ -106,7 +114,10 @@ Status SimBackend::MapForeign(const v1::MapForeignRequest& req, v1::BufferInfo* 
       board_.dma().ClearForeignP2m(pfn);
     }
     for (uint64_t pfn : pfns) board_.dma().FreeBallooned(pfn);
-    return ToStatus(e);
+    return WithNote(ToStatus(e),
+                    fmt::format("nothing stays mapped (the {} grefs mapped before it were "
+                                "unmapped and the {} ballooned pfns freed)",
+                                b.frames.size(), pfns.size()));
   }
   return Register(std::move(b), resp);
 }
@@ -189,6 +200,9 @@ Status SimBackend::DmaMap(const v1::DmaMapRequest& req, v1::DmaMapping* resp) {
   Buffer& b = buffers_.at(req.buffer());  // existence and range checked by the service
   if (b.kind == Kind::kGranted)
     return Status(StatusCode::FAILED_PRECONDITION, "granted buffers are mapped for DMA by dom0");
+  // dma_set_mask() is device state the engine drives its address bits by
+  // (sim/device_view.h): a refused request puts the mask back as it found it.
+  const uint32_t mask_before = board_.dma().mask_bits();
   try {
     board_.dma().SetMask(req.dma_mask_bits() != 0 ? req.dma_mask_bits()
                                                   : board_.board().dma().mask_bits());
@@ -196,39 +210,51 @@ Status SimBackend::DmaMap(const v1::DmaMapRequest& req, v1::DmaMapping* resp) {
     return ToStatus(e);
   }
   Mapping m{req.buffer(), req.direction(), {}};
+  Status refused = Status::OK;
   uint64_t off = req.offset();
   const uint64_t end = req.offset() + req.length();
-  while (off < end) {
-    const uint64_t page = off >> kXenPageShift;
-    uint64_t len = std::min(end - off, kXenPageSize - (off & (kXenPageSize - 1)));
-    const uint64_t pfn = b.frames[page];
-    if (req.sg()) {  // sg_alloc_table_from_pages: merge pfn-contiguous pages into one entry
-      for (uint64_t next = page + 1;
-           off + len < end && next < b.frames.size() && b.frames[next] == pfn + (next - page) &&
-           len + kXenPageSize <= sim::kMaxMapping;
-           ++next)
-        len += std::min(end - (off + len), kXenPageSize);
+  try {
+    while (off < end) {
+      const uint64_t page = off >> kXenPageShift;
+      uint64_t len = std::min(end - off, kXenPageSize - (off & (kXenPageSize - 1)));
+      const uint64_t pfn = b.frames[page];
+      if (req.sg()) {  // sg_alloc_table_from_pages: merge pfn-contiguous pages into one entry
+        for (uint64_t next = page + 1;
+             off + len < end && next < b.frames.size() && b.frames[next] == pfn + (next - page) &&
+             len + kXenPageSize <= sim::kMaxMapping;
+             ++next)
+          len += std::min(end - (off + len), kXenPageSize);
+      }
+      const uint64_t phys = (pfn << kXenPageShift) | (off & (kXenPageSize - 1));
+      const sim::PageMapping pm = board_.dma().MapPage(phys, len, req.direction());
+      if (pm.dma_addr == sim::kDmaMappingError) {
+        refused = Status(StatusCode::RESOURCE_EXHAUSTED,
+                         fmt::format("dma_map_page failed for pfn {:#x} (swiotlb full or the "
+                                     "bounce buffer is not DMA-capable)",
+                                     pfn));
+        break;
+      }
+      v1::DmaSegment s;
+      s.set_offset(off);
+      s.set_length(static_cast<uint32_t>(len));
+      s.set_dma_addr(pm.dma_addr);
+      s.set_pfn(pfn);
+      s.set_bfn(board_.dma().PfnToBfn(pfn));
+      s.set_foreign(s.bfn() != pfn);
+      s.set_bounced(pm.bounced);
+      s.set_write_refused(!board_.dma().DeviceMayWrite(phys, pm.dma_addr, len));
+      m.segments.push_back(s);
+      off += len;
     }
-    const uint64_t phys = (pfn << kXenPageShift) | (off & (kXenPageSize - 1));
-    const sim::PageMapping pm = board_.dma().MapPage(phys, len, req.direction());
-    if (pm.dma_addr == sim::kDmaMappingError) {
-      UnmapSegments(m.segments, req.direction());
-      return Status(StatusCode::RESOURCE_EXHAUSTED,
-                    fmt::format("dma_map_page failed for pfn {:#x} (swiotlb full or the bounce "
-                                "buffer is not DMA-capable)",
-                                pfn));
-    }
-    v1::DmaSegment s;
-    s.set_offset(off);
-    s.set_length(static_cast<uint32_t>(len));
-    s.set_dma_addr(pm.dma_addr);
-    s.set_pfn(pfn);
-    s.set_bfn(board_.dma().PfnToBfn(pfn));
-    s.set_foreign(s.bfn() != pfn);
-    s.set_bounced(pm.bounced);
-    s.set_write_refused(!board_.dma().DeviceMayWrite(phys, pm.dma_addr, len));
-    m.segments.push_back(s);
-    off += len;
+  } catch (const sim::SimError& e) {
+    refused = ToStatus(e);
+  }
+  if (!refused.ok()) {  // roll back
+    UnmapSegments(m.segments, req.direction());
+    board_.dma().SetMask(mask_before);
+    return WithNote(refused, fmt::format("nothing stays mapped (the {} segment(s) mapped before "
+                                         "it were unmapped and the {}-bit DMA mask restored)",
+                                         m.segments.size(), mask_before));
   }
   const uint32_t handle = next_mapping_++;
   resp->set_mapping(handle);
@@ -243,12 +269,16 @@ Status SimBackend::DmaSync(uint32_t mapping, v1::SyncFor for_, v1::DmaSyncRespon
   auto it = mappings_.find(mapping);
   if (it == mappings_.end())
     return Status(StatusCode::NOT_FOUND, fmt::format("unknown DMA mapping {}", mapping));
-  for (const v1::DmaSegment& s : it->second.segments) {
-    if (for_ == v1::SYNC_FOR_CPU) {
-      board_.dma().SyncForCpu(s.dma_addr(), s.length(), it->second.dir);
-    } else {
-      board_.dma().SyncForDevice(s.dma_addr(), s.length(), it->second.dir);
+  try {
+    for (const v1::DmaSegment& s : it->second.segments) {
+      if (for_ == v1::SYNC_FOR_CPU) {
+        board_.dma().SyncForCpu(s.dma_addr(), s.length(), it->second.dir);
+      } else {
+        board_.dma().SyncForDevice(s.dma_addr(), s.length(), it->second.dir);
+      }
     }
+  } catch (const sim::SimError& e) {
+    return WithNote(ToStatus(e), fmt::format("sync of DMA mapping {}", mapping));
   }
   return Status::OK;
 }
@@ -258,10 +288,21 @@ Status SimBackend::DmaUnmap(uint32_t mapping, v1::DmaUnmapResponse*) {
   auto it = mappings_.find(mapping);
   if (it == mappings_.end())
     return Status(StatusCode::NOT_FOUND, fmt::format("unknown DMA mapping {}", mapping));
-  UnmapSegments(it->second.segments, it->second.dir);
+  // Every segment is unmapped even if one fails, and the mapping is gone either way (as
+  // dmahil.ko's unmap), so its buffer stays releasable.
+  Status first = Status::OK;
+  for (const v1::DmaSegment& s : it->second.segments) {
+    try {
+      board_.dma().UnmapPage(s.dma_addr(), s.length(), it->second.dir);
+    } catch (const sim::SimError& e) {
+      if (first.ok())
+        first = WithNote(ToStatus(e),
+                         fmt::format("unmap of DMA mapping {} (the mapping is gone)", mapping));
+    }
+  }
   --buffers_.at(it->second.buffer).dma_mappings;
   mappings_.erase(it);
-  return Status::OK;
+  return first;
 }
 
 bool SimBackend::EngineMayAccess(uint64_t bus_addr, uint64_t len, bool write) {

@@ -19,16 +19,30 @@ class SimBackend final : public Backend {
 
   v1::AgentInfo Info() override;
   std::optional<uint64_t> BufferBytes(uint32_t buffer) override;
+  /// Populates req.pages() domU frames (gfns) and grants each grants_per_page times
+  /// (grefs: all of page 0..n-1's first grants, then their second ones). RESOURCE_EXHAUSTED
+  /// when the domU has too few free frames or the grant table (1024 entries) fills up;
+  /// then every gref made is ended and every frame given back before the refusal, whose
+  /// message says "nothing was kept".
   grpc::Status AllocGrants(const v1::AllocGrantsRequest& req,
                            v1::AllocGrantsResponse* resp) override;
+  /// Maps each gref at a ballooned dom0 pfn. NOT_FOUND for an unknown gref,
+  /// RESOURCE_EXHAUSTED without enough ballooned pfns; then the grefs mapped before it are
+  /// unmapped and the pfns freed ("nothing stays mapped").
   grpc::Status MapForeign(const v1::MapForeignRequest& req, v1::BufferInfo* resp) override;
   grpc::Status AllocLocal(const v1::AllocLocalRequest& req, v1::BufferInfo* resp) override;
   grpc::Status ComposeBuffer(const v1::ComposeBufferRequest& req, v1::BufferInfo* resp) override;
   grpc::Status ReleaseBuffer(uint32_t buffer) override;
   /// Each segment's write_refused is the model's sim::LinuxDma::DeviceMayWrite, decided
-  /// here when it is mapped (as dmahil.ko's seg_write_safe on a real board).
+  /// here when it is mapped (as dmahil.ko's seg_write_safe on a real board). Sets the
+  /// device's DMA mask (req.dma_mask_bits, 0: the board's), which stays for the mapping's
+  /// life. RESOURCE_EXHAUSTED when a page cannot be mapped (swiotlb full, bounce not
+  /// DMA-capable); then the segments mapped before it are unmapped and the mask put back
+  /// ("nothing stays mapped").
   grpc::Status DmaMap(const v1::DmaMapRequest& req, v1::DmaMapping* resp) override;
   grpc::Status DmaSync(uint32_t mapping, v1::SyncFor for_, v1::DmaSyncResponse* resp) override;
+  /// Unmaps every segment; the mapping is gone even if one of them fails (the status names
+  /// the first failure).
   grpc::Status DmaUnmap(uint32_t mapping, v1::DmaUnmapResponse* resp) override;
   grpc::Status CpuWrite(uint32_t buffer, uint64_t offset, const uint8_t* src,
                         uint64_t len) override;

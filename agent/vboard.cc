@@ -6,6 +6,7 @@
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 
+#include "agent/grpc_server.h"
 #include "sim/faults.h"
 
 namespace dmahil::agent {
@@ -17,6 +18,7 @@ std::unique_ptr<grpc::Server> Serve(AgentService& service, std::string* endpoint
   // Loopback only; mTLS between controller and agents comes with real boards (docs/architecture.md
   // §12).
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  AddAgentServerOptions(builder);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) throw std::runtime_error("cannot bind a loopback gRPC port");

@@ -225,20 +225,15 @@ Status LinuxXenBackend::AllocGrants(const v1::AllocGrantsRequest& req,
   b.index = a->index;
   int err = 0;
   b.addr = static_cast<uint8_t*>(dev_.gntalloc->Map(MapBytes(b), a->index, &err));
-  if (!b.addr) {
-    Status s = ErrnoStatus(err, fmt::format("mmap of {} granted pages", n));
-    (void)Teardown(b);
-    return s;
-  }
+  if (!b.addr) return Refuse(ErrnoStatus(err, fmt::format("mmap of {} granted pages", n)), b);
   // one Linux page per grant; the grant is the page's first 4 KiB frame
   std::vector<uint64_t> gfns(n);
-  if (const size_t missing = dev_.pfns_of(b.addr, n, gfns.data()); missing < n) {
-    (void)Teardown(b);
-    return Status(StatusCode::INTERNAL,
-                  fmt::format("no gfn for granted page {} in /proc/self/pagemap (the agent "
-                              "needs CAP_SYS_ADMIN)",
-                              missing));
-  }
+  if (const size_t missing = dev_.pfns_of(b.addr, n, gfns.data()); missing < n)
+    return Refuse(Status(StatusCode::INTERNAL,
+                         fmt::format("no gfn for granted page {} in /proc/self/pagemap (the "
+                                     "agent needs CAP_SYS_ADMIN)",
+                                     missing)),
+                  b);
   const uint32_t id = next_buffer_++;
   buffers_.emplace(id, b);
   resp->set_buffer(id);
@@ -252,10 +247,8 @@ Status LinuxXenBackend::AllocGrants(const v1::AllocGrantsRequest& req,
 
 Status LinuxXenBackend::PinInto(Buffer* b, v1::BufferInfo* resp, uint32_t* id) {
   KmodPin pin;
-  if (Status s = dev_.kmod->Pin(b->addr, b->pages, b->stride != kXenPageSize, &pin); !s.ok()) {
-    (void)Teardown(*b);
-    return s;
-  }
+  if (Status s = dev_.kmod->Pin(b->addr, b->pages, b->stride != kXenPageSize, &pin); !s.ok())
+    return Refuse(s, *b);
   b->pin = pin.pin;
   *id = next_buffer_++;
   buffers_.emplace(*id, *b);
@@ -288,13 +281,14 @@ Status LinuxXenBackend::MapForeign(const v1::MapForeignRequest& req, v1::BufferI
   int err = 0;
   b.addr = static_cast<uint8_t*>(dev_.gntdev->Map(MapBytes(b), a->index, &err));
   if (!b.addr) {
-    (void)Teardown(b);
     // gntdev maps the grants (GNTTABOP_map_grant_ref) in mmap on auto-translated guests.
-    return Status(
-        StatusCode::NOT_FOUND,
-        fmt::format("Xen refused to map the {} grefs of domain {} (first {}): mmap "
-                    "of {}: {} (errno {})",
-                    n, req.domid(), req.grefs(0), dev_.gntdev->path(), std::strerror(err), err));
+    return Refuse(
+        Status(StatusCode::NOT_FOUND,
+               fmt::format("Xen refused to map the {} grefs of domain {} (first {}): mmap "
+                           "of {}: {} (errno {})",
+                           n, req.domid(), req.grefs(0), dev_.gntdev->path(), std::strerror(err),
+                           err)),
+        b);
   }
   uint32_t id = 0;
   return PinInto(&b, resp, &id);
@@ -316,11 +310,8 @@ Status LinuxXenBackend::AllocLocal(const v1::AllocLocalRequest& req, v1::BufferI
   std::memset(b.addr, 0, b.pages * kXenPageSize);  // give every page its frame before the pin
   uint32_t id = 0;
   if (role_ == v1::ROLE_DOM0) return PinInto(&b, resp, &id);
-  if (::mlock(b.addr, MapBytes(b)) < 0) {  // the guest: pages stay put for O_DIRECT
-    const int err = errno;
-    (void)Teardown(b);
-    return ErrnoStatus(err, fmt::format("mlock of {} local pages", b.pages));
-  }
+  if (::mlock(b.addr, MapBytes(b)) < 0)  // the guest: pages stay put for O_DIRECT
+    return Refuse(ErrnoStatus(errno, fmt::format("mlock of {} local pages", b.pages)), b);
   id = next_buffer_++;
   buffers_.emplace(id, b);
   resp->set_buffer(id);
@@ -368,6 +359,15 @@ Status LinuxXenBackend::Teardown(Buffer& b) {
   return first;
 }
 
+Status LinuxXenBackend::Refuse(const Status& why, Buffer& b) {
+  const Status undo = Teardown(b);
+  if (undo.ok()) return Status(why.error_code(), why.error_message() + "; nothing was kept");
+  return Status(why.error_code(),
+                fmt::format("{}; giving back what this request had taken failed too, so some of "
+                            "it may be kept until the agent exits: {}",
+                            why.error_message(), undo.error_message()));
+}
+
 Status LinuxXenBackend::ReleaseBuffer(uint32_t buffer) {
   Buffer* b = Find(buffer);
   if (!b) return Status(StatusCode::NOT_FOUND, fmt::format("no buffer {}", buffer));
@@ -375,9 +375,22 @@ Status LinuxXenBackend::ReleaseBuffer(uint32_t buffer) {
     return Status(
         StatusCode::FAILED_PRECONDITION,
         fmt::format("buffer {} has {} live DMA mappings: unmap them first", buffer, b->mappings));
+  // The pin first, on its own: while dmahil.ko holds the pages (EBUSY: a mapping of the pin
+  // lives in the module), unmapping them under it would lose the pin for good. Refused
+  // there, the buffer stays whole and a later release can finish.
+  if (b->pin != 0) {
+    if (Status s = dev_.kmod->Unpin(b->pin); !s.ok())
+      return Status(s.error_code(), fmt::format("{}; nothing was released: buffer {} is kept "
+                                                "whole (release it again once the pin is free)",
+                                                s.error_message(), buffer));
+    b->pin = 0;
+  }
   Status s = Teardown(*b);
   buffers_.erase(buffer);
-  return s;
+  if (s.ok()) return s;
+  return Status(s.error_code(), fmt::format("{}; buffer {} is released as far as the kernel let "
+                                            "it (the handle is gone)",
+                                            s.error_message(), buffer));
 }
 
 Status LinuxXenBackend::DmaMap(const v1::DmaMapRequest& req, v1::DmaMapping* resp) {

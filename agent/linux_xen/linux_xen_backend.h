@@ -75,20 +75,27 @@ class LinuxXenBackend final : public Backend {
   /// xen_page_to_gfn(), a page's first 4 KiB). UNIMPLEMENTED for grants_per_page 2
   /// (gntalloc grants each page it allocates once). The placement is not checked: Xen, not
   /// the guest, places the domU's frames (the qemu-xen board boots the domU where the
-  /// fixtures need it), and dom0 reports the bus frames that result.
+  /// fixtures need it), and dom0 reports the bus frames that result. Refused after
+  /// ALLOC_GREF (mmap, pagemap), the grefs are deallocated and the mapping undone first
+  /// (Refuse: "nothing was kept").
   grpc::Status AllocGrants(const v1::AllocGrantsRequest& req,
                            v1::AllocGrantsResponse* resp) override;
   /// gntdev IOCTL_GNTDEV_MAP_GRANT_REF + mmap of one Linux page per grant (where gntdev
   /// maps the grants on Arm, each at the start of its page), then a DMAHIL_PIN_SPARSE
-  /// dmahil.ko pin for the pfns (4 KiB frames). NOT_FOUND if Xen refuses the grants;
-  /// nothing stays mapped.
+  /// dmahil.ko pin for the pfns (4 KiB frames). NOT_FOUND if Xen refuses the grants; the
+  /// pin's errno status if dmahil.ko refuses the pin. Either way the mmap and the grant
+  /// mappings are undone first (Refuse: "nothing was kept").
   grpc::Status MapForeign(const v1::MapForeignRequest& req, v1::BufferInfo* resp) override;
   /// Anonymous memory: dom0 role, pinned by dmahil.ko (pfns reported); guest role, for
   /// BlockIo, locked with mlock (no pfns: a domU has no dmahil.ko). UNIMPLEMENTED for a
-  /// placement other than ANY.
+  /// placement other than ANY. A refused pin or mlock unmaps the memory first (Refuse).
   grpc::Status AllocLocal(const v1::AllocLocalRequest& req, v1::BufferInfo* resp) override;
   /// UNIMPLEMENTED: dmahil.ko ABI 2 maps one pin at a time.
   grpc::Status ComposeBuffer(const v1::ComposeBufferRequest& req, v1::BufferInfo* resp) override;
+  /// Unpins (dom0), unmaps and ends the grants or grant mappings. NOT_FOUND for an unknown
+  /// handle; FAILED_PRECONDITION while the agent has DMA mappings of it. If dmahil.ko
+  /// refuses the unpin, nothing is released and the buffer is kept whole for a retry;
+  /// a later step that fails still releases the handle (its message says so).
   grpc::Status ReleaseBuffer(uint32_t buffer) override;
   /// DMAHIL_IOC_MAP; a segment's write_refused is dmahil.ko's DMAHIL_SEG_WRITE_REFUSED
   /// (its seg_write_safe(), agent/kmod/dmahil_main.c), whose XFER fence refuses writes
@@ -132,6 +139,10 @@ class LinuxXenBackend final : public Backend {
   grpc::Status PinInto(Buffer* b, v1::BufferInfo* resp, uint32_t* id);
   /// Undoes everything of `b` that exists; returns the first error.
   grpc::Status Teardown(Buffer& b);
+  /// The refusal of a request that had taken `b` (not yet registered): Teardown(b) first,
+  /// then `why` with its code and "; nothing was kept" after its message, or, if giving
+  /// back failed too, what failed.
+  grpc::Status Refuse(const grpc::Status& why, Buffer& b);
   Buffer* Find(uint32_t buffer);
 
   v1::Role role_;

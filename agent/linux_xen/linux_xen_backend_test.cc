@@ -306,6 +306,114 @@ TEST_F(LinuxXenBackendTest, RefusedGrantsAreNotFoundAndLeaveNothingMapped) {
   EXPECT_TRUE(kmod_.pins.empty());
 }
 
+// A request refused after the kernel gave it something gives all of it back, and says so.
+TEST_F(LinuxXenBackendTest, GrantsWhosePagesCannotBeMappedAreDeallocatedAndNothingIsKept) {
+  auto g = Guest();
+  gntalloc_->map_errno = ENOMEM;
+  v1::AllocGrantsRequest req;
+  req.set_pages(3);
+  v1::AllocGrantsResponse resp;
+  const grpc::Status s = g->AllocGrants(req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(s.error_message().find("nothing was kept"), std::string::npos) << s.error_message();
+  EXPECT_EQ(dealloc_.index, 0x5000u) << "the 3 grefs ALLOC_GREF made are ended";
+  EXPECT_EQ(dealloc_.count, 3u);
+  EXPECT_EQ(resp.grefs_size(), 0);
+
+  // The gfns cannot be read: the mmap and the grefs both go back.
+  gntalloc_->map_errno = 0;
+  dealloc_ = {};
+  LinuxXenDevices d;
+  auto f = std::make_unique<FakeFile>("/dev/xen/gntalloc");
+  FakeFile* file = f.get();
+  ioctl_gntalloc_dealloc_gref dealloc{};
+  file->on_ioctl = [&dealloc](unsigned long r, void* a) {
+    if (r == IOCTL_GNTALLOC_ALLOC_GREF) static_cast<ioctl_gntalloc_alloc_gref*>(a)->index = 0x7000;
+    if (r == IOCTL_GNTALLOC_DEALLOC_GREF) dealloc = *static_cast<ioctl_gntalloc_dealloc_gref*>(a);
+    return 0;
+  };
+  d.gntalloc = std::move(f);
+  d.pfns_of = [](const void*, size_t, uint64_t*) { return size_t{1}; };  // page 1 hidden
+  d.page_size = kXenPageSize;
+  LinuxXenBackend hidden(v1::ROLE_GUEST, 3, "b", std::move(d));
+  const grpc::Status h = hidden.AllocGrants(req, &resp);
+  EXPECT_EQ(h.error_code(), grpc::StatusCode::INTERNAL);
+  EXPECT_NE(h.error_message().find("granted page 1"), std::string::npos) << h.error_message();
+  EXPECT_NE(h.error_message().find("nothing was kept"), std::string::npos) << h.error_message();
+  ASSERT_EQ(file->unmaps.size(), 1u);
+  EXPECT_EQ(file->unmaps[0], 3 * kXenPageSize);
+  EXPECT_EQ(dealloc.index, 0x7000u);
+}
+
+TEST_F(LinuxXenBackendTest, ARollbackThatFailsTooSaysWhatWasKept) {
+  auto g = Guest();
+  gntalloc_->map_errno = ENOMEM;
+  gntalloc_->on_ioctl = [](unsigned long r, void* a) {
+    if (r == IOCTL_GNTALLOC_ALLOC_GREF) static_cast<ioctl_gntalloc_alloc_gref*>(a)->index = 0x5000;
+    return r == IOCTL_GNTALLOC_DEALLOC_GREF ? EINVAL : 0;
+  };
+  v1::AllocGrantsRequest req;
+  req.set_pages(2);
+  v1::AllocGrantsResponse resp;
+  const grpc::Status s = g->AllocGrants(req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << "the first failure's code";
+  EXPECT_EQ(s.error_message().find("nothing was kept"), std::string::npos) << s.error_message();
+  EXPECT_NE(s.error_message().find("DEALLOC_GREF"), std::string::npos) << s.error_message();
+}
+
+TEST_F(LinuxXenBackendTest, AForeignMapOrLocalAllocWhosePinFailsGivesEverythingBack) {
+  auto b = Dom0();
+  kmod_.file->on_ioctl = [this](unsigned long r, void* a) {
+    return r == DMAHIL_IOC_PIN ? ENOMEM : kmod_.Handle(r, a);
+  };
+  v1::MapForeignRequest req;
+  req.set_domid(3);
+  req.add_grefs(8);
+  req.add_grefs(9);
+  v1::BufferInfo info;
+  const grpc::Status s = b->MapForeign(req, &info);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(s.error_message().find("PIN"), std::string::npos) << s.error_message();
+  EXPECT_NE(s.error_message().find("nothing was kept"), std::string::npos) << s.error_message();
+  ASSERT_EQ(gntdev_->unmaps.size(), 1u) << "the gntdev mmap is undone";
+  EXPECT_EQ(gntdev_->unmaps[0], 2 * kXenPageSize);
+  EXPECT_EQ(unmapped_index_, 0x3000u) << "and the grants unmapped";
+  EXPECT_FALSE(b->BufferBytes(1).has_value());
+
+  v1::AllocLocalRequest local;
+  local.set_pages(2);
+  const grpc::Status l = b->AllocLocal(local, &info);
+  EXPECT_EQ(l.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(l.error_message().find("nothing was kept"), std::string::npos) << l.error_message();
+  EXPECT_FALSE(b->BufferBytes(1).has_value());
+  EXPECT_FALSE(b->BufferBytes(2).has_value());
+}
+
+// dmahil.ko refuses the unpin (a mapping of the pin it still holds): the buffer stays whole,
+// its mmap and grants untouched, so a later release can finish the job.
+TEST_F(LinuxXenBackendTest, AReleaseWhoseUnpinIsRefusedKeepsTheBufferWholeForARetry) {
+  auto b = Dom0();
+  const uint32_t buf = MapTwoGrefs(*b);
+  kmod_.file->on_ioctl = [this](unsigned long r, void* a) {
+    return r == DMAHIL_IOC_UNPIN ? EBUSY : kmod_.Handle(r, a);
+  };
+  const grpc::Status s = b->ReleaseBuffer(buf);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(s.error_message().find("UNPIN"), std::string::npos) << s.error_message();
+  EXPECT_NE(s.error_message().find("nothing was released"), std::string::npos) << s.error_message();
+  EXPECT_TRUE(gntdev_->unmaps.empty()) << "the mapping of pinned pages stays";
+  EXPECT_EQ(unmapped_index_, 0u) << "the grants stay mapped";
+  EXPECT_EQ(b->BufferBytes(buf), 2 * kXenPageSize);
+  uint8_t byte = 0;
+  EXPECT_TRUE(b->CpuRead(buf, 0, &byte, 1).ok());
+
+  kmod_.file->on_ioctl = [this](unsigned long r, void* a) { return kmod_.Handle(r, a); };
+  ASSERT_TRUE(b->ReleaseBuffer(buf).ok());
+  EXPECT_TRUE(kmod_.pins.empty());
+  EXPECT_EQ(unmapped_index_, 0x3000u);
+  EXPECT_FALSE(b->BufferBytes(buf).has_value());
+}
+
 TEST_F(LinuxXenBackendTest, DmaMapPassesTheKernelDirectionRangeSgAndMask) {
   auto b = Dom0();
   const uint32_t buf = MapTwoGrefs(*b);
