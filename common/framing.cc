@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <google/protobuf/message_lite.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/read.hpp>
@@ -18,18 +19,19 @@ void PutLe32(uint32_t v, uint8_t* out) {
   for (int i = 0; i < 4; ++i) out[i] = static_cast<uint8_t>(v >> (8 * i));
 }
 
-// Reads exactly `len` bytes; `what` names the part for messages. Returns false on a clean
-// EOF before any byte was read when `eof_ok`.
+// Reads exactly `len` bytes into `dst`; `what` names the part and `done` / `total` place
+// these bytes in it (bytes), for messages. Returns false on a clean EOF before any byte of
+// the part was read when `eof_ok`.
 bool ReadExactly(boost::asio::ip::tcp::socket& socket, void* dst, size_t len, bool eof_ok,
-                 const char* what) {
+                 const char* what, size_t done, size_t total) {
   boost::system::error_code ec;
   const size_t got = boost::asio::read(socket, boost::asio::buffer(dst, len), ec);
   if (!ec) return true;
   if (ec == boost::asio::error::eof) {
-    if (got == 0 && eof_ok) return false;
-    throw FramingError(
-        Kind::kTruncated,
-        fmt::format("stream ended inside a frame {} ({} of {} bytes read)", what, got, len));
+    if (done + got == 0 && eof_ok) return false;
+    throw FramingError(Kind::kTruncated,
+                       fmt::format("stream ended inside a frame {} ({} of {} bytes read)", what,
+                                   done + got, total));
   }
   throw FramingError(Kind::kIo, fmt::format("reading frame {}: {}", what, ec.message()));
 }
@@ -62,6 +64,10 @@ uint32_t DecodeFrameHeader(const void* header) {
   return len;
 }
 
+size_t NextPayloadCapacity(size_t received, size_t announced) noexcept {
+  return std::min(announced, std::max(received + kReadChunkBytes, 2 * received));
+}
+
 void ParseFramePayload(std::string_view payload, google::protobuf::MessageLite& out) {
   out.Clear();
   if (!out.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
@@ -87,12 +93,23 @@ void WriteFrame(boost::asio::ip::tcp::socket& socket, const google::protobuf::Me
 
 void ReadFrame(boost::asio::ip::tcp::socket& socket, google::protobuf::MessageLite& out) {
   std::array<uint8_t, kHeaderBytes> header{};
-  if (!ReadExactly(socket, header.data(), header.size(), /*eof_ok=*/true, "header")) {
+  if (!ReadExactly(socket, header.data(), header.size(), /*eof_ok=*/true, "header", 0,
+                   header.size())) {
     throw FramingError(Kind::kEof, "peer closed the stream");
   }
   const uint32_t len = DecodeFrameHeader(header.data());
-  std::vector<char> payload(len);
-  if (len > 0) ReadExactly(socket, payload.data(), len, /*eof_ok=*/false, "payload");
+  // Grow with the bytes received, never with the announced length alone.
+  std::vector<char> payload;
+  while (payload.size() < len) {
+    const size_t received = payload.size();
+    const size_t piece = std::min<size_t>(kReadChunkBytes, len - received);
+    if (payload.capacity() < received + piece) {
+      payload.reserve(NextPayloadCapacity(received, len));
+    }
+    payload.resize(received + piece);
+    ReadExactly(socket, payload.data() + received, piece, /*eof_ok=*/false, "payload", received,
+                len);
+  }
   ParseFramePayload(std::string_view(payload.data(), payload.size()), out);
 }
 

@@ -5,6 +5,11 @@
 //
 // Errors are reported by throwing FramingError; its kind() says which failure it was, so
 // a server can tell a client that hung up (kEof) from one that sent garbage.
+//
+// Readers never reserve memory for an announced length before the bytes arrive: a
+// payload is read in pieces of at most kReadChunkBytes into a buffer that grows with the
+// bytes received (NextPayloadCapacity), so a peer that sends a header announcing 16 MiB
+// and nothing else costs one chunk, not 16 MiB.
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
@@ -24,6 +29,8 @@ namespace dmahil::framing {
 inline constexpr size_t kHeaderBytes = 4;
 /// Largest accepted payload (bytes), header excluded.
 inline constexpr uint32_t kMaxFramePayload = 16u * 1024u * 1024u;
+/// Largest piece (bytes) of a payload that a reader asks the stream for at a time.
+inline constexpr size_t kReadChunkBytes = 64u * 1024u;
 
 /// A framing failure. what() is a one-line, human-readable description.
 class FramingError : public std::runtime_error {
@@ -51,6 +58,14 @@ std::string EncodeFrame(const google::protobuf::MessageLite& msg);
 /// payload length in bytes. Throws FramingError(kOversize) above kMaxFramePayload.
 uint32_t DecodeFrameHeader(const void* header);
 
+/// The capacity (bytes) to give a payload buffer that holds `received` of the `announced`
+/// payload bytes (received < announced) and is too small for the next read of
+/// min(kReadChunkBytes, announced - received) bytes: max(received + kReadChunkBytes,
+/// 2 * received), capped at `announced`. So a buffer grows with the bytes received, in
+/// amortised O(1) copies per byte, is never larger than max(2 * received, received +
+/// kReadChunkBytes) and never larger than `announced`. Does not throw.
+size_t NextPayloadCapacity(size_t received, size_t announced) noexcept;
+
 /// Parses a frame payload (header already stripped) into `out` (cleared first).
 /// Throws FramingError(kParse) if it is not a valid `out` message.
 void ParseFramePayload(std::string_view payload, google::protobuf::MessageLite& out);
@@ -65,7 +80,10 @@ size_t DecodeFrame(std::string_view buffer, google::protobuf::MessageLite& out);
 /// FramingError(kIo) on a socket error.
 void WriteFrame(boost::asio::ip::tcp::socket& socket, const google::protobuf::MessageLite& msg);
 
-/// Reads one frame from `socket` into `out`, blocking until it is complete.
+/// Reads one frame from `socket` into `out`, blocking until it is complete. The payload is
+/// read in pieces of at most kReadChunkBytes into a buffer that grows with the bytes
+/// received (NextPayloadCapacity), so memory follows the bytes that actually arrive, not
+/// the announced length.
 /// Throws FramingError: kEof if the peer closed the stream before the first header byte,
 /// kTruncated if it closed inside a frame, kOversize for a length prefix above
 /// kMaxFramePayload (the payload is not read; the stream is then unusable), kParse for
