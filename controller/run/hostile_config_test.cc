@@ -168,6 +168,18 @@ TEST_F(HostileConfig, GrantsOfADoubleMappedFixtureAreCountedAtLoad) {
       << Stderr();
 }
 
+TEST_F(HostileConfig, AFarmExpectationThatNamesNoDiagnosisIsRefusedWithoutCheckExpectations) {
+  Write("farm.textproto",
+        "name: \"f\"\nseed: 1\nfixture_file: \"fixture.textproto\"\n"
+        "board { name: \"a\" board_file: \"board.textproto\" expect: \"wrong-bus-adress\" }\n");
+  ASSERT_EQ(Run(), 2) << Stderr();
+  EXPECT_NE(Stderr().find("farm.textproto:4:49: board[0].expect: \"wrong-bus-adress\" is not a "
+                          "diagnosis"),
+            std::string::npos)
+      << Stderr();
+  EXPECT_FALSE(fs::exists(dir_ / "out" / "results.json"));
+}
+
 TEST_F(HostileConfig, AFifoOrADeviceAsAConfigFileIsRefusedAtOnce) {
   ASSERT_EQ(::mkfifo((dir_ / "fifo.textproto").c_str(), 0600), 0);
   // No writer ever opens the FIFO: reading it would block forever.
