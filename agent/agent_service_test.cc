@@ -688,6 +688,21 @@ TEST_F(AgentOverGrpc, ARequestThatDoesNotDecodeIsRefusedWithAMessageNamingTheMet
   EXPECT_EQ(DmaMap(b.buffer(), 0, 0, &m).error_message(), "length is 0");
 }
 
+TEST_F(AgentOverGrpc, ARequestLargerThanAnyRealOneIsRefusedUndecoded) {
+  grpc::ClientContext ctx;
+  v1::MapForeignRequest req;
+  req.set_domid(1);
+  for (int i = 0; i < 300000; ++i) req.add_grefs(0x7fffffff);  // about 1.5 MiB
+  ASSERT_GT(req.ByteSizeLong(), static_cast<size_t>(kMaxAgentRequestBytes));
+  v1::BufferInfo resp;
+  const grpc::Status s = dom0_->MapForeign(&ctx, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_NE(s.error_message().find("larger than max"), std::string::npos) << s.error_message();
+  // The same server goes on serving requests of a real size.
+  const auto b = MapAll(Grant(2));
+  EXPECT_EQ(b.pfns_size(), 2);
+}
+
 TEST_F(AgentOverGrpc, AMethodTheServerDoesNotHaveIsRefusedWithAMessage) {
   const grpc::Status s = CallRaw(server_->endpoints().dom0, "/dmahil.v1.Agent/NoSuchCall", "");
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 #include <google/protobuf/descriptor.h>
+#include <grpcpp/resource_quota.h>
 #include <grpcpp/support/server_interceptor.h>
 
 namespace dmahil::agent {
@@ -117,6 +118,10 @@ std::string RefusalMessage(std::string_view method, grpc::StatusCode code, bool 
 }
 
 void AddAgentServerOptions(grpc::ServerBuilder& builder) {
+  builder.SetMaxReceiveMessageSize(kMaxAgentRequestBytes);
+  grpc::ResourceQuota quota("dmahil-agent");
+  quota.SetMaxThreads(kMaxAgentThreads);
+  builder.SetResourceQuota(quota);
   std::vector<std::unique_ptr<gx::ServerInterceptorFactoryInterface>> creators;
   creators.push_back(std::make_unique<RefusalMessageFactory>());
   builder.experimental().SetInterceptorCreators(std::move(creators));

@@ -11,7 +11,17 @@
 
 namespace dmahil::agent {
 
-/// Adds the agents' standard server set-up to `builder`: a server interceptor that gives
+/// Largest request an agent server accepts (bytes): the largest real one, MapForeign or
+/// ComposeBuffer with kMaxPages entries, is about 10 KiB. A larger one is refused by gRPC
+/// with RESOURCE_EXHAUSTED before it is decoded.
+inline constexpr int kMaxAgentRequestBytes = 1 << 20;
+/// Requests an agent server runs at once (its sync server's threads, gRPC ResourceQuota);
+/// the controller sends one at a time per agent. A request beyond is refused with
+/// RESOURCE_EXHAUSTED, so a flood of connections cannot grow the agent's threads.
+inline constexpr int kMaxAgentThreads = 16;
+
+/// Adds the agents' standard server set-up to `builder`: requests of at most
+/// kMaxAgentRequestBytes, at most kMaxAgentThreads threads, and a server interceptor that gives
 /// every non-OK status sent without a message the message RefusalMessage() builds (gRPC
 /// C++ itself sends INTERNAL "" for a request whose bytes do not parse as the method's
 /// request message, and UNIMPLEMENTED "" for an unknown method). Call it once per
