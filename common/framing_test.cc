@@ -2,16 +2,51 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/write.hpp>
+#include <chrono>
+#include <cstdlib>
 #include <functional>
+#include <new>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "dmahil/v1/device.pb.h"
 
+// The largest single operator new of this thread while tracked (LargestAllocation), so
+// that a test can see what ReadFrame allocates.
+namespace {
+thread_local bool t_tracking = false;
+thread_local size_t t_largest = 0;
+}  // namespace
+
+// Not inlined, so that the compiler sees new paired with delete, not malloc with free.
+[[gnu::noinline]] void* operator new(std::size_t n) {
+  if (t_tracking && n > t_largest) t_largest = n;
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+[[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
 namespace dmahil::framing {
 namespace {
+
+// Tracks the largest single allocation of this thread during its lifetime.
+class LargestAllocation {
+ public:
+  LargestAllocation() {
+    t_largest = 0;
+    t_tracking = true;
+  }
+  ~LargestAllocation() { t_tracking = false; }
+  LargestAllocation(const LargestAllocation&) = delete;
+  LargestAllocation& operator=(const LargestAllocation&) = delete;
+  size_t bytes() const { return t_largest; }
+};
 
 using Kind = FramingError::Kind;
 
@@ -150,6 +185,124 @@ TEST(FramingSocket, OversizeHeaderRefusedWithoutReadingPayload) {
   boost::asio::write(s.a, boost::asio::buffer("\xff\xff\xff\x7f", 4));
   v1::DeviceRequest out;
   EXPECT_EQ(KindOf([&] { ReadFrame(s.b, out); }), Kind::kOversize);
+}
+
+v1::DeviceRequest WriteRequest(uint64_t tag, size_t bytes) {
+  v1::DeviceRequest req;
+  req.set_tag(tag);
+  std::string data(bytes, '\0');
+  for (size_t i = 0; i < bytes; ++i) data[i] = static_cast<char>(i * 13 + tag);
+  req.mutable_write()->set_data(std::move(data));
+  return req;
+}
+
+TEST(FramingCapacity, GrowsWithTheBytesReceivedNeverPastTheAnnouncedLength) {
+  EXPECT_EQ(NextPayloadCapacity(0, kMaxFramePayload), kReadChunkBytes);
+  EXPECT_EQ(NextPayloadCapacity(0, 10), 10u);
+  EXPECT_EQ(NextPayloadCapacity(kReadChunkBytes, kMaxFramePayload), 2 * kReadChunkBytes);
+  EXPECT_EQ(NextPayloadCapacity(100'000, kMaxFramePayload), 200'000u);
+  EXPECT_EQ(NextPayloadCapacity(10u << 20, kMaxFramePayload), kMaxFramePayload);
+  // Reading a whole 16 MiB payload the way ReadFrame does: every read fits, the buffer
+  // stays within max(2 x received, received + one read), and it is reallocated rarely.
+  std::vector<char> buf;
+  size_t reallocations = 0;
+  for (size_t got = 0; got < kMaxFramePayload;) {
+    const size_t piece = std::min<size_t>(kReadChunkBytes, kMaxFramePayload - got);
+    if (buf.capacity() < got + piece) {
+      buf.reserve(NextPayloadCapacity(got, kMaxFramePayload));
+      ++reallocations;
+    }
+    ASSERT_GE(buf.capacity(), got + piece);
+    ASSERT_LE(buf.capacity(), std::max(2 * got, got + kReadChunkBytes));
+    got += piece;
+  }
+  EXPECT_EQ(buf.capacity(), kMaxFramePayload);
+  EXPECT_LE(reallocations, 10u);
+}
+
+TEST(FramingSocket, ReadsFramesArrivingInPieces) {
+  SocketPair s;
+  // Payloads around the 64 KiB reads: empty, one byte, just under, at, and over them.
+  const std::vector<v1::DeviceRequest> sent = {
+      v1::DeviceRequest(),
+      WriteRequest(1, 1),
+      WriteRequest(2, kReadChunkBytes - 8),
+      WriteRequest(3, kReadChunkBytes),
+      WriteRequest(4, 3 * kReadChunkBytes + 5),
+  };
+  std::string stream;
+  for (const auto& req : sent) stream += EncodeFrame(req);
+  std::thread writer([&] {
+    const size_t pieces[] = {1, 3, 4, 7, 1000, kReadChunkBytes + 1, 12'345};
+    boost::system::error_code ec;
+    for (size_t off = 0, i = 0; off < stream.size() && !ec; ++i) {
+      const size_t n = std::min(pieces[i % std::size(pieces)], stream.size() - off);
+      boost::asio::write(s.a, boost::asio::buffer(stream.data() + off, n), ec);
+      off += n;
+      if (i % 3 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  for (size_t i = 0; i < sent.size(); ++i) {
+    v1::DeviceRequest out;
+    try {
+      ReadFrame(s.b, out);
+    } catch (const FramingError& e) {
+      ADD_FAILURE() << "frame " << i << ": " << e.what();
+      break;
+    }
+    EXPECT_EQ(out.SerializeAsString(), sent[i].SerializeAsString()) << "frame " << i;
+  }
+  s.b.close();  // lets the writer end even if a read failed
+  writer.join();
+}
+
+TEST(FramingSocket, ReadsTheLargestFrameWithoutAllocatingPastIt) {
+  SocketPair s;
+  const v1::DeviceRequest req = WriteRequest(5, kMaxFramePayload - 16);
+  const std::string frame = EncodeFrame(req);
+  const size_t payload = frame.size() - kHeaderBytes;
+  ASSERT_LE(payload, kMaxFramePayload);
+  std::thread writer([&] {
+    boost::system::error_code ec;
+    boost::asio::write(s.a, boost::asio::buffer(frame), ec);
+  });
+  v1::DeviceRequest out;
+  size_t largest = 0;
+  {
+    LargestAllocation track;
+    ReadFrame(s.b, out);
+    largest = track.bytes();
+  }
+  writer.join();
+  EXPECT_TRUE(out.write().data() == req.write().data());
+  EXPECT_EQ(out.tag(), 5u);
+  EXPECT_LE(largest, payload);  // the buffer never outgrows the announced length
+}
+
+// Audit: ReadFrame allocated the announced length (up to 16 MiB) before reading.
+TEST(FramingSocket, HeaderAnnouncingTheMaximumThenEofIsTruncatedWithoutReservingIt) {
+  SocketPair s;
+  const std::string bytes = std::string("\x00\x00\x00\x01", 4) + "0123456789";  // 16 MiB
+  boost::asio::write(s.a, boost::asio::buffer(bytes));
+  s.a.close();
+  v1::DeviceRequest out;
+  Kind kind = Kind::kIo;
+  std::string what;
+  size_t largest = 0;
+  {
+    LargestAllocation track;
+    try {
+      ReadFrame(s.b, out);
+    } catch (const FramingError& e) {
+      kind = e.kind();
+      what = e.what();
+    }
+    largest = track.bytes();
+  }
+  EXPECT_EQ(kind, Kind::kTruncated) << what;
+  EXPECT_NE(what.find("10 of 16777216 bytes"), std::string::npos) << what;
+  EXPECT_GT(largest, 0u);  // the tracking works: the first read's buffer was seen
+  EXPECT_LE(largest, kReadChunkBytes) << "allocated " << largest << " bytes for 10 received";
 }
 
 TEST(FramingSocket, GarbagePayloadIsParseError) {
