@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -185,10 +186,25 @@ Status Kmod::Map(uint32_t pin, uint64_t pin_pages, v1::DmaDirection dir, uint64_
                                   DirName(kdir), sg ? ", sg" : ""));
       !s.ok())
     return s;
-  if (arg.mapping == 0 || arg.nsegs == 0 || arg.nsegs > segs.size())
+  if (arg.mapping == 0 || arg.nsegs == 0 || arg.nsegs > segs.size()) {
+    // Refused: a live mapping would keep the pin from being unpinned (EBUSY), so give it
+    // back before saying no.
+    const std::string what =
+        fmt::format("dmahil.ko MAP (pin {}) returned mapping {} with {} segments (expected 1..{})",
+                    pin, arg.mapping, arg.nsegs, segs.size());
+    if (arg.mapping == 0)
+      return Status(StatusCode::INTERNAL,
+                    fmt::format("{}; no handle came back, so there is nothing to unmap", what));
+    v1::Maintenance ignored;
+    if (Status u = Unmap(arg.mapping, &ignored); !u.ok())
+      return Status(StatusCode::INTERNAL,
+                    fmt::format("{}; unmapping it failed too ({}), so mapping {} may still hold "
+                                "pin {} (an unpin is refused while it does)",
+                                what, u.error_message(), arg.mapping, pin));
     return Status(
         StatusCode::INTERNAL,
-        fmt::format("dmahil.ko MAP returned mapping {} with {} segments", arg.mapping, arg.nsegs));
+        fmt::format("{}; mapping {} was unmapped, nothing stays mapped", what, arg.mapping));
+  }
   out->set_mapping(arg.mapping);
   for (uint32_t i = 0; i < arg.nsegs; ++i) {
     v1::DmaSegment* s = out->add_segments();
@@ -247,6 +263,12 @@ Status Kmod::Watch(const std::string& device, bool* direct) {
   Status s = Call(DMAHIL_IOC_WATCH, &arg,
                   device.empty() ? std::string("WATCH (stop)") : fmt::format("WATCH {}", device));
   *direct = s.ok() && arg.direct != 0;
+  if (s.ok()) {
+    // The module discards its records when a watch starts (and nothing can be read once it
+    // stops): the records a failed ReadWatch kept are discarded too.
+    watch_kept_.clear();
+    watch_kept_dropped_ = 0;
+  }
   return s;
 }
 
@@ -283,14 +305,32 @@ v1::DeviceOpKind FromKernelOp(uint32_t op) {
 }  // namespace
 
 Status Kmod::ReadWatch(v1::DeviceOps* out) {
-  std::vector<dmahil_dev_op> recs;
+  // Records a failed read took from the module come first (oldest first, as they were).
+  std::vector<dmahil_dev_op> recs = std::move(watch_kept_);
+  uint64_t dropped = std::exchange(watch_kept_dropped_, 0);
+  watch_kept_.clear();
   std::vector<dmahil_dev_op> chunk(DMAHIL_DEV_RECORDS);
-  uint64_t dropped = 0;
   for (;;) {
     dmahil_watch_read arg{};
     arg.ptr = reinterpret_cast<uintptr_t>(chunk.data());
     arg.cap = static_cast<uint32_t>(chunk.size());
-    if (Status s = Call(DMAHIL_IOC_WATCH_READ, &arg, "WATCH_READ"); !s.ok()) return s;
+    if (Status s = Call(DMAHIL_IOC_WATCH_READ, &arg, "WATCH_READ"); !s.ok()) {
+      // The module removed what earlier calls of this read returned: keep it for the next
+      // read rather than lose it, at most kMaxKeptWatchRecords (the newest beyond count as
+      // dropped, as the module's full ring counts them).
+      const size_t n = recs.size();
+      if (n > kMaxKeptWatchRecords) {
+        dropped += n - kMaxKeptWatchRecords;
+        recs.resize(kMaxKeptWatchRecords);
+      }
+      watch_kept_ = std::move(recs);
+      watch_kept_dropped_ = dropped;
+      if (n == 0 && dropped == 0) return s;
+      return Status(s.error_code(),
+                    fmt::format("{}; the {} records (and {} dropped) read before it are kept "
+                                "for the next read",
+                                s.error_message(), watch_kept_.size(), watch_kept_dropped_));
+    }
     recs.insert(recs.end(), chunk.begin(), chunk.begin() + arg.count);
     dropped += arg.dropped;
     if (arg.count < arg.cap) break;

@@ -3,6 +3,7 @@
 // back as a grpc::Status whose message names the call, its arguments and the errno.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -54,7 +55,11 @@ class Kmod {
   /// engine, direction `dir`, one dma_map_page per 4 KiB page or one dma_map_sg (`sg`);
   /// `mask_bits` 0 or 32..64. Fills out->mapping, out->segments (offsets relative to the
   /// pin) and out->maintenance. INVALID_ARGUMENT before any ioctl for a zero or
-  /// out-of-range length, an unknown direction or a bad mask.
+  /// out-of-range length, an unknown direction or a bad mask. INTERNAL if the module's
+  /// reply is malformed (mapping 0, or a segment count of 0 or above DMAHIL_MAX_SEGMENTS):
+  /// a nonzero mapping is unmapped first, so nothing stays mapped and the pin can be
+  /// unpinned (the message says so, or, if that UNMAP fails too, names the mapping that
+  /// may still hold the pin). On any error `out` is left unchanged.
   grpc::Status Map(uint32_t pin, uint64_t pin_pages, v1::DmaDirection dir, uint64_t offset,
                    uint64_t length, bool sg, uint32_t mask_bits, v1::DmaMapping* out);
   /// dma_sync_*_for_cpu or _for_device over every segment of the mapping.
@@ -76,7 +81,17 @@ class Kmod {
   /// maintenance of its call (a call's maintenance goes to its first op; maintenance of a
   /// call that recorded no op, e.g. a failed map, is left out). NOT_FOUND (ENOENT) if
   /// nothing is watched.
+  ///
+  /// The module removes the records each WATCH_READ returns, so when a later WATCH_READ of
+  /// the same read fails, the records (and dropped count) taken so far are kept here, not
+  /// lost: the error's message says how many, `out` is left unchanged (a failed gRPC call
+  /// carries no response), and the next ReadWatch returns them first, oldest first, with
+  /// what it reads. At most kMaxKeptWatchRecords are kept; newer ones beyond it are counted
+  /// in `dropped`. A successful Watch (start or stop) discards them, as the module
+  /// discards its own records when a watch starts.
   grpc::Status ReadWatch(v1::DeviceOps* out);
+  /// Most records a failed ReadWatch keeps for the next (as many as the module's ring).
+  static constexpr size_t kMaxKeptWatchRecords = DMAHIL_DEV_RECORDS;
   /// Whether every maintenance probe (GNTTABOP_cache_flush and arch_sync_dma_*) is armed,
   /// from the last Info().
   bool audited() const { return audited_; }
@@ -88,6 +103,9 @@ class Kmod {
 
   std::unique_ptr<DeviceFile> file_;
   bool audited_ = false;
+  // Records (oldest first) and dropped count a failed ReadWatch took from the module.
+  std::vector<dmahil_dev_op> watch_kept_;
+  uint64_t watch_kept_dropped_ = 0;
 };
 
 /// DmaDirection -> the kernel's enum dma_data_direction value (DMAHIL_DMA_*); false for

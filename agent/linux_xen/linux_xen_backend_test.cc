@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "agent/agent_service.h"
@@ -546,6 +547,94 @@ TEST_F(LinuxXenBackendTest, AnUnmapThatFailsAfterUnmappingStillFreesTheBuffer) {
   EXPECT_TRUE(b->ReleaseBuffer(buf).ok());
 }
 
+// Audit: a MAP whose reply was malformed (mapping 0, or a segment count of 0 or above
+// DMAHIL_MAX_SEGMENTS) was refused with its mapping left live in dmahil.ko, which then
+// refused the pin's UNPIN (EBUSY) for good.
+TEST_F(LinuxXenBackendTest, AMalformedMapReplyIsUnmappedSoNothingStaysMapped) {
+  auto b = Dom0();
+  const uint32_t buf = MapTwoGrefs(*b);
+  std::map<uint32_t, uint32_t> live;  // mapping -> pin, as dmahil.ko holds them
+  std::vector<uint32_t> unmap_calls;
+  uint32_t reply_nsegs = 0;
+  bool reply_mapping_0 = false;
+  int unmap_errno = 0;
+  kmod_.file->on_ioctl = [&](unsigned long r, void* a) {
+    if (r == DMAHIL_IOC_UNPIN) {
+      for (const auto& [mapping, pin] : live)
+        if (pin == *static_cast<uint32_t*>(a)) return EBUSY;
+    }
+    if (r == DMAHIL_IOC_UNMAP) {
+      const uint32_t mapping = static_cast<dmahil_unmap*>(a)->mapping;
+      unmap_calls.push_back(mapping);
+      if (unmap_errno != 0) return unmap_errno;
+      if (live.erase(mapping) == 0) return ENOENT;
+    }
+    const int err = kmod_.Handle(r, a);
+    if (r == DMAHIL_IOC_MAP && err == 0) {
+      auto* m = static_cast<dmahil_map*>(a);
+      if (reply_mapping_0) {
+        m->mapping = 0;
+      } else {
+        live[m->mapping] = m->pin;
+      }
+      m->nsegs = reply_nsegs;
+    }
+    return err;
+  };
+  v1::DmaMapRequest req;
+  req.set_buffer(buf);
+  req.set_length(kXenPageSize);
+  req.set_direction(v1::DMA_TO_DEVICE);
+
+  for (const uint32_t nsegs : {0u, DMAHIL_MAX_SEGMENTS + 1}) {
+    SCOPED_TRACE(nsegs);
+    reply_nsegs = nsegs;
+    unmap_calls.clear();
+    v1::DmaMapping m;
+    const grpc::Status s = b->DmaMap(req, &m);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INTERNAL);
+    EXPECT_NE(s.error_message().find(fmt::format("with {} segments", nsegs)), std::string::npos)
+        << s.error_message();
+    EXPECT_NE(s.error_message().find("was unmapped, nothing stays mapped"), std::string::npos)
+        << s.error_message();
+    EXPECT_EQ(unmap_calls.size(), 1u);  // the mapping the refused MAP made
+    EXPECT_TRUE(live.empty()) << live.size() << " mappings left in dmahil.ko";
+    EXPECT_EQ(m.mapping(), 0u);
+    EXPECT_EQ(m.segments_size(), 0);
+  }
+
+  // Mapping 0 is no handle: nothing is unmapped (UNMAP of 0 would name no mapping).
+  reply_nsegs = 1;
+  reply_mapping_0 = true;
+  unmap_calls.clear();
+  v1::DmaMapping m0;
+  const grpc::Status s0 = b->DmaMap(req, &m0);
+  EXPECT_EQ(s0.error_code(), grpc::StatusCode::INTERNAL);
+  EXPECT_NE(s0.error_message().find("returned mapping 0"), std::string::npos) << s0.error_message();
+  EXPECT_TRUE(unmap_calls.empty());
+
+  // An UNMAP that fails too: the message names the mapping that may still hold the pin.
+  reply_mapping_0 = false;
+  reply_nsegs = 0;
+  unmap_errno = EIO;
+  v1::DmaMapping m1;
+  const grpc::Status s1 = b->DmaMap(req, &m1);
+  EXPECT_EQ(s1.error_code(), grpc::StatusCode::INTERNAL);
+  ASSERT_EQ(live.size(), 1u);
+  EXPECT_NE(
+      s1.error_message().find(fmt::format("mapping {} may still hold pin", live.begin()->first)),
+      std::string::npos)
+      << s1.error_message();
+  EXPECT_NE(s1.error_message().find("UNMAP"), std::string::npos) << s1.error_message();
+  EXPECT_EQ(b->ReleaseBuffer(buf).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  unmap_errno = 0;
+  live.clear();  // the module let go of it after all
+
+  // Nothing the refused maps made is left: the pin goes, the buffer is released.
+  ASSERT_TRUE(b->ReleaseBuffer(buf).ok());
+  EXPECT_TRUE(kmod_.pins.empty());
+}
+
 TEST_F(LinuxXenBackendTest, GuestGrantsThroughGntallocAndRefusesWhatGntallocCannotDo) {
   auto g = Guest();
   v1::AllocGrantsRequest req;
@@ -665,6 +754,65 @@ TEST_F(LinuxXenBackendTest, AWatchedDevicesOpsComeBackWithTheMaintenanceOfTheirC
   EXPECT_NE(s.error_message().find("WATCH 0000:00:03.0"), std::string::npos) << s.error_message();
   EXPECT_EQ(b->WatchDevice(std::string(32, 'x'), &resp).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);  // refused before the ioctl
+}
+
+// Audit: when a WATCH_READ after the first failed, the records the earlier ones had taken
+// from dmahil.ko (which removes what it hands out) were thrown away.
+TEST_F(LinuxXenBackendTest, RecordsTakenBeforeAFailedWatchReadComeWithTheNextRead) {
+  auto b = Dom0();
+  v1::WatchDeviceResponse resp;
+  ASSERT_TRUE(b->WatchDevice("0000:00:03.0", &resp).ok());
+  const auto map_op = [](uint64_t call) {
+    return dmahil_dev_op{call,           0x50000000 + call * 64, 0x50000, 0x50000, 0x50000000, 64,
+                         DMAHIL_DEV_MAP, DMAHIL_DMA_FROM_DEVICE, 0};
+  };
+  // More than one WATCH_READ's worth; the second WATCH_READ fails (ENOMEM).
+  const uint32_t total = DMAHIL_DEV_RECORDS + 5;
+  for (uint32_t i = 1; i <= total; ++i) kmod_.ring.push_back(map_op(i));
+  kmod_.ring_dropped = 3;
+  int reads = 0;
+  kmod_.file->on_ioctl = [&](unsigned long r, void* a) {
+    if (r == DMAHIL_IOC_WATCH_READ && ++reads == 2) return ENOMEM;
+    return kmod_.Handle(r, a);
+  };
+  v1::DeviceOps ops;
+  const grpc::Status s = b->ReadDeviceOps(&ops);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(s.error_message().find("WATCH_READ"), std::string::npos) << s.error_message();
+  EXPECT_NE(s.error_message().find(fmt::format(
+                "the {} records (and 3 dropped) read before it are kept for the next read",
+                DMAHIL_DEV_RECORDS)),
+            std::string::npos)
+      << s.error_message();
+  EXPECT_EQ(ops.ops_size(), 0);
+  EXPECT_EQ(kmod_.ring.size(), 5u);  // the module handed out (and removed) the rest
+
+  // The next read returns every record once, oldest first, and the dropped count.
+  ASSERT_TRUE(b->ReadDeviceOps(&ops).ok());
+  ASSERT_EQ(ops.ops_size(), static_cast<int>(total));
+  for (uint32_t i = 0; i < total; ++i) {
+    if (ops.ops(static_cast<int>(i)).call() != i + 1) {
+      ADD_FAILURE() << "op " << i << " is call " << ops.ops(static_cast<int>(i)).call();
+      break;
+    }
+  }
+  EXPECT_EQ(ops.dropped(), 3u);
+  v1::DeviceOps again;
+  ASSERT_TRUE(b->ReadDeviceOps(&again).ok());
+  EXPECT_EQ(again.ops_size(), 0);
+  EXPECT_EQ(again.dropped(), 0u);
+
+  // Kept records belong to their watch: a new one (the module discards its records when a
+  // watch starts) does not report them.
+  for (uint32_t i = 1; i <= DMAHIL_DEV_RECORDS; ++i) kmod_.ring.push_back(map_op(i));
+  reads = 0;
+  ASSERT_FALSE(b->ReadDeviceOps(&ops).ok());
+  ASSERT_TRUE(b->WatchDevice("", &resp).ok());
+  kmod_.ring.clear();
+  ASSERT_TRUE(b->WatchDevice("0000:00:03.0", &resp).ok());
+  v1::DeviceOps fresh;
+  ASSERT_TRUE(b->ReadDeviceOps(&fresh).ok());
+  EXPECT_EQ(fresh.ops_size(), 0);
 }
 
 TEST_F(LinuxXenBackendTest, ADomidXenReservesIsRefusedBeforeGntdev) {

@@ -29,6 +29,19 @@ class TcpDeviceClient final : public DeviceClient {
   /// host:port) on a timeout, a lost connection, an oversize request, or a malformed or
   /// mismatched response; the connection is then dropped and the next Transact
   /// reconnects.
+  ///
+  /// A device server's refusal (docs/device-protocol.md §1.1: one DEVICE_BAD_REQUEST frame
+  /// with tag 0, then the connection is closed; sent for a connection over its limit, an
+  /// idle connection evicted, a frame past its deadline, an oversize or undecodable frame)
+  /// is a DeviceError carrying the server's message: "device host:port: the device server
+  /// refused request tag N and closed the connection: <message>". Such a frame is also
+  /// looked for when sending failed (the server may reset a connection it refused while a
+  /// large request is still going out).
+  ///
+  /// Memory: the response payload is read in pieces of at most framing::kReadChunkBytes
+  /// (64 KiB) into a buffer that grows with the bytes received
+  /// (framing::NextPayloadCapacity), never with the announced length alone: a device that
+  /// announces 16 MiB and sends less costs about what it sent, not 16 MiB.
   v1::DeviceResponse Transact(const v1::DeviceRequest& request) override;
 
   /// "host:port", as used in error messages.
@@ -39,8 +52,18 @@ class TcpDeviceClient final : public DeviceClient {
 
   void Connect();
   void Disconnect();
-  // Runs the pending async op until `deadline`; throws DeviceError on timeout or `ec`.
-  void Await(Clock::time_point deadline, const char* what, const boost::system::error_code& ec);
+  // Runs the pending async op until `deadline`; throws DeviceError on timeout or `ec`
+  // (`what` names the step in the message). With a nonzero `request_tag` (sending that
+  // request), an `ec` first looks for a server's refusal frame already received
+  // (PendingRefusal) and reports that instead.
+  void Await(Clock::time_point deadline, const std::string& what,
+             const boost::system::error_code& ec, uint64_t request_tag = 0);
+  // Reads, without waiting, a whole response frame the device already sent and returns
+  // the error message for it if it is a refusal (tag 0, DEVICE_BAD_REQUEST); "" if there
+  // is none (nothing received, a partial frame, or not a refusal). The socket is open.
+  std::string PendingRefusal(uint64_t request_tag);
+  // The DeviceError message for a refusal frame `resp` answering request `request_tag`.
+  static std::string RefusalMessage(const v1::DeviceResponse& resp, uint64_t request_tag);
   [[noreturn]] void Fail(const std::string& what) const;
 
   std::string host_;

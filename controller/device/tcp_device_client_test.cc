@@ -4,14 +4,52 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <new>
+#include <string>
 #include <thread>
+#include <vector>
 
+#include "common/framing.h"
 #include "controller/device/device_test_support.h"
 #include "firmware/host/device_server.h"
 #include "firmware/host/ram_port.h"
 
+// The largest single operator new of this thread while tracked (LargestAllocation), so
+// that a test can see what the client allocates for a response (as common/framing_test.cc).
+namespace {
+thread_local bool t_tracking = false;
+thread_local size_t t_largest = 0;
+}  // namespace
+
+// Not inlined, so that the compiler sees new paired with delete, not malloc with free.
+[[gnu::noinline]] void* operator new(std::size_t n) {
+  if (t_tracking && n > t_largest) t_largest = n;
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+[[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
 namespace dmahil::controller {
 namespace {
+
+// Tracks the largest single allocation of this thread during its lifetime (bytes).
+class LargestAllocation {
+ public:
+  LargestAllocation() {
+    t_largest = 0;
+    t_tracking = true;
+  }
+  ~LargestAllocation() { t_tracking = false; }
+  LargestAllocation(const LargestAllocation&) = delete;
+  LargestAllocation& operator=(const LargestAllocation&) = delete;
+  size_t bytes() const { return t_largest; }
+};
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
@@ -55,6 +93,18 @@ TEST_F(TcpDeviceClientTest, FillCheckRoundTrip) {
   ASSERT_EQ(resp.check().mismatches_size(), 1);
   EXPECT_EQ(resp.check().mismatches(0).line(), 10u);
   EXPECT_EQ(resp.check().mismatches(0).cls(), v1::LINE_ZERO);
+}
+
+// A 1 MiB response arrives in many reads into a buffer that grows with them.
+TEST_F(TcpDeviceClientTest, AMegabyteResponseIsReadWhole) {
+  TcpDeviceClient dev("127.0.0.1", server.port(), 5000);
+  std::string data(firmware::kMaxDataBytes, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 7 + i / 4096);
+  ASSERT_EQ(dev.Write(kBase, data).status(), v1::DEVICE_OK);
+  const v1::DeviceResponse rd = dev.Read(kBase, static_cast<uint32_t>(data.size()));
+  ASSERT_EQ(rd.status(), v1::DEVICE_OK);
+  EXPECT_TRUE(rd.data() == data);
+  EXPECT_EQ(dev.Info().status(), v1::DEVICE_OK);  // the stream is still in step
 }
 
 TEST_F(TcpDeviceClientTest, DeviceRefusalsAreResponsesNotExceptions) {
@@ -120,6 +170,147 @@ TEST(TcpDeviceClientErrors, DeviceHangingUpIsAnError) {
   TcpDeviceClient dev("127.0.0.1", port, 2000);
   hangup.join();
   ExpectDeviceError([&] { dev.Info(); }, {"127.0.0.1:"});
+}
+
+// A device server that refuses: with max_connections 1 and one client holding the slot,
+// a second client is answered with a tag-0 DEVICE_BAD_REQUEST naming the limit and closed.
+class TcpDeviceClientRefusalTest : public ::testing::Test {
+ protected:
+  static device_host::DeviceServerOptions OneConnection() {
+    device_host::DeviceServerOptions o;
+    o.max_connections = 1;
+    return o;
+  }
+  void SetUp() override { server.Start(); }
+  // Waits (at most 2 s) until the server holds `n` connections.
+  bool WaitForConnections(size_t n) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (server.connections() != n) {
+      if (std::chrono::steady_clock::now() > until) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return true;
+  }
+  firmware::RamPort mem{kBase, 2 << 20};
+  device_host::DeviceServer server{
+      mem, 0, {"dmahil-virtual-engine", firmware::kMaxDataBytes, 64}, "127.0.0.1", OneConnection()};
+};
+
+// Audit: the refusal was reported as "response tag 0 does not match request tag 1".
+TEST_F(TcpDeviceClientRefusalTest, AConnectionOverTheLimitFailsWithTheServersMessage) {
+  auto holder = std::make_unique<TcpDeviceClient>("127.0.0.1", server.port(), 2000);
+  ASSERT_EQ(holder->Info().status(), v1::DEVICE_OK);  // the server has taken it: slot full
+
+  TcpDeviceClient dev("127.0.0.1", server.port(), 2000);
+  try {
+    dev.Info();
+    ADD_FAILURE() << "no DeviceError";
+  } catch (const DeviceError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("device 127.0.0.1:" + std::to_string(server.port()) +
+                        ": the device server refused request tag 1 and closed the connection: "),
+              std::string::npos)
+        << what;
+    EXPECT_NE(what.find("the limit is 1"), std::string::npos) << what;
+    EXPECT_EQ(what.find("does not match"), std::string::npos) << what;
+  }
+
+  // The slot comes free: the next call reconnects, as after any other failure.
+  holder.reset();
+  ASSERT_TRUE(WaitForConnections(0));
+  const v1::DeviceResponse info = dev.Info();
+  EXPECT_EQ(info.status(), v1::DEVICE_OK);
+  EXPECT_EQ(info.tag(), 2u);
+}
+
+// A 1 MiB request still going out when the server refuses the connection: however far the
+// send got before the reset, the error is the server's reason.
+TEST_F(TcpDeviceClientRefusalTest, ALargeRequestOverTheLimitFailsWithTheServersMessage) {
+  TcpDeviceClient holder("127.0.0.1", server.port(), 2000);
+  ASSERT_EQ(holder.Info().status(), v1::DEVICE_OK);
+  const std::string data(firmware::kMaxDataBytes, 'w');
+  for (int i = 0; i < 5; ++i) {
+    TcpDeviceClient dev("127.0.0.1", server.port(), 2000);
+    ExpectDeviceError([&] { dev.Write(kBase, data); },
+                      {"the device server refused request tag 1", "the limit is 1"});
+  }
+  EXPECT_EQ(mem.Peek(kBase, 1), std::vector<uint8_t>(1, 0));  // no write got through
+}
+
+// A one-connection fake device on loopback: `serve` gets the accepted socket.
+class FakeDevice {
+ public:
+  explicit FakeDevice(std::function<void(tcp::socket&)> serve)
+      : acceptor_(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0)),
+        thread_([this, serve = std::move(serve)] {
+          tcp::socket s(io_);
+          boost::system::error_code ec;
+          acceptor_.accept(s, ec);
+          try {
+            if (!ec) serve(s);
+          } catch (const std::exception& e) {
+            ADD_FAILURE() << "fake device: " << e.what();
+          }
+        }) {}
+  ~FakeDevice() { Join(); }
+  uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  void Join() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  asio::io_context io_;
+  tcp::acceptor acceptor_;
+  std::thread thread_;
+};
+
+// Audit: the client allocated the announced length (up to 16 MiB) before the payload came.
+TEST(TcpDeviceClientErrors, AHeaderAnnouncing16MiBThenEofFailsWithoutReservingIt) {
+  FakeDevice fake([](tcp::socket& s) {
+    v1::DeviceRequest req;
+    framing::ReadFrame(s, req);  // the whole request, so that the close is a clean FIN
+    const std::string bytes = std::string("\x00\x00\x00\x01", 4) + "0123456789";  // 16 MiB
+    asio::write(s, asio::buffer(bytes));
+    s.close();
+  });
+  TcpDeviceClient dev("127.0.0.1", fake.port(), 2000);
+  std::string what;
+  size_t largest = 0;
+  {
+    LargestAllocation track;
+    try {
+      dev.Info();
+    } catch (const DeviceError& e) {
+      what = e.what();
+    }
+    largest = track.bytes();
+  }
+  fake.Join();
+  EXPECT_NE(what.find("the device closed the connection while reading the response (10 of "
+                      "16777216 payload bytes received)"),
+            std::string::npos)
+      << what;
+  EXPECT_GT(largest, 0u);  // the tracking works
+  EXPECT_LE(largest, framing::kReadChunkBytes) << "allocated " << largest << " for 10 bytes";
+}
+
+// The server refused the connection and reset it before the request went out: sending
+// fails, and the refusal frame already received gives the reason.
+TEST(TcpDeviceClientErrors, ARefusalReceivedBeforeASendFailsIsTheError) {
+  FakeDevice fake([](tcp::socket& s) {
+    v1::DeviceResponse refusal;
+    refusal.set_status(v1::DEVICE_BAD_REQUEST);
+    refusal.set_message("the device server has 1 connection already and the limit is 1");
+    framing::WriteFrame(s, refusal);
+    s.set_option(asio::socket_base::linger(true, 0));  // close with a reset
+    s.close();
+  });
+  TcpDeviceClient dev("127.0.0.1", fake.port(), 2000);
+  fake.Join();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the reset arrives
+  ExpectDeviceError([&] { dev.Info(); },
+                    {"the device server refused request tag 1 and closed the connection: the "
+                     "device server has 1 connection already and the limit is 1"});
 }
 
 }  // namespace

@@ -294,6 +294,15 @@ v1::DeviceResponse UsbDeviceClient::Transact(const v1::DeviceRequest& request) {
     port_->Close();
     in_stale_ = true;
     stale_tag_ = req.tag();
+    if (resp.tag() == 0 && resp.status() == v1::DEVICE_BAD_REQUEST) {
+      // The device's answer to a frame it could not read (docs/device-protocol.md §6): ours,
+      // or one cut off earlier whose answer came after the drain. Either way its message
+      // says what was wrong; the reopen, drain and stale tag recover as for a wrong tag.
+      Fail(fmt::format(
+          "the device answered a frame it could not read (tag 0, DEVICE_BAD_REQUEST) instead "
+          "of request tag {}: {}",
+          req.tag(), resp.message().empty() ? "(no message)" : resp.message()));
+    }
     Fail(fmt::format("response tag {} does not match request tag {}", resp.tag(), req.tag()));
   }
 }

@@ -68,6 +68,11 @@ struct UsbClientOptions {
 /// - Timeouts, stalls (LIBUSB_ERROR_PIPE, halt cleared by the port), overflow, a short
 ///   or over-long response frame, an oversize length, an unparsable payload or a wrong
 ///   tag: DeviceError, not retried.
+/// - A response with tag 0 and DEVICE_BAD_REQUEST (the device's answer to a frame it
+///   could not read, docs/device-protocol.md §6): DeviceError carrying the device's
+///   message ("... the device answered a frame it could not read (tag 0,
+///   DEVICE_BAD_REQUEST) instead of request tag N: <message>"), not retried; recovered
+///   like a wrong tag (the next Transact reopens, drains, and skips a late answer to tag N).
 class UsbDeviceClient final : public DeviceClient {
  public:
   /// Opens `port` once (no retries). Throws DeviceError "<name>: <Open message>", e.g.

@@ -377,6 +377,18 @@ INSTANTIATE_TEST_SUITE_P(
                       f += "abc";
                     },
                     "the device sent 515 bytes for a 512-byte frame"},
+        // The firmware's answer to a frame it could not read (frame_handler.cc): the
+        // error is its message, not "response tag 0 does not match request tag 1".
+        BadResponse{"RefusalWithTagZero",
+                    [](std::string& f) {
+                      v1::DeviceResponse r;
+                      r.set_status(v1::DEVICE_BAD_REQUEST);
+                      r.set_message("request is not a valid DeviceRequest: invalid wire type");
+                      f = framing::EncodeFrame(r);
+                    },
+                    "the device answered a frame it could not read (tag 0, DEVICE_BAD_REQUEST) "
+                    "instead of request tag 1: request is not a valid DeviceRequest: invalid "
+                    "wire type"},
         BadResponse{"NotADeviceResponse",
                     [](std::string& f) { f = std::string("\x03\x00\x00\x00\xff\xff\xff", 7); },
                     "bad response: frame payload of 3 bytes is not a valid "
