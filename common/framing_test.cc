@@ -14,39 +14,13 @@
 #include <thread>
 #include <vector>
 
+#include "common/largest_allocation_test_support.h"
 #include "dmahil/v1/device.pb.h"
-
-// The largest single operator new of this thread while tracked (LargestAllocation), so
-// that a test can see what ReadFrame allocates.
-namespace {
-thread_local bool t_tracking = false;
-thread_local size_t t_largest = 0;
-}  // namespace
-
-// Not inlined, so that the compiler sees new paired with delete, not malloc with free.
-[[gnu::noinline]] void* operator new(std::size_t n) {
-  if (t_tracking && n > t_largest) t_largest = n;
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-[[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
-[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace dmahil::framing {
 namespace {
 
-// Tracks the largest single allocation of this thread during its lifetime.
-class LargestAllocation {
- public:
-  LargestAllocation() {
-    t_largest = 0;
-    t_tracking = true;
-  }
-  ~LargestAllocation() { t_tracking = false; }
-  LargestAllocation(const LargestAllocation&) = delete;
-  LargestAllocation& operator=(const LargestAllocation&) = delete;
-  size_t bytes() const { return t_largest; }
-};
+using dmahil::testing::LargestAllocation;
 
 using Kind = FramingError::Kind;
 
