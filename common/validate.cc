@@ -401,7 +401,8 @@ bool IsFileName(std::string_view name) {
 namespace {
 
 // A name that becomes a file or folder name under --out (a farm's board: <out>/<board>/;
-// a fixture: its artifacts): one path component that stays inside the output folder.
+// a board file's: `dmahil matrix` runs/seed-N/<board>/), and a fixture's, held to the same
+// rule so that a report may name a file after it: one path component inside --out.
 void CheckFileName(Problems& p, const std::string& field, std::string_view noun,
                    const std::string& name) {
   if (!name.empty() && !IsFileName(name))
